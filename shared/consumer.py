@@ -1,0 +1,213 @@
+"""The idempotent-consumer guard: apply each event once, retry a bounded number of times,
+then dead-letter it and let the partition move on.
+
+For every message: parse the envelope; in one Postgres transaction record the event id in
+`processed_events` and run the handler. A unique violation on the id means the event was
+applied before: acknowledge and skip. Offsets are committed only after that transaction
+(FastStream's `AckPolicy.MANUAL`; its defaults are at-most-once, RELIABILITY.md trap 1).
+
+Failures come in two kinds. Transient ones (Postgres unreachable, a serialization conflict)
+are retried with capped backoff for as long as they last: the partition waits, because
+dead-lettering good messages while the database restarts would be worse. Anything else is
+retried `attempts_max` times, then the raw message and its error go to `<topic>.dlq` and the
+next message is processed. A message that is not a valid envelope goes to the DLQ at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import asyncpg
+import pydantic
+from aiokafka import AIOKafkaProducer
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from shared import metrics
+from shared.db import is_transient
+from shared.events import Envelope, Event, UnknownEventError, parse_event
+from shared.logs import bind_event
+from shared.topics import dlq_of
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[asyncpg.Connection, Envelope, Event], Awaitable[None]]
+Outcome = Literal["applied", "duplicate", "ignored", "dead_lettered"]
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """What the guard needs of a Kafka record (kept small so tests can build one)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+class EventConsumer:
+    """Routes the events of some topics to handlers, exactly once in effect."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        attempts_max: int = 3,
+        retry_backoff_ms: int = 100,
+        transient_backoff_max_ms: int = 5_000,
+    ) -> None:
+        self.service = service
+        self._pool = pool
+        self._producer = producer
+        self._attempts_max = attempts_max
+        self._retry_backoff_s = retry_backoff_ms / 1000
+        self._transient_backoff_max_s = transient_backoff_max_ms / 1000
+        self._handlers: dict[str, dict[type[Event], Handler]] = {}
+        self.stopping = False
+
+    def on(self, event_type: type[Event], handler: Handler) -> None:
+        """Apply `handler` to every `event_type` on its topic; other types there are ignored."""
+        self._handlers.setdefault(event_type.TOPIC, {})[event_type] = handler
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def group_id(self, topic: str) -> str:
+        return f"{self.service}.{topic}"
+
+    def subscribe(self, broker: KafkaBroker) -> None:
+        """Register one FastStream subscriber per topic, with manual (after-commit) acks."""
+        for topic in self.topics:
+            self._subscribe_one(broker, topic)
+
+    def _subscribe_one(self, broker: KafkaBroker, topic: str) -> None:
+        async def consume(message: KafkaMessage) -> None:
+            raw = message.raw_message
+            assert not isinstance(raw, tuple)
+            await self.process(
+                RawMessage(raw.topic, raw.partition, raw.offset, raw.key, raw.value or b"")
+            )
+            await message.ack()
+
+        consume.__name__ = f"consume_{topic.replace('.', '_')}"
+        broker.subscriber(
+            topic,
+            group_id=self.group_id(topic),
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            title=f"{self.service}:{topic}",
+        )(consume)
+
+    async def process(self, msg: RawMessage) -> Outcome:
+        """Apply one message; returns what happened. Never raises for a bad message."""
+        started = time.perf_counter()
+        try:
+            envelope = Envelope.from_bytes(msg.value)
+            event = parse_event(envelope)
+        except (pydantic.ValidationError, UnknownEventError, ValueError) as exc:
+            await self._dead_letter(msg, None, f"invalid message: {exc}", attempts=1)
+            return "dead_lettered"
+        handler = self._handlers.get(msg.topic, {}).get(type(event))
+        if handler is None:
+            metrics.EVENTS_HANDLED.labels(self.service, msg.topic, "ignored").inc()
+            return "ignored"
+        with bind_event(envelope):
+            outcome = await self._apply_with_retries(msg, envelope, event, handler)
+        metrics.EVENT_HANDLE_SECONDS.labels(self.service, msg.topic).observe(
+            time.perf_counter() - started
+        )
+        return outcome
+
+    async def _apply_with_retries(
+        self, msg: RawMessage, envelope: Envelope, event: Event, handler: Handler
+    ) -> Outcome:
+        failures = 0
+        transient_backoff_s = self._retry_backoff_s
+        while True:
+            try:
+                applied = await self._apply_once(envelope, event, handler)
+            except Exception as exc:
+                if is_transient(exc) and not self.stopping:
+                    log.warning("transient failure, will retry: %s", exc)
+                    metrics.EVENTS_HANDLED.labels(self.service, msg.topic, "retried").inc()
+                    await asyncio.sleep(transient_backoff_s)
+                    transient_backoff_s = min(
+                        transient_backoff_s * 2, self._transient_backoff_max_s
+                    )
+                    continue
+                failures += 1
+                if failures >= self._attempts_max:
+                    error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                    log.error("handler failed %d times; dead-lettering: %s", failures, error)
+                    await self._dead_letter(msg, envelope.event_id, error, attempts=failures)
+                    return "dead_lettered"
+                metrics.EVENTS_HANDLED.labels(self.service, msg.topic, "retried").inc()
+                await asyncio.sleep(self._retry_backoff_s * 2 ** (failures - 1))
+                continue
+            outcome: Outcome = "applied" if applied else "duplicate"
+            metrics.EVENTS_HANDLED.labels(self.service, msg.topic, outcome).inc()
+            return outcome
+
+    async def _apply_once(self, envelope: Envelope, event: Event, handler: Handler) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            first = await conn.fetchval(
+                "INSERT INTO processed_events (event_id, topic, event_type) VALUES ($1, $2, $3)"
+                " ON CONFLICT (event_id) DO NOTHING RETURNING true",
+                envelope.event_id,
+                event.TOPIC,
+                envelope.type,
+            )
+            if not first:
+                return False
+            await handler(conn, envelope, event)
+            return True
+
+    async def _dead_letter(
+        self, msg: RawMessage, event_id: uuid.UUID | None, error: str, *, attempts: int
+    ) -> None:
+        """Publish the raw message with its error to the DLQ (acknowledged), then note it."""
+        headers = [
+            ("x-error", error[:4000].encode()),
+            ("x-source-topic", msg.topic.encode()),
+            ("x-source-partition", str(msg.partition).encode()),
+            ("x-source-offset", str(msg.offset).encode()),
+            ("x-attempts", str(attempts).encode()),
+            ("x-service", self.service.encode()),
+        ]
+        while True:
+            try:
+                await self._producer.send_and_wait(
+                    dlq_of(msg.topic), value=msg.value, key=msg.key, headers=headers
+                )
+                break
+            except Exception as exc:  # Kafka unreachable: the message must not be dropped
+                log.warning("DLQ publish failed, retrying: %s", exc)
+                await asyncio.sleep(1)
+        metrics.DLQ_PUBLISHED.labels(self.service, msg.topic).inc()
+        metrics.EVENTS_HANDLED.labels(self.service, msg.topic, "dead_lettered").inc()
+        try:
+            await self._pool.execute(
+                'INSERT INTO dead_letters (topic, partition, "offset", event_id, error, attempts)'
+                " VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING",
+                msg.topic,
+                msg.partition,
+                msg.offset,
+                event_id,
+                error[:4000],
+                attempts,
+            )
+        except Exception as exc:  # the DLQ topic already holds it; this is a convenience copy
+            log.warning("could not note the dead letter in Postgres: %s", exc)

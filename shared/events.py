@@ -1,0 +1,407 @@
+"""The event envelope and every event of BRIEF §3, as pydantic models.
+
+An event is a small immutable record: its class says which topic it goes to, what its
+`type` and `version` are, and which field is its key (per-entity order). Unknown fields
+are refused so a producer's typo fails loudly instead of being silently dropped. A new
+version of an event is a new class with the same `TYPE` and a higher `VERSION`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any, ClassVar, Literal
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared import topics
+
+
+class Envelope(BaseModel):
+    """What travels on every topic: the idempotency key, the type, and the data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: uuid.UUID
+    type: str = Field(min_length=1, max_length=100)
+    version: int = Field(ge=1)
+    occurred_at: AwareDatetime
+    producer: str = Field(min_length=1, max_length=50)
+    key: str = Field(min_length=1, max_length=200)
+    data: dict[str, Any]
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Envelope:
+        return cls.model_validate_json(raw)
+
+
+class Event(BaseModel):
+    """Base of every event's data. Subclasses set TYPE, TOPIC and KEY_FIELD."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+    TOPIC: ClassVar[str]
+    KEY_FIELD: ClassVar[str]
+
+    def key(self) -> str:
+        return str(getattr(self, self.KEY_FIELD))
+
+    def envelope(
+        self, *, producer: str, occurred_at: datetime, event_id: uuid.UUID | None = None
+    ) -> Envelope:
+        """Wrap this event; pass `event_id` when the id must be derived (idempotent retries)."""
+        return Envelope(
+            event_id=event_id or uuid.uuid4(),
+            type=self.TYPE,
+            version=self.VERSION,
+            occurred_at=occurred_at,
+            producer=producer,
+            key=self.key(),
+            data=self.model_dump(mode="json"),
+        )
+
+
+_REGISTRY: dict[tuple[str, int], type[Event]] = {}
+
+
+def register(cls: type[Event]) -> type[Event]:
+    """Make an event class known to `parse_event` (used as a class decorator)."""
+    _REGISTRY[(cls.TYPE, cls.VERSION)] = cls
+    return cls
+
+
+class UnknownEventError(ValueError):
+    """The envelope names a type/version this code does not know."""
+
+
+def parse_event(envelope: Envelope) -> Event:
+    """Validate an envelope's data against the model of its type and version."""
+    cls = _REGISTRY.get((envelope.type, envelope.version))
+    if cls is None:
+        raise UnknownEventError(f"unknown event {envelope.type} v{envelope.version}")
+    return cls.model_validate(envelope.data)
+
+
+def event_classes() -> list[type[Event]]:
+    """Every registered event class (for AsyncAPI and tests)."""
+    return list(_REGISTRY.values())
+
+
+Selection = Literal["first_come", "draw"]
+
+
+# --- registry.postings.v1 (key: posting_id) -------------------------------------------
+
+
+class _PostingEvent(Event):
+    TOPIC: ClassVar[str] = topics.REGISTRY_POSTINGS
+    KEY_FIELD: ClassVar[str] = "posting_id"
+    posting_id: str
+
+
+class _PostingTerms(_PostingEvent):
+    """What the matcher and allowance need to know of a shift."""
+
+    facility_id: str
+    facility_name: str
+    facility_dong: str
+    title: str
+    description: str = ""
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    capacity: int = Field(ge=1)
+    selection: Selection
+    applications_close_at: AwareDatetime | None = None
+    requires_child_safety_check: bool = False
+    tags: list[str] = Field(default_factory=list)
+
+
+@register
+class PostingSubmitted(_PostingTerms):
+    """A facility posted a shift; allowance is asked to reserve its budget."""
+
+    TYPE: ClassVar[str] = "PostingSubmitted"
+
+
+@register
+class PostingPublished(_PostingTerms):
+    """The budget is reserved: the shift is open for applications."""
+
+    TYPE: ClassVar[str] = "PostingPublished"
+    reservation_id: str
+
+
+@register
+class PostingUpdated(_PostingTerms):
+    """The facility changed a posting; carries the whole new state and the old capacity."""
+
+    TYPE: ClassVar[str] = "PostingUpdated"
+    revision: int = Field(ge=1)
+    previous_capacity: int = Field(ge=1)
+    previous_starts_at: AwareDatetime
+    previous_ends_at: AwareDatetime
+
+
+@register
+class PostingCancelled(_PostingEvent):
+    """The facility (or an admin suspending it) cancelled: bookings cancelled, budget released."""
+
+    TYPE: ClassVar[str] = "PostingCancelled"
+    facility_id: str
+    reason: Literal["facility", "facility_suspended", "admin"]
+    cancelled_at: AwareDatetime
+
+
+@register
+class PostingClosed(_PostingEvent):
+    """The shift is over and its attendance window has passed: release what is unused."""
+
+    TYPE: ClassVar[str] = "PostingClosed"
+    facility_id: str
+    closed_at: AwareDatetime
+
+
+@register
+class PostingRejected(_PostingEvent):
+    """The posting could not be opened (budget refused); the facility can read why."""
+
+    TYPE: ClassVar[str] = "PostingRejected"
+    facility_id: str
+    reason: str
+    detail: str = ""
+
+
+# --- registry.attendance.v1 (key: posting_id) -----------------------------------------
+
+AttendanceStatus = Literal["attended", "no_show"]
+
+
+class _AttendanceEvent(Event):
+    TOPIC: ClassVar[str] = topics.REGISTRY_ATTENDANCE
+    KEY_FIELD: ClassVar[str] = "posting_id"
+    attendance_id: str
+    posting_id: str
+    facility_id: str
+    booking_id: str
+    citizen_id: str
+    status: AttendanceStatus
+    minutes: int = Field(ge=0, description="paid minutes: attended, at most scheduled")
+    scheduled_minutes: int = Field(ge=1)
+    shift_starts_at: AwareDatetime
+    checked_in_at: AwareDatetime | None = None
+    checked_out_at: AwareDatetime | None = None
+    revision: int = Field(ge=1, default=1)
+
+
+@register
+class AttendanceRecorded(_AttendanceEvent):
+    """A facility recorded who came; allowance pays from it, matcher counts no-shows."""
+
+    TYPE: ClassVar[str] = "AttendanceRecorded"
+
+
+@register
+class AttendanceCorrected(_AttendanceEvent):
+    """A correction after the attendance window: reverse the old payout, post the new."""
+
+    TYPE: ClassVar[str] = "AttendanceCorrected"
+    previous_status: AttendanceStatus
+    previous_minutes: int = Field(ge=0)
+
+
+# --- matcher.applications.v1 (key: posting_id) ----------------------------------------
+
+
+class CitizenProfile(BaseModel):
+    """What the partner tells us of a citizen: only what the eligibility rules need."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partner_user_id: str = Field(min_length=1, max_length=100)
+    dong: str = Field(min_length=1, max_length=50)
+    neighbourhood_verified_at: AwareDatetime
+    birth_date: date
+    child_safety_check: bool
+
+
+class _ApplicationEvent(Event):
+    TOPIC: ClassVar[str] = topics.MATCHER_APPLICATIONS
+    KEY_FIELD: ClassVar[str] = "posting_id"
+    application_id: str
+    posting_id: str
+
+
+@register
+class ApplicationReceived(_ApplicationEvent):
+    """A verified partner webhook: a citizen applied. Decided by the matcher loop."""
+
+    TYPE: ClassVar[str] = "ApplicationReceived"
+    citizen: CitizenProfile
+    received_at: AwareDatetime
+    webhook_id: str
+
+
+@register
+class ApplicationWithdrawn(_ApplicationEvent):
+    """A verified partner webhook: the citizen withdrew."""
+
+    TYPE: ClassVar[str] = "ApplicationWithdrawn"
+    partner_user_id: str
+    received_at: AwareDatetime
+    webhook_id: str
+
+
+# --- matcher.bookings.v1 (key: posting_id) --------------------------------------------
+
+
+class _BookingEvent(Event):
+    TOPIC: ClassVar[str] = topics.MATCHER_BOOKINGS
+    KEY_FIELD: ClassVar[str] = "posting_id"
+    posting_id: str
+    application_id: str
+    citizen_id: str
+    citizen_display: str = Field(description="masked partner id, for the facility's roster")
+
+
+class _BookingHeld(_BookingEvent):
+    booking_id: str
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+
+
+@register
+class BookingConfirmed(_BookingHeld):
+    TYPE: ClassVar[str] = "BookingConfirmed"
+
+
+@register
+class BookingWaitlisted(_BookingHeld):
+    TYPE: ClassVar[str] = "BookingWaitlisted"
+    waitlist_position: int = Field(ge=1)
+
+
+@register
+class BookingPromoted(_BookingHeld):
+    """The head of the waitlist took a freed seat."""
+
+    TYPE: ClassVar[str] = "BookingPromoted"
+
+
+@register
+class BookingCancelled(_BookingHeld):
+    TYPE: ClassVar[str] = "BookingCancelled"
+    cancelled_by: Literal["citizen", "facility", "system"]
+    reason: str
+    was_confirmed: bool
+    strike: bool = False
+
+
+@register
+class BookingRejected(_BookingEvent):
+    """The application was refused; `reason` is a stable code (e.g. `not_resident`)."""
+
+    TYPE: ClassVar[str] = "BookingRejected"
+    reason: str
+
+
+# --- allowance.budget.v1 (key: posting_id) --------------------------------------------
+
+
+class _BudgetEvent(Event):
+    TOPIC: ClassVar[str] = topics.ALLOWANCE_BUDGET
+    KEY_FIELD: ClassVar[str] = "posting_id"
+    posting_id: str
+
+
+@register
+class BudgetReserved(_BudgetEvent):
+    """A pending reservation of `amount_won` for the posting (re-sent with a new total on
+    an update: `revision` grows)."""
+
+    TYPE: ClassVar[str] = "BudgetReserved"
+    reservation_id: str
+    fiscal_year: int
+    amount_won: int = Field(ge=0)
+    hourly_rate_won: int = Field(ge=1)
+    revision: int = Field(ge=1, default=1)
+
+
+@register
+class BudgetRejected(_BudgetEvent):
+    """The budget could not fund the posting (or an update of it)."""
+
+    TYPE: ClassVar[str] = "BudgetRejected"
+    reason: str
+    requested_won: int = Field(ge=0)
+    available_won: int
+    shortfall_won: int = Field(ge=0)
+    for_revision: int = Field(ge=0, default=0, description="0: the submission; n: update n")
+
+
+@register
+class BudgetReleased(_BudgetEvent):
+    TYPE: ClassVar[str] = "BudgetReleased"
+    reservation_id: str
+    amount_won: int = Field(ge=0)
+    reason: str
+
+
+@register
+class BudgetExhausted(_BudgetEvent):
+    """Available budget cannot fund one more typical shift."""
+
+    TYPE: ClassVar[str] = "BudgetExhausted"
+    fiscal_year: int
+    available_won: int
+
+
+# --- allowance.payouts.v1 (key: citizen_id) -------------------------------------------
+
+
+class _PayoutEvent(Event):
+    TOPIC: ClassVar[str] = topics.ALLOWANCE_PAYOUTS
+    KEY_FIELD: ClassVar[str] = "citizen_id"
+    citizen_id: str
+
+
+@register
+class PayoutAccrued(_PayoutEvent):
+    TYPE: ClassVar[str] = "PayoutAccrued"
+    period: str = Field(pattern=r"^\d{4}-\d{2}$")
+    posting_id: str
+    booking_id: str
+    attendance_id: str
+    minutes_paid: int = Field(ge=0)
+    hourly_rate_won: int = Field(ge=1)
+    gross_won: int
+    accrued_won: int
+    capped_won: int = Field(ge=0)
+    adjustment: bool = False
+
+
+@register
+class PayoutCapped(_PayoutEvent):
+    TYPE: ClassVar[str] = "PayoutCapped"
+    period: str = Field(pattern=r"^\d{4}-\d{2}$")
+    attendance_id: str
+    capped_won: int = Field(ge=0)
+    cap_won: int = Field(ge=0)
+
+
+@register
+class PeriodClosed(_PayoutEvent):
+    """Key is the period, not a citizen: one event per month close."""
+
+    TYPE: ClassVar[str] = "PeriodClosed"
+    KEY_FIELD: ClassVar[str] = "period"
+    citizen_id: str = ""
+    period: str = Field(pattern=r"^\d{4}-\d{2}$")
+    closed_at: AwareDatetime
+    citizens_count: int = Field(ge=0)
+    payable_won: int = Field(ge=0)

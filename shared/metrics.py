@@ -1,0 +1,49 @@
+"""Prometheus metrics every service exposes on `/metrics`.
+
+Names follow Prometheus conventions with units in the name. Labels are bounded sets
+(service, topic, outcome), never ids, so cardinality stays small.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+OUTBOX_PUBLISHED = Counter(
+    "gwangsan_outbox_published_total", "Outbox rows published to Kafka", ["schema"]
+)
+OUTBOX_BACKLOG = Gauge(
+    "gwangsan_outbox_backlog_rows", "Outbox rows waiting to be published", ["schema"]
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "gwangsan_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row", ["schema"]
+)
+
+EVENTS_HANDLED = Counter(
+    "gwangsan_events_handled_total",
+    "Consumed events by outcome (applied, duplicate, ignored, dead_lettered, retried)",
+    ["service", "topic", "outcome"],
+)
+EVENT_HANDLE_SECONDS = Histogram(
+    "gwangsan_event_handle_seconds",
+    "Time to apply one consumed event, including its transaction",
+    ["service", "topic"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+DLQ_PUBLISHED = Counter(
+    "gwangsan_dlq_messages_total", "Messages sent to a dead-letter topic", ["service", "topic"]
+)
+CONSUMER_LAG = Gauge(
+    "gwangsan_consumer_lag_messages",
+    "Messages behind the end of the partition, per consumer group and topic",
+    ["group", "topic"],
+)
+
+HTTP_REQUESTS = Counter(
+    "gwangsan_http_requests_total", "HTTP requests", ["service", "route", "method", "status"]
+)
+HTTP_SECONDS = Histogram(
+    "gwangsan_http_request_seconds",
+    "HTTP request latency",
+    ["service", "route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)

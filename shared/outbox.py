@@ -1,0 +1,202 @@
+"""The transactional outbox: an event is published if and only if its transaction committed.
+
+`add` writes the event in the caller's transaction. `OutboxRelay` publishes unpublished rows
+in id order with an idempotent `acks=all` producer and marks them published only after the
+broker acknowledged them. Rows are claimed with `published_at IS NULL ... FOR UPDATE SKIP
+LOCKED` rather than "id greater than the last one seen", because ids are taken before commit
+and a lower id can commit later (RELIABILITY.md trap 5). One relay per schema publishes at a
+time (an advisory lock), so events of one key leave in the order their transactions wrote
+them. A crash between the broker's ack and the mark re-publishes those rows: consumers drop
+the duplicates by event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from shared import metrics
+from shared.db import is_transient
+from shared.events import Envelope, Event
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "outbox"
+
+
+async def add(
+    conn: asyncpg.Connection,
+    event: Event,
+    *,
+    producer: str,
+    occurred_at: datetime,
+    event_id: uuid.UUID | None = None,
+) -> Envelope:
+    """Write `event` to the outbox inside the caller's open transaction.
+
+    Pass `event_id` derived from the cause (e.g. uuid5 of the consumed event) when the same
+    cause must never produce two different events; the unique constraint then refuses it.
+    """
+    if not conn.is_in_transaction():
+        raise RuntimeError("outbox.add must run inside the transaction of the state change")
+    envelope = event.envelope(producer=producer, occurred_at=occurred_at, event_id=event_id)
+    await conn.execute(
+        "INSERT INTO outbox (event_id, topic, key, event_type, payload) VALUES ($1,$2,$3,$4,$5)",
+        envelope.event_id,
+        event.TOPIC,
+        envelope.key,
+        envelope.type,
+        envelope.to_bytes(),
+    )
+    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+    return envelope
+
+
+async def backlog(conn: asyncpg.Connection) -> tuple[int, float]:
+    """Unpublished rows and the age in seconds of the oldest one."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age"
+        " FROM outbox WHERE published_at IS NULL"
+    )
+    assert row is not None
+    return int(row["n"]), float(row["age"])
+
+
+class OutboxRelay:
+    """Publishes one schema's outbox to Kafka; run exactly one task per process."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        schema: str,
+        batch_size_max: int = 500,
+        poll_interval_ms: int = 500,
+        retention: timedelta = timedelta(days=7),
+    ) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._schema = schema
+        self._batch_size_max = batch_size_max
+        self._poll_s = poll_interval_ms / 1000
+        self._retention = retention
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listen_conn: asyncpg.Connection | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._release_listener()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        backoff_s = 0.1
+        while True:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not is_transient(exc):
+                    log.exception("outbox relay failed; retrying", extra={"schema": self._schema})
+                else:
+                    log.warning("outbox relay waiting for Postgres/Kafka: %s", exc)
+                await self._release_listener()
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+            else:
+                backoff_s = 0.1
+
+    async def _release_listener(self) -> None:
+        conn, self._listen_conn = self._listen_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
+
+    async def _lead(self) -> None:
+        """Hold the relay lock on a dedicated connection and publish until it is lost."""
+        conn = await self._pool.acquire()
+        try:
+            got = await conn.fetchval(
+                "SELECT pg_try_advisory_lock(hashtext($1))", f"outbox:{self._schema}"
+            )
+            if not got:
+                await asyncio.sleep(max(self._poll_s, 1.0))  # another process is relaying
+                return
+            await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            try:
+                await self._publish_loop(conn)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+                    await conn.execute(
+                        "SELECT pg_advisory_unlock(hashtext($1))", f"outbox:{self._schema}"
+                    )
+        finally:
+            await self._pool.release(conn)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _publish_loop(self, conn: asyncpg.Connection) -> None:
+        cleaned_at = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            published = await self.publish_batch(conn)
+            if loop.time() - cleaned_at > 60:
+                await self._clean(conn)
+                cleaned_at = loop.time()
+            if published >= self._batch_size_max:
+                continue  # more waiting: do not sleep
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s)
+
+    async def publish_batch(self, conn: asyncpg.Connection) -> int:
+        """Publish up to one batch; returns how many rows were published."""
+        async with conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, topic, key, payload FROM outbox WHERE published_at IS NULL"
+                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self._batch_size_max,
+            )
+            if not rows:
+                metrics.OUTBOX_BACKLOG.labels(self._schema).set(0)
+                return 0
+            futures = [
+                await self._producer.send(r["topic"], value=r["payload"], key=r["key"].encode())
+                for r in rows
+            ]
+            await asyncio.gather(*futures)  # every one acknowledged by the broker (acks=all)
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                [r["id"] for r in rows],
+            )
+        metrics.OUTBOX_PUBLISHED.labels(self._schema).inc(len(rows))
+        return len(rows)
+
+    async def _clean(self, conn: asyncpg.Connection) -> None:
+        """Drop rows published long ago (bounded batch) and refresh the backlog gauges."""
+        await conn.execute(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+            " WHERE published_at < now() - $1::interval ORDER BY id LIMIT 10000)",
+            self._retention,
+        )
+        count, age_s = await backlog(conn)
+        metrics.OUTBOX_BACKLOG.labels(self._schema).set(count)
+        metrics.OUTBOX_OLDEST_AGE.labels(self._schema).set(age_s)

@@ -1,0 +1,108 @@
+"""RFC 9457 problem+json: one error shape for every HTTP surface.
+
+A problem has a machine-readable `type` (a stable code), a human `title`/`detail`, the HTTP
+`status`, and for validation errors the offending fields in `errors`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://gwangsan.danggeun.example/problems/"
+
+
+class Problem(Exception):
+    """Raise to answer with a problem+json body."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.title = title or code.replace("_", " ").capitalize()
+        self.errors = errors
+        self.headers = headers
+        self.extra = extra or {}
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": TYPE_BASE + self.code,
+            "code": self.code,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            **self.extra,
+        }
+        if instance:
+            body["instance"] = instance
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
+    return JSONResponse(
+        problem.body(instance),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+def validation_errors(errors: Any) -> list[dict[str, Any]]:
+    """Pydantic's errors as `{field, message, code}` a person can act on."""
+    out: list[dict[str, Any]] = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+        out.append(
+            {
+                "field": ".".join(loc) or "body",
+                "message": err.get("msg", ""),
+                "code": err.get("type"),
+            }
+        )
+    return out
+
+
+def install(app: FastAPI) -> None:
+    """Make every error of `app` a problem+json body."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc, request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = validation_errors(exc.errors())
+        fields = ", ".join(sorted({e["field"] for e in errors}))
+        status = 400
+        return problem_response(
+            Problem(status, "invalid_request", f"invalid fields: {fields}", errors=errors),
+            request.url.path,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
+            exc.status_code, "http_error"
+        )
+        return problem_response(
+            Problem(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)),
+            request.url.path,
+        )

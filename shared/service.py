@@ -1,0 +1,304 @@
+"""The wiring every service shares: one process serving HTTP (FastAPI) and consuming Kafka
+(FastStream), with its Postgres pool, outbox relay, clock and background sweepers.
+
+A service describes itself with a `ServiceSpec` (name, migrations, routers, handlers,
+sweepers); `create_app` builds the FastAPI app whose lifespan starts and stops everything
+in order. Why one process and not two: docs/decisions/0002-one-process-per-service.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from shared import migrations, problems
+from shared.auth import require_token
+from shared.clock import Clock, ClockWentBackwardsError, SharedClock
+from shared.consumer import EventConsumer
+from shared.db import create_pool
+from shared.http import ServiceMiddleware
+from shared.kafka import make_producer
+from shared.logs import configure as configure_logs
+from shared.outbox import OutboxRelay
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceContext:
+    """What routes, handlers and sweepers of one service are given."""
+
+    settings: ServiceSettings
+    pool: asyncpg.Pool
+    producer: AIOKafkaProducer
+    clock: Clock
+    consumer: EventConsumer
+    relay: OutboxRelay
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+
+Sweeper = Callable[[ServiceContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class SweeperSpec:
+    """A periodic job (timers: draws at close, posting close, retention)."""
+
+    name: str
+    run_once: Sweeper
+    interval_ms: int
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    title: str
+    description: str
+    migrations_dir: Path
+    routers: Sequence[APIRouter] = ()
+    register_handlers: Callable[[EventConsumer, ServiceContext], None] | None = None
+    sweepers: Sequence[SweeperSpec] = ()
+    on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
+    on_stop: Callable[[ServiceContext], Awaitable[None]] | None = None
+    openapi_tags: Sequence[dict[str, str]] = ()
+
+
+def get_ctx(request: Request) -> ServiceContext:
+    """FastAPI dependency: the running service's context."""
+    ctx: ServiceContext | None = getattr(request.app.state, "ctx", None)
+    if ctx is None:
+        raise problems.Problem(503, "starting", "the service is starting; try again shortly")
+    return ctx
+
+
+class ClockBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    now: AwareDatetime
+
+
+class ClockView(BaseModel):
+    now: datetime
+    controllable: bool
+
+
+def _clock_router() -> APIRouter:
+    router = APIRouter(prefix="/v1/admin/clock", tags=["admin"])
+
+    @router.get("", response_model=ClockView, summary="Read the shared clock (test/demo only)")
+    async def get_clock(request: Request, ctx: ServiceContext = Depends(get_ctx)) -> ClockView:
+        require_token(request, ctx.settings.admin_token.get_secret_value(), "admin")
+        return ClockView(now=ctx.clock.now(), controllable=ctx.clock.controllable)
+
+    @router.put(
+        "",
+        response_model=ClockView,
+        summary="Move the shared clock forward (test/demo only); all services follow",
+        responses={409: {"description": "the new time is earlier than the clock's"}},
+    )
+    async def put_clock(
+        body: ClockBody, request: Request, ctx: ServiceContext = Depends(get_ctx)
+    ) -> ClockView:
+        require_token(request, ctx.settings.admin_token.get_secret_value(), "admin")
+        assert isinstance(ctx.clock, SharedClock)
+        try:
+            now = await ctx.clock.set(body.now)
+        except ClockWentBackwardsError as exc:
+            raise problems.Problem(409, "clock_backwards", str(exc)) from exc
+        return ClockView(now=now, controllable=True)
+
+    return router
+
+
+async def _connect_pool(settings: ServiceSettings, schema: str) -> asyncpg.Pool:
+    """Wait (bounded) for Postgres at start-up, so a restart during an outage recovers."""
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        try:
+            return await create_pool(
+                settings.database_url,
+                schema=schema,
+                size_min=settings.db_pool_size_min,
+                size_max=settings.db_pool_size_max,
+                statement_timeout_ms=settings.db_statement_timeout_ms,
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"Postgres not reachable at start-up: {exc}") from exc
+            log.warning("waiting for Postgres: %s", exc)
+            await asyncio.sleep(1)
+
+
+async def _run_sweeper(ctx: ServiceContext, spec: SweeperSpec) -> None:
+    interval_s = spec.interval_ms / 1000
+    while True:
+        try:
+            await spec.run_once(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sweeper %s failed; will run again", spec.name)
+        await asyncio.sleep(interval_s)
+
+
+def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
+    """The FastAPI app of one service, with the whole lifecycle in its lifespan."""
+    schema = spec.name
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logs(spec.name)
+        pool = await _connect_pool(settings, schema)
+        async with pool.acquire() as conn:
+            applied = await migrations.apply(conn, schema, spec.migrations_dir)
+        if applied:
+            log.info("migrations applied: %s", applied)
+        clock: Clock = (
+            SharedClock(pool, settings.clock_refresh_interval_ms)
+            if settings.app_env in ("test", "demo")
+            else Clock()
+        )
+        await clock.start()
+        producer = make_producer(settings.kafka_bootstrap_servers, f"{spec.name}-producer")
+        await producer.start()
+        relay = OutboxRelay(
+            pool=pool,
+            producer=producer,
+            schema=schema,
+            batch_size_max=settings.outbox_batch_size_max,
+            poll_interval_ms=settings.outbox_poll_interval_ms,
+        )
+        consumer = EventConsumer(
+            service=spec.name,
+            pool=pool,
+            producer=producer,
+            attempts_max=settings.consumer_attempts_max,
+            retry_backoff_ms=settings.consumer_retry_backoff_ms,
+            transient_backoff_max_ms=settings.consumer_transient_backoff_max_ms,
+        )
+        ctx = ServiceContext(settings, pool, producer, clock, consumer, relay)
+        broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id=f"{spec.name}-consumer")
+        if spec.register_handlers is not None:
+            spec.register_handlers(consumer, ctx)
+        consumer.subscribe(broker)
+        if spec.on_start is not None:
+            await spec.on_start(ctx)
+        await relay.start()
+        await broker.start()
+        tasks = [
+            asyncio.create_task(_run_sweeper(ctx, s), name=f"sweeper-{s.name}")
+            for s in spec.sweepers
+        ]
+        app.state.ctx = ctx
+        app.state.broker = broker
+        log.info("service started", extra={"port": settings.port, "env": settings.app_env})
+        try:
+            yield
+        finally:
+            app.state.ctx = None
+            consumer.stopping = True
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await broker.stop()
+            if spec.on_stop is not None:
+                await spec.on_stop(ctx)
+            await relay.stop()
+            await producer.stop()
+            await clock.stop()
+            await pool.close()
+
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version="1.0.0",
+        lifespan=lifespan,
+        openapi_tags=list(spec.openapi_tags) or None,
+    )
+    problems.install(app)
+    app.add_middleware(
+        ServiceMiddleware, service=spec.name, body_size_max_bytes=settings.http_body_size_max_bytes
+    )
+
+    @app.get("/healthz", tags=["ops"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="Postgres and Kafka reachable, migrations applied",
+        responses={503: {"description": "not ready; the body says why"}},
+    )
+    async def readyz(request: Request) -> JSONResponse:
+        ctx: ServiceContext | None = getattr(request.app.state, "ctx", None)
+        if ctx is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        reasons = await readiness_problems(ctx, spec.migrations_dir, schema)
+        if reasons:
+            return JSONResponse({"status": "unavailable", "reasons": reasons}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    if settings.app_env in ("test", "demo"):
+        app.include_router(_clock_router())
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+async def readiness_problems(ctx: ServiceContext, migrations_dir: Path, schema: str) -> list[str]:
+    """Why the service is not ready, one sentence each; empty when it is."""
+    reasons: list[str] = []
+    try:
+        async with asyncio.timeout(2):
+            async with ctx.pool.acquire() as conn:
+                missing = await migrations.pending(conn, schema, migrations_dir)
+        if missing:
+            reasons.append(f"migrations not applied: {', '.join(missing)}")
+    except Exception as exc:
+        reasons.append(f"Postgres unreachable: {type(exc).__name__}: {exc}")
+    try:
+        async with asyncio.timeout(2):
+            await ctx.producer.client.fetch_all_metadata()
+    except Exception as exc:
+        reasons.append(f"Kafka unreachable: {type(exc).__name__}: {exc}")
+    return reasons
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run one service process (used by each service's `__main__`)."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,60 @@
+"""Standard Webhooks signing and verification (the `standardwebhooks` library).
+
+The library checks the HMAC in constant time and the ±5 minute tolerance, but a malformed
+`webhook-signature` raises `ValueError`/`binascii.Error` rather than its own error, and a
+replay verifies again (RELIABILITY.md trap 3). `verify` turns every failure into one
+`SignatureError` so the caller answers 401, never 500; de-duplicating `webhook-id`s is the
+caller's job. Several secrets may be configured at once so the partner can rotate.
+"""
+
+from __future__ import annotations
+
+import binascii
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from standardwebhooks import Webhook, WebhookVerificationError
+
+
+class SignatureError(Exception):
+    """The webhook's signature, timestamp or headers do not verify."""
+
+
+_REQUIRED = ("webhook-id", "webhook-timestamp", "webhook-signature")
+
+
+def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> str:
+    """Verify `body` against any of `secrets`; returns the `webhook-id`."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    missing = [h for h in _REQUIRED if not lowered.get(h)]
+    if missing:
+        raise SignatureError(f"missing header(s): {', '.join(missing)}")
+    wanted = {h: lowered[h] for h in _REQUIRED}
+    last_error = "no webhook secret configured"
+    for secret in secrets:
+        try:
+            Webhook(secret).verify(body, wanted)
+        except WebhookVerificationError as exc:
+            last_error = str(exc)
+            continue
+        except (ValueError, binascii.Error, TypeError) as exc:
+            last_error = f"malformed signature header: {exc}"
+            continue
+        return wanted["webhook-id"]
+    raise SignatureError(last_error)
+
+
+def sign(secret: str, msg_id: str, timestamp: datetime, body: bytes) -> dict[str, str]:
+    """The three headers for `body`, signed with `secret`."""
+    signature = Webhook(secret).sign(msg_id, timestamp, body.decode())
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(timestamp.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
+
+
+def new_message_id() -> str:
+    return f"msg_{uuid.uuid4().hex}"

@@ -1,0 +1,95 @@
+"""Fixtures shared by every suite: where the real stack is, and clean places to work in it.
+
+`make test` starts the local stack (real Kafka and Postgres, and the three services) before
+pytest and writes its addresses to `.run/stack.env`; tests read that file, and environment
+variables of the same names win (so a test run can point at another stack).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _stack_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    path = Path(os.environ.get("RUN_DIR", ROOT / ".run")) / "stack.env"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not key.startswith("#"):
+                env[key.strip()] = value.strip()
+    for key in [*env, "KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"]:
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack_env() -> dict[str, str]:
+    env = _stack_env()
+    if "KAFKA_BOOTSTRAP_SERVERS" not in env or "DATABASE_URL" not in env:
+        pytest.fail("no local stack: run `make up` (or `make test`, which starts it)")
+    return env
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(stack_env: dict[str, str]) -> str:
+    return stack_env["KAFKA_BOOTSTRAP_SERVERS"]
+
+
+@pytest.fixture(scope="session")
+def admin_dsn(stack_env: dict[str, str]) -> str:
+    return stack_env["DATABASE_URL"]
+
+
+@pytest.fixture
+async def make_schema(admin_dsn: str) -> AsyncIterator[object]:
+    """A factory of fresh schemas with the shared tables (outbox, processed_events)."""
+    from shared import migrations
+
+    made: list[str] = []
+    conn = await asyncpg.connect(admin_dsn)
+    empty = ROOT / "tests" / "integration" / "no_migrations"
+
+    async def make() -> str:
+        schema = f"t_{uuid.uuid4().hex[:10]}"
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        made.append(schema)
+        await migrations.apply(conn, schema, empty)
+        return schema
+
+    try:
+        yield make
+    finally:
+        for schema in made:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await conn.close()
+
+
+@pytest.fixture
+async def new_topic(kafka_bootstrap: str) -> AsyncIterator[object]:
+    """A factory of fresh topics (and their DLQs), so tests never see each other's messages."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    made: list[str] = []
+
+    async def make(partitions: int = 1) -> str:
+        name = f"test.{uuid.uuid4().hex[:10]}.v1"
+        await admin.create_topics([NewTopic(name, partitions, 1), NewTopic(name + ".dlq", 1, 1)])
+        made.extend([name, name + ".dlq"])
+        return name
+
+    yield make
+    try:
+        await admin.delete_topics(made)
+    finally:
+        await admin.close()

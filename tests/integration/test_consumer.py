@@ -1,0 +1,144 @@
+"""The idempotent-consumer guard and its DLQ, through FastStream on the real Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+
+from shared.consumer import EventConsumer
+from shared.db import create_pool
+from shared.kafka import make_producer
+from tests.integration.test_outbox import event_class, read_topic, wait_until
+
+pytestmark = pytest.mark.stack
+
+
+async def test_redelivered_event_has_one_effect_and_poison_goes_to_dlq(
+    admin_dsn: str, kafka_bootstrap: str, make_schema: Any, new_topic: Any
+) -> None:
+    """On one partition: an event three times, then a message that is not an envelope, then
+    an event whose handler always fails, then a good event. The good events apply once each;
+    the two bad ones land in the DLQ with their errors (the failing one after exactly the
+    configured attempts); the partition keeps flowing and its offsets are committed."""
+    schema = await make_schema()
+    topic = await new_topic(partitions=1)
+    cls = event_class(topic)
+    pool = await create_pool(admin_dsn, schema=schema)
+    await pool.execute("CREATE TABLE effects (n int PRIMARY KEY)")
+    producer = make_producer(kafka_bootstrap, "test")
+    await producer.start()
+
+    attempts: dict[int, int] = {}
+
+    async def apply(conn: asyncpg.Connection, _env: Any, event: Any) -> None:
+        attempts[event.n] = attempts.get(event.n, 0) + 1
+        if event.n == 13:
+            raise ValueError("thirteen is unlucky")
+        await conn.execute("INSERT INTO effects (n) VALUES ($1)", event.n)
+
+    guard = EventConsumer(
+        service=f"svc{uuid.uuid4().hex[:6]}",
+        pool=pool,
+        producer=producer,
+        attempts_max=3,
+        retry_backoff_ms=10,
+    )
+    guard.on(cls, apply)
+    broker = KafkaBroker(kafka_bootstrap)
+    guard.subscribe(broker)
+    for sub in broker.subscribers:
+        assert sub.ack_policy is AckPolicy.MANUAL  # never FastStream's at-most-once default
+
+    now = datetime.now(UTC)
+    first = cls(key_id="a", n=1).envelope(producer="t", occurred_at=now)
+    for _ in range(3):
+        await producer.send_and_wait(topic, first.to_bytes(), key=b"a")
+    await producer.send_and_wait(topic, b"{not json", key=b"a")
+    await producer.send_and_wait(
+        topic, cls(key_id="a", n=13).envelope(producer="t", occurred_at=now).to_bytes(), key=b"a"
+    )
+    await producer.send_and_wait(
+        topic, cls(key_id="a", n=2).envelope(producer="t", occurred_at=now).to_bytes(), key=b"a"
+    )
+
+    await broker.start()
+    try:
+
+        async def both_applied() -> bool:
+            return await pool.fetchval("SELECT count(*) FROM effects") == 2
+
+        await wait_until(both_applied)
+    finally:
+        await broker.stop()
+
+    assert sorted(r["n"] for r in await pool.fetch("SELECT n FROM effects")) == [1, 2]
+    assert attempts[1] == 1 and attempts[13] == 3
+    dead = await read_topic(kafka_bootstrap, topic + ".dlq", 2)
+    assert len(dead) == 2
+    errors = [dict(r.headers)["x-error"].decode() for r in dead]
+    assert "invalid message" in errors[0]
+    assert "thirteen is unlucky" in errors[1]
+    assert dict(dead[1].headers)["x-attempts"] == b"3"
+    noted = await pool.fetch('SELECT "offset", attempts FROM dead_letters ORDER BY "offset"')
+    assert [(r["offset"], r["attempts"]) for r in noted] == [(3, 1), (4, 3)]
+
+    # Offsets were committed after the effects: a new broker in the same group reads nothing.
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    probe = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=guard.group_id(topic), enable_auto_commit=False
+    )
+    await probe.start()
+    committed = await probe.committed(TopicPartition(topic, 0))
+    await probe.stop()
+    assert committed == 6
+    await producer.stop()
+    await pool.close()
+
+
+async def test_transient_database_errors_are_retried_not_dead_lettered(
+    admin_dsn: str, kafka_bootstrap: str, make_schema: Any, new_topic: Any
+) -> None:
+    """A handler that hits a connection error twice (as when Postgres restarts) is retried
+    until it succeeds, however many attempts that takes: nothing is dead-lettered."""
+    schema = await make_schema()
+    topic = await new_topic()
+    cls = event_class(topic)
+    pool = await create_pool(admin_dsn, schema=schema)
+    await pool.execute("CREATE TABLE effects (n int PRIMARY KEY)")
+    producer = make_producer(kafka_bootstrap, "test")
+    await producer.start()
+    failures = {"left": 5}
+
+    async def apply(conn: asyncpg.Connection, _env: Any, event: Any) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ConnectionResetError("connection lost")
+        await conn.execute("INSERT INTO effects (n) VALUES ($1)", event.n)
+
+    guard = EventConsumer(
+        service="t",
+        pool=pool,
+        producer=producer,
+        attempts_max=2,
+        retry_backoff_ms=5,
+        transient_backoff_max_ms=20,
+    )
+    guard.on(cls, apply)
+    from shared.consumer import RawMessage
+
+    env = cls(key_id="a", n=7).envelope(producer="t", occurred_at=datetime.now(UTC))
+    outcome = await asyncio.wait_for(
+        guard.process(RawMessage(topic, 0, 0, b"a", env.to_bytes())), timeout=10
+    )
+    assert outcome == "applied"
+    assert await pool.fetchval("SELECT count(*) FROM dead_letters") == 0
+    await producer.stop()
+    await pool.close()
