@@ -25,7 +25,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from shared import migrations, problems
+from shared import metrics, migrations, problems
 from shared.auth import require_token
 from shared.clock import Clock, ClockWentBackwardsError, SharedClock
 from shared.consumer import EventConsumer
@@ -146,6 +146,35 @@ async def _connect_pool(settings: ServiceSettings, schema: str) -> asyncpg.Pool:
             await asyncio.sleep(1)
 
 
+async def sample_consumer_lag(broker: KafkaBroker) -> dict[tuple[str, str], int]:
+    """Messages behind the partition ends, per (group, topic): each consumer's position
+    against the high-water mark of its last fetch (no extra broker round trips)."""
+    lags: dict[tuple[str, str], int] = {}
+    for sub in broker.subscribers:
+        consumer = getattr(sub, "consumer", None)
+        group = getattr(sub, "group_id", None) or getattr(consumer, "_group_id", None)
+        if consumer is None or group is None:
+            continue
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            position = await asyncio.wait_for(consumer.position(tp), timeout=2)
+            key = (str(group), tp.topic)
+            lags[key] = lags.get(key, 0) + max(high - position, 0)
+    return lags
+
+
+async def _sample_lag_forever(broker: KafkaBroker, interval_s: float = 10.0) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            for (group, topic), lag in (await sample_consumer_lag(broker)).items():
+                metrics.CONSUMER_LAG.labels(group, topic).set(lag)
+        except Exception as exc:  # a rebalance in progress: try again next time
+            log.debug("lag sampling skipped: %s", exc)
+
+
 async def _run_sweeper(ctx: ServiceContext, spec: SweeperSpec) -> None:
     interval_s = spec.interval_ms / 1000
     while True:
@@ -206,6 +235,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             asyncio.create_task(_run_sweeper(ctx, s), name=f"sweeper-{s.name}")
             for s in spec.sweepers
         ]
+        tasks.append(asyncio.create_task(_sample_lag_forever(broker), name="consumer-lag"))
         app.state.ctx = ctx
         app.state.broker = broker
         log.info("service started", extra={"port": settings.port, "env": settings.app_env})

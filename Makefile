@@ -1,0 +1,81 @@
+# One command for each thing a developer does. Every target sets up what it needs from a
+# fresh clone: Python tools in .tools/ and .venv/ (uv, pinned by uv.lock), Kafka jars in
+# .cache/ (Maven Central), Debian packages the tests use (docker-compose, promtool).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+PY := .venv/bin/python
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := .venv
+
+.PHONY: setup run demo up down status test test-fast lint format bench bench-quick clean help
+
+help:
+	@echo "make run        set up, start Kafka, Postgres and the three services, seed and play the demo, serve until Ctrl-C"
+	@echo "make demo       play the demo scenario on the local stack, check invariants, print the summary, exit"
+	@echo "make test       set up, start what tests need, run every test suite, stop what it started"
+	@echo "make lint       ruff (lint + format check) and mypy --strict"
+	@echo "make up / down  start / stop the local stack (Kafka, Postgres, services) in the background"
+	@echo "make status     what is running"
+	@echo "make bench      the benchmarks (docs/performance.md)"
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) uv.lock pyproject.toml services/*/pyproject.toml
+	$(UV) sync --frozen --all-packages --python $(PYTHON)
+	@touch $@
+
+.debian/.installed:
+	@mkdir -p .debian
+	@missing=""; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
+	    || { echo "could not install$$missing (need root and Debian's package mirror)"; exit 2; }; \
+	fi
+	@touch $@
+
+setup: .venv/.synced .debian/.installed
+
+up: setup
+	$(PY) -m shared.stack up
+
+down: setup
+	$(PY) -m shared.stack down
+
+status: setup
+	$(PY) -m shared.stack status
+
+run: setup
+	$(PY) -m tools.demo run
+
+demo: setup
+	$(PY) -m tools.demo check
+
+test: setup
+	$(PY) -m tools.run_tests
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy shared services tools
+
+format: setup
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench: setup
+	$(PY) -m bench
+
+bench-quick: setup
+	$(PY) -m bench --quick
+
+clean:
+	-$(PY) -m shared.stack down
+	rm -rf .run .venv .tools .debian

@@ -1,0 +1,153 @@
+"""Unit tests of the shared package: no Kafka, no Postgres."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pydantic
+import pytest
+from fastapi import FastAPI, Request
+
+from shared import auth, events, topics, webhooks
+from shared.clock import ClockWentBackwardsError, FixedClock
+from shared.http import ServiceMiddleware
+from shared.migrations import MigrationError, discover
+from shared.problems import Problem, install
+
+NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+
+
+def secret() -> str:
+    return "whsec_" + base64.b64encode(os.urandom(32)).decode()
+
+
+def test_every_event_round_trips_through_its_envelope_and_refuses_unknown_fields() -> None:
+    """An event survives envelope → bytes → envelope → event; an unknown data field is refused
+    (a producer's typo fails loudly); the key is the event's key field."""
+    event = events.PostingClosed(posting_id="pst_1", facility_id="fac_1", closed_at=NOW)
+    env = event.envelope(producer="registry", occurred_at=NOW)
+    again = events.Envelope.from_bytes(env.to_bytes())
+    assert events.parse_event(again) == event and again.key == "pst_1"
+    bad = again.model_copy(update={"data": {**again.data, "surprise": 1}})
+    with pytest.raises(pydantic.ValidationError):
+        events.parse_event(bad)
+    with pytest.raises(events.UnknownEventError):
+        events.parse_event(again.model_copy(update={"type": "Nope"}))
+
+
+def test_every_event_class_names_a_known_topic_and_key() -> None:
+    """Each event goes to a topic of `shared.topics` and has a key field."""
+    for cls in events.event_classes():
+        assert cls.TOPIC in topics.SOURCE_TOPICS, cls
+        assert cls.KEY_FIELD in cls.model_fields, cls
+    names = {t.name for t in topics.TOPICS}
+    assert all(topics.dlq_of(t) in names for t in topics.SOURCE_TOPICS)
+
+
+def test_webhook_signature_verifies_and_every_bad_variant_is_a_signature_error() -> None:
+    """A signed body verifies (with any of several secrets, for rotation); a tampered body, a
+    wrong secret, a stale timestamp, a malformed or missing header are all SignatureError,
+    never another exception (which would become a 500)."""
+    key, other = secret(), secret()
+    body = b'{"type":"application.submitted"}'
+    headers = webhooks.sign(key, "msg_1", datetime.now(UTC), body)
+    assert webhooks.verify(body, headers, [other, key]) == "msg_1"
+    stale = webhooks.sign(key, "msg_2", datetime.now(UTC) - timedelta(minutes=6), body)
+    cases = [
+        (body + b" ", headers, [key]),
+        (body, headers, [other]),
+        (body, stale, [key]),
+        (body, {**headers, "webhook-signature": "garbage"}, [key]),
+        (body, {**headers, "webhook-signature": "v1,@@@"}, [key]),
+        (body, {**headers, "webhook-timestamp": "yesterday"}, [key]),
+        (body, {k: v for k, v in headers.items() if k != "webhook-id"}, [key]),
+        (body, headers, []),
+    ]
+    for case_body, case_headers, secrets in cases:
+        with pytest.raises(webhooks.SignatureError):
+            webhooks.verify(case_body, case_headers, secrets)
+
+
+def test_api_keys_are_shown_once_stored_hashed_and_looked_up_by_id() -> None:
+    """A key carries its lookup id; only its hash is stored; compare is exact."""
+    issued = auth.issue_key()
+    assert issued.secret not in issued.secret_hash
+    assert auth.key_id_of(issued.secret) == issued.key_id
+    assert auth.matches(issued.secret, issued.secret_hash)
+    assert not auth.matches(issued.secret + "x", issued.secret_hash)
+    assert auth.key_id_of("not-a-key") is None and auth.key_id_of("fk_short_x") is None
+
+
+def test_fixed_clock_never_runs_backwards() -> None:
+    """Time can be moved forward, never back."""
+    clock = FixedClock(NOW)
+    clock.advance(timedelta(days=1))
+    assert clock.now() == NOW + timedelta(days=1)
+    with pytest.raises(ClockWentBackwardsError):
+        clock.set(NOW)
+
+
+def test_migration_files_must_be_numbered_and_unique(tmp_path: Path) -> None:
+    """Files are applied by number; a badly named file or a duplicate number is refused."""
+    (tmp_path / "0002_b.sql").write_text("select 2")
+    (tmp_path / "0001_a.sql").write_text("select 1")
+    assert [m.version for m in discover(tmp_path)] == ["0001", "0002"]
+    (tmp_path / "0002_c.sql").write_text("select 3")
+    with pytest.raises(MigrationError):
+        discover(tmp_path)
+    (tmp_path / "0002_c.sql").unlink()
+    (tmp_path / "3_bad.sql").write_text("select 3")
+    with pytest.raises(MigrationError):
+        discover(tmp_path)
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+    install(app)
+    app.add_middleware(ServiceMiddleware, service="t", body_size_max_bytes=100)
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict[str, int]:
+        return {"bytes": len(await request.body())}
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise Problem(409, "conflict_here", "it conflicts")
+
+    return app
+
+
+async def test_body_limit_request_id_and_problem_json() -> None:
+    """Bodies over the limit get 413 problem+json (declared or streamed); every response
+    carries a request id; raised problems have the RFC 9457 shape."""
+    transport = httpx.ASGITransport(app=_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        ok = await client.post("/echo", content=b"x" * 100)
+        assert ok.status_code == 200 and ok.headers["x-request-id"]
+        big = await client.post("/echo", content=b"x" * 101)
+        assert big.status_code == 413
+        assert big.headers["content-type"] == "application/problem+json"
+        assert big.json()["code"] == "body_too_large"
+
+        async def chunks():  # type: ignore[no-untyped-def]
+            for _ in range(5):
+                yield b"x" * 40
+
+        streamed = await client.post("/echo", content=chunks())
+        assert streamed.status_code == 413
+        problem = await client.get("/boom", headers={"x-request-id": "req-1"})
+        assert problem.status_code == 409 and problem.headers["x-request-id"] == "req-1"
+        assert problem.json()["type"].endswith("/conflict_here")
+        assert problem.json()["status"] == 409 and problem.json()["detail"] == "it conflicts"
+
+
+def test_event_ids_can_be_derived_for_idempotent_production() -> None:
+    """A caller-chosen event id is kept (the basis of replay-safe webhook ingest)."""
+    event_id = uuid.uuid5(uuid.NAMESPACE_URL, "msg_1")
+    event = events.PostingClosed(posting_id="p", facility_id="f", closed_at=NOW)
+    assert event.envelope(producer="x", occurred_at=NOW, event_id=event_id).event_id == event_id
