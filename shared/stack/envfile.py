@@ -1,0 +1,161 @@
+"""`<run dir>/stack.env`: the addresses and secrets every service, test and tool reads.
+
+Secrets are generated once and kept across `up`s (the database roles are created with
+those passwords, and partners are configured with those webhook secrets), so the file is
+read before it is rewritten. Any value already set in the environment wins, which is how
+an operator points the stack at external Kafka/Postgres or fixes a token for a demo.
+The file holds secrets, so it is written with mode 600.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from shared.stack.config import LOCALHOST, SERVICES, StackConfig, default_run_dir
+from shared.stack.errors import os_error_to_stack_error
+
+KEYS: tuple[str, ...] = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "DATABASE_URL",
+    *(f"{name.upper()}_DATABASE_URL" for name in SERVICES),
+    *(f"{name.upper()}_URL" for name in SERVICES),
+    "ADMIN_TOKEN",
+    "FINANCE_TOKEN",
+    "PARTNER_WEBHOOK_SECRET",
+    "PARTNER_NOTIFY_URL",
+    "PARTNER_NOTIFY_SECRET",
+    "APP_ENV",
+)
+
+PARTNER_NOTIFY_URL_DEFAULT = "http://127.0.0.1:8009/notifications"
+APP_ENV_DEFAULT = "demo"
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse `KEY=value` lines; blank lines and `#` comments are skipped."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, sep, value = stripped.partition("=")
+        if sep:
+            values[key.strip()] = value.strip()
+    return values
+
+
+def write_env_file(path: Path, values: Mapping[str, str]) -> None:
+    """Write atomically with mode 600: the file is created private, never chmod-ed later."""
+    body = "".join(f"{key}={value}\n" for key, value in values.items())
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            os.fchmod(handle.fileno(), 0o600)  # the umask could have narrowed it further
+            handle.write(body)
+        tmp.replace(path)
+    except OSError as exc:
+        raise os_error_to_stack_error(exc, path) from None
+
+
+def load_stack_env(run_dir: Path | str | None = None) -> dict[str, str]:
+    """The values of a running (or last started) stack, for tests and tools.
+
+    `run_dir` defaults to `RUN_DIR` or `<repo>/.run`.
+    """
+    directory = Path(run_dir) if run_dir else default_run_dir()
+    path = directory / "stack.env"
+    if not path.exists():
+        raise FileNotFoundError(f"No {path}; start the stack with `python -m shared.stack up`.")
+    return read_env_file(path)
+
+
+def url_password(url: str) -> str | None:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
+
+
+def url_username(url: str) -> str | None:
+    try:
+        username = urlsplit(url).username
+    except ValueError:
+        return None
+    return unquote(username) if username else None
+
+
+def with_credentials(url: str, user: str, password: str | None) -> str:
+    """`url` with its user and password replaced, host, port, database and query kept."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = quote(user, safe="")
+    if password:
+        netloc += ":" + quote(password, safe="")
+    netloc += "@" + host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def local_admin_url(config: StackConfig, database: str) -> str:
+    return f"postgresql://postgres@{LOCALHOST}:{config.postgres_port}/{database}"
+
+
+def build_env(
+    config: StackConfig, kafka_bootstrap: str, admin_url: str, existing: Mapping[str, str]
+) -> dict[str, str]:
+    """Every key of stack.env: environment first, then kept secrets, then new or default."""
+    env = config.environ
+
+    def secret(key: str, make: str) -> str:
+        return env.get(key) or existing.get(key) or make
+
+    values: dict[str, str] = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "DATABASE_URL": admin_url,
+    }
+    for name in SERVICES:
+        key = f"{name.upper()}_DATABASE_URL"
+        given = env.get(key)
+        if given:
+            values[key] = given
+            continue
+        password = url_password(existing.get(key, "")) or new_token()
+        values[key] = with_credentials(admin_url, name, password)
+    for name in SERVICES:
+        key = f"{name.upper()}_URL"
+        values[key] = env.get(key) or f"http://{LOCALHOST}:{config.service_ports[name]}"
+    values["ADMIN_TOKEN"] = secret("ADMIN_TOKEN", new_token())
+    values["FINANCE_TOKEN"] = secret("FINANCE_TOKEN", new_token())
+    values["PARTNER_WEBHOOK_SECRET"] = secret("PARTNER_WEBHOOK_SECRET", new_webhook_secret())
+    values["PARTNER_NOTIFY_URL"] = env.get("PARTNER_NOTIFY_URL") or PARTNER_NOTIFY_URL_DEFAULT
+    values["PARTNER_NOTIFY_SECRET"] = secret("PARTNER_NOTIFY_SECRET", new_webhook_secret())
+    values["APP_ENV"] = env.get("APP_ENV") or APP_ENV_DEFAULT
+    assert tuple(values) == KEYS, "stack.env keys drifted from KEYS"
+    return values
