@@ -292,6 +292,12 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/asyncapi.json", tags=["ops"], summary="AsyncAPI 3.0 document of every topic")
+    async def asyncapi_document() -> JSONResponse:
+        from shared.asyncapi import document
+
+        return JSONResponse(document())
+
     if settings.app_env in ("test", "demo"):
         app.include_router(_clock_router())
     for router in spec.routers:
