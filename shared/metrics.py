@@ -47,3 +47,29 @@ HTTP_SECONDS = Histogram(
     ["service", "route", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+# Service-specific metrics the alerts and dashboard rely on (deploy/prometheus, deploy/grafana).
+# Defined here so their names are one contract between the code and operations.
+PARTNER_NOTIFICATIONS = Counter(
+    "gwangsan_partner_notifications_total",
+    "Partner notifications by outcome (delivered, retried, failed, resent)",
+    ["outcome"],
+)
+PARTNER_NOTIFICATIONS_PENDING = Gauge(
+    "gwangsan_partner_notifications_pending", "Partner notifications not yet acknowledged"
+)
+MATCHER_DECISIONS = Counter(
+    "gwangsan_matcher_decisions_total",
+    "Application decisions by outcome (confirmed, waitlisted, rejected, promoted, cancelled)",
+    ["outcome"],
+)
+BUDGET_AVAILABLE_WON = Gauge(
+    "gwangsan_budget_available_won", "Programme budget not yet reserved or spent", ["fiscal_year"]
+)
+BUDGET_TOTAL_WON = Gauge("gwangsan_budget_total_won", "Programme budget", ["fiscal_year"])
+PAYOUTS_ACCRUED_WON = Counter(
+    "gwangsan_payouts_accrued_won_total", "Allowance accrued to citizens, in won"
+)
+PAYOUTS_CAPPED_WON = Counter(
+    "gwangsan_payouts_capped_won_total", "Allowance over the monthly cap (recorded, not paid)"
+)
