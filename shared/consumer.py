@@ -40,6 +40,7 @@ from shared.topics import dlq_of
 log = logging.getLogger(__name__)
 
 Handler = Callable[[asyncpg.Connection, Envelope, Event], Awaitable[None]]
+BatchHandler = Callable[[asyncpg.Connection, list[tuple[Envelope, Event]]], Awaitable[None]]
 Outcome = Literal["applied", "duplicate", "ignored", "dead_lettered"]
 
 
@@ -54,6 +55,13 @@ class RawMessage:
     value: bytes
 
 
+def _single_from_batch(handler: BatchHandler) -> Handler:
+    async def single(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
+        await handler(conn, [(envelope, event)])
+
+    return single
+
+
 class EventConsumer:
     """Routes the events of some topics to handlers, exactly once in effect."""
 
@@ -66,8 +74,13 @@ class EventConsumer:
         attempts_max: int = 3,
         retry_backoff_ms: int = 100,
         transient_backoff_max_ms: int = 5_000,
+        batch_size_max: int = 500,
+        batch_wait_ms: int = 10,
     ) -> None:
         self.service = service
+        self._batch_size_max = batch_size_max
+        self._batch_wait_ms = batch_wait_ms
+        self._batch_handlers: dict[str, dict[type[Event], BatchHandler]] = {}
         self._pool = pool
         self._producer = producer
         self._attempts_max = attempts_max
@@ -79,6 +92,12 @@ class EventConsumer:
     def on(self, event_type: type[Event], handler: Handler) -> None:
         """Apply `handler` to every `event_type` on its topic; other types there are ignored."""
         self._handlers.setdefault(event_type.TOPIC, {})[event_type] = handler
+
+    def on_batch(self, event_type: type[Event], handler: BatchHandler) -> None:
+        """Like `on`, for handlers that decide a run of consecutive events of one type
+        together (one lock, one bulk insert); still called once per event id."""
+        self._batch_handlers.setdefault(event_type.TOPIC, {})[event_type] = handler
+        self.on(event_type, _single_from_batch(handler))
 
     @property
     def topics(self) -> list[str]:
@@ -95,21 +114,102 @@ class EventConsumer:
     def _subscribe_one(self, broker: KafkaBroker, topic: str) -> None:
         async def consume(message: KafkaMessage) -> None:
             raw = message.raw_message
-            assert not isinstance(raw, tuple)
-            await self.process(
-                RawMessage(raw.topic, raw.partition, raw.offset, raw.key, raw.value or b"")
+            records = raw if isinstance(raw, tuple) else (raw,)
+            await self.process_batch(
+                [RawMessage(r.topic, r.partition, r.offset, r.key, r.value or b"") for r in records]
             )
-            await message.ack()
+            await message.ack()  # commits the offsets only now, after the effects
 
         consume.__name__ = f"consume_{topic.replace('.', '_')}"
-        broker.subscriber(
-            topic,
-            group_id=self.group_id(topic),
-            ack_policy=AckPolicy.MANUAL,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            title=f"{self.service}:{topic}",
-        )(consume)
+        if self._batch_size_max > 1:
+            broker.subscriber(
+                topic,
+                batch=True,
+                max_records=self._batch_size_max,
+                batch_timeout_ms=self._batch_wait_ms,
+                group_id=self.group_id(topic),
+                ack_policy=AckPolicy.MANUAL,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+                title=f"{self.service}:{topic}",
+            )(consume)
+        else:
+            broker.subscriber(
+                topic,
+                group_id=self.group_id(topic),
+                ack_policy=AckPolicy.MANUAL,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+                title=f"{self.service}:{topic}",
+            )(consume)
+
+    async def process_batch(self, msgs: list[RawMessage]) -> list[Outcome]:
+        """Apply a fetched batch in one transaction when every message in it is well-formed
+        and every handler succeeds; otherwise fall back to one message at a time, where
+        retries and the DLQ isolate the bad one."""
+        if len(msgs) > 1:
+            try:
+                outcomes = await self._apply_batch(msgs)
+            except Exception as exc:
+                log.info("batch of %d fell back to single messages: %s", len(msgs), exc)
+            else:
+                for msg, outcome in zip(msgs, outcomes, strict=True):
+                    metrics.EVENTS_HANDLED.labels(self.service, msg.topic, outcome).inc()
+                return outcomes
+        return [await self.process(msg) for msg in msgs]
+
+    async def _apply_batch(self, msgs: list[RawMessage]) -> list[Outcome]:
+        parsed = [(m, Envelope.from_bytes(m.value)) for m in msgs]
+        items = [(m, env, parse_event(env)) for m, env in parsed]  # raises → fallback
+        started = time.perf_counter()
+        outcomes: list[Outcome] = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            wanted = [
+                (m, env, ev) for m, env, ev in items if type(ev) in self._handlers.get(m.topic, {})
+            ]
+            fresh_ids = set(
+                await conn.fetchval(
+                    "WITH new AS (INSERT INTO processed_events (event_id, topic, event_type)"
+                    " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])"
+                    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
+                    " SELECT coalesce(array_agg(event_id), '{}') FROM new",
+                    [env.event_id for _, env, _ in wanted],
+                    [ev.TOPIC for _, _, ev in wanted],
+                    [env.type for _, env, _ in wanted],
+                )
+            )
+            run: list[tuple[Envelope, Event]] = []
+            run_handler: BatchHandler | None = None
+            seen: set[object] = set()
+            for msg, env, ev in items:
+                handler = self._handlers.get(msg.topic, {}).get(type(ev))
+                if handler is None:
+                    outcomes.append("ignored")
+                    continue
+                if env.event_id not in fresh_ids or env.event_id in seen:
+                    outcomes.append("duplicate")
+                    continue
+                seen.add(env.event_id)
+                outcomes.append("applied")
+                batch_handler = self._batch_handlers.get(msg.topic, {}).get(type(ev))
+                if batch_handler is not None and batch_handler is run_handler:
+                    run.append((env, ev))
+                    continue
+                if run_handler is not None:
+                    await run_handler(conn, run)
+                run, run_handler = [], None
+                if batch_handler is not None:
+                    run, run_handler = [(env, ev)], batch_handler
+                else:
+                    with bind_event(env):
+                        await handler(conn, env, ev)
+            if run_handler is not None:
+                await run_handler(conn, run)
+        if msgs:
+            metrics.EVENT_HANDLE_SECONDS.labels(self.service, msgs[0].topic).observe(
+                (time.perf_counter() - started) / len(msgs)
+            )
+        return outcomes
 
     async def process(self, msg: RawMessage) -> Outcome:
         """Apply one message; returns what happened. Never raises for a bad message."""

@@ -221,6 +221,8 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             attempts_max=settings.consumer_attempts_max,
             retry_backoff_ms=settings.consumer_retry_backoff_ms,
             transient_backoff_max_ms=settings.consumer_transient_backoff_max_ms,
+            batch_size_max=settings.consumer_batch_size_max,
+            batch_wait_ms=settings.consumer_batch_wait_ms,
         )
         ctx = ServiceContext(settings, pool, producer, clock, consumer, relay)
         broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id=f"{spec.name}-consumer")

@@ -42,6 +42,10 @@ class ServiceSettings(BaseSettings):
     # Transient infrastructure errors (Postgres down) are retried with this cap on backoff;
     # they block the partition on purpose rather than dead-lettering good messages.
     consumer_transient_backoff_max_ms: int = 5_000
+    # Messages fetched together are applied in one transaction (falling back to one at a time
+    # if any of them fails); 1 turns batching off. The wait bounds the added latency when idle.
+    consumer_batch_size_max: int = 500
+    consumer_batch_wait_ms: int = 10
 
     # Outbox relay.
     outbox_batch_size_max: int = 500

@@ -20,8 +20,9 @@ from tests.integration.test_outbox import event_class, read_topic, wait_until
 pytestmark = pytest.mark.stack
 
 
+@pytest.mark.parametrize("batch_size_max", [1, 500])
 async def test_redelivered_event_has_one_effect_and_poison_goes_to_dlq(
-    admin_dsn: str, kafka_bootstrap: str, make_schema: Any, new_topic: Any
+    admin_dsn: str, kafka_bootstrap: str, make_schema: Any, new_topic: Any, batch_size_max: int
 ) -> None:
     """On one partition: an event three times, then a message that is not an envelope, then
     an event whose handler always fails, then a good event. The good events apply once each;
@@ -140,5 +141,47 @@ async def test_transient_database_errors_are_retried_not_dead_lettered(
     )
     assert outcome == "applied"
     assert await pool.fetchval("SELECT count(*) FROM dead_letters") == 0
+    await producer.stop()
+    await pool.close()
+
+
+async def test_batches_apply_runs_together_and_skip_duplicates(
+    admin_dsn: str, kafka_bootstrap: str, make_schema: Any, new_topic: Any
+) -> None:
+    """200 events with every tenth sent twice, consumed in batch mode: a batch handler sees
+    runs of several events in one call, each event id is applied exactly once."""
+    schema = await make_schema()
+    topic = await new_topic(partitions=1)
+    cls = event_class(topic)
+    pool = await create_pool(admin_dsn, schema=schema)
+    await pool.execute("CREATE TABLE effects (n int PRIMARY KEY)")
+    producer = make_producer(kafka_bootstrap, "test")
+    await producer.start()
+    run_sizes: list[int] = []
+
+    async def apply_run(conn: asyncpg.Connection, items: list[Any]) -> None:
+        run_sizes.append(len(items))
+        await conn.executemany("INSERT INTO effects (n) VALUES ($1)", [(ev.n,) for _, ev in items])
+
+    guard = EventConsumer(service=f"b{uuid.uuid4().hex[:6]}", pool=pool, producer=producer)
+    guard.on_batch(cls, apply_run)
+    now = datetime.now(UTC)
+    for n in range(200):
+        env = cls(key_id="k", n=n).envelope(producer="t", occurred_at=now)
+        for _ in range(2 if n % 10 == 0 else 1):
+            await producer.send(topic, env.to_bytes(), key=b"k")
+    await producer.flush()
+    broker = KafkaBroker(kafka_bootstrap)
+    guard.subscribe(broker)
+    await broker.start()
+    try:
+        async def all_applied() -> bool:
+            return await pool.fetchval("SELECT count(*) FROM effects") == 200
+        await wait_until(all_applied)
+        await asyncio.sleep(0.5)
+    finally:
+        await broker.stop()
+    assert await pool.fetchval("SELECT count(*) FROM processed_events") == 200
+    assert max(run_sizes) > 1 and sum(run_sizes) == 200
     await producer.stop()
     await pool.close()
