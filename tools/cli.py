@@ -1,0 +1,172 @@
+"""`gwangsan`: the operator's command line.
+
+Every command reads addresses and tokens from the environment or `.run/stack.env` (what
+`make up` writes), says what it is about to change and asks before changing anything
+(`--yes` skips the question, for scripts), then says what it did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared import dlq, topics
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stack_env() -> dict[str, str]:
+    """Addresses and secrets: `.run/stack.env` overlaid by the environment."""
+    env: dict[str, str] = {}
+    path = Path(os.environ.get("RUN_DIR", ROOT / ".run")) / "stack.env"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not key.startswith("#"):
+                env[key.strip()] = value.strip()
+    env.update({k: v for k, v in os.environ.items() if k in env or k.endswith(("_URL", "_TOKEN"))})
+    return env
+
+
+class CliError(Exception):
+    """A problem the operator can fix; printed as one sentence."""
+
+
+def need(env: dict[str, str], key: str) -> str:
+    value = env.get(key)
+    if not value:
+        raise CliError(f"{key} is not set: run `make up` or export it")
+    return value
+
+
+def confirm(question: str, assume_yes: bool) -> bool:
+    if assume_yes:
+        return True
+    if not sys.stdin.isatty():
+        raise CliError(f"{question} — refusing without a terminal; pass --yes to confirm")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    if not rows:
+        print("(none)")
+        return
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
+
+
+def http(env: dict[str, str], service: str, token_key: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=need(env, f"{service.upper()}_URL"),
+        headers={"Authorization": f"Bearer {need(env, token_key)}"},
+        timeout=30,
+    )
+
+
+async def answer(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            body = response.json()
+            detail = body.get("detail") or body
+        except ValueError:
+            detail = response.text
+        raise CliError(
+            f"{response.request.method} {response.request.url.path}: "
+            f"{response.status_code} {detail}"
+        )
+    return response.json() if response.content else None
+
+
+# --- dead-letter queues -------------------------------------------------------------------
+
+
+def _source_topic(name: str) -> str:
+    name = name.removesuffix(topics.DLQ_SUFFIX)
+    if name not in topics.SOURCE_TOPICS:
+        raise CliError(f"unknown topic {name!r}; one of: {', '.join(topics.SOURCE_TOPICS)}")
+    return name
+
+
+async def cmd_dlq_list(args: argparse.Namespace, env: dict[str, str]) -> int:
+    bootstrap = need(env, "KAFKA_BOOTSTRAP_SERVERS")
+    names = [_source_topic(args.topic)] if args.topic else list(topics.SOURCE_TOPICS)
+    total = 0
+    for name in names:
+        letters = await dlq.pending(bootstrap, name, limit=args.limit)
+        total += len(letters)
+        if letters or args.topic:
+            print(f"{topics.dlq_of(name)}: {len(letters)} waiting")
+            print_table(
+                [vars(letter) for letter in letters],
+                ["partition", "offset", "key", "service", "attempts", "error"],
+            )
+    if not args.topic:
+        print(f"{total} dead letter(s) waiting in all DLQs")
+    return 0
+
+
+async def cmd_dlq_replay(args: argparse.Namespace, env: dict[str, str]) -> int:
+    bootstrap = need(env, "KAFKA_BOOTSTRAP_SERVERS")
+    name = _source_topic(args.topic)
+    letters = await dlq.pending(bootstrap, name, limit=args.limit)
+    if not letters:
+        print(f"{topics.dlq_of(name)} has nothing to replay")
+        return 0
+    if not confirm(f"Republish {len(letters)} dead letter(s) to {name}?", args.yes):
+        print("nothing changed")
+        return 1
+    sent = await dlq.replay(bootstrap, name, limit=args.limit)
+    print(f"republished {sent} message(s) from {topics.dlq_of(name)} to {name}")
+    return 0
+
+
+Command = Callable[[argparse.Namespace, dict[str, str]], Coroutine[Any, Any, int]]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gwangsan",
+        description="Operate Danggeun Gwangsan: dead letters, partner notifications, invariants,"
+        " facility keys, budget, month close. Reads .run/stack.env or the environment.",
+    )
+    sub = p.add_subparsers(dest="group", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("dlq", help="list and replay dead-letter topics")
+    dsub = d.add_subparsers(dest="action", required=True)
+    dl = dsub.add_parser("list", help="dead letters waiting (all DLQs, or one topic's)")
+    dl.add_argument("topic", nargs="?", help="source topic, e.g. registry.postings.v1")
+    dl.add_argument("--limit", type=int, default=100)
+    dl.set_defaults(run=cmd_dlq_list)
+    dr = dsub.add_parser("replay", help="republish a topic's dead letters after the fix")
+    dr.add_argument("topic", help="source topic, e.g. registry.postings.v1")
+    dr.add_argument("--limit", type=int, default=1000)
+    dr.add_argument("--yes", action="store_true", help="do not ask")
+    dr.set_defaults(run=cmd_dlq_replay)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    run: Command = args.run
+    try:
+        return asyncio.run(run(args, stack_env()))
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (httpx.HTTPError, OSError) as exc:
+        print(f"error: could not reach the service: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
