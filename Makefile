@@ -41,7 +41,11 @@ $(UV):
 	fi
 	@touch $@
 
-setup: .venv/.synced .debian/.installed
+# kustomize renders deploy/k8s in tests (Go module proxy; v5.8.1 builds with Go 1.26).
+.tools/bin/kustomize: | $(UV)
+	GOBIN=$(CURDIR)/.tools/bin GOFLAGS=-mod=mod go install sigs.k8s.io/kustomize/kustomize/v5@v5.8.1
+
+setup: .venv/.synced .debian/.installed .tools/bin/kustomize
 
 up: setup
 	$(PY) -m shared.stack up

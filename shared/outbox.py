@@ -83,6 +83,7 @@ class OutboxRelay:
     ) -> None:
         self._pool = pool
         self._producer = producer
+        self.schema = schema
         self._schema = schema
         self._batch_size_max = batch_size_max
         self._poll_s = poll_interval_ms / 1000
@@ -176,7 +177,6 @@ class OutboxRelay:
                 self._batch_size_max,
             )
             if not rows:
-                metrics.OUTBOX_BACKLOG.labels(self._schema).set(0)
                 return 0
             futures = [
                 await self._producer.send(r["topic"], value=r["payload"], key=r["key"].encode())
@@ -191,12 +191,9 @@ class OutboxRelay:
         return len(rows)
 
     async def _clean(self, conn: asyncpg.Connection) -> None:
-        """Drop rows published long ago (bounded batch) and refresh the backlog gauges."""
+        """Drop rows published long ago (a bounded batch at a time)."""
         await conn.execute(
             "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
             " WHERE published_at < now() - $1::interval ORDER BY id LIMIT 10000)",
             self._retention,
         )
-        count, age_s = await backlog(conn)
-        metrics.OUTBOX_BACKLOG.labels(self._schema).set(count)
-        metrics.OUTBOX_OLDEST_AGE.labels(self._schema).set(age_s)

@@ -34,6 +34,7 @@ from shared.http import ServiceMiddleware
 from shared.kafka import make_producer
 from shared.logs import configure as configure_logs
 from shared.outbox import OutboxRelay
+from shared.outbox import backlog as outbox_backlog
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -165,14 +166,32 @@ async def sample_consumer_lag(broker: KafkaBroker) -> dict[tuple[str, str], int]
     return lags
 
 
-async def _sample_lag_forever(broker: KafkaBroker, interval_s: float = 10.0) -> None:
+async def _sample_forever(
+    ctx: ServiceContext, broker: KafkaBroker, interval_s: float = 10.0
+) -> None:
+    """Gauges that must stay fresh even when the work they describe is stuck: consumer lag
+    (a series for a partition this replica no longer owns is removed, so sums across
+    replicas stay right) and the outbox backlog (sampled here, not by the relay, so an
+    outbox that cannot publish still shows its growing age)."""
+    reported: set[tuple[str, str]] = set()
     while True:
         await asyncio.sleep(interval_s)
         try:
-            for (group, topic), lag in (await sample_consumer_lag(broker)).items():
+            lags = await sample_consumer_lag(broker)
+            for key in reported - set(lags):
+                metrics.CONSUMER_LAG.remove(*key)
+            for (group, topic), lag in lags.items():
                 metrics.CONSUMER_LAG.labels(group, topic).set(lag)
+            reported = set(lags)
         except Exception as exc:  # a rebalance in progress: try again next time
             log.debug("lag sampling skipped: %s", exc)
+        try:
+            async with ctx.pool.acquire() as conn:
+                count, age_s = await outbox_backlog(conn)
+            metrics.OUTBOX_BACKLOG.labels(ctx.relay.schema).set(count)
+            metrics.OUTBOX_OLDEST_AGE.labels(ctx.relay.schema).set(age_s)
+        except Exception as exc:  # Postgres down: readiness says so; keep the last values
+            log.debug("outbox sampling skipped: %s", exc)
 
 
 async def _run_sweeper(ctx: ServiceContext, spec: SweeperSpec) -> None:
@@ -237,7 +256,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             asyncio.create_task(_run_sweeper(ctx, s), name=f"sweeper-{s.name}")
             for s in spec.sweepers
         ]
-        tasks.append(asyncio.create_task(_sample_lag_forever(broker), name="consumer-lag"))
+        tasks.append(asyncio.create_task(_sample_forever(ctx, broker), name="gauges"))
         app.state.ctx = ctx
         app.state.broker = broker
         log.info("service started", extra={"port": settings.port, "env": settings.app_env})

@@ -1,0 +1,430 @@
+"""deploy/ is valid and agrees with the code: Kubernetes manifests, Prometheus, Grafana.
+
+The overlays are rendered by the real kustomize (v5.8.1, built from the Go module proxy
+into .tools/bin by `make setup`; no Python re-implementation), Kubernetes resources are
+validated against the API's OpenAPI schemas by kubernetes-validate (a dev dependency), and
+the Prometheus files by promtool (Debian's `prometheus` package, installed by `make setup`).
+A missing tool fails the test with the command that installs it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from shared.topics import TOPICS, dlq_of
+from tests.unit import deploy_check as dc
+
+SERVICES = ("registry", "matcher", "allowance")
+OVERLAYS = ("local", "production")
+# The Kubernetes versions whose schemas the manifests must satisfy: a widely deployed one
+# and the newest kubernetes-validate ships.
+K8S_VERSIONS = ("1.30.0", "1.37.0")
+# What each service consumes (docs/architecture.md); its HPA may not exceed their partitions.
+CONSUMES = {
+    "registry": ("matcher.bookings.v1", "allowance.budget.v1"),
+    "matcher": ("registry.postings.v1", "registry.attendance.v1", "matcher.applications.v1"),
+    "allowance": ("registry.postings.v1", "registry.attendance.v1"),
+}
+RUNBOOK = "https://github.com/gwangsan/danggeun/blob/main/docs/operations.md#"
+STRIMZI = "kafka.strimzi.io/v1beta2"
+
+
+def _tool(get: Any) -> str:
+    try:
+        path: str = get()
+    except dc.ToolMissing as exc:
+        pytest.fail(str(exc))
+    return path
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, list[dict[str, Any]]]:
+    _tool(dc.kustomize)
+    return {name: dc.render(dc.K8S / "overlays" / name) for name in OVERLAYS}
+
+
+def _by_kind(resources: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {r["metadata"]["name"]: r for r in resources if r["kind"] == kind}
+
+
+def _containers(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    containers: list[dict[str, Any]] = resource["spec"]["template"]["spec"]["containers"]
+    return containers
+
+
+def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+# --- Kubernetes -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_core_resource_matches_the_kubernetes_schemas(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    """Every non-Strimzi resource of the overlay validates (strictly: no unknown fields)
+    against the OpenAPI schemas of each Kubernetes version in K8S_VERSIONS."""
+    core = [r for r in rendered[overlay] if not r["apiVersion"].startswith("kafka.strimzi.io/")]
+    assert {r["kind"] for r in core} >= {
+        "Namespace", "ConfigMap", "Deployment", "Service", "PodDisruptionBudget",
+        "HorizontalPodAutoscaler", "Job",
+    }  # fmt: skip
+    for version in K8S_VERSIONS:
+        for resource in core:
+            try:
+                kubernetes_validate.validate(resource, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                name = f"{resource['kind']}/{resource['metadata']['name']}"
+                pytest.fail(f"{overlay}: {name} is invalid for Kubernetes {version}: {exc}")
+
+
+def test_the_schema_check_rejects_a_misspelled_field(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    """The validation above is not vacuous: a Deployment with a misspelled probe field fails."""
+    deployment = json.loads(json.dumps(_by_kind(rendered["production"], "Deployment")["matcher"]))
+    probe = _containers(deployment)[0]["readinessProbe"]
+    probe["periodSecond"] = probe.pop("periodSeconds")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSIONS[-1], strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_has_deployment_service_pdb_and_hpa(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    """Each service has a Deployment, a Service selecting its pods, a PodDisruptionBudget
+    and a HorizontalPodAutoscaler scaling that Deployment, all in the gwangsan namespace."""
+    resources = rendered[overlay]
+    assert all(
+        r["metadata"].get("namespace") == "gwangsan" for r in resources if r["kind"] != "Namespace"
+    )
+    for service in SERVICES:
+        deployment = _by_kind(resources, "Deployment")[service]
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= pod_labels.items()
+        svc = _by_kind(resources, "Service")[service]
+        assert svc["spec"]["selector"].items() <= pod_labels.items()
+        assert [p["targetPort"] for p in svc["spec"]["ports"]] == ["http"]
+        pdb = _by_kind(resources, "PodDisruptionBudget")[service]
+        assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+        hpa = _by_kind(resources, "HorizontalPodAutoscaler")[service]
+        assert hpa["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1", "kind": "Deployment", "name": service,
+        }  # fmt: skip
+        assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_deployments_run_the_image_with_probes_env_and_a_locked_down_context(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    """Each Deployment runs `python -m <service>` from the one image, listens on 0.0.0.0:8000,
+    probes /readyz (readiness) and /healthz (liveness), has requests and limits, is
+    annotated for scraping, runs as uid 10001 non-root with a read-only root filesystem and
+    no privilege escalation, and takes DATABASE_URL and every secret from Secrets."""
+    resources = rendered[overlay]
+    config = next(iter(_by_kind(resources, "ConfigMap").values()))
+    secret_keys = {
+        "registry": {"DATABASE_URL", "ADMIN_TOKEN", "FINANCE_TOKEN"},
+        "matcher": {"DATABASE_URL", "ADMIN_TOKEN", "FINANCE_TOKEN", "PARTNER_WEBHOOK_SECRET",
+                    "PARTNER_NOTIFY_SECRET"},
+        "allowance": {"DATABASE_URL", "ADMIN_TOKEN", "FINANCE_TOKEN", "ALLOWANCE_PAYEE_KEYS"},
+    }  # fmt: skip
+    for service in SERVICES:
+        deployment = _by_kind(resources, "Deployment")[service]
+        pod = deployment["spec"]["template"]
+        annotations = pod["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == "8000"
+        assert annotations["prometheus.io/path"] == "/metrics"
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+        assert pod["spec"]["securityContext"]["runAsUser"] == 10001
+        [container] = _containers(deployment)
+        assert container["image"].split(":")[0] == "danggeun-gwangsan"
+        assert container["command"] == ["python", "-m", service]
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert container["ports"][0]["containerPort"] == 8000
+        resources_ = container["resources"]
+        assert {"cpu", "memory"} <= resources_["requests"].keys()
+        assert {"cpu", "memory"} <= resources_["limits"].keys()
+        ctx = container["securityContext"]
+        assert ctx["runAsNonRoot"] is True and ctx["runAsUser"] == 10001
+        assert ctx["readOnlyRootFilesystem"] is True
+        assert ctx["allowPrivilegeEscalation"] is False
+        env = _env(container)
+        assert env["HOST"]["value"] == "0.0.0.0"
+        assert env["PORT"]["value"] == "8000"
+        assert env["SERVICE_NAME"]["value"] == service
+        from_config = {"APP_ENV", "KAFKA_BOOTSTRAP_SERVERS"}
+        if service == "matcher":
+            from_config.add("PARTNER_NOTIFY_URL")
+        for key in from_config:
+            ref = env[key]["valueFrom"]["configMapKeyRef"]
+            assert ref == {"name": config["metadata"]["name"], "key": key}
+            assert config["data"][key]
+        from_secrets = {k for k, e in env.items() if "secretKeyRef" in e.get("valueFrom", {})}
+        assert from_secrets == secret_keys[service]
+        assert all("value" not in env[k] for k in from_secrets)
+    expected_env = "production" if overlay == "production" else "demo"
+    assert config["data"]["APP_ENV"] == expected_env
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_hpa_max_replicas_never_exceed_the_partitions_of_consumed_topics(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    """A consumer group uses at most one process per partition: each HPA's maxReplicas is at
+    most the smallest partition count of the topics the service consumes, and minReplicas
+    at most maxReplicas."""
+    partitions = {t.name: t.partitions for t in TOPICS}
+    for service, consumed in CONSUMES.items():
+        hpa = _by_kind(rendered[overlay], "HorizontalPodAutoscaler")[service]
+        bound = min(partitions[topic] for topic in consumed)
+        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"] <= bound
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_provisioning_job_gets_admin_and_service_database_urls_from_secrets(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    """The Job runs `python -m shared.stack provision` with the admin DATABASE_URL, the three
+    service URLs (from the services' Secrets) and KAFKA_BOOTSTRAP_SERVERS."""
+    job = _by_kind(rendered[overlay], "Job")["gwangsan-provision"]
+    [container] = _containers(job)
+    assert container["command"] == ["python", "-m", "shared.stack", "provision"]
+    env = _env(container)
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "gwangsan-provision"
+    for service in SERVICES:
+        ref = env[f"{service.upper()}_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": f"{service}-secrets", "key": "DATABASE_URL"}
+    assert "configMapKeyRef" in env["KAFKA_BOOTSTRAP_SERVERS"]["valueFrom"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_no_secret_value_is_in_the_repository(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    """No rendered overlay contains a Secret, and no manifest under deploy/k8s declares one
+    (or a secretGenerator): Secrets are created in the cluster (deploy/k8s/README.md)."""
+    for overlay, resources in rendered.items():
+        assert not [r for r in resources if r["kind"] == "Secret"], overlay
+    for path in dc.K8S.rglob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                assert doc.get("kind") != "Secret", path
+                assert "secretGenerator" not in doc, path
+
+
+def _kafka_topics(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {r["spec"]["topicName"]: r for r in resources if r["kind"] == "KafkaTopic"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_topic_has_a_well_formed_kafka_topic(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    """Every topic of shared.topics.TOPICS, source and DLQ, and no other, is a Strimzi
+    KafkaTopic (v1beta2, labelled with its cluster) with the same partitions and config; the
+    production overlay replicates 3 times with min.insync.replicas 2, local once with 1."""
+    topics = _kafka_topics(rendered[overlay])
+    assert set(topics) == {t.name for t in TOPICS}
+    assert {dlq_of(t.name) for t in TOPICS if not t.name.endswith(".dlq")} <= set(topics)
+    replicas, min_isr = (3, "2") if overlay == "production" else (1, "1")
+    for spec in TOPICS:
+        resource = topics[spec.name]
+        assert resource["apiVersion"] == STRIMZI
+        assert resource["kind"] == "KafkaTopic"
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", resource["metadata"]["name"])
+        assert resource["metadata"]["labels"]["strimzi.io/cluster"] == "gwangsan"
+        assert resource["metadata"]["namespace"] == "gwangsan"
+        assert set(resource["spec"]) == {"topicName", "partitions", "replicas", "config"}
+        assert resource["spec"]["partitions"] == spec.partitions
+        assert resource["spec"]["replicas"] == replicas
+        config = {k: str(v) for k, v in resource["spec"]["config"].items()}
+        assert config == {**spec.config, "min.insync.replicas": min_isr}
+
+
+# --- Prometheus -----------------------------------------------------------------------------
+
+
+def _promtool(*args: str, cwd: Path) -> str:
+    result = dc.run(_tool(dc.promtool), *args, cwd=cwd)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def _alert_rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load((dc.PROMETHEUS / "alerts.yml").read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def test_alert_rules_pass_promtool_check_rules() -> None:
+    """`promtool check rules deploy/prometheus/alerts.yml` succeeds."""
+    out = _promtool("check", "rules", "alerts.yml", cwd=dc.PROMETHEUS)
+    assert f"SUCCESS: {len(_alert_rules())} rules found" in out
+
+
+def test_alert_unit_tests_pass() -> None:
+    """`promtool test rules alerts_test.yml` passes, and it tests at least the DLQ and the
+    outbox alerts."""
+    _promtool("test", "rules", "alerts_test.yml", cwd=dc.PROMETHEUS)
+    cases = yaml.safe_load((dc.PROMETHEUS / "alerts_test.yml").read_text())["tests"]
+    tested = {t["alertname"] for case in cases for t in case["alert_rule_test"]}
+    assert {"GwangsanDeadLetters", "GwangsanOutboxBacklogOld"} <= tested
+
+
+def test_prometheus_config_passes_promtool_check_config(tmp_path: Path) -> None:
+    """`promtool check config` accepts deploy/prometheus/prometheus.yml (which loads
+    alerts.yml beside it) and it scrapes one job per service."""
+    shutil.copy(dc.PROMETHEUS / "prometheus.yml", tmp_path / "prometheus.yml")
+    shutil.copy(dc.PROMETHEUS / "alerts.yml", tmp_path / "alerts.yml")
+    _promtool("check", "config", "prometheus.yml", cwd=tmp_path)
+    config = yaml.safe_load((dc.PROMETHEUS / "prometheus.yml").read_text())
+    assert [job["job_name"] for job in config["scrape_configs"]] == list(SERVICES)
+
+
+def test_alerts_use_known_metrics_and_link_their_runbook() -> None:
+    """Every alert uses only metrics of shared/metrics.py (and `up`), has a severity, a
+    summary, a description and a runbook_url into docs/operations.md whose anchor is listed,
+    with the alert, in RUNBOOK_ANCHORS.md; the alerts the brief asks for all exist."""
+    known = dc.exposed_metric_names() | {"up"}
+    anchors_doc = (dc.PROMETHEUS / "RUNBOOK_ANCHORS.md").read_text()
+    listed = dict(re.findall(r"^\| (Gwangsan\w+) \| `([a-z0-9-]+)` \|", anchors_doc, re.M))
+    rules = _alert_rules()
+    used: set[str] = set()
+    for rule in rules:
+        names = dc.metric_names_in(rule["expr"])
+        assert names, rule["alert"]
+        assert names <= known, f"{rule['alert']} uses unknown metrics {names - known}"
+        used |= names
+        assert rule["labels"]["severity"] in {"critical", "warning", "info"}
+        annotations = rule["annotations"]
+        assert annotations["summary"] and annotations["description"]
+        assert annotations["runbook_url"].startswith(RUNBOOK)
+        anchor = annotations["runbook_url"].removeprefix(RUNBOOK)
+        assert listed.get(rule["alert"]) == anchor, rule["alert"]
+    assert set(listed) == {rule["alert"] for rule in rules}
+    assert len(set(listed.values())) == len(listed), "anchors must be unique"
+    assert {
+        "up", "gwangsan_consumer_lag_messages", "gwangsan_dlq_messages_total",
+        "gwangsan_outbox_oldest_age_seconds", "gwangsan_partner_notifications_total",
+        "gwangsan_partner_notifications_pending", "gwangsan_budget_available_won",
+        "gwangsan_budget_total_won", "gwangsan_http_requests_total",
+    } <= used  # fmt: skip
+
+
+def test_the_metric_name_check_catches_unknown_names() -> None:
+    """The PromQL scan behind the metric checks finds metric names and only them: labels,
+    strings, ranges, functions and Grafana variables are not mistaken for metrics."""
+    expr = (
+        "histogram_quantile(0.99, sum by (service, le) (rate(gwangsan_http_request_seconds_bucket"
+        '{service=~"$service", route!="up"}[$__rate_interval]))) / on (service) group_left'
+        " max without (instance) (up offset 5m) * 1e3 > bool 0 unless absent(nope_total)"
+    )
+    assert dc.metric_names_in(expr) == {"gwangsan_http_request_seconds_bucket", "up", "nope_total"}
+    assert "gwangsan_http_request_seconds_bucket" in dc.exposed_metric_names()
+    assert "gwangsan_http_request_seconds" not in dc.exposed_metric_names()
+
+
+# --- Kubernetes monitoring ------------------------------------------------------------------
+
+
+def test_monitoring_kustomization_scrapes_the_services_and_carries_the_alerts() -> None:
+    """deploy/k8s/monitoring renders a PodMonitor selecting the service pods' `http` port
+    (job = service name, pod_ready label) and a PrometheusRule equal to alerts.yml."""
+    _tool(dc.kustomize)
+    resources = dc.render(dc.K8S / "monitoring")
+    [monitor] = [r for r in resources if r["kind"] == "PodMonitor"]
+    [rule] = [r for r in resources if r["kind"] == "PrometheusRule"]
+    assert monitor["apiVersion"] == rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/name"
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+    assert {"sourceLabels": ["__meta_kubernetes_pod_ready"], "targetLabel": "pod_ready"} in (
+        endpoint["relabelings"]
+    )
+    deployments = _by_kind(dc.render(dc.K8S / "overlays" / "production"), "Deployment")
+    for service in SERVICES:
+        labels = deployments[service]["spec"]["template"]["metadata"]["labels"]
+        assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert rule["spec"] == dc.prometheus_rule()["spec"]
+    assert dc.PROMETHEUS_RULE.read_text() == dc.prometheus_rule_text(), (
+        "stale: run `.venv/bin/python -m tests.unit.deploy_check`"
+    )
+
+
+# --- Grafana --------------------------------------------------------------------------------
+
+
+def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    panels: list[dict[str, Any]] = []
+    for panel in dashboard["panels"]:
+        panels.append(panel)
+        panels.extend(panel.get("panels", []))
+    return panels
+
+
+def test_dashboard_uses_known_metrics_unique_ids_and_the_datasource_variable() -> None:
+    """dashboard.json (schemaVersion >= 39) has unique panel ids, every query uses the
+    ${DS_PROMETHEUS} data source and only metrics of shared/metrics.py, and it covers the
+    panels the brief lists."""
+    dashboard = json.loads((dc.DEPLOY / "grafana" / "dashboard.json").read_text())
+    assert dashboard["schemaVersion"] >= 39
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["DS_PROMETHEUS"]["type"] == "datasource"
+    assert variables["DS_PROMETHEUS"]["query"] == "prometheus"
+    panels = _panels(dashboard)
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    known = dc.exposed_metric_names()
+    exprs: list[str] = []
+    for panel in panels:
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
+        assert panel["targets"], panel["title"]
+        refs = [t["refId"] for t in panel["targets"]]
+        assert len(refs) == len(set(refs)), panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"] == panel["datasource"]
+            names = dc.metric_names_in(target["expr"])
+            assert names, f"{panel['title']}: no metric in {target['expr']}"
+            assert names <= known, f"{panel['title']}: unknown metrics {names - known}"
+            exprs.append(target["expr"])
+    text = "\n".join(exprs)
+    for needed in (
+        "gwangsan_http_request_seconds_bucket", 'status=~"5.."', "gwangsan_consumer_lag_messages",
+        "gwangsan_matcher_decisions_total", "gwangsan_events_handled_total",
+        "gwangsan_dlq_messages_total", "gwangsan_outbox_backlog_rows",
+        "gwangsan_outbox_oldest_age_seconds", "gwangsan_partner_notifications_total",
+        "gwangsan_budget_available_won", "gwangsan_budget_total_won",
+        "increase(gwangsan_payouts_accrued_won_total[1d])",
+        "increase(gwangsan_payouts_capped_won_total[1d])",
+    ):  # fmt: skip
+        assert needed in text, needed
+
+
+def test_grafana_provisioning_loads_the_dashboard_and_a_prometheus_datasource() -> None:
+    """The provisioning files are Grafana's format: one Prometheus data source, and a file
+    provider for the dashboards folder."""
+    provisioning = dc.DEPLOY / "grafana" / "provisioning"
+    datasources = yaml.safe_load((provisioning / "datasources.yml").read_text())
+    assert datasources["apiVersion"] == 1
+    [source] = datasources["datasources"]
+    assert source["type"] == "prometheus" and source["url"].startswith("http")
+    dashboards = yaml.safe_load((provisioning / "dashboards.yml").read_text())
+    assert dashboards["apiVersion"] == 1
+    [provider] = dashboards["providers"]
+    assert provider["type"] == "file" and provider["options"]["path"]
