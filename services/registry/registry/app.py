@@ -3,19 +3,72 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
+from registry import api, handlers, sweepers
 from registry.settings import RegistrySettings
 from shared.service import ServiceSpec, create_app
 
-SPEC = ServiceSpec(
-    name="registry",
-    title="Danggeun Gwangsan registry",
-    description="",
-    migrations_dir=Path(__file__).parent / "migrations",
-)
+DESCRIPTION = """The service facilities talk to: facilities and their keys (admin API),
+shift postings and their budget saga, the roster of bookings, and attendance (facility API).
+Every error is RFC 9457 problem+json. POSTs of the facility API need an `Idempotency-Key`."""
+
+
+def spec(settings: RegistrySettings) -> ServiceSpec:
+    return ServiceSpec(
+        name="registry",
+        title="Danggeun Gwangsan registry",
+        description=DESCRIPTION,
+        migrations_dir=Path(__file__).parent / "migrations",
+        routers=(api.admin, api.facility),
+        register_handlers=handlers.register,
+        sweepers=sweepers.sweepers(settings),
+        openapi_tags=(
+            {"name": "admin", "description": "administrators (admin token)"},
+            {"name": "facility", "description": "facility staff (facility key)"},
+            {"name": "ops", "description": "health, readiness"},
+        ),
+    )
+
+
+SPEC = spec(RegistrySettings())
+
+
+def _refine_openapi(app: FastAPI, settings: RegistrySettings) -> None:
+    """Make the OpenAPI document say what the service really does: validation errors are
+    400 problem+json (shared/problems.py), not FastAPI's 422 list; admin routes answer 401;
+    a facility's dong is one of the configured dongs."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = original()
+        for route, path in schema.get("paths", {}).items():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                if route.startswith("/v1/admin/"):
+                    responses.setdefault("401", api.problem_doc(401))
+                auto = responses.get("422", {})
+                if "HTTPValidationError" in str(auto):
+                    del responses["422"]
+                    responses.setdefault("400", api.problem_doc(400))
+        schemas = schema.get("components", {}).get("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        dong = schemas.get("FacilityCreate", {}).get("properties", {}).get("dong")
+        if dong is not None:
+            dong["enum"] = list(settings.facility_dongs)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def build(settings: RegistrySettings | None = None) -> FastAPI:
-    return create_app(SPEC, settings or RegistrySettings())
+    settings = settings or RegistrySettings()
+    app = create_app(spec(settings), settings)
+    _refine_openapi(app, settings)
+    return app

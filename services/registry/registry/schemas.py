@@ -1,0 +1,265 @@
+"""The HTTP shapes of the registry: request bodies (unknown fields refused) and responses.
+
+Strings that reach Postgres are checked for what Postgres cannot store (NUL, lone
+surrogates) and timestamps must carry an offset and lie in a sane range, so a strange but
+well-formed request is a 400, never a 500.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from registry.domain import AttendanceStatus, FacilityKind, PostingStatus, Selection
+
+ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
+YEAR_MIN = 2000
+YEAR_MAX = 2200
+
+
+def _storable(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode text") from exc
+    return value
+
+
+def _sane_instant(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise ValueError("timestamp out of range") from exc
+    if not (YEAR_MIN <= utc.year <= YEAR_MAX):
+        raise ValueError(f"timestamp must be between the years {YEAR_MIN} and {YEAR_MAX}")
+    return utc
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_sane_instant)]
+Tag = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_storable)]
+
+
+class Body(BaseModel):
+    """A write body: unknown fields are refused (mass assignment of status, ids, …)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- admin ----------------------------------------------------------------------------------
+
+
+class FacilityCreate(Body):
+    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)]
+    kind: FacilityKind
+    dong: Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_storable)]
+    address: Annotated[str, Field(max_length=300), AfterValidator(_storable)] | None = None
+    contact_phone: Annotated[str, Field(pattern=r"^[0-9+\-() ]{3,30}$")] | None = None
+    requires_child_safety_check: bool
+
+
+class FacilityView(BaseModel):
+    id: str
+    name: str
+    kind: FacilityKind
+    dong: str
+    address: str | None
+    contact_phone: str | None
+    requires_child_safety_check: bool
+    status: Literal["active", "suspended"]
+    created_at: datetime
+    suspended_at: datetime | None
+
+
+class FacilityCreated(FacilityView):
+    api_key: str = Field(description="shown this once; only its hash is stored")
+    key_id: str
+
+
+class FacilityPage(BaseModel):
+    data: list[FacilityView]
+    next_cursor: str | None
+
+
+class KeyRotated(BaseModel):
+    facility_id: str
+    key_id: str
+    api_key: str = Field(description="shown this once; only its hash is stored")
+    previous_keys_valid_until: datetime = Field(
+        description="when the keys issued before this one stop working"
+    )
+
+
+class FacilitySuspended(BaseModel):
+    facility: FacilityView
+    cancelled_posting_ids: list[str]
+
+
+# --- postings -------------------------------------------------------------------------------
+
+
+class PostingCreate(Body):
+    title: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)]
+    description: Annotated[str, Field(max_length=4000), AfterValidator(_storable)] = ""
+    starts_at: Timestamp
+    ends_at: Timestamp
+    capacity: int = Field(ge=1, le=10_000, description="bounded further by the settings")
+    selection: Selection
+    applications_close_at: Timestamp | None = None
+    requires_child_safety_check: bool | None = Field(
+        default=None, description="the facility's own setting applies in any case"
+    )
+    tags: list[Tag] = Field(default_factory=list, max_length=10)
+
+
+class PostingPatchBody(Body):
+    """Only the fields sent change; at least one must be sent."""
+
+    title: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)] | None = (
+        None
+    )
+    description: Annotated[str, Field(max_length=4000), AfterValidator(_storable)] | None = None
+    capacity: int | None = Field(default=None, ge=1, le=10_000)
+    starts_at: Timestamp | None = None
+    ends_at: Timestamp | None = None
+    applications_close_at: Timestamp | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=10)
+
+    @model_validator(mode="after")
+    def _something(self) -> PostingPatchBody:
+        if not any(v is not None for v in self.model_dump().values()):
+            raise ValueError("send at least one field to change")
+        return self
+
+
+class CancelBody(Body):
+    """Optional: a note kept with the cancellation (not sent to citizens)."""
+
+    note: Annotated[str, Field(max_length=500), AfterValidator(_storable)] | None = None
+
+
+class Rejection(BaseModel):
+    reason: str
+    detail: str
+    rejected_at: datetime | None
+
+
+class UpdateRejection(BaseModel):
+    revision: int
+    reason: str
+    requested_won: int
+    available_won: int
+    shortfall_won: int
+    restored: dict[str, Any] = Field(description="the capacity and times put back")
+    at: datetime
+
+
+class PostingView(BaseModel):
+    id: str
+    facility_id: str
+    title: str
+    description: str
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    selection: Selection
+    applications_close_at: datetime | None
+    requires_child_safety_check: bool
+    tags: list[str]
+    status: PostingStatus
+    revision: int = Field(description="0 as submitted; n after the n-th accepted change")
+    reservation_id: str | None
+    budget_answer_overdue: bool = Field(
+        description="pending_budget for longer than the configured time (still waiting)"
+    )
+    rejection: Rejection | None
+    last_update_rejected: UpdateRejection | None
+    confirmed_count: int
+    waitlisted_count: int
+    cancel_reason: str | None
+    attendance_window_closes_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    cancelled_at: datetime | None
+    closed_at: datetime | None
+
+
+class PostingPage(BaseModel):
+    data: list[PostingView]
+    next_cursor: str | None
+
+
+class AttendanceView(BaseModel):
+    attendance_id: str
+    status: AttendanceStatus
+    minutes: int
+    checked_in_at: datetime | None
+    checked_out_at: datetime | None
+    revision: int
+
+
+class RosterEntry(BaseModel):
+    booking_id: str
+    status: Literal["confirmed", "waitlisted"]
+    waitlist_position: int | None
+    citizen_display: str = Field(description="masked partner id; nothing else of the citizen")
+    confirmed_at: datetime | None
+    promoted_at: datetime | None
+    waitlisted_at: datetime | None
+    attendance: AttendanceView | None
+
+
+class Roster(BaseModel):
+    posting_id: str
+    capacity: int
+    confirmed_count: int
+    waitlisted_count: int
+    entries: list[RosterEntry] = Field(
+        description="every confirmed booking, then the waitlist in order (bounded)"
+    )
+
+
+class AttendanceRecordIn(Body):
+    booking_id: Annotated[str, Field(pattern=ID_PATTERN)]
+    status: AttendanceStatus
+    checked_in_at: Timestamp | None = None
+    checked_out_at: Timestamp | None = None
+
+
+class AttendanceBody(Body):
+    records: list[AttendanceRecordIn] = Field(min_length=1, max_length=400)
+
+
+class AttendanceOut(BaseModel):
+    attendance_id: str
+    booking_id: str
+    status: AttendanceStatus
+    minutes: int
+    scheduled_minutes: int
+    checked_in_at: datetime | None
+    checked_out_at: datetime | None
+    revision: int
+    outcome: Literal["recorded", "unchanged", "replaced", "corrected"]
+
+
+class AttendanceResult(BaseModel):
+    posting_id: str
+    phase: Literal["recording", "correcting"]
+    window_closes_at: datetime
+    records: list[AttendanceOut]
+
+
+class ProblemDoc(BaseModel):
+    """RFC 9457 problem+json (documentation of error answers)."""
+
+    type: str
+    code: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None

@@ -1,0 +1,652 @@
+"""The registry's SQL: plain parametrised statements on its own schema.
+
+Every function takes the connection (and so the transaction) it runs in; the callers open
+the transaction that also writes the outbox rows of the change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from registry import domain
+
+_POSTING_COLUMNS = """
+    p.*, f.name AS facility_name, f.dong AS facility_dong,
+    (SELECT count(*) FROM bookings b WHERE b.posting_id = p.id AND b.status = 'confirmed')
+        AS confirmed_count,
+    (SELECT count(*) FROM bookings b WHERE b.posting_id = p.id AND b.status = 'waitlisted')
+        AS waitlisted_count
+"""
+
+# --- facilities and keys --------------------------------------------------------------------
+
+
+async def insert_facility(
+    conn: asyncpg.Connection,
+    *,
+    facility_id: str,
+    name: str,
+    kind: str,
+    dong: str,
+    address: str | None,
+    contact_phone: str | None,
+    requires_child_safety_check: bool,
+    now: datetime,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        """INSERT INTO facilities (id, name, kind, dong, address, contact_phone,
+               requires_child_safety_check, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *""",
+        facility_id,
+        name,
+        kind,
+        dong,
+        address,
+        contact_phone,
+        requires_child_safety_check,
+        now,
+    )
+    assert row is not None
+    return row
+
+
+async def insert_key(
+    conn: asyncpg.Connection, *, key_id: str, facility_id: str, secret_hash: str, now: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO facility_keys (key_id, facility_id, secret_hash, created_at)"
+        " VALUES ($1, $2, $3, $4)",
+        key_id,
+        facility_id,
+        secret_hash,
+        now,
+    )
+
+
+async def expire_keys(conn: asyncpg.Connection, facility_id: str, until: datetime) -> None:
+    """Every key of the facility stops working at `until` (or earlier if already set)."""
+    await conn.execute(
+        "UPDATE facility_keys SET expires_at = $2"
+        " WHERE facility_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+        facility_id,
+        until,
+    )
+
+
+async def get_facility(
+    conn: asyncpg.Connection,
+    facility_id: str,
+    *,
+    for_update: bool = False,
+    for_share: bool = False,
+) -> asyncpg.Record | None:
+    """One facility. `for_share` holds off a concurrent suspension (which locks it for
+    update) until the caller's transaction ends, so no posting slips past a suspension."""
+    lock = " FOR UPDATE" if for_update else " FOR SHARE" if for_share else ""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"SELECT * FROM facilities WHERE id = $1{lock}", facility_id
+    )
+    return row
+
+
+async def list_facilities(
+    conn: asyncpg.Connection, *, limit: int, after: domain.Cursor | None
+) -> list[asyncpg.Record]:
+    if after is None:
+        return list(
+            await conn.fetch("SELECT * FROM facilities ORDER BY created_at, id LIMIT $1", limit)
+        )
+    return list(
+        await conn.fetch(
+            "SELECT * FROM facilities WHERE (created_at, id) > ($1, $2)"
+            " ORDER BY created_at, id LIMIT $3",
+            after.created_at,
+            after.id,
+            limit,
+        )
+    )
+
+
+async def suspend_facility(conn: asyncpg.Connection, facility_id: str, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE facilities SET status = 'suspended', suspended_at = $2"
+        " WHERE id = $1 AND status = 'active'",
+        facility_id,
+        now,
+    )
+
+
+async def find_key(conn: asyncpg.Connection, key_id: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """SELECT k.key_id, k.secret_hash, k.expires_at, f.id AS facility_id,
+                  f.status AS facility_status
+           FROM facility_keys k JOIN facilities f ON f.id = k.facility_id
+           WHERE k.key_id = $1""",
+        key_id,
+    )
+    return row
+
+
+# --- postings ---------------------------------------------------------------------------------
+
+
+async def insert_posting(
+    conn: asyncpg.Connection,
+    *,
+    posting_id: str,
+    facility_id: str,
+    title: str,
+    description: str,
+    terms: domain.ShiftTerms,
+    requires_child_safety_check: bool,
+    tags: Sequence[str],
+    now: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO postings (id, facility_id, title, description, starts_at, ends_at,
+               capacity, selection, applications_close_at, requires_child_safety_check, tags,
+               created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)""",
+        posting_id,
+        facility_id,
+        title,
+        description,
+        terms.starts_at,
+        terms.ends_at,
+        terms.capacity,
+        terms.selection,
+        terms.applications_close_at,
+        requires_child_safety_check,
+        list(tags),
+        now,
+    )
+
+
+async def get_posting(
+    conn: asyncpg.Connection,
+    posting_id: str,
+    *,
+    facility_id: str | None = None,
+    for_update: bool = False,
+) -> asyncpg.Record | None:
+    """One posting with its facility's name and dong and its roster counts. With
+    `facility_id`, a posting of another facility is not found (object-level authorization
+    lives in the query, not in a check after it)."""
+    if for_update:
+        locked = await conn.fetchval(
+            "SELECT id FROM postings WHERE id = $1 AND ($2::text IS NULL OR facility_id = $2)"
+            " FOR UPDATE",
+            posting_id,
+            facility_id,
+        )
+        if locked is None:
+            return None
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""SELECT {_POSTING_COLUMNS} FROM postings p JOIN facilities f ON f.id = p.facility_id
+            WHERE p.id = $1 AND ($2::text IS NULL OR p.facility_id = $2)""",
+        posting_id,
+        facility_id,
+    )
+    return row
+
+
+async def list_postings(
+    conn: asyncpg.Connection, facility_id: str, page: domain.PageRequest
+) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            f"""SELECT {_POSTING_COLUMNS} FROM postings p JOIN facilities f ON f.id = p.facility_id
+                WHERE p.facility_id = $1
+                  AND (cardinality($2::text[]) = 0 OR p.status = ANY($2::text[]))
+                  AND ($3::timestamptz IS NULL OR p.starts_at >= $3)
+                  AND ($4::timestamptz IS NULL OR p.starts_at < $4)
+                  AND ($5::timestamptz IS NULL OR (p.created_at, p.id) > ($5, $6::text))
+                ORDER BY p.created_at, p.id LIMIT $7""",
+            facility_id,
+            list(page.statuses),
+            page.starts_from,
+            page.starts_before,
+            page.after.created_at if page.after else None,
+            page.after.id if page.after else None,
+            page.limit,
+        )
+    )
+
+
+def terms_of(row: asyncpg.Record) -> domain.ShiftTerms:
+    return domain.ShiftTerms(
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        capacity=row["capacity"],
+        selection=row["selection"],
+        applications_close_at=row["applications_close_at"],
+    )
+
+
+def state_of(row: asyncpg.Record) -> domain.PostingState:
+    return domain.PostingState(
+        status=row["status"],
+        title=row["title"],
+        description=row["description"],
+        tags=tuple(row["tags"]),
+        terms=terms_of(row),
+    )
+
+
+async def open_posting(
+    conn: asyncpg.Connection,
+    posting_id: str,
+    *,
+    reservation_id: str,
+    amount_won: int,
+    budget_revision: int,
+    now: datetime,
+) -> None:
+    await conn.execute(
+        """UPDATE postings SET status = 'open', reservation_id = $2, reserved_amount_won = $3,
+               budget_revision = $4, published_at = $5, updated_at = $5
+           WHERE id = $1""",
+        posting_id,
+        reservation_id,
+        amount_won,
+        budget_revision,
+        now,
+    )
+
+
+async def note_reservation(
+    conn: asyncpg.Connection, posting_id: str, *, amount_won: int, budget_revision: int
+) -> None:
+    await conn.execute(
+        "UPDATE postings SET reserved_amount_won = $2, budget_revision = $3 WHERE id = $1",
+        posting_id,
+        amount_won,
+        budget_revision,
+    )
+
+
+async def reject_posting(
+    conn: asyncpg.Connection, posting_id: str, *, reason: str, detail: str, now: datetime
+) -> None:
+    await conn.execute(
+        """UPDATE postings SET status = 'rejected', rejection_reason = $2, rejection_detail = $3,
+               rejected_at = $4, updated_at = $4
+           WHERE id = $1""",
+        posting_id,
+        reason,
+        detail,
+        now,
+    )
+
+
+async def cancel_posting(
+    conn: asyncpg.Connection, posting_id: str, *, reason: str, now: datetime
+) -> None:
+    await conn.execute(
+        """UPDATE postings SET status = 'cancelled', cancel_reason = $2, cancelled_at = $3,
+               updated_at = $3
+           WHERE id = $1""",
+        posting_id,
+        reason,
+        now,
+    )
+
+
+async def close_posting(conn: asyncpg.Connection, posting_id: str, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE postings SET status = 'closed', closed_at = $2, updated_at = $2 WHERE id = $1",
+        posting_id,
+        now,
+    )
+
+
+async def note_budget_released(conn: asyncpg.Connection, posting_id: str, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE postings SET budget_released_at = coalesce(budget_released_at, $2) WHERE id = $1",
+        posting_id,
+        now,
+    )
+
+
+async def apply_terms(
+    conn: asyncpg.Connection,
+    posting_id: str,
+    *,
+    state: domain.PostingState,
+    revision: int,
+    now: datetime,
+    last_update_rejected: dict[str, Any] | None = None,
+    clear_update_rejected: bool = False,
+) -> None:
+    terms = state.terms
+    await conn.execute(
+        """UPDATE postings SET title = $2, description = $3, tags = $4, capacity = $5,
+               starts_at = $6, ends_at = $7, applications_close_at = $8, revision = $9,
+               updated_at = $10,
+               last_update_rejected = CASE WHEN $12 THEN NULL
+                                           ELSE coalesce($11::jsonb, last_update_rejected) END
+           WHERE id = $1""",
+        posting_id,
+        state.title,
+        state.description,
+        list(state.tags),
+        terms.capacity,
+        terms.starts_at,
+        terms.ends_at,
+        terms.applications_close_at,
+        revision,
+        now,
+        last_update_rejected,
+        clear_update_rejected,
+    )
+
+
+async def insert_revision(
+    conn: asyncpg.Connection,
+    posting_id: str,
+    *,
+    revision: int,
+    changed: Sequence[str],
+    previous: domain.ShiftTerms,
+    new: domain.ShiftTerms,
+    cause: str,
+    now: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO posting_revisions (posting_id, revision, changed, previous_capacity,
+               previous_starts_at, previous_ends_at, previous_applications_close_at,
+               capacity, starts_at, ends_at, applications_close_at, cause, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""",
+        posting_id,
+        revision,
+        list(changed),
+        previous.capacity,
+        previous.starts_at,
+        previous.ends_at,
+        previous.applications_close_at,
+        new.capacity,
+        new.starts_at,
+        new.ends_at,
+        new.applications_close_at,
+        cause,
+        now,
+    )
+
+
+async def get_revision(
+    conn: asyncpg.Connection, posting_id: str, revision: int
+) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT * FROM posting_revisions WHERE posting_id = $1 AND revision = $2",
+        posting_id,
+        revision,
+    )
+    return row
+
+
+async def cost_changed_since(conn: asyncpg.Connection, posting_id: str, revision: int) -> bool:
+    """Whether a change after `revision` moved capacity or times again."""
+    return bool(
+        await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM posting_revisions
+                              WHERE posting_id = $1 AND revision > $2
+                                AND changed && ARRAY['capacity', 'starts_at', 'ends_at',
+                                                     'applications_close_at'])""",
+            posting_id,
+            revision,
+        )
+    )
+
+
+async def cancellable_postings(conn: asyncpg.Connection, facility_id: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT id FROM postings WHERE facility_id = $1"
+        " AND status IN ('pending_budget', 'open') ORDER BY created_at, id FOR UPDATE",
+        facility_id,
+    )
+    return [r["id"] for r in rows]
+
+
+async def postings_due_for_close(
+    conn: asyncpg.Connection, *, ended_before: datetime, limit: int
+) -> list[asyncpg.Record]:
+    """Open postings whose attendance window has passed, locked (others skip them)."""
+    return list(
+        await conn.fetch(
+            """SELECT id, facility_id FROM postings WHERE status = 'open' AND ends_at <= $1
+               ORDER BY ends_at, id LIMIT $2 FOR UPDATE SKIP LOCKED""",
+            ended_before,
+            limit,
+        )
+    )
+
+
+async def stale_pending(
+    conn: asyncpg.Connection, *, created_before: datetime, ids_max: int
+) -> tuple[int, list[str]]:
+    count = await conn.fetchval(
+        "SELECT count(*) FROM postings WHERE status = 'pending_budget' AND created_at < $1",
+        created_before,
+    )
+    rows = await conn.fetch(
+        "SELECT id FROM postings WHERE status = 'pending_budget' AND created_at < $1"
+        " ORDER BY created_at, id LIMIT $2",
+        created_before,
+        ids_max,
+    )
+    return int(count), [r["id"] for r in rows]
+
+
+# --- roster read model ------------------------------------------------------------------------
+
+
+async def posting_exists(conn: asyncpg.Connection, posting_id: str) -> bool:
+    """Locks the posting row so booking events and facility changes of one posting are
+    applied one at a time."""
+    return (
+        await conn.fetchval("SELECT true FROM postings WHERE id = $1 FOR UPDATE", posting_id)
+        is not None
+    )
+
+
+async def upsert_booking(
+    conn: asyncpg.Connection,
+    *,
+    booking_id: str,
+    posting_id: str,
+    application_id: str,
+    citizen_id: str,
+    citizen_display: str,
+    status: str,
+    waitlist_position: int | None,
+    at: datetime,
+    promoted: bool = False,
+) -> None:
+    """Apply a booking event to the roster. Events of one posting arrive in order (the
+    topic is keyed by posting), so the latest event's status is the booking's status."""
+    await conn.execute(
+        """INSERT INTO bookings (booking_id, posting_id, application_id, citizen_id,
+               citizen_display, status, waitlist_position, confirmed_at, promoted_at,
+               waitlisted_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7,
+                   CASE WHEN $6 = 'confirmed' THEN $8::timestamptz END,
+                   CASE WHEN $9 THEN $8::timestamptz END,
+                   CASE WHEN $6 = 'waitlisted' THEN $8::timestamptz END,
+                   $8)
+           ON CONFLICT (booking_id) DO UPDATE SET
+               status = EXCLUDED.status,
+               citizen_display = EXCLUDED.citizen_display,
+               waitlist_position = EXCLUDED.waitlist_position,
+               confirmed_at = coalesce(EXCLUDED.confirmed_at, bookings.confirmed_at),
+               promoted_at = coalesce(EXCLUDED.promoted_at, bookings.promoted_at),
+               waitlisted_at = coalesce(bookings.waitlisted_at, EXCLUDED.waitlisted_at),
+               cancelled_at = NULL, cancelled_by = NULL,
+               updated_at = EXCLUDED.updated_at
+           WHERE bookings.posting_id = EXCLUDED.posting_id""",
+        booking_id,
+        posting_id,
+        application_id,
+        citizen_id,
+        citizen_display,
+        status,
+        waitlist_position,
+        at,
+        promoted,
+    )
+
+
+async def cancel_booking(
+    conn: asyncpg.Connection, *, booking_id: str, posting_id: str, by: str, at: datetime
+) -> None:
+    await conn.execute(
+        """UPDATE bookings SET status = 'cancelled', cancelled_at = $3, cancelled_by = $4,
+               waitlist_position = NULL, updated_at = $3
+           WHERE booking_id = $1 AND posting_id = $2""",
+        booking_id,
+        posting_id,
+        at,
+        by,
+    )
+
+
+async def roster(
+    conn: asyncpg.Connection, posting_id: str, *, waitlist_max: int
+) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            """(SELECT b.*, a.attendance_id, a.status AS attendance_status, a.minutes,
+                       a.checked_in_at, a.checked_out_at, a.revision AS attendance_revision,
+                       0 AS section
+                FROM bookings b LEFT JOIN attendance a ON a.booking_id = b.booking_id
+                WHERE b.posting_id = $1 AND b.status = 'confirmed')
+               UNION ALL
+               (SELECT * FROM (
+                  SELECT b.*, NULL::text, NULL::text, NULL::integer, NULL::timestamptz,
+                         NULL::timestamptz, NULL::integer, 1
+                  FROM bookings b WHERE b.posting_id = $1 AND b.status = 'waitlisted'
+                  ORDER BY b.waitlist_position, b.booking_id LIMIT $2) w)
+               ORDER BY section, waitlist_position NULLS FIRST, confirmed_at, booking_id""",
+            posting_id,
+            waitlist_max,
+        )
+    )
+
+
+async def bookings_by_id(
+    conn: asyncpg.Connection, posting_id: str, booking_ids: Sequence[str]
+) -> dict[str, asyncpg.Record]:
+    rows = await conn.fetch(
+        "SELECT * FROM bookings WHERE posting_id = $1 AND booking_id = ANY($2::text[])",
+        posting_id,
+        list(booking_ids),
+    )
+    return {r["booking_id"]: r for r in rows}
+
+
+# --- attendance -------------------------------------------------------------------------------
+
+
+async def attendance_by_booking(
+    conn: asyncpg.Connection, booking_ids: Sequence[str]
+) -> dict[str, asyncpg.Record]:
+    rows = await conn.fetch(
+        "SELECT * FROM attendance WHERE booking_id = ANY($1::text[]) FOR UPDATE",
+        list(booking_ids),
+    )
+    return {r["booking_id"]: r for r in rows}
+
+
+async def upsert_attendance(
+    conn: asyncpg.Connection,
+    *,
+    attendance_id: str,
+    booking_id: str,
+    posting_id: str,
+    citizen_id: str,
+    entry: domain.AttendanceInput,
+    minutes: int,
+    revision: int,
+    now: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO attendance (attendance_id, booking_id, posting_id, citizen_id, status,
+               minutes, checked_in_at, checked_out_at, revision, recorded_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+           ON CONFLICT (attendance_id) DO UPDATE SET
+               status = EXCLUDED.status, minutes = EXCLUDED.minutes,
+               checked_in_at = EXCLUDED.checked_in_at, checked_out_at = EXCLUDED.checked_out_at,
+               revision = EXCLUDED.revision, updated_at = EXCLUDED.updated_at""",
+        attendance_id,
+        booking_id,
+        posting_id,
+        citizen_id,
+        entry.status,
+        minutes,
+        entry.checked_in_at,
+        entry.checked_out_at,
+        revision,
+        now,
+    )
+
+
+# --- idempotency keys -------------------------------------------------------------------------
+
+
+async def lock_idempotency_key(conn: asyncpg.Connection, facility_id: str, key: str) -> bool:
+    """Try to hold (facility, key) for this transaction; False while another request holds
+    it (the first is still in flight)."""
+    return bool(
+        await conn.fetchval(
+            "SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2))",
+            "idem:" + facility_id,
+            key,
+        )
+    )
+
+
+async def get_idempotency(
+    conn: asyncpg.Connection, facility_id: str, key: str
+) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT request_hash, response_status, response_body FROM idempotency_keys"
+        " WHERE facility_id = $1 AND idempotency_key = $2",
+        facility_id,
+        key,
+    )
+    return row
+
+
+async def save_idempotency(
+    conn: asyncpg.Connection,
+    facility_id: str,
+    key: str,
+    *,
+    request_hash: str,
+    status: int,
+    body: bytes,
+) -> None:
+    await conn.execute(
+        "INSERT INTO idempotency_keys (facility_id, idempotency_key, request_hash,"
+        " response_status, response_body) VALUES ($1, $2, $3, $4, $5)",
+        facility_id,
+        key,
+        request_hash,
+        status,
+        body,
+    )
+
+
+async def purge_idempotency(conn: asyncpg.Connection, older_than: timedelta, limit: int) -> int:
+    """Drop answers older than the retention (wall-clock), a bounded batch at a time."""
+    result: str = await conn.execute(
+        """DELETE FROM idempotency_keys WHERE ctid IN (
+               SELECT ctid FROM idempotency_keys WHERE created_at < now() - $1::interval
+               LIMIT $2)""",
+        older_than,
+        limit,
+    )
+    return int(result.split()[-1])

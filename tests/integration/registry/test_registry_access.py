@@ -1,0 +1,167 @@
+"""Who may call what on the running registry: every facility endpoint against every kind of
+caller, the admin endpoints against facility keys, and Idempotency-Key behaviour under
+concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from tests.integration.registry.registry_client import Registry, uid
+
+pytestmark = pytest.mark.stack
+
+
+async def test_authorization_matrix_of_every_facility_endpoint(registry: Registry) -> None:
+    """Every facility endpoint × {no key, bad key, rotated-out key, other facility's key,
+    admin token}: 401 for the first three, 404 for another facility's posting (and on the
+    list only the caller's own postings), 403 for the admin token — and no body ever holds
+    the owner's posting id, title or booking id. The owner's current key works on each."""
+    owner = await registry.create_facility()
+    other = await registry.create_facility()
+    old_key = owner["api_key"]
+    rotated = await registry.http.post(
+        f"/v1/admin/facilities/{owner['id']}/keys/rotate", headers=registry.admin
+    )
+    assert rotated.status_code == 200, rotated.text
+    key = rotated.json()["api_key"]
+    assert key != old_key
+    posting = await registry.open(key)
+    pid = posting["id"]
+    booking = await registry.book(posting)
+    await registry.wait_roster(key, pid, lambda r: r["confirmed_count"] == 1)
+    body = await registry.shift_body()
+
+    def endpoints() -> list[tuple[str, str, dict[str, Any] | None, bool]]:
+        """(method, path, json body, is a posting of the owner)"""
+        return [
+            ("POST", "/v1/postings", body, False),
+            ("GET", "/v1/postings", None, False),
+            ("GET", f"/v1/postings/{pid}", None, True),
+            ("PATCH", f"/v1/postings/{pid}", {"title": "hijacked"}, True),
+            ("POST", f"/v1/postings/{pid}/cancel", {}, True),
+            ("GET", f"/v1/postings/{pid}/roster", None, True),
+            (
+                "PUT",
+                f"/v1/postings/{pid}/attendance",
+                {"records": [{"booking_id": booking, "status": "no_show"}]},
+                True,
+            ),
+        ]
+
+    callers: dict[str, tuple[dict[str, str], int | None]] = {
+        "no key": ({}, 401),
+        "bad key": (registry.key("fk_0123456789abcdef_" + "x" * 43), 401),
+        "not a key": (registry.key("hello"), 401),
+        "rotated-out key": (registry.key(old_key), 401),
+        "other facility": (registry.key(other["api_key"]), None),
+        "admin token": (registry.admin, 403),
+    }
+    secrets = (pid, posting["title"], booking)
+    for method, path, json_body, owned in endpoints():
+        for name, (headers, expected) in callers.items():
+            r = await registry.http.request(
+                method, path, json=json_body, headers={**headers, "Idempotency-Key": uid()}
+            )
+            want = expected if expected is not None else (404 if owned else None)
+            if want is None:  # the other facility's own list and own new posting
+                assert r.status_code in (200, 201), (method, path, name, r.text)
+            else:
+                assert r.status_code == want, (method, path, name, r.status_code, r.text)
+                assert r.headers["content-type"] == "application/problem+json"
+            # the problem's `instance` echoes the caller's own request path: not a leak
+            shown = json.dumps({k: v for k, v in r.json().items() if k != "instance"})
+            for secret in secrets:
+                assert secret not in shown, (method, path, name)
+            if want == 401:
+                assert r.headers.get("www-authenticate") == "Bearer"
+
+    after = await registry.get(key, pid)
+    assert after["status"] == "open" and after["title"] == posting["title"]
+    roster = await registry.roster(key, pid)
+    assert roster["entries"][0]["attendance"] is None
+    listed = await registry.http.get("/v1/postings", headers=registry.key(key))
+    assert [p["id"] for p in listed.json()["data"]] == [pid]
+
+
+async def test_admin_endpoints_refuse_facility_keys_and_missing_tokens(registry: Registry) -> None:
+    """The admin API: no token 401, a wrong token 401, a facility key 403 — on every admin
+    endpoint; an unknown facility is 404 for the admin."""
+    fac = await registry.create_facility()
+    paths = [
+        (
+            "POST",
+            "/v1/admin/facilities",
+            {"name": "x", "kind": "park", "dong": "평동", "requires_child_safety_check": False},
+        ),
+        ("GET", "/v1/admin/facilities", None),
+        ("GET", f"/v1/admin/facilities/{fac['id']}", None),
+        ("POST", f"/v1/admin/facilities/{fac['id']}/keys/rotate", None),
+        ("POST", f"/v1/admin/facilities/{fac['id']}/suspend", None),
+    ]
+    for method, path, body in paths:
+        for headers, want in (
+            ({}, 401),
+            (registry.key("not-the-admin-token"), 401),
+            (registry.key(fac["api_key"]), 403),
+        ):
+            r = await registry.http.request(method, path, json=body, headers=headers)
+            assert r.status_code == want, (method, path, r.text)
+    still = await registry.http.get("/v1/postings", headers=registry.key(fac["api_key"]))
+    assert still.status_code == 200
+    for method, path in (
+        ("GET", "/v1/admin/facilities/fac_nope"),
+        ("POST", "/v1/admin/facilities/fac_nope/keys/rotate"),
+        ("POST", "/v1/admin/facilities/fac_nope/suspend"),
+    ):
+        r = await registry.http.request(method, path, headers=registry.admin)
+        assert r.status_code == 404
+
+
+async def test_twenty_concurrent_posts_with_one_key_make_one_posting(registry: Registry) -> None:
+    """20 concurrent POSTs with the same Idempotency-Key and body create exactly one posting:
+    every answer is that posting (201) or "still in flight" (409); a later retry replays the
+    first answer byte for byte; the same key with another body is 422; another facility may
+    use the same key independently; a POST without a key is 400."""
+    fac = await registry.create_facility()
+    key = fac["api_key"]
+    body = await registry.shift_body()
+    idem = uid()
+    answers = await asyncio.gather(*(registry.post(key, body, idem) for _ in range(20)))
+    created = [r for r in answers if r.status_code == 201]
+    assert created and all(r.status_code in (201, 409) for r in answers), [
+        (r.status_code, r.text) for r in answers
+    ]
+    assert len({r.json()["id"] for r in created}) == 1
+    for r in answers:
+        if r.status_code == 409:
+            assert r.json()["code"] == "idempotency_key_in_flight"
+    listed = await registry.http.get("/v1/postings", headers=registry.key(key))
+    assert [p["id"] for p in listed.json()["data"]] == [created[0].json()["id"]]
+
+    replay = await registry.post(key, dict(reversed(list(body.items()))), idem)
+    assert replay.status_code == 201 and replay.content == created[0].content
+    changed = await registry.post(key, {**body, "capacity": 2}, idem)
+    assert changed.status_code == 422 and changed.json()["code"] == "idempotency_key_reused"
+    other = await registry.create_facility()
+    theirs = await registry.post(other["api_key"], body, idem)
+    assert theirs.status_code == 201 and theirs.json()["id"] != created[0].json()["id"]
+    r = await registry.http.post("/v1/postings", headers=registry.key(key), json=body)
+    assert r.status_code == 400 and "idempotency-key" in r.text.lower()
+    listed = await registry.http.get("/v1/postings", headers=registry.key(key))
+    assert len(listed.json()["data"]) == 1
+
+
+async def test_a_failed_request_stores_nothing_under_its_key(registry: Registry) -> None:
+    """A POST refused by validation keeps no answer: the same key with a corrected body then
+    succeeds (the key is not burnt by a mistake)."""
+    fac = await registry.create_facility()
+    body = await registry.shift_body()
+    idem = uid()
+    bad = await registry.post(fac["api_key"], {**body, "capacity": 500}, idem)
+    assert bad.status_code == 400
+    good = await registry.post(fac["api_key"], body, idem)
+    assert good.status_code == 201
