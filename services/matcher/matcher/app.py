@@ -2,20 +2,66 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from matcher import api, handlers, notify, sweepers
 from matcher.settings import MatcherSettings
-from shared.service import ServiceSpec, create_app
+from shared.service import ServiceContext, ServiceSpec, create_app
+
+
+async def on_start(ctx: ServiceContext) -> None:
+    """Start the partner notification sender (the HTTP side of its outbox)."""
+    settings = ctx.settings
+    assert isinstance(settings, MatcherSettings)
+    sender = notify.NotificationSender(
+        pool=ctx.pool,
+        url=settings.partner_notify_url,
+        secret=settings.partner_notify_secret.get_secret_value(),
+        concurrency_max=settings.notify_concurrency_max,
+        timeout_ms=settings.notify_timeout_ms,
+        retry_for=timedelta(seconds=settings.notify_retry_for_s),
+        attempts_max=settings.notify_attempts_max,
+        backoff_base_ms=settings.notify_backoff_base_ms,
+        backoff_cap_ms=settings.notify_backoff_cap_ms,
+        poll_interval_ms=settings.notify_poll_interval_ms,
+        prefetch_max=settings.notify_prefetch_max,
+        retention=timedelta(days=settings.notify_retention_days),
+    )
+    ctx.extra["notification_sender"] = sender
+    await sender.start()
+
+
+async def on_stop(ctx: ServiceContext) -> None:
+    sender = ctx.extra.pop("notification_sender", None)
+    if isinstance(sender, notify.NotificationSender):
+        await sender.stop()
+
 
 SPEC = ServiceSpec(
     name="matcher",
     title="Danggeun Gwangsan matcher",
-    description="",
+    description=(
+        "Citizens apply through the partner app: signed partner webhooks in, eligibility, "
+        "first-come and drawn bookings, waitlists, strikes, signed partner notifications out."
+    ),
     migrations_dir=Path(__file__).parent / "migrations",
+    routers=(api.partner, api.admin),
+    register_handlers=handlers.register,
+    sweepers=sweepers.sweepers(MatcherSettings.model_construct()),
+    on_start=on_start,
+    on_stop=on_stop,
+    openapi_tags=(
+        {"name": "partner", "description": "Webhooks the partner (Danggeun) calls"},
+        {"name": "admin", "description": "Operators: notifications, draws, decisions"},
+    ),
 )
 
 
 def build(settings: MatcherSettings | None = None) -> FastAPI:
-    return create_app(SPEC, settings or MatcherSettings())
+    settings = settings or MatcherSettings()
+    spec = dataclasses.replace(SPEC, sweepers=sweepers.sweepers(settings))
+    return create_app(spec, settings)

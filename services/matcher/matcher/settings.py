@@ -1,10 +1,105 @@
-"""Settings of the matcher service (environment variables; see docs/operations.md)."""
+"""Settings of the matcher service (environment variables; see docs/operations.md).
+
+Every policy value (BRIEF §5) and every bound on work (waitlists, held applications,
+notification retries, concurrency, body size) is a setting with its default and source here.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from pydantic import SecretStr
+
+from matcher.domain.policy import Policy
 from shared.settings import ServiceSettings
+
+# Gwangsan-gu's 21 administrative dongs (광산구 행정동; BRIEF §5, district website, 2024).
+GWANGSAN_DONGS = (
+    "송정1동,송정2동,도산동,신흥동,어룡동,우산동,월곡1동,월곡2동,비아동,첨단1동,첨단2동,"
+    "신가동,운남동,수완동,하남동,임곡동,동곡동,평동,삼도동,본량동,신창동"
+)
 
 
 class MatcherSettings(ServiceSettings):
     service_name: str = "matcher"
     port: int = 8002
+
+    # --- partner contract (BRIEF §6) ---------------------------------------------------
+    # Standard Webhooks secrets (`whsec_…`) the partner signs with; comma-separated so a
+    # rotation can accept the old and the new secret at once. From .run/stack.env.
+    partner_webhook_secret: SecretStr = SecretStr("")
+    # Where our signed notifications go, and the secret we sign them with.
+    partner_notify_url: str = "http://127.0.0.1:8009/notifications"
+    partner_notify_secret: SecretStr = SecretStr("")
+    # A webhook is a few hundred bytes; 16 KiB leaves room and bounds parsing work (413).
+    webhook_body_size_max_bytes: int = 16 * 1024
+
+    # --- eligibility (BRIEF §5) ---------------------------------------------------------
+    eligible_dongs: str = GWANGSAN_DONGS
+    # 동네 인증 must be at most this old on the day of the application (BRIEF §5: 1 year).
+    neighbourhood_verified_max_age_days: int = 365
+    # Minimum age on the shift date (BRIEF §5: 19, the civil-law age of majority).
+    age_min_years: int = 19
+    # Booked hours per ISO week, Asia/Seoul (BRIEF §5 weekly cap: 13 h).
+    week_hours_max: int = 13
+
+    # --- waitlists, promotion, strikes (BRIEF §5) ---------------------------------------
+    # Bound of each posting's waitlist; large enough that a rush of 5,000 applications for
+    # one shift is all waitlisted (BRIEF §11), small enough to bound a posting's rows.
+    waitlist_length_max: int = 10_000
+    # Waitlist promotion stops this long before the start (BRIEF §5: 1 h).
+    promotion_cutoff_minutes: int = 60
+    # A cancellation later than this before the start is a strike (BRIEF §5: 2 h).
+    late_cancel_cutoff_minutes: int = 120
+    # 3 strikes in 90 days suspend booking for 30 days (BRIEF §5).
+    strike_window_days: int = 90
+    strikes_to_suspend: int = 3
+    suspension_days: int = 30
+
+    # --- draw (BRIEF §4.3) ----------------------------------------------------------------
+    # A citizen with this many allowance minutes this month weighs half as much in a draw
+    # as one with none (weight = H / (H + minutes)); 600 min = 10 h, about a week's cap.
+    draw_half_weight_minutes: int = 600
+    draw_sweep_interval_ms: int = 500
+
+    # --- applications for postings not seen yet ------------------------------------------
+    # How long an application waits for its PostingPublished before `unknown_posting`.
+    held_application_wait_s: int = 600
+    held_sweep_interval_ms: int = 1_000
+    # Bound of one sweep's work (held applications expired, draws run) per pass.
+    sweep_batch_size_max: int = 500
+
+    # --- partner notifications (HTTP outbox) ----------------------------------------------
+    notify_concurrency_max: int = 32
+    notify_timeout_ms: int = 5_000
+    # Retried with exponential backoff and full jitter for at most this long (and at most
+    # this many attempts), then parked as `failed` for an operator to re-send.
+    notify_retry_for_s: int = 3_600
+    notify_attempts_max: int = 500
+    notify_backoff_base_ms: int = 100
+    notify_backoff_cap_ms: int = 10_000
+    # Due notifications read per query into the sender's queue (one per booking at a time).
+    notify_prefetch_max: int = 1_000
+    # Delivered notifications are kept this long for support questions, then deleted.
+    notify_retention_days: int = 30
+    # The sender is woken by NOTIFY after each commit; this poll is only the fallback.
+    notify_poll_interval_ms: int = 1_000
+
+    def webhook_secrets(self) -> list[str]:
+        raw = self.partner_webhook_secret.get_secret_value()
+        return [s.strip() for s in raw.split(",") if s.strip()]
+
+    def policy(self) -> Policy:
+        return Policy(
+            eligible_dongs=frozenset(d.strip() for d in self.eligible_dongs.split(",") if d),
+            neighbourhood_verified_max_age=timedelta(days=self.neighbourhood_verified_max_age_days),
+            age_min_years=self.age_min_years,
+            week_minutes_max=self.week_hours_max * 60,
+            waitlist_length_max=self.waitlist_length_max,
+            promotion_cutoff=timedelta(minutes=self.promotion_cutoff_minutes),
+            late_cancel_cutoff=timedelta(minutes=self.late_cancel_cutoff_minutes),
+            strike_window=timedelta(days=self.strike_window_days),
+            strikes_to_suspend=self.strikes_to_suspend,
+            suspension=timedelta(days=self.suspension_days),
+            draw_half_weight_minutes=self.draw_half_weight_minutes,
+        )

@@ -1,0 +1,205 @@
+"""What a decision tells the world: the Kafka event (matcher.bookings.v1) and the partner
+notification (BRIEF §6) for each booking change, built from the same facts so they agree.
+
+Notification bodies are `{"type", "timestamp", "data"}`, like the partner's webhooks; the
+bytes are fixed when the notification is written, so every attempt sends (and signs) the
+same body under the same `webhook-id`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from matcher.store import Notification
+from shared.events import (
+    BookingCancelled,
+    BookingConfirmed,
+    BookingPromoted,
+    BookingRejected,
+    BookingWaitlisted,
+    Event,
+    PostingPublished,
+    PostingUpdated,
+)
+
+
+def new_notification_id() -> str:
+    return "msg_" + uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class BookingFacts:
+    """One application/booking as both outputs describe it."""
+
+    application_id: str
+    posting_id: str
+    citizen_id: str
+    citizen_display: str
+    partner_user_id: str
+    booking_id: str | None
+    starts_at: datetime
+    ends_at: datetime
+
+    @classmethod
+    def of(cls, row: asyncpg.Record | dict[str, Any]) -> BookingFacts:
+        return cls(
+            application_id=row["application_id"],
+            posting_id=row["posting_id"],
+            citizen_id=row["citizen_id"],
+            citizen_display=row["citizen_display"],
+            partner_user_id=row["partner_user_id"],
+            booking_id=row["booking_id"],
+            starts_at=row["starts_at"],
+            ends_at=row["ends_at"],
+        )
+
+
+def _body(kind: str, at: datetime, data: dict[str, Any]) -> bytes:
+    return orjson.dumps({"type": kind, "timestamp": at.isoformat(), "data": data})
+
+
+def _booking_note(kind: str, facts: BookingFacts, at: datetime, **extra: Any) -> Notification:
+    data: dict[str, Any] = {
+        "application_id": facts.application_id,
+        "posting_id": facts.posting_id,
+        "partner_user_id": facts.partner_user_id,
+    }
+    if facts.booking_id is not None:
+        data["booking_id"] = facts.booking_id
+        data["starts_at"] = facts.starts_at.isoformat()
+        data["ends_at"] = facts.ends_at.isoformat()
+    data.update(extra)
+    return Notification(
+        notification_id=new_notification_id(),
+        type=kind,
+        # One booking's notifications reach the partner in the order they were written.
+        ordering_key=facts.application_id,
+        posting_id=facts.posting_id,
+        application_id=facts.application_id,
+        booking_id=facts.booking_id,
+        payload=_body(kind, at, data),
+    )
+
+
+def _held(facts: BookingFacts) -> dict[str, Any]:
+    assert facts.booking_id is not None, "a booking event needs a booking id"
+    return {
+        "posting_id": facts.posting_id,
+        "application_id": facts.application_id,
+        "citizen_id": facts.citizen_id,
+        "citizen_display": facts.citizen_display,
+        "booking_id": facts.booking_id,
+        "starts_at": facts.starts_at,
+        "ends_at": facts.ends_at,
+    }
+
+
+def confirmed(facts: BookingFacts, at: datetime) -> tuple[Event, Notification]:
+    return (
+        BookingConfirmed(**_held(facts)),
+        _booking_note("booking.confirmed", facts, at, status="confirmed"),
+    )
+
+
+def waitlisted(facts: BookingFacts, at: datetime, position: int) -> tuple[Event, Notification]:
+    return (
+        BookingWaitlisted(**_held(facts), waitlist_position=position),
+        _booking_note(
+            "booking.waitlisted", facts, at, status="waitlisted", waitlist_position=position
+        ),
+    )
+
+
+def promoted(facts: BookingFacts, at: datetime) -> tuple[Event, Notification]:
+    return (
+        BookingPromoted(**_held(facts)),
+        _booking_note("booking.promoted", facts, at, status="confirmed"),
+    )
+
+
+def rejected(facts: BookingFacts, at: datetime, reason: str) -> tuple[Event, Notification]:
+    return (
+        BookingRejected(
+            posting_id=facts.posting_id,
+            application_id=facts.application_id,
+            citizen_id=facts.citizen_id,
+            citizen_display=facts.citizen_display,
+            reason=reason,
+        ),
+        _booking_note("booking.rejected", facts, at, status="rejected", reason=reason),
+    )
+
+
+def cancelled(
+    facts: BookingFacts,
+    at: datetime,
+    *,
+    cancelled_by: str,
+    reason: str,
+    was_confirmed: bool,
+    strike: bool = False,
+) -> tuple[Event, Notification]:
+    return (
+        BookingCancelled(
+            **_held(facts),
+            cancelled_by=cancelled_by,
+            reason=reason,
+            was_confirmed=was_confirmed,
+            strike=strike,
+        ),
+        _booking_note(
+            "booking.cancelled",
+            facts,
+            at,
+            status="cancelled",
+            cancelled_by=cancelled_by,
+            reason=reason,
+            was_confirmed=was_confirmed,
+            strike=strike,
+        ),
+    )
+
+
+def posting_note(
+    kind: str,
+    posting: PostingPublished | PostingUpdated | dict[str, Any],
+    at: datetime,
+    **extra: Any,
+) -> Notification:
+    """`posting.published` / `posting.updated` / `posting.closed`: what the app lists."""
+    if isinstance(posting, dict):
+        data = dict(posting)
+    else:
+        data = {
+            "posting_id": posting.posting_id,
+            "facility_name": posting.facility_name,
+            "facility_dong": posting.facility_dong,
+            "title": posting.title,
+            "description": posting.description,
+            "starts_at": posting.starts_at.isoformat(),
+            "ends_at": posting.ends_at.isoformat(),
+            "capacity": posting.capacity,
+            "selection": posting.selection,
+            "applications_close_at": (
+                posting.applications_close_at.isoformat() if posting.applications_close_at else None
+            ),
+            "requires_child_safety_check": posting.requires_child_safety_check,
+            "tags": list(posting.tags),
+        }
+    data.update(extra)
+    posting_id = str(data["posting_id"])
+    return Notification(
+        notification_id=new_notification_id(),
+        type=kind,
+        ordering_key=posting_id,
+        posting_id=posting_id,
+        application_id=None,
+        booking_id=None,
+        payload=_body(kind, at, data),
+    )

@@ -1,0 +1,335 @@
+"""The partner notification sender: the HTTP side of the `partner_notifications` outbox.
+
+Rows are written in the decision's transaction (so a notification exists if and only if its
+decision committed) and sent here after commit, signed per Standard Webhooks with
+`PARTNER_NOTIFY_SECRET` and the row's stable `webhook-id`, so the partner can drop repeats.
+
+* Prompt: the decision's `NOTIFY` wakes the sender at commit; a poll is only the fallback.
+* Ordered per key: a notification is sent only when every earlier one of its ordering key
+  (its booking, or its posting) was delivered; a parked one holds the later ones back until
+  an operator re-sends it, so a partner never sees `cancelled` before `confirmed`.
+* Concurrent across keys, bounded by `notify_concurrency_max`.
+* Retried on timeouts, refused connections, 5xx, 408 and 429 with exponential backoff and
+  full jitter, for at most `notify_retry_for_s` / `notify_attempts_max`; then parked as
+  `failed` (metric `gwangsan_partner_notifications_total{outcome="failed"}`), listed and
+  re-sent through `/v1/admin/notifications`. Another 4xx parks it at once.
+* One sender per schema at a time (an advisory lock, like the Kafka outbox relay); a crash
+  mid-send re-sends after restart under the same `webhook-id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from datetime import datetime, timedelta
+
+import asyncpg
+import httpx
+from prometheus_client import Histogram
+
+from matcher.domain.delivery import backoff_delay_s, verdict
+from matcher.store import NOTIFY_CHANNEL
+from shared import metrics
+from shared.clock import utc_now
+from shared.db import is_transient
+from shared.webhooks import sign
+
+log = logging.getLogger(__name__)
+
+NOTIFICATION_LATENCY = Histogram(
+    "gwangsan_partner_notification_seconds",
+    "From the decision's commit to the partner's 2xx",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60, 600),
+)
+
+_LOCK_KEY = "matcher:partner-notifications"
+
+_DUE_SQL = """
+SELECT n.seq, n.notification_id, n.type, n.ordering_key, n.payload, n.attempts,
+       n.first_attempt_at, n.created_at
+  FROM partner_notifications n
+ WHERE n.status = 'pending' AND n.next_attempt_at <= now()
+   AND NOT (n.ordering_key = ANY($2::text[]))
+   AND NOT EXISTS (SELECT 1 FROM partner_notifications e
+                    WHERE e.ordering_key = n.ordering_key AND e.seq < n.seq
+                      AND e.status <> 'delivered')
+ ORDER BY n.seq
+ LIMIT $1
+"""
+
+
+class NotificationSender:
+    """Sends due notifications; run one per process (only the lock holder sends)."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        url: str,
+        secret: str,
+        concurrency_max: int,
+        timeout_ms: int,
+        retry_for: timedelta,
+        attempts_max: int,
+        backoff_base_ms: int,
+        backoff_cap_ms: int,
+        poll_interval_ms: int,
+        prefetch_max: int = 1_000,
+        retention: timedelta = timedelta(days=30),
+    ) -> None:
+        self._pool = pool
+        self._url = url
+        self._secret = secret
+        self._concurrency_max = concurrency_max
+        self._timeout_s = timeout_ms / 1000
+        self._retry_for = retry_for
+        self._attempts_max = attempts_max
+        self._backoff_base_ms = backoff_base_ms
+        self._backoff_cap_ms = backoff_cap_ms
+        self._poll_s = poll_interval_ms / 1000
+        self._wake = asyncio.Event()
+        self._inflight: dict[str, asyncio.Task[None]] = {}  # ordering key -> its send
+        self._prefetch_max = prefetch_max
+        self._stopping = False
+        self._retention = retention
+        # Delivered, not yet marked: (seq, attempts, first attempt, delivered at, status).
+        self._delivered: list[tuple[int, int, datetime, datetime, int]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._http: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(self._timeout_s),
+            limits=httpx.Limits(
+                max_connections=self._concurrency_max,
+                max_keepalive_connections=self._concurrency_max,
+            ),
+        )
+        self._task = asyncio.create_task(self._run(), name="partner-notifications")
+
+    async def stop(self) -> None:
+        """Let sends in flight finish (bounded by the HTTP timeout), mark them, stop."""
+        self._stopping = True
+        inflight = list(self._inflight.values())
+        if inflight:
+            await asyncio.wait(inflight, timeout=self._timeout_s + 1)
+        for task in inflight:
+            task.cancel()
+        if self._task is not None:
+            self._task.cancel()  # its connection's `finally` marks what was delivered
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._http is not None:
+            await self._http.aclose()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        backoff_s = 0.1
+        while True:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if is_transient(exc):
+                    log.warning("notification sender waiting for Postgres: %s", exc)
+                else:
+                    log.exception("notification sender failed; restarting it")
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+            else:
+                backoff_s = 0.1
+
+    async def _lead(self) -> None:
+        conn: asyncpg.Connection = await self._pool.acquire()
+        try:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", _LOCK_KEY):
+                await asyncio.sleep(max(self._poll_s, 1.0))  # another process sends
+                return
+            await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            try:
+                await self._loop(conn)
+            finally:
+                with contextlib.suppress(Exception):
+                    await self._flush_delivered(conn)
+                with contextlib.suppress(Exception):
+                    await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+                    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", _LOCK_KEY)
+        finally:
+            await self._pool.release(conn)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _loop(self, conn: asyncpg.Connection) -> None:
+        """Keep up to `concurrency_max` sends in flight from an in-memory queue of due heads
+        (one per ordering key), refilled by one query when it runs low; deliveries are
+        marked in bulk before each refill, so the next notification of a key is seen as due
+        as soon as the previous one is marked."""
+        queue: deque[asyncpg.Record] = deque()
+        queued: set[str] = set()
+        gauges_at = 0.0
+        while True:
+            self._wake.clear()
+            await self._flush_delivered(conn)
+            if len(queue) < self._concurrency_max:
+                exclude = [*self._inflight, *queued]
+                rows = await conn.fetch(_DUE_SQL, self._prefetch_max - len(queue), exclude)
+                for row in rows:
+                    key = row["ordering_key"]
+                    if key not in queued and key not in self._inflight:
+                        queue.append(row)
+                        queued.add(key)
+            while queue and len(self._inflight) < self._concurrency_max and not self._stopping:
+                row = queue.popleft()
+                queued.discard(row["ordering_key"])
+                self._inflight[row["ordering_key"]] = asyncio.create_task(self._deliver(row))
+            if time.monotonic() - gauges_at > 10:
+                await self._refresh_gauges(conn)
+                gauges_at = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s)
+
+    async def _flush_delivered(self, conn: asyncpg.Connection) -> None:
+        done, self._delivered = self._delivered, []
+        if not done:
+            return
+        try:
+            await conn.execute(
+                """
+                UPDATE partner_notifications n SET status = 'delivered', attempts = u.attempts,
+                       first_attempt_at = u.first_at, last_attempt_at = u.at,
+                       last_status_code = u.code, delivered_at = u.at, last_error = NULL
+                  FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::timestamptz[],
+                              $5::int[]) AS u(seq, attempts, first_at, at, code)
+                 WHERE n.seq = u.seq
+                """,
+                [d[0] for d in done],
+                [d[1] for d in done],
+                [d[2] for d in done],
+                [d[3] for d in done],
+                [d[4] for d in done],
+            )
+        except BaseException:
+            self._delivered[:0] = done  # marked later; worst case re-sent, same webhook-id
+            raise
+
+    async def _refresh_gauges(self, conn: asyncpg.Connection) -> None:
+        """Refresh the backlog gauge and drop delivered rows past their retention (bounded
+        batch; the partner had them long ago and deduplicates by webhook-id anyway)."""
+        pending = await conn.fetchval(
+            "SELECT count(*) FROM partner_notifications WHERE status <> 'delivered'"
+        )
+        metrics.PARTNER_NOTIFICATIONS_PENDING.set(int(pending))
+        await conn.execute(
+            "DELETE FROM partner_notifications WHERE seq IN (SELECT seq FROM"
+            " partner_notifications WHERE status = 'delivered' AND delivered_at < $1"
+            " ORDER BY delivered_at LIMIT 10000)",
+            utc_now() - self._retention,
+        )
+
+    async def _deliver(self, row: asyncpg.Record) -> None:
+        key = row["ordering_key"]
+        try:
+            await self._attempt(row)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("notification %s: recording the attempt failed", row["notification_id"])
+            # Keep the key's slot a moment: a failing database must not become a hot loop.
+            await asyncio.sleep(self._poll_s)
+        finally:
+            self._inflight.pop(key, None)
+            self._wake.set()  # the next notification of this key may be due now
+
+    async def _attempt(self, row: asyncpg.Record) -> None:
+        assert self._http is not None
+        started = utc_now()
+        status_code: int | None = None
+        error: str | None = None
+        headers = sign(self._secret, row["notification_id"], started, row["payload"])
+        try:
+            response = await self._http.post(self._url, content=row["payload"], headers=headers)
+            status_code = response.status_code
+            if not 200 <= status_code < 300:
+                error = response.text[:500]
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        attempts = row["attempts"] + 1
+        first_attempt_at: datetime = row["first_attempt_at"] or started
+        now = utc_now()
+        outcome = verdict(
+            status_code,
+            attempts=attempts,
+            first_attempt_at=first_attempt_at,
+            now=now,
+            retry_for=self._retry_for,
+            attempts_max=self._attempts_max,
+        )
+        if outcome == "delivered":
+            assert status_code is not None
+            self._delivered.append((row["seq"], attempts, first_attempt_at, now, status_code))
+            metrics.PARTNER_NOTIFICATIONS.labels("delivered").inc()
+            NOTIFICATION_LATENCY.observe(max((now - row["created_at"]).total_seconds(), 0))
+            return
+        if outcome == "park":
+            await self._pool.execute(
+                "UPDATE partner_notifications SET status = 'failed', attempts = $2,"
+                " first_attempt_at = $3, last_attempt_at = $4, last_status_code = $5,"
+                " last_error = $6, failed_at = $4 WHERE seq = $1",
+                row["seq"],
+                attempts,
+                first_attempt_at,
+                now,
+                status_code,
+                error,
+            )
+            metrics.PARTNER_NOTIFICATIONS.labels("failed").inc()
+            log.warning(
+                "notification %s parked as failed after %d attempts: %s %s",
+                row["notification_id"],
+                attempts,
+                status_code,
+                error,
+            )
+            return
+        delay_s = backoff_delay_s(
+            attempts, self._backoff_base_ms, self._backoff_cap_ms, random.random()
+        )
+        await self._pool.execute(
+            "UPDATE partner_notifications SET attempts = $2, first_attempt_at = $3,"
+            " last_attempt_at = $4, last_status_code = $5, last_error = $6,"
+            " next_attempt_at = $7 WHERE seq = $1",
+            row["seq"],
+            attempts,
+            first_attempt_at,
+            now,
+            status_code,
+            error,
+            now + timedelta(seconds=delay_s),
+        )
+        metrics.PARTNER_NOTIFICATIONS.labels("retried").inc()
+        # Sleep out the delay here so this key's slot stays taken (order) and the loop is
+        # woken when it is due, not only at the next poll.
+        await asyncio.sleep(delay_s)
+
+
+async def resend(pool: asyncpg.Pool, notification_id: str) -> asyncpg.Record | None:
+    """Put a parked (or any) notification back in the queue with a fresh retry budget."""
+    row: asyncpg.Record | None = await pool.fetchrow(
+        "UPDATE partner_notifications SET status = 'pending', attempts = 0,"
+        " first_attempt_at = NULL, next_attempt_at = now(), failed_at = NULL"
+        " WHERE notification_id = $1 AND status <> 'delivered'"
+        " RETURNING notification_id, status",
+        notification_id,
+    )
+    if row is not None:
+        metrics.PARTNER_NOTIFICATIONS.labels("resent").inc()
+        await pool.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+    return row

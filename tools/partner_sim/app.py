@@ -1,0 +1,134 @@
+"""The simulator's HTTP side: receives the matcher's notifications like the partner would.
+
+`POST /notifications` verifies the Standard Webhooks signature (a bad one: 401, counted),
+drops a repeated `webhook-id` (answered 200, counted as a duplicate) and records the rest.
+`POST /control/outage` makes it answer 503 (or another status) for a while, to play a
+partner that is down. Everything is kept in memory: restart it to forget.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from standardwebhooks import Webhook
+
+from tools.partner_sim.config import SimConfig
+
+RECEIVED_MAX = 200_000  # bound of what is kept in memory
+
+
+class Outage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seconds: float = Field(ge=0, le=3600)
+    status: int = Field(503, ge=400, le=599)
+
+
+class SimState:
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.seen: set[str] = set()
+        self.duplicates = 0
+        self.bad_signatures = 0
+        self.refused_during_outage = 0
+        self.outage_until = 0.0
+        self.outage_status = 503
+
+    def reset(self) -> None:
+        self.received.clear()
+        self.seen.clear()
+        self.duplicates = self.bad_signatures = self.refused_during_outage = 0
+        self.outage_until = 0.0
+        self.outage_status = 503
+
+
+def create_app(config: SimConfig | None = None) -> FastAPI:
+    config = config or SimConfig.load()
+    verifier = Webhook(config.notify_secret) if config.notify_secret else None
+    state = SimState()
+    app = FastAPI(title="Partner simulator", description=__doc__)
+    app.state.sim = state
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": "partner_sim"}
+
+    @app.post("/notifications")
+    async def receive(request: Request) -> JSONResponse:
+        if time.monotonic() < state.outage_until:
+            state.refused_during_outage += 1
+            return JSONResponse({"error": "outage"}, status_code=state.outage_status)
+        body = await request.body()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if verifier is None:
+            state.bad_signatures += 1
+            return JSONResponse({"error": "no PARTNER_NOTIFY_SECRET configured"}, 401)
+        try:
+            verifier.verify(body, headers, json_parse=False)
+        except Exception as exc:  # any failure to verify is a refusal, never a 500
+            state.bad_signatures += 1
+            return JSONResponse({"error": f"bad signature: {exc}"}, status_code=401)
+        webhook_id = headers["webhook-id"]
+        if webhook_id in state.seen:
+            state.duplicates += 1
+            return JSONResponse({"status": "duplicate"}, status_code=200)
+        try:
+            message = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return JSONResponse({"error": "not JSON"}, status_code=400)
+        state.seen.add(webhook_id)
+        if len(state.received) < RECEIVED_MAX:
+            state.received.append(
+                {
+                    "webhook_id": webhook_id,
+                    "type": message.get("type"),
+                    "timestamp": message.get("timestamp"),
+                    "data": message.get("data", {}),
+                    "received_at": time.time(),
+                }
+            )
+        return JSONResponse({"status": "ok"}, status_code=200)
+
+    @app.get("/notifications")
+    async def notifications(
+        type: str | None = None,
+        posting_id: str | None = None,
+        booking_id: str | None = None,
+        application_id: str | None = None,
+        partner_user_id: str | None = None,
+    ) -> dict[str, Any]:
+        def wanted(n: dict[str, Any]) -> bool:
+            data = n["data"]
+            return (
+                (type is None or n["type"] == type)
+                and (posting_id is None or data.get("posting_id") == posting_id)
+                and (booking_id is None or data.get("booking_id") == booking_id)
+                and (application_id is None or data.get("application_id") == application_id)
+                and (partner_user_id is None or data.get("partner_user_id") == partner_user_id)
+            )
+
+        items = [n for n in state.received if wanted(n)]
+        return {
+            "items": items,
+            "count": len(items),
+            "duplicates": state.duplicates,
+            "bad_signatures": state.bad_signatures,
+            "refused_during_outage": state.refused_during_outage,
+        }
+
+    @app.post("/control/outage")
+    async def outage(body: Outage) -> dict[str, Any]:
+        state.outage_until = time.monotonic() + body.seconds
+        state.outage_status = body.status
+        return {"outage_for_s": body.seconds, "status": body.status}
+
+    @app.post("/control/reset")
+    async def reset() -> dict[str, str]:
+        state.reset()
+        return {"status": "reset"}
+
+    return app
