@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import os
 import sys
+import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,99 @@ async def cmd_dlq_replay(args: argparse.Namespace, env: dict[str, str]) -> int:
     return 0
 
 
+# --- partner notifications ----------------------------------------------------------------
+
+
+async def cmd_notifications_list(args: argparse.Namespace, env: dict[str, str]) -> int:
+    async with http(env, "matcher", "ADMIN_TOKEN") as client:
+        page = await answer(
+            await client.get("/v1/admin/notifications", params={"status": args.status})
+        )
+    items = page["items"]
+    print(
+        f"{len(items)} {args.status} notification(s)"
+        + (" (first page)" if page.get("next_cursor") else "")
+    )
+    print_table(
+        items,
+        ["notification_id", "type", "booking_id", "attempts", "last_status_code", "last_error"],
+    )
+    return 0
+
+
+async def cmd_notifications_resend(args: argparse.Namespace, env: dict[str, str]) -> int:
+    async with http(env, "matcher", "ADMIN_TOKEN") as client:
+        ids: list[str] = list(args.ids)
+        if args.all_failed:
+            page = await answer(
+                await client.get("/v1/admin/notifications", params={"status": "failed"})
+            )
+            ids += [item["notification_id"] for item in page["items"]]
+        if not ids:
+            print("nothing to resend")
+            return 0
+        if not confirm(f"Send {len(ids)} notification(s) to the partner again?", args.yes):
+            print("nothing changed")
+            return 1
+        for notification_id in ids:
+            await answer(await client.post(f"/v1/admin/notifications/{notification_id}/resend"))
+    print(f"queued {len(ids)} notification(s) for delivery again (same webhook-id each)")
+    return 0
+
+
+# --- facilities, budget, month close -------------------------------------------------------
+
+
+async def cmd_rotate_key(args: argparse.Namespace, env: dict[str, str]) -> int:
+    if not confirm(
+        f"Issue a new key for facility {args.facility_id}? The old one stops working.", args.yes
+    ):
+        print("nothing changed")
+        return 1
+    async with http(env, "registry", "ADMIN_TOKEN") as client:
+        body = await answer(
+            await client.post(
+                f"/v1/admin/facilities/{args.facility_id}/keys/rotate",
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+            )
+        )
+    print(f"new key for {args.facility_id} (shown once; give it to the facility):")
+    print(body.get("api_key", body))
+    return 0
+
+
+def _won(value: Any) -> str:
+    return f"{int(value):,} won" if isinstance(value, int) else str(value)
+
+
+async def cmd_budget(args: argparse.Namespace, env: dict[str, str]) -> int:
+    params = {"fiscal_year": args.fiscal_year} if args.fiscal_year else {}
+    async with http(env, "allowance", "FINANCE_TOKEN") as client:
+        body = await answer(await client.get("/v1/budget", params=params))
+    for key, value in body.items():
+        print(f"{key:<16} {_won(value) if key.endswith('_won') else value}")
+    return 0
+
+
+async def cmd_close_month(args: argparse.Namespace, env: dict[str, str]) -> int:
+    if not confirm(
+        f"Close {args.period}? Its statements freeze; later corrections go to the next month.",
+        args.yes,
+    ):
+        print("nothing changed")
+        return 1
+    async with http(env, "allowance", "FINANCE_TOKEN") as client:
+        body = await answer(
+            await client.post(
+                f"/v1/periods/{args.period}/close", headers={"Idempotency-Key": uuid.uuid4().hex}
+            )
+        )
+    print(f"{args.period} is closed:")
+    for key, value in body.items():
+        print(f"  {key:<18} {_won(value) if key.endswith('_won') else value}")
+    return 0
+
+
 Command = Callable[[argparse.Namespace, dict[str, str]], Coroutine[Any, Any, int]]
 
 
@@ -152,6 +246,35 @@ def parser() -> argparse.ArgumentParser:
     dr.add_argument("--limit", type=int, default=1000)
     dr.add_argument("--yes", action="store_true", help="do not ask")
     dr.set_defaults(run=cmd_dlq_replay)
+
+    n = sub.add_parser("notifications", help="partner notifications that failed, and resending")
+    nsub = n.add_subparsers(dest="action", required=True)
+    nl = nsub.add_parser("list", help="notifications by status (default: failed)")
+    nl.add_argument("--status", choices=["failed", "pending", "delivered"], default="failed")
+    nl.set_defaults(run=cmd_notifications_list)
+    nr = nsub.add_parser("resend", help="send notifications again (after the partner is back)")
+    nr.add_argument("ids", nargs="*", help="notification ids")
+    nr.add_argument("--all-failed", action="store_true", help="every parked (failed) one")
+    nr.add_argument("--yes", action="store_true", help="do not ask")
+    nr.set_defaults(run=cmd_notifications_resend)
+
+    f = sub.add_parser("facility", help="facility keys")
+    fsub = f.add_subparsers(dest="action", required=True)
+    fr = fsub.add_parser("rotate-key", help="issue a new API key; the old one stops working")
+    fr.add_argument("facility_id")
+    fr.add_argument("--yes", action="store_true", help="do not ask")
+    fr.set_defaults(run=cmd_rotate_key)
+
+    b = sub.add_parser("budget", help="the programme budget: total, reserved, accrued, available")
+    b.add_argument("--fiscal-year", type=int)
+    b.set_defaults(run=cmd_budget)
+
+    m = sub.add_parser("month", help="month close")
+    msub = m.add_subparsers(dest="action", required=True)
+    mc = msub.add_parser("close", help="close a month (freeze statements, enable the payout file)")
+    mc.add_argument("period", help="yyyy-mm")
+    mc.add_argument("--yes", action="store_true", help="do not ask")
+    mc.set_defaults(run=cmd_close_month)
     return p
 
 
