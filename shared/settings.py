@@ -19,20 +19,30 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
+    # Which service this process is (logs, metrics, consumer groups, schema).
     service_name: str = "service"
+    # `production` uses the machine's clock and hides the clock endpoints; `test` and `demo`
+    # share a controllable clock so a month can be played in seconds.
     app_env: AppEnv = "production"
+    # Loopback by default; containers set 0.0.0.0.
     host: str = "127.0.0.1"
+    # Each service has its own default (registry 8001, matcher 8002, allowance 8003).
     port: int = 8000
 
     # The service's own role (the launcher passes each process its own URL); the role can
     # touch only the schema named after the service.
     database_url: str = "postgresql://localhost/gwangsan"
+    # Connections per process: small, since handlers are short transactions and Postgres
+    # connections are expensive; raise with the replica count in mind (max_connections).
     db_pool_size_min: int = 2
     db_pool_size_max: int = 10
+    # A runaway statement is cancelled rather than holding locks forever.
     db_statement_timeout_ms: int = 10_000
 
+    # Comma-separated host:port list.
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
 
+    # Staff tokens (compared in constant time); from the environment or a Secret only.
     admin_token: SecretStr = SecretStr("")
     finance_token: SecretStr = SecretStr("")
 
@@ -47,12 +57,14 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size_max: int = 500
     consumer_batch_wait_ms: int = 10
 
-    # Outbox relay.
+    # Outbox relay: rows published per broker round trip, and how often it looks for rows
+    # when no NOTIFY woke it (a fallback; NOTIFY normally wakes it within milliseconds).
     outbox_batch_size_max: int = 500
     outbox_poll_interval_ms: int = 500
 
-    # HTTP.
+    # HTTP: larger request bodies are refused with 413 before they are parsed.
     http_body_size_max_bytes: int = 64 * 1024
+    # The most items one list page may return (cursor pages).
     page_size_max: int = 200
 
     # Clock refresh: how often a service re-reads the shared (test/demo) clock.
