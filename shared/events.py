@@ -395,6 +395,25 @@ class PayoutCapped(_PayoutEvent):
 
 
 @register
+class PayoutReversed(_PayoutEvent):
+    """A correction took back an earlier payout line (a PayoutAccrued follows when the
+    corrected shift is still paid). Amounts are what was taken back, as positive numbers;
+    `capped_released_won` is money the monthly cap had held back from the citizen's other
+    shifts of that month and that is payable again."""
+
+    TYPE: ClassVar[str] = "PayoutReversed"
+    period: str = Field(pattern=r"^\d{4}-\d{2}$")
+    posting_id: str
+    booking_id: str
+    attendance_id: str
+    minutes_reversed: int = Field(ge=0)
+    gross_reversed_won: int = Field(ge=0)
+    accrued_reversed_won: int = Field(ge=0)
+    capped_released_won: int = Field(ge=0)
+    adjustment: bool = False
+
+
+@register
 class PeriodClosed(_PayoutEvent):
     """Key is the period, not a citizen: one event per month close."""
 

@@ -2,18 +2,62 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from allowance import api, handlers, store, usecases
+from allowance.payees import load_cipher
 from allowance.settings import AllowanceSettings
-from shared.service import ServiceSpec, create_app
+from shared.service import ServiceContext, ServiceSpec, SweeperSpec, create_app
+
+log = logging.getLogger(__name__)
+
+
+async def on_start(ctx: ServiceContext) -> None:
+    """Open the payee cipher (production without a key refuses to start) and seed the
+    policy tables from BRIEF §5 on first start."""
+    settings = ctx.settings
+    assert isinstance(settings, AllowanceSettings)
+    ctx.extra["payee_cipher"] = load_cipher(
+        settings.app_env,
+        settings.allowance_payee_keys.get_secret_value(),
+        settings.allowance_payee_active_key_id,
+    )
+    async with ctx.pool.acquire() as conn:
+        seeded = await store.seed_policy(conn, ctx.now())
+    if seeded:
+        log.info("policy seeded from BRIEF §5: %s", ", ".join(seeded))
+
+
+async def refresh_budget_metrics(ctx: ServiceContext) -> None:
+    async with ctx.pool.acquire() as conn:
+        await usecases.refresh_budget_metrics(conn, ctx.now())
+
+
+# Budget gauges are a view for dashboards and alerts, refreshed every 15 s (the scrape
+# interval of deploy/prometheus); the ledger is the truth.
+BUDGET_METRICS_INTERVAL_MS = 15_000
 
 SPEC = ServiceSpec(
     name="allowance",
     title="Danggeun Gwangsan allowance",
-    description="",
+    description=(
+        "Rate policy, programme budget, payouts within caps, the double-entry ledger, month"
+        " close and payout files. Admin endpoints take the admin token, finance endpoints"
+        " the finance token (`Authorization: Bearer ...`); the other staff token is 403."
+        " Money is integer won everywhere; business dates are Asia/Seoul."
+    ),
     migrations_dir=Path(__file__).parent / "migrations",
+    routers=api.ROUTERS,
+    register_handlers=handlers.register,
+    on_start=on_start,
+    sweepers=(SweeperSpec("budget-metrics", refresh_budget_metrics, BUDGET_METRICS_INTERVAL_MS),),
+    openapi_tags=(
+        {"name": "admin", "description": "Rate policy, minimum wages, caps and budget"},
+        {"name": "finance", "description": "Budget, ledger, statements, close, payouts"},
+    ),
 )
 
 

@@ -2,9 +2,43 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
 from shared.settings import ServiceSettings
 
 
 class AllowanceSettings(ServiceSettings):
     service_name: str = "allowance"
     port: int = 8003
+
+    # Payee bank details are sealed with AES-256-GCM: `k1:<base64 of 32 bytes>,k2:...`.
+    # New writes use the active key; old rows open with the key id stored beside them, so
+    # keys rotate without downtime. Production refuses to start without a key; test and
+    # demo fall back to a fixed, public development key (with a warning).
+    allowance_payee_keys: SecretStr = SecretStr("")
+    allowance_payee_active_key_id: str = ""
+
+    # "Budget exhausted" means the available budget cannot fund one more seat of a typical
+    # shift. 180 minutes: BRIEF §5 allows 30 minutes to 8 hours; the pilot's shifts (meal
+    # help, after-school care) are mostly 2 to 4 hours. An assumption, tune it here.
+    typical_shift_minutes: int = 180
+
+    # How many months after a shift's month a payout looks for an open month to be stated
+    # in (adjustments for closed months). 20 years: in practice it is the next month.
+    period_search_months_max: int = 240
+
+    # Month close, payout files and exports may run long on a year of data (BRIEF §11: a
+    # million attended shifts close in under 60 s); every other statement keeps the
+    # service-wide timeout.
+    close_statement_timeout_ms: int = 120_000
+    export_statement_timeout_ms: int = 600_000
+    # Rows fetched per round trip from the server-side cursor of a streamed export.
+    export_batch_rows: int = 2_000
+    # An XLSX sheet holds 1,048,576 rows; a longer export continues on a new sheet.
+    xlsx_sheet_rows_max: int = 1_048_575
+
+    # JSON pages of the ledger and statements.
+    ledger_page_size_default: int = 100
+
+    # What the bank transfer's memo (적요) says; the month is appended.
+    payout_memo_prefix: str = "광산시민수당"

@@ -1,0 +1,229 @@
+"""Spreadsheets for finance staff: CSV that Excel in Korea opens right, and XLSX.
+
+- CSV: UTF-8 with a byte-order mark (without it Excel on Korean Windows reads the file as
+  CP949 and the Korean headers turn into mojibake), CRLF line ends, amounts as plain
+  integers so they stay numbers, and text cells that begin with `= + - @` prefixed with an
+  apostrophe so a value can never run as a formula (CSV injection).
+- XLSX: written by xlsxwriter in `constant_memory` mode (one row in memory at a time) to a
+  temporary file that is then streamed; won columns carry the `#,##0` number format, the
+  header row is frozen, columns have widths, and an export longer than a sheet continues
+  on the next sheet.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import xlsxwriter
+
+from allowance.domain.calendar import SEOUL
+
+BOM = "\ufeff"
+ColumnKind = Literal["text", "int", "won", "datetime"]
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    kind: ColumnKind
+    width: int
+
+
+LEDGER_COLUMNS: tuple[Column, ...] = (
+    Column("entry_id", "분개번호", "int", 10),
+    Column("transaction_id", "거래번호", "int", 10),
+    Column("posted_at", "전기일시(KST)", "datetime", 20),
+    Column("occurred_at", "발생일시(KST)", "datetime", 20),
+    Column("fiscal_year", "회계연도", "int", 9),
+    Column("period", "귀속월", "text", 9),
+    Column("kind", "거래유형", "text", 20),
+    Column("account", "계정코드", "text", 24),
+    Column("account_name", "계정명", "text", 18),
+    Column("citizen_id", "시민", "text", 26),
+    Column("posting_id", "공고", "text", 26),
+    Column("debit_won", "차변(원)", "won", 14),
+    Column("credit_won", "대변(원)", "won", 14),
+    Column("leg", "분개구분", "text", 34),
+    Column("source_event_id", "원인 이벤트", "text", 38),
+    Column("memo", "적요", "text", 60),
+)
+
+STATEMENT_COLUMNS: tuple[Column, ...] = (
+    Column("period", "귀속월", "text", 9),
+    Column("citizen_id", "시민", "text", 26),
+    Column("lines_count", "근무건수", "int", 9),
+    Column("minutes_paid", "인정시간(분)", "int", 12),
+    Column("gross_won", "산정액(원)", "won", 14),
+    Column("capped_won", "상한초과(원)", "won", 14),
+    Column("payable_won", "지급대상액(원)", "won", 15),
+    Column("adjustment_won", "조정액(원)", "won", 14),
+    Column("balance_won", "미지급잔액(원)", "won", 15),
+    Column("payout_won", "이번 지급액(원)", "won", 15),
+    Column("carried_forward_won", "이월액(원)", "won", 14),
+    Column("held_back", "지급보류", "text", 9),
+    Column("note", "비고", "text", 50),
+)
+
+PAYOUT_COLUMNS: tuple[Column, ...] = (
+    Column("bank_code", "은행코드", "text", 9),
+    Column("account_number", "계좌번호", "text", 20),
+    Column("account_holder", "예금주", "text", 14),
+    Column("amount_won", "이체금액", "won", 14),
+    Column("memo", "적요", "text", 20),
+)
+
+LEDGER_WON_KEYS = ("debit_won", "credit_won")
+STATEMENT_WON_KEYS = (
+    "gross_won",
+    "capped_won",
+    "payable_won",
+    "adjustment_won",
+    "balance_won",
+    "payout_won",
+    "carried_forward_won",
+)
+
+
+def kst_naive(value: datetime) -> datetime:
+    """A stored UTC instant as the Seoul wall-clock time spreadsheets show."""
+    return value.astimezone(SEOUL).replace(tzinfo=None)
+
+
+def _csv_text(value: Any, kind: ColumnKind, *, guard: bool) -> str:
+    if value is None:
+        return ""
+    if kind == "datetime" and isinstance(value, datetime):
+        return kst_naive(value).strftime("%Y-%m-%d %H:%M:%S")
+    if kind in ("int", "won"):
+        return str(int(value))
+    text = str(value)
+    if guard and text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def csv_chunk(
+    columns: Sequence[Column],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    header: bool = False,
+    guard: bool = True,
+) -> bytes:
+    """CSV bytes for `rows` (and the BOM and header row first when `header`)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    if header:
+        buffer.write(BOM)
+        writer.writerow([c.header for c in columns])
+    for row in rows:
+        writer.writerow([_csv_text(row.get(c.key), c.kind, guard=guard) for c in columns])
+    return buffer.getvalue().encode("utf-8")
+
+
+async def csv_stream(
+    columns: Sequence[Column],
+    batches: AsyncIterator[Sequence[Mapping[str, Any]]],
+    *,
+    guard: bool = True,
+) -> AsyncIterator[bytes]:
+    """The header first, then one chunk per batch: memory holds one batch at a time."""
+    yield csv_chunk(columns, [], header=True, guard=guard)
+    async for batch in batches:
+        if batch:
+            yield csv_chunk(columns, batch, guard=guard)
+
+
+class XlsxBuilder:
+    """One workbook, written row by row (synchronous: call it from a worker thread)."""
+
+    def __init__(
+        self,
+        path: str,
+        sheet_title: str,
+        columns: Sequence[Column],
+        rows_per_sheet_max: int,
+    ) -> None:
+        self._workbook = xlsxwriter.Workbook(
+            path, {"constant_memory": True, "strings_to_formulas": False}
+        )
+        self._title = sheet_title
+        self._columns = columns
+        self._rows_max = max(rows_per_sheet_max, 1)
+        self._header = self._workbook.add_format(
+            {"bold": True, "bg_color": "#DDEBF7", "border": 1, "align": "center"}
+        )
+        self._formats: dict[ColumnKind, Any] = {
+            "won": self._workbook.add_format({"num_format": "#,##0"}),
+            "int": self._workbook.add_format({"num_format": "0"}),
+            "datetime": self._workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"}),
+            "text": self._workbook.add_format({}),
+        }
+        self._sheets = 0
+        self._sheet: Any = None
+        self._row = 0
+        self._new_sheet()
+
+    def _finish_sheet(self) -> None:
+        if self._sheet is not None and self._row > 0:
+            self._sheet.autofilter(0, 0, self._row, len(self._columns) - 1)
+
+    def _new_sheet(self) -> None:
+        self._finish_sheet()
+        self._sheets += 1
+        name = self._title if self._sheets == 1 else f"{self._title} ({self._sheets})"
+        sheet = self._workbook.add_worksheet(name[:31])
+        for index, column in enumerate(self._columns):
+            sheet.set_column(index, index, column.width, self._formats[column.kind])
+        for index, column in enumerate(self._columns):
+            sheet.write_string(0, index, column.header, self._header)
+        sheet.freeze_panes(1, 0)
+        self._sheet = sheet
+        self._row = 0
+
+    def write_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        for row in rows:
+            if self._row >= self._rows_max:
+                self._new_sheet()
+            self._row += 1
+            for index, column in enumerate(self._columns):
+                self._write_cell(self._row, index, column, row.get(column.key))
+
+    def _write_cell(self, row: int, col: int, column: Column, value: Any) -> None:
+        fmt = self._formats[column.kind]
+        if value is None:
+            self._sheet.write_blank(row, col, None, fmt)
+        elif column.kind in ("won", "int"):
+            self._sheet.write_number(row, col, int(value), fmt)
+        elif column.kind == "datetime" and isinstance(value, datetime):
+            self._sheet.write_datetime(row, col, kst_naive(value), fmt)
+        else:
+            self._sheet.write_string(row, col, str(value), fmt)
+
+    def close(self, summary: Sequence[tuple[str, Any]] = ()) -> None:
+        """Finish, with an optional summary sheet of (label, value) pairs."""
+        self._finish_sheet()
+        if summary:
+            sheet = self._workbook.add_worksheet("요약")
+            sheet.set_column(0, 0, 28)
+            sheet.set_column(1, 1, 22)
+            for index, (label, value) in enumerate(summary):
+                sheet.write_string(index, 0, label, self._header)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    sheet.write_number(index, 1, value, self._formats["won"])
+                else:
+                    sheet.write_string(index, 1, str(value))
+        self._workbook.close()
+
+
+def temp_xlsx_path() -> str:
+    handle, path = tempfile.mkstemp(prefix="gwangsan-", suffix=".xlsx")
+    os.close(handle)
+    return path

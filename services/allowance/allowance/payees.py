@@ -1,0 +1,154 @@
+"""Payee bank details: sealed with AES-256-GCM, shown only masked (BRIEF §8, Korean PIPA).
+
+Keys come from configuration as `ALLOWANCE_PAYEE_KEYS=k1:<base64 32 bytes>,k2:<...>` with
+`ALLOWANCE_PAYEE_ACTIVE_KEY_ID` naming the one new writes use. Each stored row keeps the id
+of the key that sealed it, so keys rotate without re-encrypting at once: an old row opens
+with its own key. The associated data binds a ciphertext to its citizen and key id, so a
+ciphertext copied onto another citizen's row does not open.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import os
+import re
+from dataclasses import dataclass
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+log = logging.getLogger(__name__)
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+DEV_KEY_ID = "dev"
+# Only for APP_ENV test/demo without configured keys: a fixed, public key, so that data
+# sealed by one demo run opens in the next. Production refuses to start without real keys.
+_DEV_KEY = hashlib.sha256(b"gwangsan-allowance-payee-dev-key-not-secret").digest()
+
+_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+class PayeeKeyError(ValueError):
+    """The payee key configuration is missing or malformed."""
+
+
+class PayeeDecryptError(RuntimeError):
+    """A stored payee does not open with its key (tampered, or the key is missing)."""
+
+
+@dataclass(frozen=True)
+class PayeeDetails:
+    """What the bank needs: bank code (3 digits), account number, account holder."""
+
+    bank_code: str
+    account_number: str
+    account_holder: str
+
+
+@dataclass(frozen=True)
+class Sealed:
+    key_id: str
+    nonce: bytes
+    ciphertext: bytes
+
+
+def parse_keys(spec: str) -> dict[str, bytes]:
+    """`k1:<base64>,k2:<base64>` → {key id: 32-byte key}."""
+    keys: dict[str, bytes] = {}
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        key_id, sep, encoded = part.partition(":")
+        if not sep or not _KEY_ID.match(key_id):
+            raise PayeeKeyError(f"payee key entry {key_id!r}: write it as <id>:<base64 key>")
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise PayeeKeyError(f"payee key {key_id}: not base64") from exc
+        if len(key) != KEY_BYTES:
+            raise PayeeKeyError(f"payee key {key_id}: {len(key)} bytes, need {KEY_BYTES}")
+        if key_id in keys:
+            raise PayeeKeyError(f"payee key {key_id} given twice")
+        keys[key_id] = key
+    return keys
+
+
+def _aad(citizen_id: str, key_id: str) -> bytes:
+    return f"gwangsan-payee:{citizen_id}:{key_id}".encode()
+
+
+class PayeeCipher:
+    def __init__(self, keys: dict[str, bytes], active_key_id: str) -> None:
+        if active_key_id not in keys:
+            raise PayeeKeyError(f"the active payee key {active_key_id!r} is not configured")
+        self._keys = {kid: AESGCM(key) for kid, key in keys.items()}
+        self.active_key_id = active_key_id
+
+    def seal(self, citizen_id: str, details: PayeeDetails) -> Sealed:
+        nonce = os.urandom(NONCE_BYTES)
+        plaintext = orjson.dumps(
+            {
+                "bank_code": details.bank_code,
+                "account_number": details.account_number,
+                "account_holder": details.account_holder,
+            }
+        )
+        ciphertext = self._keys[self.active_key_id].encrypt(
+            nonce, plaintext, _aad(citizen_id, self.active_key_id)
+        )
+        return Sealed(self.active_key_id, nonce, ciphertext)
+
+    def open(self, citizen_id: str, sealed: Sealed) -> PayeeDetails:
+        aead = self._keys.get(sealed.key_id)
+        if aead is None:
+            raise PayeeDecryptError(f"payee key {sealed.key_id} is not configured")
+        try:
+            plaintext = aead.decrypt(
+                sealed.nonce, sealed.ciphertext, _aad(citizen_id, sealed.key_id)
+            )
+        except InvalidTag as exc:
+            raise PayeeDecryptError(f"payee of {citizen_id} does not open") from exc
+        data = orjson.loads(plaintext)
+        return PayeeDetails(
+            str(data["bank_code"]), str(data["account_number"]), str(data["account_holder"])
+        )
+
+
+def load_cipher(app_env: str, keys_spec: str, active_key_id: str) -> PayeeCipher:
+    """The cipher from configuration. Production without keys is refused; test and demo
+    fall back to a fixed development key, with a warning."""
+    keys = parse_keys(keys_spec)
+    if not keys:
+        if app_env == "production":
+            raise PayeeKeyError(
+                "ALLOWANCE_PAYEE_KEYS is not set: production refuses to store bank details"
+                " without an encryption key (k1:<base64 of 32 random bytes>)"
+            )
+        log.warning("no ALLOWANCE_PAYEE_KEYS configured: using the public development key")
+        return PayeeCipher({DEV_KEY_ID: _DEV_KEY}, DEV_KEY_ID)
+    if not active_key_id:
+        if len(keys) != 1:
+            raise PayeeKeyError("several payee keys: set ALLOWANCE_PAYEE_ACTIVE_KEY_ID")
+        active_key_id = next(iter(keys))
+    return PayeeCipher(keys, active_key_id)
+
+
+def mask_account(account_number: str) -> str:
+    """`***-****-1234`: only the last four digits are ever shown."""
+    digits = re.sub(r"\D", "", account_number)
+    return f"***-****-{digits[-4:]}"
+
+
+def mask_holder(name: str) -> str:
+    """`김*수`, `이*`: first (and last, for three or more letters) character only."""
+    name = name.strip()
+    if len(name) <= 1:
+        return "*"
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]

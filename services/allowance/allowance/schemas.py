@@ -1,0 +1,294 @@
+"""Request and response bodies of the allowance API (pydantic; write bodies refuse unknown
+fields)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+CITIZEN_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"
+YEAR_MIN, YEAR_MAX = 2000, 9998
+BUDGET_WON_MAX = 10**13  # ten trillion won: far above any district programme
+
+
+class _Write(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- admin: policy -----------------------------------------------------------------------
+
+
+class RateIn(_Write):
+    effective_from: date = Field(description="first Seoul date the rate applies to")
+    hourly_rate_won: int = Field(ge=1, le=1_000_000)
+    source: str = Field(min_length=1, max_length=500, description="where the figure comes from")
+
+
+class RatesBody(_Write):
+    rates: list[RateIn] = Field(min_length=1, max_length=200)
+    note: str = Field(default="", max_length=500)
+
+
+class RatesOut(BaseModel):
+    version: int
+    set_at: datetime
+    set_by: str
+    note: str
+    rates: list[RateIn]
+
+
+class MinimumWageIn(_Write):
+    year: int = Field(ge=YEAR_MIN, le=YEAR_MAX)
+    hourly_won: int = Field(ge=1, le=1_000_000)
+    source: str = Field(min_length=1, max_length=500)
+
+
+class MinimumWagesBody(_Write):
+    minimum_wages: list[MinimumWageIn] = Field(min_length=1, max_length=200)
+    note: str = Field(default="", max_length=500)
+
+
+class RateWarning(BaseModel):
+    field: str
+    message: str
+    code: str
+
+
+class MinimumWagesOut(BaseModel):
+    version: int
+    set_at: datetime
+    set_by: str
+    note: str
+    minimum_wages: list[MinimumWageIn]
+    rate_warnings: list[RateWarning] = Field(
+        default_factory=list,
+        description="rates in force that are below a minimum wage of this table: postings"
+        " in those years are refused with `rate_below_minimum_wage` until the rates change",
+    )
+
+
+class CapIn(_Write):
+    year: int = Field(ge=YEAR_MIN, le=YEAR_MAX)
+    weekly_hours_max: int = Field(ge=1, le=168, description="booked hours per ISO week")
+    monthly_amount_max_won: int = Field(ge=0, le=100_000_000, description="won per Seoul month")
+    source: str = Field(min_length=1, max_length=500)
+
+
+class CapsBody(_Write):
+    caps: list[CapIn] = Field(min_length=1, max_length=200)
+    note: str = Field(default="", max_length=500)
+
+
+class CapsOut(BaseModel):
+    version: int
+    set_at: datetime
+    set_by: str
+    note: str
+    caps: list[CapIn]
+    rule: str = (
+        "a year without its own row uses the latest earlier row (carried forward); a year"
+        " before the table uses the earliest row"
+    )
+
+
+# --- budget ------------------------------------------------------------------------------
+
+
+class BudgetBody(_Write):
+    fiscal_year: int = Field(ge=YEAR_MIN, le=YEAR_MAX)
+    amount_won: int = Field(ge=0, le=BUDGET_WON_MAX, description="the new total appropriation")
+    note: str = Field(min_length=1, max_length=300, description="why (e.g. the council decision)")
+    previous_amount_won: int | None = Field(
+        default=None,
+        ge=0,
+        description="optimistic concurrency: refuse (409) unless the total is still this",
+    )
+
+
+class BudgetOut(BaseModel):
+    """`total + unfunded = available + reserved + accrued + paid`, to the won."""
+
+    fiscal_year: int
+    total_won: int
+    reserved_won: int
+    accrued_won: int = Field(description="payable + payout due: owed, not yet transferred")
+    paid_won: int
+    available_won: int
+    unfunded_won: int = Field(description="owed without budget; the next raise covers it")
+    payable_won: int
+    payout_due_won: int
+    capped_won: int = Field(description="memorandum: earned over the monthly cap, not paid")
+    as_of: datetime | None = None
+
+
+class BudgetChangeOut(BaseModel):
+    transaction_id: int
+    previous_total_won: int
+    new_total_won: int
+    note: str
+    set_by: str
+    set_at: datetime
+
+
+class AdminBudgetOut(BudgetOut):
+    history: list[BudgetChangeOut]
+
+
+# --- ledger ------------------------------------------------------------------------------
+
+
+class LedgerEntryOut(BaseModel):
+    entry_id: int
+    transaction_id: int
+    kind: str
+    fiscal_year: int
+    period: str
+    posted_at: datetime
+    occurred_at: datetime
+    account: str
+    account_name: str
+    citizen_id: str | None
+    posting_id: str | None
+    leg: str
+    amount_won: int = Field(description="signed: positive debit, negative credit")
+    debit_won: int
+    credit_won: int
+    source_event_id: str
+    memo: str
+
+
+class LedgerTotals(BaseModel):
+    entries_count: int
+    debit_won: int
+    credit_won: int
+
+
+class LedgerPage(BaseModel):
+    entries: list[LedgerEntryOut]
+    totals: LedgerTotals = Field(description="of the whole filtered ledger, not just this page")
+    next_cursor: str | None
+    snapshot: str = Field(description="pages show exactly what was committed at the first page")
+
+
+class TrialBalanceLine(BaseModel):
+    account: str
+    name_ko: str
+    name_en: str
+    normal_side: Literal["debit", "credit"]
+    debit_won: int
+    credit_won: int
+    balance_won: int = Field(description="signed: positive debit balance")
+
+
+class TrialBalanceOut(BaseModel):
+    fiscal_year: int | None
+    as_of: datetime | None
+    accounts: list[TrialBalanceLine]
+    debit_won: int
+    credit_won: int
+    balanced: bool
+
+
+# --- periods -----------------------------------------------------------------------------
+
+
+class PeriodOut(BaseModel):
+    period: str
+    status: Literal["open", "closed"]
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    citizens_count: int | None = None
+    lines_count: int | None = None
+    payable_won: int | None = None
+    payout_won: int | None = None
+    payout_count: int | None = None
+    held_back_count: int | None = None
+    held_back_won: int | None = None
+    paid_at: datetime | None = None
+
+
+class StatementOut(BaseModel):
+    period: str
+    citizen_id: str
+    lines_count: int
+    minutes_paid: int
+    gross_won: int
+    capped_won: int
+    payable_won: int
+    adjustment_won: int = Field(description="part of payable that adjusts a closed month")
+    adjustment_periods: list[str]
+    balance_won: int | None = Field(description="closed: payable of this and earlier months")
+    payout_won: int | None
+    carried_forward_won: int | None
+    held_back: bool
+    note: str
+
+
+class StatementTotals(BaseModel):
+    citizens_count: int
+    lines_count: int
+    minutes_paid: int
+    gross_won: int
+    capped_won: int
+    payable_won: int
+    adjustment_won: int
+    payout_won: int | None = None
+    carried_forward_won: int | None = None
+    held_back_count: int | None = None
+
+
+class StatementsPage(BaseModel):
+    period: str
+    status: Literal["open", "closed"]
+    provisional: bool = Field(description="open month: live figures that may still change")
+    closed_at: datetime | None
+    totals: StatementTotals
+    statements: list[StatementOut]
+    next_cursor: str | None
+
+
+class PayoutLineOut(BaseModel):
+    citizen_id: str
+    bank_code: str
+    account_masked: str
+    holder_masked: str
+    amount_won: int
+
+
+class HeldBackOut(BaseModel):
+    citizen_id: str
+    carried_forward_won: int
+    reason: str
+
+
+class PayoutFileSummary(BaseModel):
+    period: str
+    closed_at: datetime
+    payout_count: int
+    payout_won: int
+    lines: list[PayoutLineOut]
+    held_back: list[HeldBackOut]
+
+
+# --- payees ------------------------------------------------------------------------------
+
+
+class PayeeBody(_Write):
+    bank_code: str = Field(pattern=r"^[0-9]{3}$", description="3-digit Korean bank code")
+    account_number: str = Field(
+        pattern=r"^[0-9][0-9-]{6,28}[0-9]$", description="digits, hyphens allowed"
+    )
+    account_holder: str = Field(min_length=1, max_length=50, pattern=r"^[^=+\-@\t\r\n][^\t\r\n]*$")
+
+
+class PayeeOut(BaseModel):
+    citizen_ref: str
+    bank_code: str
+    account_masked: str
+    holder_masked: str
+    key_id: str
+    created_at: datetime
+    updated_at: datetime
