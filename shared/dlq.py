@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.kafka import make_producer
-from shared.topics import DLQ_SUFFIX, dlq_of
+from shared.topics import DLQ_SUFFIX, TOPICS, dlq_of
 
 REPLAY_GROUP_PREFIX = "gwangsan-dlq-replay."
 
@@ -39,6 +39,21 @@ def _header(headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], na
     return ""
 
 
+async def _assign_from_replay_offsets(
+    consumer: AIOKafkaConsumer, topic: str
+) -> list[TopicPartition]:
+    """Assign every partition of `topic`, positioned after what was already replayed."""
+    # The topic specs are what the topics were created from (an unsubscribed consumer has no
+    # partition metadata of its own to ask).
+    partitions = next(spec.partitions for spec in TOPICS if spec.name == topic)
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    for tp in tps:
+        committed = await consumer.committed(tp)
+        consumer.seek(tp, committed or 0)
+    return tps
+
+
 def _consumer(bootstrap: str, group: str | None) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -56,13 +71,8 @@ async def pending(bootstrap: str, source_topic: str, limit: int = 1000) -> list[
     await consumer.start()
     letters: list[DeadLetter] = []
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
+        tps = await _assign_from_replay_offsets(consumer, topic)
         ends = await consumer.end_offsets(tps)
-        for tp in tps:
-            committed = await consumer.committed(tp)
-            consumer.seek(tp, committed or 0)
         while len(letters) < limit:
             positions = {tp: await consumer.position(tp) for tp in tps}
             if all(positions[tp] >= ends[tp] for tp in tps):
@@ -100,13 +110,8 @@ async def replay(bootstrap: str, source_topic: str, limit: int = 1000) -> int:
     await producer.start()
     sent = 0
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
+        tps = await _assign_from_replay_offsets(consumer, topic)
         ends = await consumer.end_offsets(tps)
-        for tp in tps:
-            committed = await consumer.committed(tp)
-            consumer.seek(tp, committed or 0)
         while sent < limit:
             positions = {tp: await consumer.position(tp) for tp in tps}
             if all(positions[tp] >= ends[tp] for tp in tps):
