@@ -151,3 +151,19 @@ def test_event_ids_can_be_derived_for_idempotent_production() -> None:
     event_id = uuid.uuid5(uuid.NAMESPACE_URL, "msg_1")
     event = events.PostingClosed(posting_id="p", facility_id="f", closed_at=NOW)
     assert event.envelope(producer="x", occurred_at=NOW, event_id=event_id).event_id == event_id
+
+
+async def test_clock_endpoints_exist_only_in_test_and_demo(tmp_path: Path) -> None:
+    """With APP_ENV=production the clock endpoints answer 404 (the real clock is used); with
+    test or demo they are routed (here 503, as the app was not started: anything but 404)."""
+    from shared.service import ServiceSpec, create_app
+    from shared.settings import ServiceSettings
+
+    spec = ServiceSpec(name="x", title="x", description="", migrations_dir=tmp_path)
+    for env, routed in (("production", False), ("test", True), ("demo", True)):
+        app = create_app(spec, ServiceSettings(app_env=env, admin_token="s3cret"))  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            got = await client.get("/v1/admin/clock")
+            put = await client.put("/v1/admin/clock", json={"now": NOW.isoformat()})
+            assert (got.status_code != 404) is routed and (put.status_code != 404) is routed, env
