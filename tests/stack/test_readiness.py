@@ -8,6 +8,7 @@ test_stack.py's), and a service built from the shared wiring in this process.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import uuid
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 import shared.stack as stack
 from shared.service import ServiceSpec, create_app
 from shared.settings import ServiceSettings
-from tests.stack.test_stack import clean_environ
+from tests.stack.test_stack import clean_environ, scratch_run_dir
 
 pytestmark = pytest.mark.stack
 
@@ -39,7 +40,7 @@ async def test_readyz_turns_503_when_kafka_stops_and_200_when_it_is_back(
 ) -> None:
     """Start a stack, a service on it; kill -9 Kafka → /readyz 503 naming Kafka; `up` again →
     /readyz 200 (the same process, no restart)."""
-    run_dir = tmp_path / "run"
+    run_dir = scratch_run_dir("readiness") / "run"
     environ = clean_environ(run_dir, KAFKA_PORT="19292", KAFKA_CONTROLLER_PORT="19293",
                             POSTGRES_PORT="55632")
     env = await asyncio.to_thread(stack.up, run_dir, False, environ=environ)
@@ -69,3 +70,4 @@ async def test_readyz_turns_503_when_kafka_stops_and_200_when_it_is_back(
                 await _wait_status(client, 200, timeout_s=60)
     finally:
         await asyncio.to_thread(stack.down, run_dir, True, environ=environ)
+        shutil.rmtree(run_dir.parent, ignore_errors=True)

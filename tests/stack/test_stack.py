@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -62,6 +63,17 @@ def clean_environ(run_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def scratch_run_dir(name: str) -> Path:
+    """A run dir for a test stack under the repository's .run/ (git-ignored), not under
+    pytest's temp root: that root is mode 700, so the unprivileged `embedded_postgres` user
+    cannot reach a data directory inside it whenever pytest resets its mode."""
+    import uuid
+
+    path = ROOT_DIR / ".run" / "test-stacks" / f"{name}-{uuid.uuid4().hex[:8]}"
+    path.mkdir(parents=True)
+    return path
+
+
 @dataclass(frozen=True)
 class StackUnderTest:
     run_dir: Path
@@ -70,12 +82,13 @@ class StackUnderTest:
 
 @pytest.fixture(scope="module")
 def test_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackUnderTest]:
-    run_dir = tmp_path_factory.mktemp("stack") / "run"
+    run_dir = scratch_run_dir("stack") / "run"
     environ = clean_environ(run_dir, ADMIN_TOKEN=PRESET_ADMIN_TOKEN)
     try:
         yield StackUnderTest(run_dir, environ)
     finally:
         stack.down(run_dir, wipe=True, environ=environ)
+        shutil.rmtree(run_dir.parent, ignore_errors=True)
 
 
 def cli(*args: str, environ: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
