@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from registry import api, handlers, sweepers
+from registry import api, console, handlers, sweepers
 from registry.settings import RegistrySettings
 from shared.service import ServiceSpec, create_app
 
@@ -22,7 +22,7 @@ def spec(settings: RegistrySettings) -> ServiceSpec:
         title="Danggeun Gwangsan registry",
         description=DESCRIPTION,
         migrations_dir=Path(__file__).parent / "migrations",
-        routers=(api.admin, api.facility),
+        routers=(api.admin, api.facility, console.router),
         register_handlers=handlers.register,
         sweepers=sweepers.sweepers(settings),
         openapi_tags=(
