@@ -224,6 +224,27 @@ async def cmd_close_month(args: argparse.Namespace, env: dict[str, str]) -> int:
     return 0
 
 
+# --- invariants ---------------------------------------------------------------------------
+
+
+async def cmd_invariants(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from tools import invariants
+
+    scope = None
+    if args.posting or args.citizen or args.fiscal_year:
+        scope = invariants.Scope.of(
+            posting_ids=args.posting, citizen_ids=args.citizen, fiscal_year=args.fiscal_year
+        )
+    report = await invariants.check(
+        need(env, "DATABASE_URL"),
+        kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS"),
+        scope=scope,
+        settle_s=args.settle,
+    )
+    print(report.render())
+    return 0 if report.ok else 1
+
+
 Command = Callable[[argparse.Namespace, dict[str, str]], Coroutine[Any, Any, int]]
 
 
@@ -275,6 +296,16 @@ def parser() -> argparse.ArgumentParser:
     mc.add_argument("period", help="yyyy-mm")
     mc.add_argument("--yes", action="store_true", help="do not ask")
     mc.set_defaults(run=cmd_close_month)
+
+    i = sub.add_parser(
+        "invariants",
+        help="check capacity, overlaps, payouts, ledger, decisions, outboxes, DLQs (exit 0/1)",
+    )
+    i.add_argument("--posting", action="append", help="only this posting (repeat)")
+    i.add_argument("--citizen", action="append", help="only this citizen (repeat)")
+    i.add_argument("--fiscal-year", type=int, help="only postings of this fiscal year")
+    i.add_argument("--settle", type=float, default=0.0, help="retry for up to this many seconds")
+    i.set_defaults(run=cmd_invariants)
     return p
 
 

@@ -84,7 +84,8 @@ async def test_dead_letter_is_listed_replayed_after_the_fix_and_paid(kit: Kit) -
     entries = await kit.entries_of(posting_id=posting.posting_id)
     assert entries, "the replayed attendance posted to the ledger"
 
-    report = gwangsan("invariants")
+    report = gwangsan("invariants", "--posting", posting.posting_id, "--citizen", citizen,
+                      "--settle", "10")
     assert report.returncode == 0, report.stdout + report.stderr
 
 

@@ -1,0 +1,176 @@
+"""Fixtures of the end-to-end suite: the three services as the stack's processes, the partner
+simulator where the matcher notifies (shared with the matcher suite's logic: started here
+only if none answers), a facility per test, budget room in the fiscal year a test works in,
+and a helper that waits for the system to catch up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tools.demo.services import simulator
+from tools.partner_sim import client as partner
+
+from . import api_client as api
+
+T = TypeVar("T")
+SEOUL = ZoneInfo("Asia/Seoul")
+RATE_WON = 13_303  # the rate in force since 2026 (BRIEF §5); checked in test_e2e_finance
+
+
+@pytest.fixture(scope="session")
+def sim_url(stack_env: dict[str, str]) -> Iterator[str]:
+    with simulator(stack_env) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def system(stack_env: dict[str, str], sim_url: str) -> api.System:
+    return api.System.from_env(stack_env, sim_url)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], *, what: str, timeout_s: float = 30
+) -> T:
+    """Poll `check` until it returns something truthy; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; last: {last!r}")
+
+
+FacilityMaker = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture
+def make_facility(system: api.System) -> FacilityMaker:
+    async def make(**overrides: Any) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "name": f"수완동 작은도서관 e2e-{uuid.uuid4().hex[:6]}",
+            "kind": "small_library",
+            "dong": "수완동",
+            "requires_child_safety_check": False,
+            **overrides,
+        }
+        return await api.create_facility(system, **fields)
+
+    return make
+
+
+def citizen_at(now: datetime, **kw: Any) -> dict[str, Any]:
+    """An eligible citizen as the partner describes one, verified 30 days before the shared
+    clock's `now` (the clock may be far ahead of the wall clock)."""
+    kw.setdefault("neighbourhood_verified_at", now - timedelta(days=30))
+    return partner.citizen_profile(partner.new_partner_user_id(), **kw)
+
+
+def seoul_year(at: datetime) -> int:
+    return at.astimezone(SEOUL).year
+
+
+def shift(start: datetime, minutes: int = 120, **fields: Any) -> dict[str, Any]:
+    """A posting body for a shift starting at `start`."""
+    return {
+        "title": fields.pop("title", "책 정리 도우미 (e2e)"),
+        "starts_at": start.isoformat(),
+        "ends_at": (start + timedelta(minutes=minutes)).isoformat(),
+        "capacity": fields.pop("capacity", 2),
+        "selection": fields.pop("selection", "first_come"),
+        **fields,
+    }
+
+
+BudgetRoom = Callable[[int, int], Awaitable[dict[str, Any]]]
+AVAILABLE_WON_MIN = 5_000_000  # what every test may spend without asking
+
+
+@pytest.fixture(autouse=True)
+async def enough_budget(system: api.System) -> None:
+    """Whatever other suites (or the demo) left, the fiscal years a test can post shifts in
+    (this one and, near its end, the next) have at least AVAILABLE_WON_MIN available: a
+    raise by a ledger entry, never an overwrite."""
+    now = await api.get_clock(system)
+    for year in sorted({seoul_year(now), seoul_year(now + timedelta(days=40))}):
+        current = await api.get_admin_budget(system, year)
+        if current is None:
+            await api.set_budget(system, year, AVAILABLE_WON_MIN, "e2e: budget for the tests")
+        elif int(current["available_won"]) < AVAILABLE_WON_MIN:
+            raise_won = AVAILABLE_WON_MIN - int(current["available_won"])
+            await api.set_budget(
+                system, year, int(current["total_won"]) + raise_won, "e2e: budget for the tests"
+            )
+
+
+@pytest.fixture
+async def budget_room(system: api.System) -> AsyncIterator[BudgetRoom]:
+    """Give a fiscal year exactly `room_won` available (a ledger entry raising or cutting the
+    unreserved part; the year's history is kept), and put the available amount back as it
+    was afterwards (again by an entry), so other suites find what they left."""
+    restore: list[tuple[int, int]] = []
+
+    async def room(fiscal_year: int, room_won: int) -> dict[str, Any]:
+        current = await api.get_admin_budget(system, fiscal_year)
+        if current is None:
+            return await api.set_budget(system, fiscal_year, room_won, "e2e: budget for the tests")
+        restore.append((fiscal_year, int(current["available_won"])))
+        total = int(current["total_won"]) - int(current["available_won"]) + room_won
+        return await api.set_budget(system, fiscal_year, total, "e2e: room for one test")
+
+    yield room
+    for fiscal_year, available in reversed(restore):
+        current = await api.get_admin_budget(system, fiscal_year)
+        assert current is not None
+        total = int(current["total_won"]) - int(current["available_won"]) + available
+        await api.set_budget(system, fiscal_year, max(total, 0), "e2e: room given back")
+
+
+async def wait_status(
+    system: api.System, key: str, posting_id: str, *statuses: str
+) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        view = await api.get_posting(system, key, posting_id)
+        return view if view["status"] in statuses else None
+
+    return await eventually(check, what=f"posting {posting_id} to be {'/'.join(statuses)}")
+
+
+async def wait_decided(system: api.System, application_id: str) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        app = await api.get_application(system, application_id)
+        if app is None or app["status"] in ("pending", "held"):
+            return None
+        return app
+
+    return await eventually(check, what=f"a decision on {application_id}")
+
+
+async def wait_notification(system: api.System, kind: str, **filters: str) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        got = await api.sim_notifications(system, type=kind, **filters)
+        return got["items"][0] if got["items"] else None
+
+    return await eventually(check, what=f"a {kind} notification for {filters}")
+
+
+async def move_clock(system: api.System, at: datetime) -> None:
+    """Move the shared clock and wait until every service follows (each re-reads it on its
+    own refresh interval)."""
+    await api.set_clock(system, at)
+    for base in (system.registry_url, system.matcher_url, system.allowance_url):
+
+        async def follows(url: str = base) -> bool | None:
+            r = await api.raw(system, url, system.admin_token, "GET", "/v1/admin/clock")
+            return True if datetime.fromisoformat(r.json()["now"]) >= at else None
+
+        await eventually(follows, what=f"{base} to follow the clock")

@@ -1,0 +1,790 @@
+"""Play the planned month on the running stack, through the HTTP APIs and signed partner
+webhooks only, and measure what happened.
+
+The clock is the shared one (`PUT /v1/admin/clock`): the month is played by moving it
+forward in two-day steps, recording each shift's attendance in the step after it ended
+(well inside the 72-hour window). The money is predicted independently (`Model`: BRIEF §5's
+formula, the monthly cap) and compared with the statements and the ledger export.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+
+from tools.demo.scenario import SEOUL, CitizenPlan, Plan, PostingPlan, outcome_roll
+from tools.partner_sim import client as partner
+
+T = TypeVar("T")
+CONCURRENCY_MAX = 16  # requests in flight at once
+WAIT_S_MAX = 60.0  # bound of every wait for the system to catch up
+CLOCK_STEP = timedelta(days=2)
+ATTENDANCE_WINDOW_H = 72  # the registry's default attendance window
+SETTLE_AFTER_CLOCK_S = 0.6  # clock refresh (200 ms) plus a sweeper pass
+DECISIONS = ("confirmed", "waitlisted", "rejected", "withdrawn", "cancelled")
+
+
+class DemoError(Exception):
+    """The system did not do what the scenario needs to go on; one sentence."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    registry_url: str
+    matcher_url: str
+    allowance_url: str
+    admin_token: str
+    finance_token: str
+    webhook_secret: str
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> Endpoints:
+        return cls(
+            env["REGISTRY_URL"],
+            env["MATCHER_URL"],
+            env["ALLOWANCE_URL"],
+            env["ADMIN_TOKEN"],
+            env["FINANCE_TOKEN"],
+            env["PARTNER_WEBHOOK_SECRET"].split(",")[0].strip(),
+        )
+
+
+class Api:
+    """The calls the demo makes, one method each; errors raise `DemoError` with the body."""
+
+    def __init__(self, http: httpx.AsyncClient, ends: Endpoints) -> None:
+        self.http = http
+        self.ends = ends
+        self.limit = asyncio.Semaphore(CONCURRENCY_MAX)
+
+    async def call(
+        self,
+        method: str,
+        url: str,
+        token: str,
+        *,
+        expect: Iterable[int] = (200,),
+        idempotent_post: bool = False,
+        **kw: Any,
+    ) -> Any:
+        headers = {"Authorization": f"Bearer {token}", **kw.pop("headers", {})}
+        if idempotent_post:
+            headers["Idempotency-Key"] = uuid.uuid4().hex
+        async with self.limit:
+            r = await self.http.request(method, url, headers=headers, **kw)
+        if r.status_code not in tuple(expect):
+            raise DemoError(f"{method} {url} answered {r.status_code}: {r.text[:400]}")
+        if "json" in r.headers.get("content-type", ""):
+            return r.json()
+        return r
+
+    # clock
+    async def now(self) -> datetime:
+        body = await self.call(
+            "GET", self.ends.registry_url + "/v1/admin/clock", self.ends.admin_token
+        )
+        return datetime.fromisoformat(body["now"])
+
+    async def set_clock(self, at: datetime) -> datetime:
+        body = await self.call(
+            "PUT", self.ends.registry_url + "/v1/admin/clock", self.ends.admin_token,
+            json={"now": at.isoformat()},
+        )  # fmt: skip
+        return datetime.fromisoformat(body["now"])
+
+    # registry
+    async def create_facility(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call(
+            "POST", self.ends.registry_url + "/v1/admin/facilities", self.ends.admin_token,
+            json=body, expect=(201,), idempotent_post=True,
+        )  # fmt: skip
+        return result
+
+    async def post_shift(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call(
+            "POST", self.ends.registry_url + "/v1/postings", key,
+            json=body, expect=(201,), idempotent_post=True,
+        )  # fmt: skip
+        return result
+
+    async def get_posting(self, key: str, posting_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call(
+            "GET", f"{self.ends.registry_url}/v1/postings/{posting_id}", key
+        )
+        return result
+
+    async def cancel_posting(self, key: str, posting_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call(
+            "POST", f"{self.ends.registry_url}/v1/postings/{posting_id}/cancel", key,
+            json={"note": "비 예보로 취소"}, expect=(200, 201), idempotent_post=True,
+        )  # fmt: skip
+        return result
+
+    async def record_attendance(
+        self, key: str, posting_id: str, records: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call(
+            "PUT", f"{self.ends.registry_url}/v1/postings/{posting_id}/attendance", key,
+            json={"records": records},
+        )  # fmt: skip
+        return result
+
+    # matcher (admin reads)
+    async def applications_of(self, posting_id: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            params = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
+            page = await self.call(
+                "GET", f"{self.ends.matcher_url}/v1/admin/postings/{posting_id}/applications",
+                self.ends.admin_token, params=params,
+            )  # fmt: skip
+            items.extend(page["items"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return items
+
+    # allowance
+    async def rates(self) -> list[dict[str, Any]]:
+        body = await self.call(
+            "GET", self.ends.allowance_url + "/v1/admin/rates", self.ends.admin_token
+        )
+        rates: list[dict[str, Any]] = body["rates"]
+        return rates
+
+    async def caps(self) -> list[dict[str, Any]]:
+        body = await self.call(
+            "GET", self.ends.allowance_url + "/v1/admin/caps", self.ends.admin_token
+        )
+        caps: list[dict[str, Any]] = body["caps"]
+        return caps
+
+    async def admin_budget(self, fiscal_year: int) -> dict[str, Any] | None:
+        body = await self.call(
+            "GET", self.ends.allowance_url + "/v1/admin/budget", self.ends.admin_token,
+            params={"fiscal_year": fiscal_year}, expect=(200, 404),
+        )  # fmt: skip
+        if body.get("status") == 404 or "total_won" not in body:
+            return None
+        result: dict[str, Any] = body
+        return result
+
+    async def set_budget(self, fiscal_year: int, amount_won: int, note: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call(
+            "PUT", self.ends.allowance_url + "/v1/admin/budget", self.ends.admin_token,
+            json={"fiscal_year": fiscal_year, "amount_won": amount_won, "note": note},
+        )  # fmt: skip
+        return result
+
+    async def budget(self, fiscal_year: int) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call(
+            "GET", self.ends.allowance_url + "/v1/budget", self.ends.finance_token,
+            params={"fiscal_year": fiscal_year},
+        )  # fmt: skip
+        return result
+
+    async def statements(self, period: str) -> tuple[list[dict[str, Any]], str]:
+        rows: list[dict[str, Any]] = []
+        cursor: str | None = None
+        status = "open"
+        while True:
+            params = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
+            page = await self.call(
+                "GET", f"{self.ends.allowance_url}/v1/periods/{period}/statements",
+                self.ends.finance_token, params=params,
+            )  # fmt: skip
+            rows.extend(page["statements"])
+            status = page["status"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return rows, status
+
+    async def ledger(self, period: str) -> list[dict[str, Any]]:
+        entries: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            params = {"period": period, "format": "json", "limit": "1000"}
+            if cursor:
+                params["cursor"] = cursor
+            page = await self.call(
+                "GET",
+                self.ends.allowance_url + "/v1/ledger",
+                self.ends.finance_token,
+                params=params,
+            )
+            entries.extend(page["entries"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return entries
+
+    async def put_payee(self, citizen_id: str, body: dict[str, Any]) -> None:
+        await self.call(
+            "PUT", f"{self.ends.allowance_url}/v1/payees/{citizen_id}", self.ends.finance_token,
+            json=body, expect=(200, 201),
+        )  # fmt: skip
+
+    async def close_period(self, period: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call(
+            "POST", f"{self.ends.allowance_url}/v1/periods/{period}/close",
+            self.ends.finance_token, expect=(200, 201),
+        )  # fmt: skip
+        return result
+
+    async def payout_file(self, period: str, fmt: str) -> Any:
+        return await self.call(
+            "GET", f"{self.ends.allowance_url}/v1/periods/{period}/payout-file",
+            self.ends.finance_token, params={"format": fmt},
+        )  # fmt: skip
+
+    # partner (signed webhooks)
+    async def apply(self, citizen: CitizenPlan, posting_id: str, application_id: str) -> None:
+        async with self.limit:
+            r = await partner.submit_application(
+                self.http, posting_id=posting_id, application_id=application_id,
+                citizen=profile(citizen), secret=self.ends.webhook_secret,
+                matcher_url=self.ends.matcher_url,
+            )  # fmt: skip
+        if r.status_code != 202:
+            raise DemoError(f"application webhook answered {r.status_code}: {r.text[:300]}")
+
+    async def withdraw(self, citizen: CitizenPlan, posting_id: str, application_id: str) -> None:
+        async with self.limit:
+            r = await partner.withdraw_application(
+                self.http, application_id=application_id, posting_id=posting_id,
+                partner_user_id=citizen.partner_user_id, secret=self.ends.webhook_secret,
+                matcher_url=self.ends.matcher_url,
+            )  # fmt: skip
+        if r.status_code != 202:
+            raise DemoError(f"withdrawal webhook answered {r.status_code}: {r.text[:300]}")
+
+
+def account_digits(seed: int, citizen_key: str) -> str:
+    return f"{int(outcome_roll(seed, 'account', citizen_key) * 10**8):08d}"
+
+
+def profile(c: CitizenPlan) -> dict[str, Any]:
+    return partner.citizen_profile(
+        c.partner_user_id,
+        dong=c.dong,
+        neighbourhood_verified_at=c.neighbourhood_verified_at,
+        birth_date=c.birth_date,
+        child_safety_check=c.child_safety_check,
+    )
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str) -> T:
+    deadline = time.monotonic() + WAIT_S_MAX
+    while True:
+        found = await check()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise DemoError(f"gave up after {WAIT_S_MAX:.0f} s waiting for {what}")
+        await asyncio.sleep(0.25)
+
+
+# --- the independent money model ------------------------------------------------------------
+
+
+def rate_on(rates: list[dict[str, Any]], day: date) -> int:
+    applicable = [r for r in rates if date.fromisoformat(str(r["effective_from"])) <= day]
+    latest = max(applicable, key=lambda r: str(r["effective_from"]))
+    return int(latest["hourly_rate_won"])
+
+
+def monthly_cap(caps: list[dict[str, Any]], year: int) -> int:
+    earlier = [c for c in caps if int(c["year"]) <= year] or [min(caps, key=lambda c: c["year"])]
+    return int(max(earlier, key=lambda c: int(c["year"]))["monthly_amount_max_won"])
+
+
+def shift_pay(rate_won: int, minutes: int) -> int:
+    return rate_won * minutes // 60
+
+
+@dataclass
+class Model:
+    """What each citizen should be paid this month: BRIEF §5, computed here, not read."""
+
+    cap_won: int
+    gross_by_citizen: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    minutes_by_citizen: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, citizen_id: str, rate_won: int, minutes: int) -> None:
+        self.gross_by_citizen[citizen_id] += shift_pay(rate_won, minutes)
+        self.minutes_by_citizen[citizen_id] += minutes
+
+    def payable(self, citizen_id: str) -> int:
+        return min(self.cap_won, self.gross_by_citizen[citizen_id])
+
+    def capped(self, citizen_id: str) -> int:
+        return self.gross_by_citizen[citizen_id] - self.payable(citizen_id)
+
+
+# --- the play -------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What happened, as measured through the APIs, and what the scenario expected."""
+
+    plan: Plan
+    facility_ids: list[str] = field(default_factory=list)
+    facility_keys: list[str] = field(default_factory=list)
+    posting_ids: dict[str, str] = field(default_factory=dict)  # plan key -> posting id
+    posting_status: dict[str, str] = field(default_factory=dict)
+    rejection_reasons: dict[str, str] = field(default_factory=dict)
+    application_ids: dict[tuple[str, str], str] = field(default_factory=dict)
+    applications: dict[str, dict[str, Any]] = field(default_factory=dict)  # final, by app id
+    citizen_ids: dict[str, str] = field(default_factory=dict)  # plan key -> ctz_...
+    withdrawn: int = 0
+    attendance: list[dict[str, Any]] = field(default_factory=list)
+    seats_filled_at_start: int = 0
+    budget_set_won: int = 0
+    expectations: list[tuple[str, bool]] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    model: Model | None = None
+
+    def expect(self, what: str, held: bool) -> None:
+        self.expectations.append((what, held))
+
+    @property
+    def ok(self) -> bool:
+        return all(held for _, held in self.expectations)
+
+
+class Player:
+    def __init__(self, api: Api, plan: Plan, say: Callable[[str], None]) -> None:
+        self.api = api
+        self.plan = plan
+        self.say = say
+        self.out = Outcome(plan)
+        self.rates: list[dict[str, Any]] = []
+
+    def key_of(self, p: PostingPlan) -> str:
+        return self.out.facility_keys[p.facility]
+
+    async def play(self) -> Outcome:
+        started = time.monotonic()
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("setup", self.setup),
+            ("postings", self.submit_postings),
+            ("applications", self.applications),
+            ("month", self.play_month),
+            ("close", self.close_month),
+        ]
+        for name, step in steps:
+            t0 = time.monotonic()
+            await step()
+            self.out.timings_s[name] = round(time.monotonic() - t0, 1)
+        self.out.timings_s["total"] = round(time.monotonic() - started, 1)
+        return self.out
+
+    # 1. facilities, rates, budget
+    async def setup(self) -> None:
+        plan = self.plan
+        now = await self.api.now()
+        self.say(
+            f"clock {now.astimezone(SEOUL):%Y-%m-%d %H:%M} KST; playing {plan.period}"
+            f" (fiscal year {plan.fiscal_year}), seed {plan.seed}, size {plan.size_name}"
+        )
+        created = await asyncio.gather(
+            *(
+                self.api.create_facility(
+                    {
+                        "name": f.name,
+                        "kind": f.kind,
+                        "dong": f.dong,
+                        "address": f"광주광역시 광산구 {f.dong}",
+                        "contact_phone": "062-960-8114",
+                        "requires_child_safety_check": f.requires_child_safety_check,
+                    }
+                )
+                for f in plan.facilities
+            )
+        )
+        self.out.facility_ids = [c["id"] for c in created]
+        self.out.facility_keys = [c["api_key"] for c in created]
+        self.rates = await self.api.rates()
+        self.caps = await self.api.caps()
+        # The budget: exactly what the planned shifts reserve, plus a margin smaller than
+        # any over-budget shift. An existing budget of the year is changed by a ledger entry
+        # (a raise or a cut of the unreserved part), never overwritten.
+        need = sum(
+            p.capacity * shift_pay(self.rate_for(p), p.minutes)
+            for p in plan.postings
+            if p.role != "over_budget"
+        )
+        margin = 500_000
+        current = await self.api.admin_budget(plan.fiscal_year)
+        target = need + margin
+        if current is not None:
+            target = int(current["total_won"]) - int(current["available_won"]) + need + margin
+        result = await self.api.set_budget(
+            plan.fiscal_year, target, f"당근광산 데모 {plan.period} (seed {plan.seed})"
+        )
+        self.out.budget_set_won = need + margin
+        self.say(
+            f"21 facilities registered; budget {plan.fiscal_year}: {result['total_won']:,} won"
+            f" total, {result['available_won']:,} won available for the month's shifts"
+        )
+
+    def rate_for(self, p: PostingPlan) -> int:
+        return rate_on(self.rates, p.starts_at.astimezone(SEOUL).date())
+
+    # 2. postings: the funded ones, then the ones the budget cannot carry, then a cancellation
+    def posting_body(self, p: PostingPlan) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "title": p.title,
+            "description": f"{self.plan.facilities[p.facility].name} · 당근광산 시민참여 활동",
+            "starts_at": p.starts_at.isoformat(),
+            "ends_at": p.ends_at.isoformat(),
+            "capacity": p.capacity,
+            "selection": p.selection,
+            "tags": [self.plan.facilities[p.facility].kind],
+        }
+        if p.applications_close_at is not None:
+            body["applications_close_at"] = p.applications_close_at.isoformat()
+        return body
+
+    async def submit(self, postings: list[PostingPlan]) -> None:
+        created = await asyncio.gather(
+            *(self.api.post_shift(self.key_of(p), self.posting_body(p)) for p in postings)
+        )
+        for p, c in zip(postings, created, strict=True):
+            self.out.posting_ids[p.key] = c["id"]
+
+    async def settled(self, postings: list[PostingPlan]) -> dict[str, dict[str, Any]]:
+        async def check() -> dict[str, dict[str, Any]] | None:
+            views = await asyncio.gather(
+                *(
+                    self.api.get_posting(self.key_of(p), self.out.posting_ids[p.key])
+                    for p in postings
+                )
+            )
+            if any(v["status"] == "pending_budget" for v in views):
+                return None
+            return {p.key: v for p, v in zip(postings, views, strict=True)}
+
+        return await eventually(check, "the budget's answers to the postings")
+
+    async def submit_postings(self) -> None:
+        funded = [p for p in self.plan.postings if p.role != "over_budget"]
+        await self.submit(funded)
+        for key, view in (await self.settled(funded)).items():
+            self.out.posting_status[key] = view["status"]
+        over = self.plan.of_role("over_budget")
+        await self.submit(over)
+        for key, view in (await self.settled(over)).items():
+            self.out.posting_status[key] = view["status"]
+            rejection = view.get("rejection") or {}
+            self.out.rejection_reasons[key] = str(rejection.get("reason", ""))
+        opened = sum(1 for k in self.out.posting_status if self.out.posting_status[k] == "open")
+        self.out.expect(
+            f"all {len(funded)} funded postings opened",
+            all(self.out.posting_status[p.key] == "open" for p in funded),
+        )
+        self.out.expect(
+            f"the {len(over)} postings over the remaining budget were rejected",
+            all(self.out.posting_status[p.key] == "rejected" for p in over),
+        )
+        self.say(
+            f"{len(self.plan.postings)} postings submitted: {opened} published,"
+            f" {len(over)} rejected for budget"
+            f" ({', '.join(sorted(set(self.out.rejection_reasons.values())))})"
+        )
+        # The matcher must know every open posting before applications come (it would hold
+        # them otherwise, which works too, but the demo shows the usual path).
+        await eventually(self._matcher_knows_postings, "the matcher to open the postings")
+
+    async def _matcher_knows_postings(self) -> bool | None:
+        funded = [p for p in self.plan.postings if p.role != "over_budget"]
+        found = await asyncio.gather(
+            *(
+                self.api.call(
+                    "GET",
+                    f"{self.api.ends.matcher_url}/v1/admin/postings/{self.out.posting_ids[p.key]}",
+                    self.api.ends.admin_token,
+                    expect=(200, 404),
+                )
+                for p in funded
+            )
+        )
+        return True if all("posting_id" in f for f in found) else None
+
+    # 3. applications in waves (one application per citizen per wave, each posting's in
+    # citizen order), the rush all at once, then withdrawals and a facility's cancellation
+    async def applications(self) -> None:
+        plan, out = self.plan, self.out
+        regulars = [c for c in plan.citizens if c.kind == "regular"]
+        rush = [c for c in plan.citizens if c.kind == "rush"]
+        general = [c for c in plan.citizens if c.kind == "general"]
+
+        async def send(pairs: list[tuple[CitizenPlan, str]], sequential_per_posting: bool) -> None:
+            by_posting: dict[str, list[CitizenPlan]] = defaultdict(list)
+            for c, key in pairs:
+                by_posting[key].append(c)
+                out.application_ids[(c.key, key)] = "app_" + uuid.uuid4().hex[:20]
+
+            async def one_posting(key: str, cs: list[CitizenPlan]) -> None:
+                pid = out.posting_ids[key]
+                if sequential_per_posting:
+                    for c in cs:
+                        await self.api.apply(c, pid, out.application_ids[(c.key, key)])
+                else:
+                    await asyncio.gather(
+                        *(self.api.apply(c, pid, out.application_ids[(c.key, key)]) for c in cs)
+                    )
+
+            await asyncio.gather(*(one_posting(k, cs) for k, cs in by_posting.items()))
+            await self.decided([key for _, key in pairs])
+
+        # The regulars first, for their series.
+        await send([(c, k) for c in regulars for k in c.applies_to], True)
+        # The rush: everyone at once for one shift.
+        rush_key = plan.of_role("rush")[0].key
+        rush_apps = await self.decided_after(send, [(c, rush_key) for c in rush], False)
+        rush_plan = plan.of_role("rush")[0]
+        confirmed = sum(1 for a in rush_apps if a["status"] == "confirmed")
+        waitlisted = sum(1 for a in rush_apps if a["status"] == "waitlisted")
+        out.figures.update(
+            rush_applicants=len(rush), rush_capacity=rush_plan.capacity,
+            rush_confirmed=confirmed, rush_waitlisted=waitlisted,
+        )  # fmt: skip
+        out.expect(
+            f"the rush filled exactly its {rush_plan.capacity} seats"
+            f" ({confirmed} confirmed, {waitlisted} waitlisted of {len(rush)})",
+            confirmed == rush_plan.capacity and waitlisted == len(rush) - rush_plan.capacity,
+        )
+        waves = max((len(c.applies_to) for c in general), default=0)
+        for wave in range(waves):
+            await send([(c, c.applies_to[wave]) for c in general if len(c.applies_to) > wave], True)
+        self.say(f"{len(out.application_ids)} applications sent as signed partner webhooks")
+
+        # Withdrawals of confirmed bookings, well before the shifts: seats go to the waitlist.
+        finals = await self.decided(list({k for _, k in out.application_ids}))
+        by_key = {c.key: c for c in plan.citizens}
+        withdrawing: list[tuple[CitizenPlan, str]] = []
+        for ckey, pkey in plan.withdrawals:
+            app_id = out.application_ids.get((ckey, pkey))
+            if app_id and finals.get(app_id, {}).get("status") == "confirmed":
+                withdrawing.append((by_key[ckey], pkey))
+        await asyncio.gather(
+            *(
+                self.api.withdraw(c, out.posting_ids[k], out.application_ids[(c.key, k)])
+                for c, k in withdrawing
+            )
+        )
+        out.withdrawn = len(withdrawing)
+
+        async def withdrawals_applied() -> bool | None:
+            apps = await self.decided([k for _, k in withdrawing])
+            done = all(
+                apps[out.application_ids[(c.key, k)]]["status"] in ("withdrawn", "cancelled")
+                for c, k in withdrawing
+            )
+            return True if done else None
+
+        await eventually(withdrawals_applied, "the withdrawals")
+        # A facility cancels one shift (rain): its bookings are cancelled, its budget released.
+        cancel = plan.of_role("cancel")[0]
+        await self.api.cancel_posting(self.key_of(cancel), out.posting_ids[cancel.key])
+        out.posting_status[cancel.key] = "cancelled"
+
+        async def cancelled() -> bool | None:
+            apps = await self.api.applications_of(out.posting_ids[cancel.key])
+            live = [a for a in apps if a["status"] in ("confirmed", "waitlisted", "pending")]
+            return True if not live else None
+
+        await eventually(cancelled, "the cancelled shift's bookings to be cancelled")
+        self.say(
+            f"{out.withdrawn} citizens withdrew (waitlists promoted);"
+            f" {self.plan.facilities[cancel.facility].name} cancelled {cancel.title}"
+        )
+
+    async def decided_after(
+        self,
+        send: Callable[[list[tuple[CitizenPlan, str]], bool], Awaitable[None]],
+        pairs: list[tuple[CitizenPlan, str]],
+        sequential: bool,
+    ) -> list[dict[str, Any]]:
+        await send(pairs, sequential)
+        return [self.out.applications[self.out.application_ids[(c.key, k)]] for c, k in pairs]
+
+    async def decided(self, posting_keys: list[str]) -> dict[str, dict[str, Any]]:
+        """Wait until every application we sent to these postings has its decision (a draw's
+        stay pending until the draw); return the applications by id, and note citizen ids."""
+        out = self.out
+        keys = sorted(set(posting_keys))
+        wanted = {a: k for (c, k), a in out.application_ids.items() if k in keys}
+        citizen_of = {a: c for (c, k), a in out.application_ids.items() if k in keys}
+
+        async def check() -> dict[str, dict[str, Any]] | None:
+            lists = await asyncio.gather(
+                *(self.api.applications_of(out.posting_ids[k]) for k in keys)
+            )
+            found = {a["application_id"]: a for items in lists for a in items}
+            for app_id, key in wanted.items():
+                a = found.get(app_id)
+                if a is None:
+                    return None
+                if a["status"] == "pending" and self.plan.posting(key).selection != "draw":
+                    return None
+            return found
+
+        found = await eventually(check, "the matcher's decisions")
+        for app_id, app in found.items():
+            if app_id in citizen_of:
+                out.citizen_ids[citizen_of[app_id]] = app["citizen_id"]
+                out.applications[app_id] = app
+        return found
+
+    # 4. the month: the clock moves in steps; attendance after each shift
+    async def play_month(self) -> None:
+        plan, out = self.plan, self.out
+        recorded: set[str] = set()
+        playable = [p for p in plan.postings if out.posting_status.get(p.key) == "open"]
+        model = Model(cap_won=monthly_cap(self.caps, plan.fiscal_year))
+        out.model = model
+        at = plan.month_start
+        last_end = max(p.ends_at for p in playable)
+        while True:
+            at += CLOCK_STEP
+            await self.move_clock(at)
+            due = [p for p in playable if p.ends_at <= at and p.key not in recorded]
+            await asyncio.gather(*(self.attend(p, model) for p in due))
+            recorded.update(p.key for p in due)
+            if at >= last_end:
+                break
+        attended = sum(1 for a in out.attendance if a["status"] == "attended")
+        self.say(
+            f"month played: attendance recorded for {len(out.attendance)} bookings"
+            f" ({attended} attended, {len(out.attendance) - attended} no-shows)"
+        )
+
+    async def move_clock(self, at: datetime) -> None:
+        now = await self.api.now()
+        if at > now:
+            await self.api.set_clock(at)
+            await asyncio.sleep(SETTLE_AFTER_CLOCK_S)
+
+    async def attend(self, p: PostingPlan, model: Model) -> None:
+        out = self.out
+        pid = out.posting_ids[p.key]
+        apps = await self.api.applications_of(pid)
+        confirmed = sorted(
+            (a for a in apps if a["status"] == "confirmed"), key=lambda a: a["citizen_id"]
+        )
+        out.seats_filled_at_start += len(confirmed)
+        if p.role == "draw":
+            out.figures["draw_applicants"] = out.figures.get("draw_applicants", 0) + len(apps)
+            out.figures["draw_seats"] = out.figures.get("draw_seats", 0) + p.capacity
+        if not confirmed:
+            return
+        plan_key_of = {v: k for k, v in out.citizen_ids.items()}
+        regulars = {c.key for c in self.plan.citizens if c.kind == "regular"}
+        records: list[dict[str, Any]] = []
+        rate = self.rate_for(p)
+        # Outcomes by seat (the n-th confirmed citizen in plan order), not by who holds it:
+        # who won a rush or a draw depends on arrival order and the matcher's salt, the
+        # figures do not.
+        confirmed.sort(key=lambda a: plan_key_of.get(a["citizen_id"], a["citizen_id"]))
+        for seat, a in enumerate(confirmed):
+            ckey = plan_key_of.get(a["citizen_id"], a["citizen_id"])
+            roll = outcome_roll(self.plan.seed, p.key, str(seat))
+            check_in, check_out = p.starts_at, p.ends_at
+            if ckey in regulars or roll >= 0.25:
+                status = "attended"
+            elif roll < 0.07:
+                status = "no_show"
+            elif roll < 0.15:
+                status, check_out = "attended", p.ends_at - timedelta(minutes=30)  # left early
+            elif roll < 0.20:
+                status, check_in = "attended", p.starts_at + timedelta(minutes=15)  # came late
+            else:
+                # stayed on after the end: paid minutes stop at the scheduled end
+                status, check_out = "attended", p.ends_at + timedelta(minutes=20)
+            record: dict[str, Any] = {"booking_id": a["booking_id"], "status": status}
+            minutes = 0
+            if status == "attended":
+                record["checked_in_at"] = check_in.isoformat()
+                record["checked_out_at"] = check_out.isoformat()
+                minutes = min(
+                    int((min(check_out, p.ends_at) - check_in).total_seconds() // 60), p.minutes
+                )
+                model.add(a["citizen_id"], rate, minutes)
+            out.attendance.append(
+                {
+                    "posting": p.key,
+                    "citizen_id": a["citizen_id"],
+                    "status": status,
+                    "minutes": minutes,
+                }
+            )
+            records.append(record)
+        result = await self.api.record_attendance(self.key_of(p), pid, records)
+        got = {r["booking_id"]: int(r["minutes"]) for r in result["records"]}
+        for record, a in zip(records, confirmed, strict=True):
+            expected = 0
+            if record["status"] == "attended":
+                ins = datetime.fromisoformat(record["checked_in_at"])
+                outs = min(datetime.fromisoformat(record["checked_out_at"]), p.ends_at)
+                expected = min(int((outs - ins).total_seconds() // 60), p.minutes)
+            if got.get(a["booking_id"]) != expected:
+                out.expect(
+                    f"the registry counted {expected} minutes for booking {a['booking_id']}", False
+                )
+
+    # 5. close the month: payees, close, payout file
+    async def close_month(self) -> None:
+        plan, out, api = self.plan, self.out, self.api
+        model = out.model
+        assert model is not None
+        month_end = plan.month_start.astimezone(SEOUL)
+        next_month = (month_end.replace(day=28) + timedelta(days=4)).replace(day=1)
+        # After the month and every attendance window (72 h after a shift), no further: the
+        # shared clock never goes back, so each play costs the stack only about a month.
+        last_end = max(p.ends_at for p in plan.postings)
+        window_h = ATTENDANCE_WINDOW_H
+        await self.move_clock(
+            max(next_month, last_end + timedelta(hours=window_h)) + timedelta(minutes=5)
+        )
+        ours = set(out.citizen_ids.values())
+
+        async def accrued() -> list[dict[str, Any]] | None:
+            rows, _ = await api.statements(plan.period)
+            mine = [r for r in rows if r["citizen_id"] in ours]
+            minutes = sum(int(r["minutes_paid"]) for r in mine)
+            return mine if minutes == sum(model.minutes_by_citizen.values()) else None
+
+        await eventually(accrued, "the allowance to pay every attended shift")
+        paid = sorted(c for c in ours if model.gross_by_citizen.get(c, 0) > 0)
+        plan_key_of = {v: k for k, v in out.citizen_ids.items()}
+        # Most citizens have given their bank details; a few have not (their money is held
+        # back and carried forward, not lost).
+        paid.sort(key=lambda c: plan_key_of[c])
+        with_payee = [c for i, c in enumerate(paid) if i % 8 != 3]
+        await asyncio.gather(
+            *(
+                api.put_payee(
+                    c,
+                    {
+                        "bank_code": "011",
+                        "account_number": f"302-{account_digits(plan.seed, plan_key_of[c])}-11",
+                        "account_holder": "홍길동",
+                    },
+                )
+                for c in with_payee
+            )
+        )
+        await api.close_period(plan.period)
+        self.say(f"{plan.period} closed by finance; payout file produced")
+        out.figures["payees_registered"] = len(with_payee)
