@@ -7,7 +7,6 @@ variables of the same names win (so a test run can point at another stack).
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,26 +15,14 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from shared.stack.envfile import client_env
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _stack_env() -> dict[str, str]:
-    env: dict[str, str] = {}
-    path = Path(os.environ.get("RUN_DIR", ROOT / ".run")) / "stack.env"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep and not key.startswith("#"):
-                env[key.strip()] = value.strip()
-    for key in [*env, "KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"]:
-        if key in os.environ:
-            env[key] = os.environ[key]
-    return env
 
 
 @pytest.fixture(scope="session")
 def stack_env() -> dict[str, str]:
-    env = _stack_env()
+    env = client_env()
     if "KAFKA_BOOTSTRAP_SERVERS" not in env or "DATABASE_URL" not in env:
         pytest.fail("no local stack: run `make up` (or `make test`, which starts it)")
     return env

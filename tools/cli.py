@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
@@ -19,21 +18,14 @@ from typing import Any
 import httpx
 
 from shared import dlq, topics
+from shared.stack.envfile import client_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def stack_env() -> dict[str, str]:
     """Addresses and secrets: `.run/stack.env` overlaid by the environment."""
-    env: dict[str, str] = {}
-    path = Path(os.environ.get("RUN_DIR", ROOT / ".run")) / "stack.env"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep and not key.startswith("#"):
-                env[key.strip()] = value.strip()
-    env.update({k: v for k, v in os.environ.items() if k in env or k.endswith(("_URL", "_TOKEN"))})
-    return env
+    return client_env()
 
 
 class CliError(Exception):

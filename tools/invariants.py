@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+
+from shared.stack.envfile import client_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE_SCHEMAS = ("registry", "matcher", "allowance")
@@ -628,17 +629,7 @@ async def check(
 
 
 def stack_env() -> dict[str, str]:
-    env: dict[str, str] = {}
-    path = Path(os.environ.get("RUN_DIR", ROOT / ".run")) / "stack.env"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep and not key.startswith("#"):
-                env[key.strip()] = value.strip()
-    for key in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"):
-        if key in os.environ:
-            env[key] = os.environ[key]
-    return env
+    return client_env()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

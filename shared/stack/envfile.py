@@ -92,6 +92,19 @@ def load_stack_env(run_dir: Path | str | None = None) -> dict[str, str]:
     return read_env_file(path)
 
 
+def client_env(run_dir: Path | str | None = None) -> dict[str, str]:
+    """What a client of the stack (tests, CLI, demo, simulator) should use: the stack's
+    `stack.env` if there is one, with any of its variables set in the environment winning,
+    so a tool can be pointed at another stack without editing files."""
+    directory = Path(run_dir) if run_dir else default_run_dir()
+    path = directory / "stack.env"
+    values = read_env_file(path) if path.exists() else {}
+    for key in {*KEYS, *values}:
+        if os.environ.get(key):
+            values[key] = os.environ[key]
+    return values
+
+
 def url_password(url: str) -> str | None:
     try:
         password = urlsplit(url).password

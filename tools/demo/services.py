@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tools import invariants
+from shared.stack.envfile import client_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM_START_S_MAX = 20.0
@@ -27,9 +27,7 @@ class SimulatorError(RuntimeError):
 def read_stack_env() -> dict[str, str]:
     """`.run/stack.env` (or `$RUN_DIR/stack.env`), overlaid by addresses and secrets set in
     the environment."""
-    return invariants.stack_env() | {
-        k: v for k, v in os.environ.items() if k.endswith(("_URL", "_TOKEN", "_SECRET"))
-    }
+    return client_env()
 
 
 def ensure_stack() -> bool:

@@ -7,19 +7,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.stack.envfile import client_env
+
 ROOT = Path(__file__).resolve().parents[2]
 SIM_PORT_DEFAULT = 8009
-
-
-def _stack_env() -> dict[str, str]:
-    path = Path(os.environ.get("RUN_DIR", ROOT / ".run")) / "stack.env"
-    values: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            key, sep, value = line.strip().partition("=")
-            if sep and not key.startswith("#"):
-                values[key.strip()] = value.strip()
-    return values
 
 
 @dataclass(frozen=True)
@@ -34,7 +25,7 @@ class SimConfig:
 
     @classmethod
     def load(cls) -> SimConfig:
-        stack = _stack_env()
+        stack = client_env()
 
         def get(key: str, default: str = "") -> str:
             return os.environ.get(key) or stack.get(key) or default
