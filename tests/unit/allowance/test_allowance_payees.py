@@ -39,7 +39,8 @@ def test_a_ciphertext_moved_to_another_citizen_does_not_open() -> None:
     sealed = cipher.seal("ctz_a", DETAILS)
     with pytest.raises(PayeeDecryptError):
         cipher.open("ctz_b", sealed)
-    tampered = Sealed(sealed.key_id, sealed.nonce, sealed.ciphertext[:-1] + b"\0")
+    flipped = bytes([sealed.ciphertext[-1] ^ 0xFF])  # always a different byte
+    tampered = Sealed(sealed.key_id, sealed.nonce, sealed.ciphertext[:-1] + flipped)
     with pytest.raises(PayeeDecryptError):
         cipher.open("ctz_a", tampered)
 
