@@ -1,0 +1,1 @@
+"""Benchmarks of the local stack: `python -m bench [--quick]` (docs/performance.md)."""

@@ -1,0 +1,139 @@
+"""`python -m bench [--quick] [--only ingest,latency,rush,month_close,scale_out]`.
+
+Runs the benchmarks on the local stack, prints each figure and whether its target is met,
+writes `bench/results/<date>.json` (`<date>-quick.json` for --quick) and rewrites the table
+in `docs/performance.md` (full runs only, unless --table). Exits 1 if a correctness check
+failed (e.g. not exactly 20 confirmed in the rush), never for a missed speed target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from typing import Any
+
+from bench import matcher_bench, month_close, report
+from bench.env import Env
+
+ALL = ("ingest", "latency", "rush", "month_close", "scale_out")
+
+
+async def run(quick: bool, only: set[str], private: bool) -> dict[str, Any]:
+    env = Env(private=private)
+    await env.start()
+    results: dict[str, Any] = {}
+    failures: list[str] = []
+
+    async def step(name: str, coro: Any) -> Any:
+        print(f"[{name}]", flush=True)
+        started = time.monotonic()
+        try:
+            await env.ensure_up()
+            value = await coro
+        except Exception as exc:
+            traceback.print_exc()
+            failures.append(f"{name}: {type(exc).__name__}: {exc}")
+            value = {"error": f"{type(exc).__name__}: {exc}", "correct": False}
+        value["bench_s"] = round(time.monotonic() - started, 1)
+        results[name] = value
+        return value
+
+    try:
+        matcher_port = int(env.env["MATCHER_URL"].rsplit(":", 1)[1])
+        if only & {"ingest", "scale_out"}:
+            env.spawn("baseline", ["-m", "bench.baseline", str(env.baseline_port)])
+            await env.wait_http(f"http://127.0.0.1:{env.baseline_port}/healthz")
+        await env.matcher_idle()
+        if "ingest" in only:
+            await step("ingest", matcher_bench.ingest(env, quick, tag="i1", ports=[matcher_port]))
+        if "latency" in only:
+            await step("latency", matcher_bench.latency(env, quick, tag="l1", ports=[matcher_port]))
+            await step("kafka_roundtrip", matcher_bench.kafka_roundtrip(env, quick))
+        if "rush" in only:
+            await step("rush", matcher_bench.rush(env, quick))
+        if "month_close" in only:
+            await step("month_close", month_close.run(env, quick))
+        if "scale_out" in only:
+            proc = await matcher_bench.start_second_matcher(env)
+            try:
+                ports = [matcher_port, env.matcher2_port]
+                await step(
+                    "scale_out_ingest", matcher_bench.ingest(env, quick, tag="i2", ports=ports)
+                )
+                await step(
+                    "scale_out_latency",
+                    matcher_bench.latency(env, quick, tag="l2", ports=ports),
+                )
+            finally:
+                env.stop_proc(proc)
+            one, two = results.get("ingest", {}), results.get("scale_out_ingest", {})
+            if "matcher" in one and "matcher" in two:
+                results["scale_out"] = {
+                    "ingest_throughput_ratio": round(
+                        two["matcher"]["rps"] / one["matcher"]["rps"], 3
+                    ),
+                    "baseline_ratio_1": one["ratio"],
+                    "baseline_ratio_2": two["ratio"],
+                    "correct": True,
+                }
+                print(
+                    "  scale-out: 2 matchers / 1 matcher ingest throughput ="
+                    f" {results['scale_out']['ingest_throughput_ratio']}",
+                    flush=True,
+                )
+    finally:
+        await env.stop()
+    return {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": quick,
+        "private_stack": private,
+        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "results": results,
+        "failures": failures,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="scaled down, ~2 minutes")
+    parser.add_argument("--only", default=",".join(ALL), help=f"comma list of {ALL}")
+    parser.add_argument(
+        "--private",
+        action="store_true",
+        help="run on a stack of its own (ports + 10000), undisturbed by other test runs",
+    )
+    parser.add_argument("--table", action="store_true", help="update the docs table anyway")
+    args = parser.parse_args()
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    unknown = only - set(ALL)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    started = time.monotonic()
+    outcome = asyncio.run(run(args.quick, only, args.private))
+    outcome["total_s"] = round(time.monotonic() - started, 1)
+    outcome["partial"] = only != set(ALL)
+    path = report.write_json(outcome)
+    print(f"results: {path}")
+    if (not args.quick and not outcome["partial"]) or args.table:
+        print(f"table: {report.update_docs(outcome, path)}")
+    rows = report.rows(outcome)
+    print(report.table(rows))
+    broken = [
+        name
+        for name, r in outcome["results"].items()
+        if isinstance(r, dict) and not r.get("correct", True)
+    ]
+    if broken or outcome["failures"]:
+        print(f"CORRECTNESS CHECK FAILED: {broken} {outcome['failures']}", file=sys.stderr)
+        return 1
+    print(f"all correctness checks passed ({outcome['total_s']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The ingest baseline: `python -m bench.baseline PORT`.
+
+A bare FastAPI endpoint at the matcher's webhook path that reads the body, parses it with
+the same pydantic model the matcher uses (`matcher.api.WEBHOOK_BODY`) and answers 202 —
+no signature, no Kafka, no middleware. Served exactly like a service (`shared.service.serve`
+settings: one uvicorn process, uvloop, httptools, no access log), so the ratio to it is
+what the matcher's own work costs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pydantic
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from matcher.api import WEBHOOK_BODY
+
+
+def create_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/v1/partner/webhooks")
+    async def webhook(request: Request) -> Response:
+        body = await request.body()
+        try:
+            WEBHOOK_BODY.validate_json(body)
+        except pydantic.ValidationError:
+            return JSONResponse({"error": "invalid"}, status_code=400)
+        return JSONResponse({"status": "accepted"}, status_code=202)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+if __name__ == "__main__":
+    import uvicorn
+
+    uvicorn.run(
+        create_app(),
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )

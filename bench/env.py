@@ -1,0 +1,305 @@
+"""What the benchmarks run against: the local stack (started if it is not running), the
+partner simulator, the baseline server and a second matcher — each started here is stopped
+here, by its own pid."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from shared.events import PostingPublished
+from shared.stack.envfile import load_stack_env
+
+ROOT = Path(__file__).resolve().parents[1]
+SIM_PORT = 8009
+BASELINE_PORT = 8019
+MATCHER2_PORT = 8012
+# `--private`: a stack of the bench's own (own run dir, every port + 10000), so nobody
+# else's tests (which may kill services at random) disturb the measurement, and nothing the
+# bench does disturbs them.
+PRIVATE_OFFSET = 10_000
+PRIVATE_RUN_DIR = Path(tempfile.gettempdir()) / "gwangsan-bench-stack"
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+STACK_PORTS = {
+    "kafka": 9092,
+    "postgres": 55432,
+    "registry": 8001,
+    "matcher": 8002,
+    "allowance": 8003,
+}
+
+
+def _down_parts(offset: int = 0) -> list[str]:
+    return [name for name, port in STACK_PORTS.items() if not port_open(port + offset)]
+
+
+class Env:
+    def __init__(self, *, private: bool = False) -> None:
+        self.offset = PRIVATE_OFFSET if private else 0
+        self.run_dir: Path | None = PRIVATE_RUN_DIR if private else None
+        self.stack_environ: dict[str, str] | None = None
+        if private:
+            o = self.offset
+            self.stack_environ = {
+                **os.environ,
+                "APP_ENV": "demo",
+                "KAFKA_PORT": str(9092 + o),
+                "KAFKA_CONTROLLER_PORT": str(9093 + o),
+                "POSTGRES_PORT": str(55432 + o),
+                "REGISTRY_PORT": str(8001 + o),
+                "MATCHER_PORT": str(8002 + o),
+                "ALLOWANCE_PORT": str(8003 + o),
+                "PARTNER_NOTIFY_URL": f"http://127.0.0.1:{SIM_PORT + o}/notifications",
+            }
+        self.run_token = uuid.uuid4().hex[:8]
+        self.sim_port = SIM_PORT + self.offset
+        self.baseline_port = BASELINE_PORT + self.offset
+        self.matcher2_port = MATCHER2_PORT + self.offset
+        self.env: dict[str, str] = {}
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.started_parts: list[str] = []
+        self.sim_owned = False
+        self.tmp = Path(tempfile.mkdtemp(prefix="gwangsan-bench-"))
+        self.http: httpx.AsyncClient
+        self.pool: asyncpg.Pool
+        self.producer: AIOKafkaProducer
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            env = load_stack_env(self.run_dir)
+        except FileNotFoundError:
+            env = {}
+        down = _down_parts(self.offset)
+        if not env or down:
+            from shared import stack
+
+            print(f"bench: starting the local stack (shared.stack.up; down: {down})", flush=True)
+            os.environ.setdefault("APP_ENV", "demo")
+            await asyncio.to_thread(stack.up, self.run_dir, environ=self.stack_environ)
+            # Stop at the end only what was down here; the stack is shared with others.
+            self.started_parts = down if env else list(STACK_PORTS)
+            env = load_stack_env(self.run_dir)
+        self.env = env
+        if env.get("APP_ENV") not in ("test", "demo"):
+            raise RuntimeError("the bench needs APP_ENV=test or demo (a controllable clock)")
+        self.http = httpx.AsyncClient(timeout=30)
+        self.pool = await asyncpg.create_pool(env["DATABASE_URL"], min_size=1, max_size=4)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], acks="all", enable_idempotence=True
+        )
+        await self.producer.start()
+        if not port_open(self.sim_port):
+            self.spawn("partner_sim", ["-m", "tools.partner_sim", "--port", str(self.sim_port)])
+            self.sim_owned = True
+            await self.wait_http(f"http://127.0.0.1:{self.sim_port}/healthz")
+
+    async def stop(self) -> None:
+        for name, proc in reversed(self.procs):
+            self._terminate(name, proc)
+        self.procs.clear()
+        await self.producer.stop()
+        await self.pool.close()
+        await self.http.aclose()
+        if set(self.started_parts) == set(STACK_PORTS):
+            from shared import stack
+
+            print("bench: stopping the stack it started", flush=True)
+            await asyncio.to_thread(stack.down, self.run_dir, environ=self.stack_environ)
+        elif self.started_parts:
+            # Part of a stack others are using: left running (they may be relying on it).
+            print(f"bench: leaving {self.started_parts} running (the stack is shared)")
+
+    async def ensure_up(self) -> None:
+        """Others share this stack and may restart its services: bring back what is down
+        (idempotent `shared.stack.up`) and wait until the matcher is ready."""
+        if _down_parts(self.offset):
+            from shared import stack
+
+            print(f"bench: {_down_parts(self.offset)} down; shared.stack.up", flush=True)
+            await asyncio.to_thread(stack.up, self.run_dir, environ=self.stack_environ)
+        await self.wait_http(self.env["MATCHER_URL"] + "/readyz")
+
+    def spawn(
+        self, name: str, args: list[str], extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        env.update(self.env)
+        env.update(extra_env or {})
+        env["PYTHONUNBUFFERED"] = "1"
+        log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        self.procs.append((name, proc))
+        return proc
+
+    def stop_proc(self, proc: subprocess.Popen[bytes]) -> None:
+        for i, (name, p) in enumerate(self.procs):
+            if p is proc:
+                self._terminate(name, p)
+                del self.procs[i]
+                return
+
+    @staticmethod
+    def _terminate(name: str, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+    async def wait_http(self, url: str, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                r = await self.http.get(url, timeout=2)
+                if r.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"{url} not ready within {timeout_s} s (logs in {self.tmp})")
+
+    # --- helpers ------------------------------------------------------------------------
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.env['ADMIN_TOKEN']}"}
+
+    async def clock_now(self) -> datetime:
+        r = await self.http.get(
+            self.env["MATCHER_URL"] + "/v1/admin/clock", headers=self.admin_headers
+        )
+        r.raise_for_status()
+        return datetime.fromisoformat(r.json()["now"])
+
+    async def publish_postings(self, count: int, capacity: int, tag: str) -> list[str]:
+        """`count` first-come postings put on the registry's topic (as the registry would)
+        and waited for until the matcher knows them all."""
+        now = await self.clock_now()
+        ids = []
+        for i in range(count):
+            starts_at = now + timedelta(days=3, minutes=i)
+            event = PostingPublished(
+                posting_id=f"pst_bench_{tag}_{i}_{uuid.uuid4().hex[:8]}",
+                facility_id="fac_bench",
+                facility_name="광산구 벤치마크 시설",
+                facility_dong="수완동",
+                title="bench",
+                starts_at=starts_at,
+                ends_at=starts_at + timedelta(minutes=60),
+                capacity=capacity,
+                selection="first_come",
+                applications_close_at=None,
+                requires_child_safety_check=False,
+                reservation_id="rsv_" + uuid.uuid4().hex[:12],
+            )
+            envelope = event.envelope(producer="bench", occurred_at=now)
+            await self.producer.send_and_wait(
+                event.TOPIC, envelope.to_bytes(), key=envelope.key.encode()
+            )
+            ids.append(event.posting_id)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            known = await self.pool.fetchval(
+                "SELECT count(*) FROM matcher.postings WHERE posting_id = ANY($1)", ids
+            )
+            if known == len(ids):
+                return ids
+            await asyncio.sleep(0.1)
+        raise RuntimeError("the matcher did not learn the bench postings within 60 s")
+
+    async def verified_at(self) -> str:
+        return (await self.clock_now() - timedelta(days=30)).isoformat()
+
+    async def run_loadgen(
+        self, spec: dict[str, Any], processes: int, *, lead_s: float = 1.5
+    ) -> list[dict[str, Any]]:
+        """Run `processes` generator processes on `spec` (rates are split between them),
+        started together; their results."""
+        procs = []
+        outs = []
+        # Signing happens before start_at; give every process time to build its requests.
+        count = spec.get("max_requests") or spec["rate"] * spec["duration_s"]
+        start_at = time.time() + lead_s + count / processes / 20_000
+        for i in range(processes):
+            mine = dict(spec)
+            # Unique per run: application and citizen ids must never repeat a previous run's.
+            mine["id_prefix"] = f"{spec['id_prefix']}{i}x{self.run_token}"
+            mine["start_at"] = start_at
+            if "rate" in spec:
+                mine["rate"] = spec["rate"] / processes
+            if "max_requests" in spec:
+                mine["max_requests"] = spec["max_requests"] // processes
+            spec_path = self.tmp / f"spec-{mine['id_prefix']}.json"
+            out_path = self.tmp / f"out-{mine['id_prefix']}.json"
+            spec_path.write_text(json.dumps(mine))
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "bench.loadgen", str(spec_path), str(out_path), cwd=ROOT
+                )
+            )
+            outs.append(out_path)
+        for p in procs:
+            if await p.wait() != 0:
+                raise RuntimeError(f"a load generator failed (exit {p.returncode})")
+        return [json.loads(o.read_bytes()) for o in outs]
+
+    async def matcher_idle(self, timeout_s: float = 300) -> float:
+        """Wait until the matcher has no undecided work and no pending notification (the
+        applications topic's consumer lag is checked through the partner_notifications
+        and applications tables staying still); returns the seconds waited."""
+        started = time.monotonic()
+        last = None
+        stable = 0
+        while time.monotonic() - started < timeout_s:
+            pending = await self.pool.fetchval(
+                "SELECT count(*) FROM matcher.partner_notifications WHERE status = 'pending'"
+            )
+            total = await self.pool.fetchval("SELECT count(*) FROM matcher.applications")
+            if pending == 0 and total == last:
+                stable += 1
+                if stable >= 3:
+                    return time.monotonic() - started
+            else:
+                stable = 0
+            last = total
+            await asyncio.sleep(0.5)
+        raise RuntimeError(f"the matcher did not become idle within {timeout_s} s")
+
+    async def sim_notifications(self, **filters: str) -> list[dict[str, Any]]:
+        r = await self.http.get(
+            f"http://127.0.0.1:{self.sim_port}/notifications", params=filters, timeout=120
+        )
+        r.raise_for_status()
+        items: list[dict[str, Any]] = r.json()["items"]
+        return items
+
+    async def sim_reset(self) -> None:
+        if self.sim_owned:
+            await self.http.post(f"http://127.0.0.1:{self.sim_port}/control/reset")

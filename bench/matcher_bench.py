@@ -1,0 +1,371 @@
+"""Benchmarks 1, 2, 3 and 5: webhook ingest, webhook-to-decision latency, the rush, and
+the same with two matcher processes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from bench.env import Env
+from bench.stats import percentiles
+
+WEBHOOK_PATH = "/v1/partner/webhooks"
+GENERATOR_PROCESSES = 2
+CONNECTIONS_PER_PROCESS = 32
+
+
+def _merge(results: list[dict[str, Any]]) -> dict[str, Any]:
+    records = [r for res in results for r in res["records"]]
+    statuses: dict[str, int] = {}
+    for res in results:
+        for k, v in res["statuses"].items():
+            statuses[k] = statuses.get(k, 0) + v
+    elapsed = max(res["elapsed_s"] for res in results)
+    latencies = [r[2] for r in records]
+    return {
+        "requests": len(records),
+        "elapsed_s": round(elapsed, 3),
+        "rps": round(len(records) / elapsed, 1) if elapsed else 0.0,
+        "statuses": statuses,
+        "latency_ms": percentiles([x * 1000 for x in latencies]),
+        "records": records,
+    }
+
+
+async def _closed_load(
+    env: Env, ports: list[int], *, seconds: float, tag: str, posting_ids: list[str], secret: str
+) -> dict[str, Any]:
+    per_port = max(1, GENERATOR_PROCESSES // len(ports))
+    specs = []
+    for port in ports:
+        specs.append(
+            {
+                "mode": "closed",
+                "host": "127.0.0.1",
+                "port": port,
+                "path": WEBHOOK_PATH,
+                "posting_ids": posting_ids,
+                "secret": secret,
+                "verified_at": await env.verified_at(),
+                "id_prefix": f"{tag}p{port}",
+                "connections": CONNECTIONS_PER_PROCESS,
+                "duration_s": seconds,
+                "max_requests": int(seconds * 6_000) * per_port,
+            }
+        )
+    results = await asyncio.gather(*(env.run_loadgen(s, per_port) for s in specs))
+    return _merge([r for group in results for r in group])
+
+
+async def ingest(env: Env, quick: bool, *, tag: str, ports: list[int]) -> dict[str, Any]:
+    """Closed-loop load on the matcher's webhook endpoint(s) and on the baseline."""
+    seconds = 5.0 if quick else 15.0
+    postings = await env.publish_postings(12, 20, tag)
+    secret = env.env["PARTNER_WEBHOOK_SECRET"].split(",")[0].strip()
+    base = await _closed_load(
+        env, [env.baseline_port], seconds=seconds, tag=f"{tag}b", posting_ids=postings, secret=""
+    )
+    await env.sim_reset()
+    matcher = await _closed_load(
+        env, ports, seconds=seconds, tag=f"{tag}m", posting_ids=postings, secret=secret
+    )
+    drain_started = time.monotonic()
+    await env.matcher_idle()
+    drain_s = time.monotonic() - drain_started
+    accepted = matcher["statuses"].get("202", 0)
+    ratio = matcher["rps"] / base["rps"] if base["rps"] else 0.0
+    out = {
+        "seconds": seconds,
+        "generator": f"{GENERATOR_PROCESSES} asyncio processes x {CONNECTIONS_PER_PROCESS}"
+        " keep-alive connections (closed loop)",
+        "matcher_processes": len(ports),
+        "matcher": {k: v for k, v in matcher.items() if k != "records"},
+        "baseline": {k: v for k, v in base.items() if k != "records"},
+        "ratio": round(ratio, 3),
+        "target": ">= 0.60 of baseline requests/s",
+        "met": ratio >= 0.60,
+        "backlog_drain_s": round(drain_s, 1),
+        "backlog_decided_per_s": round(accepted / drain_s, 1) if drain_s else None,
+        "correct": set(matcher["statuses"]) == {"202"} and set(base["statuses"]) == {"202"},
+    }
+    print(
+        f"  ingest x{len(ports)}: matcher {matcher['rps']:.0f} req/s"
+        f" (p50 {matcher['latency_ms']['p50']} ms, p99 {matcher['latency_ms']['p99']} ms)"
+        f" vs baseline {base['rps']:.0f} req/s (p50 {base['latency_ms']['p50']},"
+        f" p99 {base['latency_ms']['p99']}) -> {ratio:.0%} (target >= 60%:"
+        f" {'met' if out['met'] else 'MISSED'}); backlog drained in {drain_s:.1f} s;"
+        f" statuses {matcher['statuses']}",
+        flush=True,
+    )
+    return out
+
+
+async def _decided_latency(
+    env: Env, records: list[list[Any]], postings: list[str], timeout_s: float = 300
+) -> dict[str, Any]:
+    """Wait until every accepted application's decision reached the simulator; the
+    latencies from its scheduled arrival to the simulator's receipt."""
+    wanted = {r[0]: r[1] for r in records if r[3] == 202}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        delivered = await env.pool.fetchval(
+            "SELECT count(*) FROM matcher.partner_notifications"
+            " WHERE posting_id = ANY($1) AND application_id IS NOT NULL"
+            " AND status = 'delivered'",
+            postings,
+        )
+        if delivered >= len(wanted):
+            break
+        await asyncio.sleep(0.5)
+    # Where the time goes: the decision's commit (the notification row's created_at, the
+    # database's clock) and its delivery (delivered_at, written after the partner's 2xx).
+    rows = await env.pool.fetch(
+        "SELECT application_id, extract(epoch FROM created_at) AS committed,"
+        " extract(epoch FROM delivered_at) AS delivered FROM matcher.partner_notifications"
+        " WHERE posting_id = ANY($1) AND application_id IS NOT NULL",
+        postings,
+    )
+    to_commit = [
+        (float(r["committed"]) - wanted[r["application_id"]]) * 1000
+        for r in rows
+        if r["application_id"] in wanted
+    ]
+    latencies = []
+    for posting_id in postings:
+        for item in await env.sim_notifications(posting_id=posting_id):
+            app = item["data"].get("application_id")
+            if app in wanted and item["type"].startswith("booking."):
+                latencies.append((item["received_at"] - wanted.pop(app)) * 1000)
+    return {
+        "decided": len(latencies),
+        "missing": len(wanted),
+        "latency_ms": percentiles(latencies),
+        "to_decision_commit_ms": percentiles(to_commit),
+    }
+
+
+async def latency(env: Env, quick: bool, *, tag: str, ports: list[int]) -> dict[str, Any]:
+    """Open-loop 500 applications/s; webhook arrival -> the simulator has the decision."""
+    seconds = 10.0 if quick else 60.0
+    rate = 500.0
+    postings = await env.publish_postings(24, 20, tag)
+    secret = env.env["PARTNER_WEBHOOK_SECRET"].split(",")[0].strip()
+    await env.sim_reset()
+    per_port = max(1, GENERATOR_PROCESSES // len(ports))
+    specs = [
+        {
+            "mode": "open",
+            "host": "127.0.0.1",
+            "port": port,
+            "path": WEBHOOK_PATH,
+            "posting_ids": postings,
+            "secret": secret,
+            "verified_at": await env.verified_at(),
+            "id_prefix": f"{tag}p{port}",
+            "rate": rate / len(ports),
+            "duration_s": seconds,
+        }
+        for port in ports
+    ]
+    groups = await asyncio.gather(*(env.run_loadgen(s, per_port) for s in specs))
+    results = [r for g in groups for r in g]
+    sent = _merge(results)
+    errors = sum(sum(r.get("errors", {}).values()) for r in results)
+    decided = await _decided_latency(env, sent["records"], postings)
+    lat = decided["latency_ms"]
+    out = {
+        "rate_per_s": rate,
+        "seconds": seconds,
+        "matcher_processes": len(ports),
+        "sent": sent["requests"],
+        "achieved_rate_per_s": round(sent["requests"] / seconds, 1),
+        "http_statuses": sent["statuses"],
+        "http_errors": errors,
+        "webhook_answer_ms": sent["latency_ms"],
+        "decided": decided["decided"],
+        "missing": decided["missing"],
+        "webhook_to_partner_ms": lat,
+        "webhook_to_decision_commit_ms": decided["to_decision_commit_ms"],
+        "target": "p99 < 50 ms",
+        "met": lat.get("p99", float("inf")) < 50,
+        "correct": decided["missing"] == 0 and errors == 0,
+    }
+    print(
+        f"  latency x{len(ports)} @ {rate:.0f}/s for {seconds:.0f} s: webhook -> partner"
+        f" p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms, max {lat.get('max')} ms"
+        f" (target p99 < 50 ms: {'met' if out['met'] else 'MISSED'}); to the decision's"
+        f" commit p50 {decided['to_decision_commit_ms'].get('p50')} ms,"
+        f" p99 {decided['to_decision_commit_ms'].get('p99')} ms; {decided['decided']}"
+        f" decided, {decided['missing']} missing, {errors} HTTP errors",
+        flush=True,
+    )
+    await env.matcher_idle()
+    return out
+
+
+async def kafka_roundtrip(env: Env, quick: bool) -> dict[str, Any]:
+    """A raw produce -> consume round trip at the same rate (acks=all, idempotent producer,
+    like the services), on a topic of its own."""
+    seconds = 10.0 if quick else 60.0
+    rate = 500.0
+    bootstrap = env.env["KAFKA_BOOTSTRAP_SERVERS"]
+    topic = "bench.roundtrip"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        if topic not in await admin.list_topics():
+            await admin.create_topics([NewTopic(topic, 6, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=5,
+    )
+    await producer.start()
+    await consumer.start()
+    latencies: list[float] = []
+    try:
+        await consumer.seek_to_end()
+        total = int(rate * seconds)
+
+        async def consume() -> None:
+            while len(latencies) < total:
+                batch = await consumer.getmany(timeout_ms=200)
+                now = time.perf_counter()
+                for msgs in batch.values():
+                    for m in msgs:
+                        latencies.append((now - float(m.value or b"0")) * 1000)
+
+        reader = asyncio.create_task(consume())
+        await asyncio.sleep(0.5)
+        started = time.perf_counter()
+        for i in range(total):
+            due = started + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await producer.send(topic, repr(due).encode(), key=str(i % 24).encode())
+        await asyncio.wait_for(reader, timeout=30)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    lat = percentiles(latencies)
+    print(
+        f"  kafka produce->consume @ {rate:.0f}/s: p50 {lat.get('p50')} ms,"
+        f" p99 {lat.get('p99')} ms, max {lat.get('max')} ms",
+        flush=True,
+    )
+    return {"rate_per_s": rate, "seconds": seconds, "messages": len(latencies), "ms": lat}
+
+
+async def rush(env: Env, quick: bool) -> dict[str, Any]:
+    """N applications for one 20-seat first-come posting as fast as the generator sends."""
+    n = 1_000 if quick else 5_000
+    seats = 20
+    (posting_id,) = await env.publish_postings(1, seats, "rush")
+    secret = env.env["PARTNER_WEBHOOK_SECRET"].split(",")[0].strip()
+    await env.sim_reset()
+    spec = {
+        "mode": "closed",
+        "host": "127.0.0.1",
+        "port": int(env.env["MATCHER_URL"].rsplit(":", 1)[1]),
+        "path": WEBHOOK_PATH,
+        "posting_ids": [posting_id],
+        "secret": secret,
+        "verified_at": await env.verified_at(),
+        "id_prefix": "rush",
+        "connections": CONNECTIONS_PER_PROCESS,
+        "duration_s": 60,
+        "max_requests": n,
+    }
+    load = asyncio.create_task(env.run_loadgen(spec, GENERATOR_PROCESSES))
+    decided_at = None
+    give_up_at = time.time() + 180
+    while True:
+        row = await env.pool.fetchrow(
+            "SELECT (SELECT count(*) FROM matcher.applications WHERE posting_id = $1"
+            "         AND status <> 'pending') AS decided,"
+            "       (SELECT count(*) FROM matcher.partner_notifications WHERE posting_id = $1"
+            "         AND application_id IS NOT NULL AND status = 'delivered') AS notified",
+            posting_id,
+        )
+        now = time.time()
+        if decided_at is None and row["decided"] >= n:
+            decided_at = now
+        if row["notified"] >= n:
+            break
+        if load.done() and load.exception() is not None:
+            raise RuntimeError("the rush's load generator failed") from load.exception()
+        if now > give_up_at:
+            break
+        await asyncio.sleep(0.02)
+    sent = _merge(await load)
+    first_sent = min(r[1] for r in sent["records"])
+    last_sent = max(r[1] for r in sent["records"])
+    items = [
+        i
+        for i in await env.sim_notifications(posting_id=posting_id)
+        if i["type"].startswith("booking.")
+    ]
+    by_type: dict[str, int] = {}
+    for i in items:
+        by_type[i["type"]] = by_type.get(i["type"], 0) + 1
+    confirmed_db = await env.pool.fetchval(
+        "SELECT count(*) FROM matcher.applications WHERE posting_id = $1 AND status = 'confirmed'",
+        posting_id,
+    )
+    last_received = max((i["received_at"] for i in items), default=float("nan"))
+    decided_s = (decided_at - first_sent) if decided_at else None
+    notified_s = last_received - first_sent
+    correct = (
+        sent["statuses"] == {"202": n}
+        and confirmed_db == seats
+        and by_type.get("booking.confirmed") == seats
+        and len(items) == n
+    )
+    out = {
+        "applications": n,
+        "seats": seats,
+        "send_s": round(last_sent - first_sent, 3),
+        "decided_s": round(decided_s, 3) if decided_s is not None else None,
+        "notified_s": round(notified_s, 3),
+        "confirmed": confirmed_db,
+        "partner_received": by_type,
+        "target": "every application answered (notified) < 2 s; exactly 20 confirmed",
+        "met": notified_s < 2.0,
+        "correct": correct,
+    }
+    print(
+        f"  rush: {n} applications sent in {out['send_s']} s; all decided after"
+        f" {out['decided_s']} s, all notified after {out['notified_s']} s (target < 2 s:"
+        f" {'met' if out['met'] else 'MISSED'}); confirmed {confirmed_db} (exactly {seats}:"
+        f" {'ok' if correct else 'FAILED'}); partner got {by_type}",
+        flush=True,
+    )
+    await env.matcher_idle()
+    return out
+
+
+async def start_second_matcher(env: Env) -> Any:
+    proc = env.spawn(
+        "matcher2",
+        ["-m", "matcher"],
+        {
+            "DATABASE_URL": env.env["MATCHER_DATABASE_URL"],
+            "PORT": str(env.matcher2_port),
+            "SERVICE_NAME": "matcher",
+            "APP_ENV": env.env.get("APP_ENV", "demo"),
+        },
+    )
+    await env.wait_http(f"http://127.0.0.1:{env.matcher2_port}/readyz")
+    # Let both consumer groups rebalance onto the two processes before measuring.
+    await asyncio.sleep(8)
+    return proc

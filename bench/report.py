@@ -1,0 +1,161 @@
+"""The results file and the table in docs/performance.md."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+DOC = ROOT / "docs" / "performance.md"
+START = "<!-- bench-table:start -->"
+END = "<!-- bench-table:end -->"
+
+
+def write_json(outcome: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    suffix = "-quick" if outcome["quick"] else ("-partial" if outcome.get("partial") else "")
+    name = datetime.now(UTC).strftime("%Y-%m-%d") + suffix
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(outcome, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def _g(d: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def _met(v: Any) -> str:
+    return "—" if v is None else ("yes" if v else "**no**")
+
+
+def rows(outcome: dict[str, Any]) -> list[list[str]]:
+    r = outcome["results"]
+    out: list[list[str]] = []
+
+    def fmt(v: Any, unit: str = "") -> str:
+        if v is None:
+            return "—"
+        if isinstance(v, float):
+            v = f"{v:,.1f}" if abs(v) >= 10 else f"{v:.3g}"
+        elif isinstance(v, int):
+            v = f"{v:,}"
+        return f"{v}{unit}"
+
+    def ratio(a: Any, b: Any) -> str:
+        return (
+            f"{a / b:.2f}"
+            if isinstance(a, int | float) and isinstance(b, int | float) and b
+            else "—"
+        )
+
+    for key, label in (("ingest", "1 matcher"), ("scale_out_ingest", "2 matchers")):
+        i = r.get(key, {})
+        m, b = _g(i, "matcher", "rps"), _g(i, "baseline", "rps")
+        out.append(
+            [
+                f"Ingest req/s ({label})",
+                fmt(m),
+                fmt(b),
+                ratio(m, b),
+                "≥ 0.60 × baseline",
+                _met(i.get("met")),
+            ]
+        )
+        out.append(
+            [
+                f"Ingest p50 / p99 ms ({label})",
+                f"{fmt(_g(i, 'matcher', 'latency_ms', 'p50'))} / {fmt(_g(i, 'matcher', 'latency_ms', 'p99'))}",
+                f"{fmt(_g(i, 'baseline', 'latency_ms', 'p50'))} / {fmt(_g(i, 'baseline', 'latency_ms', 'p99'))}",
+                "",
+                "",
+                "",
+            ]
+        )
+    k = r.get("kafka_roundtrip", {})
+    for key, label in (("latency", "1 matcher"), ("scale_out_latency", "2 matchers")):
+        lat = r.get(key, {})
+        w = lat.get("webhook_to_partner_ms", {})
+        out.append(
+            [
+                f"Webhook→partner p50 / p99 / max ms @500/s ({label})",
+                f"{fmt(w.get('p50'))} / {fmt(w.get('p99'))} / {fmt(w.get('max'))}",
+                f"Kafka RTT {fmt(_g(k, 'ms', 'p50'))} / {fmt(_g(k, 'ms', 'p99'))} / {fmt(_g(k, 'ms', 'max'))}",
+                ratio(w.get("p99"), _g(k, "ms", "p99")),
+                "p99 < 50 ms",
+                _met(lat.get("met")),
+            ]
+        )
+    ru = r.get("rush", {})
+    out.append(
+        [
+            f"Rush: {fmt(ru.get('applications'))} apps, 20 seats — all decided / all notified s",
+            f"{fmt(ru.get('decided_s'))} / {fmt(ru.get('notified_s'))}",
+            f"sent in {fmt(ru.get('send_s'))}",
+            "",
+            "< 2 s; exactly 20 confirmed",
+            _met(ru.get("met")) + (f" (confirmed {ru.get('confirmed')})" if ru else ""),
+        ]
+    )
+    mc = r.get("month_close", {})
+    if mc.get("unfinished"):
+        out.append(["Month close", "unfinished", "", "", "< 60 s", "—"])
+    else:
+        out.append(
+            [
+                f"Month close: {fmt(mc.get('rows'))} shifts, close + statements + payout file s",
+                fmt(mc.get("total_s")),
+                f"COPY out {fmt(mc.get('copy_out_s'))} s",
+                ratio(mc.get("total_s"), mc.get("copy_out_s")),
+                "< 60 s",
+                _met(mc.get("met")),
+            ]
+        )
+        out.append(
+            [
+                "Month close rows/s, peak RSS MB",
+                f"{fmt(mc.get('rows_per_s'))}, {fmt(mc.get('peak_rss_mb'))}",
+                f"COPY {fmt(mc.get('copy_rows_per_s'))} rows/s",
+                "",
+                "",
+                "",
+            ]
+        )
+    so = r.get("scale_out", {})
+    out.append(
+        [
+            "Scale-out: ingest req/s 2 matchers ÷ 1 matcher",
+            fmt(so.get("ingest_throughput_ratio")),
+            "",
+            "",
+            "(reported)",
+            "—",
+        ]
+    )
+    return out
+
+
+def table(rs: list[list[str]]) -> str:
+    head = ["figure", "value", "baseline (same run)", "ratio", "target", "met?"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rs]
+    return "\n".join(lines)
+
+
+def update_docs(outcome: dict[str, Any], path: Path) -> Path:
+    text = DOC.read_text() if DOC.exists() else f"# Performance\n\n{START}\n{END}\n"
+    block = (
+        f"{START}\n_Run of {outcome['started_at']} ({'quick' if outcome['quick'] else 'full'};"
+        f" `{path.relative_to(ROOT)}`), {outcome['machine']['cpus']} cores, Python"
+        f" {outcome['machine']['python']}._\n\n{table(rows(outcome))}\n{END}"
+    )
+    text = re.sub(re.escape(START) + ".*?" + re.escape(END), block, text, flags=re.S)
+    DOC.write_text(text)
+    return DOC
