@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -97,6 +98,16 @@ def install(app: FastAPI) -> None:
             request.url.path,
         )
 
+    @app.exception_handler(asyncpg.CharacterNotInRepertoireError)
+    @app.exception_handler(asyncpg.UntranslatableCharacterError)
+    async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
+        # Text Postgres cannot hold (a NUL character) in a query, path or body the route
+        # did not refuse itself: the client's mistake, never a 500.
+        return problem_response(
+            Problem(400, "invalid_characters", "text must not contain NUL characters"),
+            request.url.path,
+        )
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
@@ -106,3 +117,53 @@ def install(app: FastAPI) -> None:
             Problem(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)),
             request.url.path,
         )
+
+    document(app)
+
+
+# The shape of every problem+json answer, for OpenAPI documents.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "code", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "code": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": ["string", "null"]},
+        "errors": {"type": ["array", "null"], "items": {"type": "object"}},
+    },
+}
+
+
+def document(app: FastAPI) -> None:
+    """Make `app`'s OpenAPI document say what `install` does: a request that fails
+    validation is answered 400 problem+json (not FastAPI's 422 list), and the admin routes
+    (`/v1/admin/…`, token-protected in every service) can answer 401."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = original()
+        for route, path in schema.get("paths", {}).items():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                if "HTTPValidationError" in str(responses.get("422", {})):
+                    del responses["422"]
+                    responses.setdefault("400", openapi_problem("invalid request"))
+                if route.startswith("/v1/admin/"):
+                    responses.setdefault("401", openapi_problem("missing or wrong token"))
+        components = schema.get("components", {}).get("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def openapi_problem(description: str) -> dict[str, Any]:
+    """The OpenAPI response object of a problem+json answer (for `responses=`)."""
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}

@@ -21,7 +21,11 @@ pytestmark = pytest.mark.stack
 def gwangsan(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tools.cli", *args],
-        capture_output=True, text=True, timeout=120, check=False, env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=os.environ.copy(),
     )
 
 
@@ -68,8 +72,11 @@ async def test_dead_letter_is_listed_replayed_after_the_fix_and_paid(kit: Kit) -
     refused = gwangsan("dlq", "replay", topics.REGISTRY_ATTENDANCE)  # no terminal, no --yes
     assert refused.returncode == 2 and "--yes" in refused.stderr
 
-    await kit.inject(__import__("shared.events", fromlist=["PostingSubmitted"]).PostingSubmitted(
-        **kit.terms(posting)))
+    await kit.inject(
+        __import__("shared.events", fromlist=["PostingSubmitted"]).PostingSubmitted(
+            **kit.terms(posting)
+        )
+    )
     reserved = await kit.budget_answer(posting.posting_id)
     assert reserved.type == "BudgetReserved"
 
@@ -84,8 +91,9 @@ async def test_dead_letter_is_listed_replayed_after_the_fix_and_paid(kit: Kit) -
     entries = await kit.entries_of(posting_id=posting.posting_id)
     assert entries, "the replayed attendance posted to the ledger"
 
-    report = gwangsan("invariants", "--posting", posting.posting_id, "--citizen", citizen,
-                      "--settle", "10")
+    report = gwangsan(
+        "invariants", "--posting", posting.posting_id, "--citizen", citizen, "--settle", "10"
+    )
     assert report.returncode == 0, report.stdout + report.stderr
 
 

@@ -175,8 +175,10 @@ async def test_batches_apply_runs_together_and_skip_duplicates(
     guard.subscribe(broker)
     await broker.start()
     try:
+
         async def all_applied() -> bool:
             return await pool.fetchval("SELECT count(*) FROM effects") == 200
+
         await wait_until(all_applied)
         await asyncio.sleep(0.5)
     finally:

@@ -41,8 +41,9 @@ async def test_readyz_turns_503_when_kafka_stops_and_200_when_it_is_back(
     """Start a stack, a service on it; kill -9 Kafka → /readyz 503 naming Kafka; `up` again →
     /readyz 200 (the same process, no restart)."""
     run_dir = scratch_run_dir("readiness") / "run"
-    environ = clean_environ(run_dir, KAFKA_PORT="19292", KAFKA_CONTROLLER_PORT="19293",
-                            POSTGRES_PORT="55632")
+    environ = clean_environ(
+        run_dir, KAFKA_PORT="19292", KAFKA_CONTROLLER_PORT="19293", POSTGRES_PORT="55632"
+    )
     env = await asyncio.to_thread(stack.up, run_dir, False, environ=environ)
     try:
         schema = f"r_{uuid.uuid4().hex[:8]}"

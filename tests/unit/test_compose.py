@@ -17,7 +17,11 @@ def _compose(*args: str) -> subprocess.CompletedProcess[str]:
         pytest.fail("docker-compose (Debian package) missing: `make setup` installs it")
     return subprocess.run(
         [exe, "-f", str(ROOT / "docker-compose.yml"), *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
         env={"PATH": "/usr/bin:/bin"},
     )
 
@@ -29,7 +33,13 @@ def test_compose_config_is_valid_with_the_example_secrets() -> None:
     assert _compose("--env-file", env_file, "config", "-q").returncode == 0
     services = _compose("--env-file", env_file, "config", "--services").stdout.split()
     assert set(services) == {
-        "kafka", "postgres", "provision", "registry", "matcher", "allowance", "prometheus"
+        "kafka",
+        "postgres",
+        "provision",
+        "registry",
+        "matcher",
+        "allowance",
+        "prometheus",
     }
 
 

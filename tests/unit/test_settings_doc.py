@@ -17,6 +17,9 @@ def test_settings_doc_is_current() -> None:
 
 def test_every_shared_setting_has_a_reason() -> None:
     """No shared setting is undocumented: each has a comment in shared/settings.py."""
-    rows = [line for line in settings_doc.render().split("## registry")[0].splitlines()
-            if line.startswith("| `")]
+    rows = [
+        line
+        for line in settings_doc.render().split("## registry")[0].splitlines()
+        if line.startswith("| `")
+    ]
     assert rows and all(not line.rstrip().endswith("|  |") for line in rows)

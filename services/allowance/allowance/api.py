@@ -19,13 +19,14 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import asyncpg
 import orjson
 import structlog
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
+from pydantic import BeforeValidator
 from starlette.background import BackgroundTask
 
 from allowance import exports, schemas, store, usecases
@@ -60,6 +61,22 @@ def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {
         code: {"description": _PROBLEM_TEXT[code], "content": {PROBLEM_JSON: {}}} for code in codes
     }
+
+
+def _textual(value: Any) -> Any:
+    """Dates and instants in queries are ISO 8601 text; pydantic would also read a bare
+    number as seconds since 1970, which the OpenAPI document does not allow."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("expected an ISO 8601 date or instant, not a number")
+    return value
+
+
+IsoInstant = Annotated[datetime, BeforeValidator(_textual)]
+IsoDate = Annotated[date, BeforeValidator(_textual)]
 
 
 # --- auth --------------------------------------------------------------------------------
@@ -436,7 +453,7 @@ finance = APIRouter(prefix="/v1", tags=["finance"], responses=_responses(400, 40
 )
 async def get_budget(
     fiscal_year: int | None = Query(None, ge=schemas.YEAR_MIN, le=schemas.YEAR_MAX),
-    as_of: datetime | None = Query(None, description="an instant with offset"),
+    as_of: IsoInstant | None = Query(None, description="an instant with offset"),
     _: Actor = Depends(require_finance),
     ctx: ServiceContext = Depends(get_ctx),
 ) -> schemas.BudgetOut:
@@ -614,12 +631,12 @@ ExportFormat = Literal["json", "csv", "xlsx"]
 )
 async def get_ledger(
     period: str | None = Query(None, pattern=schemas.PERIOD_PATTERN),
-    date_from: date | None = Query(None, alias="from"),
-    date_to: date | None = Query(None, alias="to"),
+    date_from: IsoDate | None = Query(None, alias="from"),
+    date_to: IsoDate | None = Query(None, alias="to"),
     fiscal_year: int | None = Query(None, ge=schemas.YEAR_MIN, le=schemas.YEAR_MAX),
     account: str | None = Query(None, max_length=50),
     citizen_id: str | None = Query(None, pattern=schemas.CITIZEN_PATTERN),
-    posting_id: str | None = Query(None, max_length=100),
+    posting_id: str | None = Query(None, max_length=100, pattern=r"^[\x21-\x7e]+$"),
     format: ExportFormat = Query("json"),
     cursor: str | None = Query(None, max_length=4000),
     limit: int | None = Query(None, ge=1),
@@ -711,7 +728,7 @@ async def get_ledger(
 )
 async def get_trial_balance(
     fiscal_year: int | None = Query(None, ge=schemas.YEAR_MIN, le=schemas.YEAR_MAX),
-    as_of: datetime | None = Query(None),
+    as_of: IsoInstant | None = Query(None),
     _: Actor = Depends(require_finance),
     ctx: ServiceContext = Depends(get_ctx),
 ) -> schemas.TrialBalanceOut:

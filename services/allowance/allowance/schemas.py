@@ -98,12 +98,16 @@ class CapsOut(BaseModel):
 
 
 class BudgetBody(_Write):
-    fiscal_year: int = Field(ge=YEAR_MIN, le=YEAR_MAX)
-    amount_won: int = Field(ge=0, le=BUDGET_WON_MAX, description="the new total appropriation")
+    # strict: `true`/`false` are not numbers of won (pydantic would read them as 1/0).
+    fiscal_year: int = Field(ge=YEAR_MIN, le=YEAR_MAX, strict=True)
+    amount_won: int = Field(
+        ge=0, le=BUDGET_WON_MAX, strict=True, description="the new total appropriation"
+    )
     note: str = Field(min_length=1, max_length=300, description="why (e.g. the council decision)")
     previous_amount_won: int | None = Field(
         default=None,
         ge=0,
+        strict=True,
         description="optimistic concurrency: refuse (409) unless the total is still this",
     )
 

@@ -21,7 +21,7 @@ from matcher.settings import MatcherSettings
 from shared import topics
 from shared.auth import require_token
 from shared.events import ApplicationReceived, ApplicationWithdrawn, CitizenProfile, Event
-from shared.problems import Problem, validation_errors
+from shared.problems import Problem, openapi_problem, validation_errors
 from shared.service import ServiceContext, get_ctx
 from shared.webhooks import SignatureError, verify
 
@@ -191,7 +191,11 @@ async def partner_webhook(request: Request) -> Response:
 
 # --- admin ------------------------------------------------------------------------------
 
-admin = APIRouter(prefix="/v1/admin", tags=["admin"])
+admin = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    responses={404: openapi_problem("no such notification, draw, application, posting or citizen")},
+)
 
 
 def _admin(request: Request, ctx: ServiceContext) -> None:
@@ -236,7 +240,7 @@ async def list_notifications(
     status: Literal["pending", "delivered", "failed"] = "failed",
     posting_id: str | None = None,
     application_id: str | None = None,
-    cursor: int = Query(0, ge=0, description="`next_cursor` of the previous page"),
+    cursor: int = Query(0, ge=0, le=2**63 - 1, description="`next_cursor` of the previous page"),
     limit: int = Query(100, ge=1, le=1000),
 ) -> NotificationPage:
     _admin(request, ctx)

@@ -58,7 +58,8 @@ class FacilityCreate(Body):
     dong: Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_storable)]
     address: Annotated[str, Field(max_length=300), AfterValidator(_storable)] | None = None
     contact_phone: Annotated[str, Field(pattern=r"^[0-9+\-() ]{3,30}$")] | None = None
-    requires_child_safety_check: bool
+    # strict: 0/1 or "yes" are not booleans (pydantic would read them as such)
+    requires_child_safety_check: bool = Field(strict=True)
 
 
 class FacilityView(BaseModel):
@@ -110,7 +111,7 @@ class PostingCreate(Body):
     selection: Selection
     applications_close_at: Timestamp | None = None
     requires_child_safety_check: bool | None = Field(
-        default=None, description="the facility's own setting applies in any case"
+        default=None, strict=True, description="the facility's own setting applies in any case"
     )
     tags: list[Tag] = Field(default_factory=list, max_length=10)
 
