@@ -19,37 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis import GenerationMode
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from tests.fuzz.openapi_fuzz import EXCLUDED_CHECKS, FuzzRun, fuzz_service, load
 
 pytestmark = pytest.mark.stack
 
 EXAMPLES_PER_OPERATION_AND_MODE = 20
-
-
-def fuzz(
-    operation: Any, mode: GenerationMode, base_url: str, auth: dict[str, str], sent: list[int]
-) -> None:
-    """Run one operation's generated cases in one mode; raises on the first failure."""
-
-    @given(case=operation.as_strategy(generation_mode=mode, headers=auth))
-    @settings(
-        max_examples=EXAMPLES_PER_OPERATION_AND_MODE,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        database=None,
-    )
-    def run(case: Any) -> None:
-        sent.append(1)
-        case.call_and_validate(
-            base_url=base_url,
-            excluded_checks=[positive_data_acceptance],
-            timeout=30,
-        )
-
-    run()
 
 
 def happy_path(schema: Any, url: str, admin: dict[str, str], facility: dict[str, str]) -> list[str]:
@@ -65,9 +40,7 @@ def happy_path(schema: Any, url: str, admin: dict[str, str], facility: dict[str,
             return (
                 operations[label]
                 .Case(**kwargs)
-                .call_and_validate(
-                    base_url=url, excluded_checks=[positive_data_acceptance], timeout=30
-                )
+                .call_and_validate(base_url=url, excluded_checks=EXCLUDED_CHECKS, timeout=30)
             )
         except Exception as exc:
             failures.append(f"{label} [happy path]: {exc}")
@@ -153,24 +126,16 @@ def test_registry_api_honours_its_own_schema(stack_env: dict[str, str]) -> None:
     )
     assert created.status_code == 201, created.text
     facility = {"Authorization": f"Bearer {created.json()['api_key']}"}
-    schema = schemathesis.openapi.from_url(f"{url}/openapi.json", timeout=30)
-    schema = schema.exclude(path_regex=r"^/v1/admin/clock")
-
-    failures: list[str] = []
-    ran: list[str] = []
-    sent: list[int] = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        auth = admin if operation.path.startswith("/v1/admin") else facility
-        has_inputs = bool(list(operation.iter_parameters())) or bool(operation.body)
-        modes = [GenerationMode.POSITIVE] + ([GenerationMode.NEGATIVE] if has_inputs else [])
-        for mode in modes:
-            try:
-                fuzz(operation, mode, url, auth, sent)
-            except Exception as exc:  # collect every operation's failure, then report all
-                failures.append(f"{operation.label} [{mode.value}]: {exc}")
-            ran.append(f"{operation.label} [{mode.value}]")
-    failures.extend(happy_path(schema, url, admin, facility))
-    assert len(ran) >= 2 * 10, ran
-    assert len(sent) >= 300, len(sent)
-    assert not failures, "\n\n".join(failures)
+    schema = load(url, exclude=[("PUT", r"^/v1/admin/clock"), ("GET", r"^/v1/admin/clock")])
+    run = FuzzRun()
+    fuzz_service(
+        schema,
+        url,
+        lambda op: admin if op.path.startswith("/v1/admin") else facility,
+        EXAMPLES_PER_OPERATION_AND_MODE,
+        run,
+    )
+    run.failures.extend(happy_path(schema, url, admin, facility))
+    assert len(run.ran) >= 2 * 10, run.ran
+    assert run.sent >= 300, run.sent
+    assert not run.failures, "\n\n".join(run.failures)
