@@ -261,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                 url = env[f"{name.upper()}_URL"]
                 print(f"  {name:<10} {url}/docs")
             print(f"  partner    {sim_url}/notifications (simulator)")
+            print(f"  console    {env['REGISTRY_URL']}/console (facility staff; a key from the")
+            print("             admin API: POST /v1/admin/facilities)")
             print("\nserving until Ctrl-C…", flush=True)
             stop = {signal.SIGINT, signal.SIGTERM}
             signal.pthread_sigmask(signal.SIG_BLOCK, stop)
