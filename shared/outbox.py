@@ -22,8 +22,8 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from shared import metrics
-from shared.db import is_transient
 from shared.events import Envelope, Event
+from shared.leader import keep_running, lead
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,6 @@ class OutboxRelay:
         self._retention = retention
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._listen_conn: asyncpg.Connection | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
@@ -100,56 +99,23 @@ class OutboxRelay:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._release_listener()
 
     def wake(self) -> None:
         self._wake.set()
 
     async def _run(self) -> None:
-        backoff_s = 0.1
-        while True:
-            try:
-                await self._lead()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not is_transient(exc):
-                    log.exception("outbox relay failed; retrying", extra={"schema": self._schema})
-                else:
-                    log.warning("outbox relay waiting for Postgres/Kafka: %s", exc)
-                await self._release_listener()
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, 5.0)
-            else:
-                backoff_s = 0.1
-
-    async def _release_listener(self) -> None:
-        conn, self._listen_conn = self._listen_conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=2)
+        await keep_running(f"outbox relay {self._schema}", self._lead)
 
     async def _lead(self) -> None:
         """Hold the relay lock on a dedicated connection and publish until it is lost."""
-        conn = await self._pool.acquire()
-        try:
-            got = await conn.fetchval(
-                "SELECT pg_try_advisory_lock(hashtext($1))", f"outbox:{self._schema}"
-            )
-            if not got:
-                await asyncio.sleep(max(self._poll_s, 1.0))  # another process is relaying
-                return
-            await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
-            try:
-                await self._publish_loop(conn)
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-                    await conn.execute(
-                        "SELECT pg_advisory_unlock(hashtext($1))", f"outbox:{self._schema}"
-                    )
-        finally:
-            await self._pool.release(conn)
+        await lead(
+            self._pool,
+            lock_key=f"outbox:{self._schema}",
+            channel=NOTIFY_CHANNEL,
+            on_notify=self._on_notify,
+            work=self._publish_loop,
+            idle_s=max(self._poll_s, 1.0),  # another process is relaying
+        )
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

@@ -35,7 +35,7 @@ from matcher.domain.delivery import backoff_delay_s, verdict
 from matcher.store import NOTIFY_CHANNEL
 from shared import metrics
 from shared.clock import utc_now
-from shared.db import is_transient
+from shared.leader import keep_running, lead
 from shared.webhooks import sign
 
 log = logging.getLogger(__name__)
@@ -131,39 +131,18 @@ class NotificationSender:
         self._wake.set()
 
     async def _run(self) -> None:
-        backoff_s = 0.1
-        while True:
-            try:
-                await self._lead()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if is_transient(exc):
-                    log.warning("notification sender waiting for Postgres: %s", exc)
-                else:
-                    log.exception("notification sender failed; restarting it")
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, 5.0)
-            else:
-                backoff_s = 0.1
+        await keep_running("notification sender", self._lead)
 
     async def _lead(self) -> None:
-        conn: asyncpg.Connection = await self._pool.acquire()
-        try:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", _LOCK_KEY):
-                await asyncio.sleep(max(self._poll_s, 1.0))  # another process sends
-                return
-            await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
-            try:
-                await self._loop(conn)
-            finally:
-                with contextlib.suppress(Exception):
-                    await self._flush_delivered(conn)
-                with contextlib.suppress(Exception):
-                    await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-                    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", _LOCK_KEY)
-        finally:
-            await self._pool.release(conn)
+        await lead(
+            self._pool,
+            lock_key=_LOCK_KEY,
+            channel=NOTIFY_CHANNEL,
+            on_notify=self._on_notify,
+            work=self._loop,
+            idle_s=max(self._poll_s, 1.0),  # another process sends
+            before_release=self._flush_delivered,
+        )
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
