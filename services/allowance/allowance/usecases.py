@@ -109,6 +109,41 @@ async def _post(
     )
 
 
+async def _release(
+    conn: asyncpg.Connection,
+    envelope: Envelope,
+    deps: Deps,
+    reservation: store.Reservation,
+    *,
+    fiscal_year: int,
+    period: Period,
+    amount_won: int,
+    memo: str,
+    reason: str,
+) -> None:
+    """Move `amount_won` of a posting's reservation back to the available budget: the ledger
+    transaction and the BudgetReleased event, caused by `envelope`."""
+    await _post(
+        conn,
+        ledger.release(fiscal_year, period, reservation.posting_id, amount_won, memo),
+        envelope.event_id,
+        envelope.occurred_at,
+        deps.now,
+    )
+    await _emit(
+        conn,
+        BudgetReleased(
+            posting_id=reservation.posting_id,
+            reservation_id=reservation.reservation_id,
+            amount_won=amount_won,
+            reason=reason,
+        ),
+        envelope.event_id,
+        "BudgetReleased",
+        deps.now,
+    )
+
+
 # --- the posting saga --------------------------------------------------------------------
 
 
@@ -376,31 +411,17 @@ async def on_posting_updated(
     elif delta < 0:
         held = await store.reserved_won(conn, current.fiscal_year, event.posting_id)
         amount = min(-delta, held)
-        await _post(
+        await _release(
             conn,
-            ledger.release(
-                current.fiscal_year,
-                period,
-                event.posting_id,
-                amount,
-                f"reservation {current.reservation_id} shrunk to {won(new_total)} won"
-                f" (revision {event.revision})",
-            ),
-            envelope.event_id,
-            envelope.occurred_at,
-            deps.now,
-        )
-        await _emit(
-            conn,
-            BudgetReleased(
-                posting_id=event.posting_id,
-                reservation_id=current.reservation_id,
-                amount_won=amount,
-                reason="posting_updated",
-            ),
-            envelope.event_id,
-            "BudgetReleased",
-            deps.now,
+            envelope,
+            deps,
+            current,
+            fiscal_year=current.fiscal_year,
+            period=period,
+            amount_won=amount,
+            memo=f"reservation {current.reservation_id} shrunk to {won(new_total)} won"
+            f" (revision {event.revision})",
+            reason="posting_updated",
         )
     updated = replace(
         current,
@@ -491,18 +512,16 @@ async def _move_reservation_year(
         )
         return
     held = await store.reserved_won(conn, current.fiscal_year, event.posting_id)
-    await _post(
+    await _release(
         conn,
-        ledger.release(
-            current.fiscal_year,
-            Period.of(current.starts_at),
-            event.posting_id,
-            held,
-            f"reservation {current.reservation_id} moved to fiscal year {new_year}",
-        ),
-        envelope.event_id,
-        envelope.occurred_at,
-        deps.now,
+        envelope,
+        deps,
+        current,
+        fiscal_year=current.fiscal_year,
+        period=Period.of(current.starts_at),
+        amount_won=held,
+        memo=f"reservation {current.reservation_id} moved to fiscal year {new_year}",
+        reason="posting_moved_fiscal_year",
     )
     await _post(
         conn,
@@ -532,18 +551,6 @@ async def _move_reservation_year(
             ends_at=event.ends_at,
             revision=event.revision,
         ),
-        deps.now,
-    )
-    await _emit(
-        conn,
-        BudgetReleased(
-            posting_id=event.posting_id,
-            reservation_id=current.reservation_id,
-            amount_won=held,
-            reason="posting_moved_fiscal_year",
-        ),
-        envelope.event_id,
-        "BudgetReleased",
         deps.now,
     )
     await _emit(
@@ -581,32 +588,18 @@ async def on_posting_ended(
         log.info("posting %s already %s: nothing to release", posting_id, current.status)
         return
     held = await store.reserved_won(conn, current.fiscal_year, posting_id)
-    await _post(
+    await _release(
         conn,
-        ledger.release(
-            current.fiscal_year,
-            Period.of(current.starts_at),
-            posting_id,
-            held,
-            f"posting {status}: unused part of reservation {current.reservation_id} released",
-        ),
-        envelope.event_id,
-        envelope.occurred_at,
-        deps.now,
+        envelope,
+        deps,
+        current,
+        fiscal_year=current.fiscal_year,
+        period=Period.of(current.starts_at),
+        amount_won=held,
+        memo=f"posting {status}: unused part of reservation {current.reservation_id} released",
+        reason=f"posting_{status}",
     )
     await store.update_reservation(conn, replace(current, status=status), deps.now)
-    await _emit(
-        conn,
-        BudgetReleased(
-            posting_id=posting_id,
-            reservation_id=current.reservation_id,
-            amount_won=held,
-            reason=f"posting_{status}",
-        ),
-        envelope.event_id,
-        "BudgetReleased",
-        deps.now,
-    )
 
 
 # --- attendance and payouts --------------------------------------------------------------
@@ -710,30 +703,16 @@ async def on_attendance(
     elif reservation.active and (state is None or state.status == "attended"):
         held = await store.reserved_won(conn, fiscal_year, event.posting_id)
         amount = min(reservation.seat_share_won, held)
-        await _post(
+        await _release(
             conn,
-            ledger.release(
-                fiscal_year,
-                Period.of(reservation.starts_at),
-                event.posting_id,
-                amount,
-                f"no-show of booking {event.booking_id}: one seat's share released",
-            ),
-            envelope.event_id,
-            envelope.occurred_at,
-            deps.now,
-        )
-        await _emit(
-            conn,
-            BudgetReleased(
-                posting_id=event.posting_id,
-                reservation_id=reservation.reservation_id,
-                amount_won=amount,
-                reason="no_show",
-            ),
-            envelope.event_id,
-            "BudgetReleased",
-            deps.now,
+            envelope,
+            deps,
+            reservation,
+            fiscal_year=fiscal_year,
+            period=Period.of(reservation.starts_at),
+            amount_won=amount,
+            memo=f"no-show of booking {event.booking_id}: one seat's share released",
+            reason="no_show",
         )
 
     for period, totals in months.items():
