@@ -227,9 +227,24 @@ def port_owner(port: int) -> str:
     return ""
 
 
+# A process killed a moment ago may still hold its listening socket briefly: a restart
+# right after a crash waits this long for the port before calling it taken.
+PORT_RELEASE_GRACE_S = 3.0
+
+
+def wait_port_free(port: int, timeout_s: float = PORT_RELEASE_GRACE_S) -> bool:
+    """True once nothing listens on `port` (polled), False if still taken after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while port_in_use(port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def require_free_port(port: int, env_var: str, what: str) -> None:
     """Fail with a sentence naming the port and the variable that moves it."""
-    if port_in_use(port):
+    if not wait_port_free(port):
         owner = port_owner(port)
         by = f" by {owner}" if owner else ""
         raise StackError(

@@ -122,6 +122,9 @@ def stop(config: StackConfig, name: str) -> bool:
 
 
 def kill9(config: StackConfig, name: str) -> None:
+    """SIGKILL the service and return once its port can be bound again, so a crash test can
+    restart it at once."""
     pid = running_pid(config, name)
     if pid is not None:
         procs.kill9(pid)
+        procs.wait_port_free(config.service_ports[name], timeout_s=10.0)

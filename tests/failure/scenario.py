@@ -39,7 +39,6 @@ from aiokafka.errors import KafkaError
 
 from shared import stack, topics
 from shared.events import Envelope
-from shared.stack import procs
 from tools import invariants
 from tools.invariants import Report
 from tools.partner_sim import client as partner
@@ -76,16 +75,9 @@ def failure_seed() -> int:
 
 
 async def kill9(component: str, env: dict[str, str]) -> None:
-    """SIGKILL one component; for a service, also wait until the kernel has let go of its
-    port (for a moment after the process is gone a bind still fails, and `up` would take
-    the port for someone else's)."""
+    """SIGKILL one component (for a service, `shared.stack.kill9` also waits until the kernel
+    has let go of its port, so `up` can restart it at once)."""
     await asyncio.to_thread(stack.kill9, component)
-    if component in SERVICES:
-        port = urlsplit(env[f"{component.upper()}_URL"]).port
-        assert port is not None
-        deadline = time.monotonic() + 10
-        while procs.port_in_use(port) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
 
 
 async def wait_ready(http: httpx.AsyncClient, env: dict[str, str], timeout_s: float = 120) -> None:
