@@ -161,6 +161,17 @@ PeriodPath = Path(pattern=schemas.PERIOD_PATTERN, description="a Seoul month, YY
 admin = APIRouter(prefix="/v1/admin", tags=["admin"], responses=_responses(400, 401, 403, 413))
 
 
+async def _policy_in_force(
+    ctx: ServiceContext, kind: store.PolicyKind, missing: str
+) -> store.PolicyVersion:
+    """The latest version of one policy table, or 404 saying none was set yet."""
+    async with ctx.pool.acquire() as conn:
+        found = await store.latest_policy(conn, kind)
+    if found is None:
+        raise Problem(404, "not_found", missing)
+    return found
+
+
 def _rates_out(found: store.PolicyVersion) -> schemas.RatesOut:
     return schemas.RatesOut(
         version=found.id,
@@ -175,10 +186,7 @@ def _rates_out(found: store.PolicyVersion) -> schemas.RatesOut:
 async def get_rates(
     _: Actor = Depends(require_admin), ctx: ServiceContext = Depends(get_ctx)
 ) -> schemas.RatesOut:
-    async with ctx.pool.acquire() as conn:
-        found = await store.latest_policy(conn, "rates")
-    if found is None:
-        raise Problem(404, "not_found", "no rate table yet")
+    found = await _policy_in_force(ctx, "rates", "no rate table yet")
     return _rates_out(found)
 
 
@@ -247,10 +255,7 @@ def _minimum_wages_out(
 async def get_minimum_wages(
     _: Actor = Depends(require_admin), ctx: ServiceContext = Depends(get_ctx)
 ) -> schemas.MinimumWagesOut:
-    async with ctx.pool.acquire() as conn:
-        found = await store.latest_policy(conn, "minimum_wages")
-    if found is None:
-        raise Problem(404, "not_found", "no minimum wage table yet")
+    found = await _policy_in_force(ctx, "minimum_wages", "no minimum wage table yet")
     return _minimum_wages_out(found)
 
 
@@ -315,10 +320,7 @@ def _caps_out(found: store.PolicyVersion) -> schemas.CapsOut:
 async def get_caps(
     _: Actor = Depends(require_admin), ctx: ServiceContext = Depends(get_ctx)
 ) -> schemas.CapsOut:
-    async with ctx.pool.acquire() as conn:
-        found = await store.latest_policy(conn, "caps")
-    if found is None:
-        raise Problem(404, "not_found", "no cap table yet")
+    found = await _policy_in_force(ctx, "caps", "no cap table yet")
     return _caps_out(found)
 
 
