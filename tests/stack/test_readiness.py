@@ -42,7 +42,7 @@ async def test_readyz_turns_503_when_kafka_stops_and_200_when_it_is_back(
     /readyz 200 (the same process, no restart)."""
     run_dir = scratch_run_dir("readiness") / "run"
     environ = clean_environ(
-        run_dir, KAFKA_PORT="19292", KAFKA_CONTROLLER_PORT="19293", POSTGRES_PORT="55632"
+        run_dir, KAFKA_PORT="19292", KAFKA_CONTROLLER_PORT="19293", POSTGRES_PORT="25632"
     )
     env = await asyncio.to_thread(stack.up, run_dir, False, environ=environ)
     try:

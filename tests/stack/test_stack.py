@@ -1,6 +1,6 @@
 """The local stack launcher, exercised for real on its own ports and its own run dir.
 
-These tests start a second Kafka + PostgreSQL (Kafka 19192/19193, Postgres 55532) in a
+These tests start a second Kafka + PostgreSQL (Kafka 19192/19193, Postgres 25532) in a
 temporary RUN_DIR, so the main stack other tests use (9092, 55432) is never touched. They run
 in file order and share that one stack: up, up again, crash, recover, down.
 """
@@ -33,7 +33,9 @@ pytestmark = pytest.mark.stack
 
 KAFKA_PORT = 19192
 KAFKA_CONTROLLER_PORT = 19193
-POSTGRES_PORT = 55532
+# Below Linux's ephemeral range (32768-60999): a port in it can be taken at random by an
+# outgoing connection of another test, which made `up` see it as in use.
+POSTGRES_PORT = 25532
 SERVICE_PORTS = {"REGISTRY_PORT": "18001", "MATCHER_PORT": "18002", "ALLOWANCE_PORT": "18003"}
 PRESET_ADMIN_TOKEN = "preset-admin-token-from-the-environment"
 
