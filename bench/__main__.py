@@ -59,7 +59,7 @@ async def run(quick: bool, only: set[str], private: bool) -> dict[str, Any]:
         if "month_close" in only:
             await step("month_close", month_close.run(env, quick))
         if "scale_out" in only:
-            proc = await matcher_bench.start_second_matcher(env)
+            procs = await matcher_bench.start_second_matcher(env)
             try:
                 ports = [matcher_port, env.matcher2_port]
                 await step(
@@ -70,7 +70,8 @@ async def run(quick: bool, only: set[str], private: bool) -> dict[str, Any]:
                     matcher_bench.latency(env, quick, tag="l2", ports=ports),
                 )
             finally:
-                env.stop_proc(proc)
+                for proc in procs:
+                    env.stop_proc(proc)
             one, two = results.get("ingest", {}), results.get("scale_out_ingest", {})
             if "matcher" in one and "matcher" in two:
                 results["scale_out"] = {
@@ -87,8 +88,10 @@ async def run(quick: bool, only: set[str], private: bool) -> dict[str, Any]:
                     flush=True,
                 )
     finally:
+        shape = "api + worker processes" if env.split else "one process (role all)"
         await env.stop()
     return {
+        "matcher_shape": shape,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": quick,
         "private_stack": private,

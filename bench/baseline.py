@@ -2,9 +2,10 @@
 
 A bare FastAPI endpoint at the matcher's webhook path that reads the body, parses it with
 the same pydantic model the matcher uses (`matcher.api.WEBHOOK_BODY`) and answers 202 —
-no signature, no Kafka, no middleware. Served exactly like a service (`shared.service.serve`
-settings: one uvicorn process, uvloop, httptools, no access log), so the ratio to it is
-what the matcher's own work costs.
+no signature, no Kafka, no middleware. Configured like a service (FastAPI's OpenTelemetry
+hooks off) and served exactly like one (`shared.service.serve` settings: one uvicorn
+process, uvloop, httptools, no access log), so the ratio to it is what the matcher's own
+work costs.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from matcher.api import WEBHOOK_BODY
 
+from shared.service import NO_TELEMETRY
+
 
 def create_app() -> FastAPI:
-    app = FastAPI()
+    app = FastAPI(telemetry=NO_TELEMETRY)  # configured like the services
 
     @app.post("/v1/partner/webhooks")
     async def webhook(request: Request) -> Response:

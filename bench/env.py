@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SIM_PORT = 8009
 BASELINE_PORT = 8019
 MATCHER2_PORT = 8012
+WORKER_PORT = 8013
 # `--private`: a stack of the bench's own (own run dir, every port + 10000), so nobody
 # else's tests (which may kill services at random) disturb the measurement, and nothing the
 # bench does disturbs them.
@@ -71,11 +72,18 @@ class Env:
                 "MATCHER_PORT": str(8002 + o),
                 "ALLOWANCE_PORT": str(8003 + o),
                 "PARTNER_NOTIFY_URL": f"http://127.0.0.1:{SIM_PORT + o}/notifications",
+                # The production shape (decision 0008): the stack's matcher serves the API
+                # only; the bench starts its decision worker beside it.
+                "MATCHER_ROLE": "api",
             }
         self.run_token = uuid.uuid4().hex[:8]
         self.sim_port = SIM_PORT + self.offset
         self.baseline_port = BASELINE_PORT + self.offset
         self.matcher2_port = MATCHER2_PORT + self.offset
+        self.worker_ports = [WORKER_PORT + self.offset, WORKER_PORT + 1 + self.offset]
+        self.workers: list[subprocess.Popen[bytes]] = []
+        # The matcher runs as an API process plus decision workers (decision 0008).
+        self.split = False
         self.env: dict[str, str] = {}
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.started_parts: list[str] = []
@@ -111,6 +119,10 @@ class Env:
             bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], acks="all", enable_idempotence=True
         )
         await self.producer.start()
+        health = (await self.http.get(self.env["MATCHER_URL"] + "/healthz")).json()
+        self.split = health.get("role") == "api"
+        if self.split:
+            await self.start_matcher("worker", self.worker_ports[0])
         if not port_open(self.sim_port):
             self.spawn("partner_sim", ["-m", "tools.partner_sim", "--port", str(self.sim_port)])
             self.sim_owned = True
@@ -142,6 +154,35 @@ class Env:
             await asyncio.to_thread(stack.up, self.run_dir, environ=self.stack_environ)
         await self.wait_http(self.env["MATCHER_URL"] + "/readyz")
 
+    async def start_matcher(self, role: str, port: int) -> subprocess.Popen[bytes]:
+        """One more matcher process of `role` on `port` (it joins the same consumer groups)."""
+        proc = self.spawn(
+            f"matcher-{role}-{port}",
+            ["-m", "matcher"],
+            {
+                "DATABASE_URL": self.env["MATCHER_DATABASE_URL"],
+                "PORT": str(port),
+                "SERVICE_NAME": "matcher",
+                "ROLE": role,
+                "APP_ENV": self.env.get("APP_ENV", "demo"),
+            },
+        )
+        if role == "worker":
+            self.workers.append(proc)
+        await self.wait_http(f"http://127.0.0.1:{port}/readyz")
+        return proc
+
+    async def stop_workers(self) -> int:
+        """Stop the decision workers (gracefully: they commit what they hold); how many."""
+        stopped = list(self.workers)
+        for proc in stopped:
+            self.stop_proc(proc)
+        return len(stopped)
+
+    async def start_workers(self, count: int) -> None:
+        for i in range(count):
+            await self.start_matcher("worker", self.worker_ports[i])
+
     def spawn(
         self, name: str, args: list[str], extra_env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
@@ -157,6 +198,8 @@ class Env:
         return proc
 
     def stop_proc(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc in self.workers:
+            self.workers.remove(proc)
         for i, (name, p) in enumerate(self.procs):
             if p is proc:
                 self._terminate(name, p)

@@ -70,10 +70,15 @@ async def ingest(env: Env, quick: bool, *, tag: str, ports: list[int]) -> dict[s
         env, [env.baseline_port], seconds=seconds, tag=f"{tag}b", posting_ids=postings, secret=""
     )
     await env.sim_reset()
+    # Split shape: measure the ingest tier alone, as it runs in production (API processes
+    # on machines of their own); the decision workers are stopped for the run and then
+    # drain the backlog, timed below. All-in-one: the process decides while it ingests.
+    workers = await env.stop_workers() if env.split else 0
     matcher = await _closed_load(
         env, ports, seconds=seconds, tag=f"{tag}m", posting_ids=postings, secret=secret
     )
     drain_started = time.monotonic()
+    await env.start_workers(workers)
     await env.matcher_idle()
     drain_s = time.monotonic() - drain_started
     accepted = matcher["statuses"].get("202", 0)
@@ -83,6 +88,7 @@ async def ingest(env: Env, quick: bool, *, tag: str, ports: list[int]) -> dict[s
         "generator": f"{GENERATOR_PROCESSES} asyncio processes x {CONNECTIONS_PER_PROCESS}"
         " keep-alive connections (closed loop)",
         "matcher_processes": len(ports),
+        "decision_workers_during_run": 0 if workers else "in the same process",
         "matcher": {k: v for k, v in matcher.items() if k != "records"},
         "baseline": {k: v for k, v in base.items() if k != "records"},
         "ratio": round(ratio, 3),
@@ -354,18 +360,16 @@ async def rush(env: Env, quick: bool) -> dict[str, Any]:
     return out
 
 
-async def start_second_matcher(env: Env) -> Any:
-    proc = env.spawn(
-        "matcher2",
-        ["-m", "matcher"],
-        {
-            "DATABASE_URL": env.env["MATCHER_DATABASE_URL"],
-            "PORT": str(env.matcher2_port),
-            "SERVICE_NAME": "matcher",
-            "APP_ENV": env.env.get("APP_ENV", "demo"),
-        },
-    )
-    await env.wait_http(f"http://127.0.0.1:{env.matcher2_port}/readyz")
+async def start_second_matcher(env: Env) -> list[Any]:
+    """A second matcher: one more `all` process, or — when the matcher runs split — one
+    more API process and one more decision worker."""
+    if env.split:
+        procs = [
+            await env.start_matcher("api", env.matcher2_port),
+            await env.start_matcher("worker", env.worker_ports[1]),
+        ]
+    else:
+        procs = [await env.start_matcher("all", env.matcher2_port)]
     # Let both consumer groups rebalance onto the two processes before measuring.
     await asyncio.sleep(8)
-    return proc
+    return procs

@@ -12,7 +12,6 @@ import uuid
 from datetime import date, datetime
 from typing import Any, ClassVar, Literal
 
-import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared import topics
@@ -32,7 +31,8 @@ class Envelope(BaseModel):
     data: dict[str, Any]
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+        # pydantic's own serializer writes the JSON in one step (no dict in between).
+        return self.model_dump_json().encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Envelope:

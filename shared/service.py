@@ -21,6 +21,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.telemetry import TelemetryConfig
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -30,7 +31,7 @@ from shared.auth import require_token
 from shared.clock import Clock, ClockWentBackwardsError, SharedClock
 from shared.consumer import EventConsumer
 from shared.db import create_pool
-from shared.http import ServiceMiddleware
+from shared.http import FastRoute, ServiceMiddleware
 from shared.kafka import make_producer
 from shared.logs import configure as configure_logs
 from shared.outbox import OutboxRelay
@@ -75,11 +76,17 @@ class ServiceSpec:
     description: str
     migrations_dir: Path
     routers: Sequence[APIRouter] = ()
+    # Hot endpoints served by the middleware itself (shared/http.py); also declared in a
+    # router so the OpenAPI document has them.
+    fast_routes: Sequence[FastRoute] = ()
     register_handlers: Callable[[EventConsumer, ServiceContext], None] | None = None
     sweepers: Sequence[SweeperSpec] = ()
     on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
     on_stop: Callable[[ServiceContext], Awaitable[None]] | None = None
     openapi_tags: Sequence[dict[str, str]] = ()
+
+
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def get_ctx(request: Request) -> ServiceContext:
@@ -207,8 +214,14 @@ async def _run_sweeper(ctx: ServiceContext, spec: SweeperSpec) -> None:
 
 
 def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
-    """The FastAPI app of one service, with the whole lifecycle in its lifespan."""
+    """The FastAPI app of one service, with the whole lifecycle in its lifespan.
+
+    `settings.role` picks what the process runs (decision 0008): the API routes, the
+    consumers + sweepers, or both. `on_start`/`on_stop` run in every role; a hook that
+    starts background work checks `ctx.settings.role` itself."""
     schema = spec.name
+    runs_api = settings.role in ("all", "api")
+    runs_worker = settings.role in ("all", "worker")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -245,21 +258,27 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         )
         ctx = ServiceContext(settings, pool, producer, clock, consumer, relay)
         broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id=f"{spec.name}-consumer")
-        if spec.register_handlers is not None:
-            spec.register_handlers(consumer, ctx)
-        consumer.subscribe(broker)
+        if runs_worker:
+            if spec.register_handlers is not None:
+                spec.register_handlers(consumer, ctx)
+            consumer.subscribe(broker)
         if spec.on_start is not None:
             await spec.on_start(ctx)
         await relay.start()
-        await broker.start()
-        tasks = [
-            asyncio.create_task(_run_sweeper(ctx, s), name=f"sweeper-{s.name}")
-            for s in spec.sweepers
-        ]
+        tasks: list[asyncio.Task[None]] = []
+        if runs_worker:
+            await broker.start()
+            tasks = [
+                asyncio.create_task(_run_sweeper(ctx, s), name=f"sweeper-{s.name}")
+                for s in spec.sweepers
+            ]
         tasks.append(asyncio.create_task(_sample_forever(ctx, broker), name="gauges"))
         app.state.ctx = ctx
         app.state.broker = broker
-        log.info("service started", extra={"port": settings.port, "env": settings.app_env})
+        log.info(
+            "service started",
+            extra={"port": settings.port, "env": settings.app_env, "role": settings.role},
+        )
         try:
             yield
         finally:
@@ -270,7 +289,8 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await broker.stop()
+            if runs_worker:
+                await broker.stop()
             if spec.on_stop is not None:
                 await spec.on_stop(ctx)
             await relay.stop()
@@ -284,15 +304,21 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         version="1.0.0",
         lifespan=lifespan,
         openapi_tags=list(spec.openapi_tags) or None,
+        # No OpenTelemetry: metrics are Prometheus (shared/metrics.py) and logs are JSON
+        # lines. Left on, FastAPI asks OTel whether it is configured on every request.
+        telemetry=NO_TELEMETRY,
     )
     problems.install(app)
     app.add_middleware(
-        ServiceMiddleware, service=spec.name, body_size_max_bytes=settings.http_body_size_max_bytes
+        ServiceMiddleware,
+        service=spec.name,
+        body_size_max_bytes=settings.http_body_size_max_bytes,
+        fast_routes=spec.fast_routes if runs_api else (),
     )
 
     @app.get("/healthz", tags=["ops"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+        return {"status": "ok", "service": spec.name, "role": settings.role}
 
     @app.get(
         "/readyz",
@@ -321,8 +347,9 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
 
     if settings.app_env in ("test", "demo"):
         app.include_router(_clock_router())
-    for router in spec.routers:
-        app.include_router(router)
+    if runs_api:
+        for router in spec.routers:
+            app.include_router(router)
     return app
 
 

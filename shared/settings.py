@@ -12,6 +12,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 AppEnv = Literal["production", "test", "demo"]
+Role = Literal["all", "api", "worker"]
 
 
 class ServiceSettings(BaseSettings):
@@ -28,6 +29,12 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     # Each service has its own default (registry 8001, matcher 8002, allowance 8003).
     port: int = 8000
+    # What this process runs (docs/decisions/0008): `all` = the HTTP API, the Kafka
+    # handlers, the sweepers and background senders in one process (local stack, small
+    # deployments); `api` = the HTTP API only (plus the outbox relay), scaled by requests;
+    # `worker` = handlers, sweepers and senders only (its HTTP port serves health, readiness
+    # and metrics), scaled up to the topics' partition count.
+    role: Role = "all"
 
     # The service's own role (the launcher passes each process its own URL); the role can
     # touch only the schema named after the service.
@@ -71,4 +78,4 @@ class ServiceSettings(BaseSettings):
     clock_refresh_interval_ms: int = 200
 
 
-__all__ = ["AliasChoices", "AppEnv", "Field", "ServiceSettings"]
+__all__ = ["AliasChoices", "AppEnv", "Field", "Role", "ServiceSettings"]

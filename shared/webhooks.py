@@ -10,6 +10,7 @@ caller's job. Several secrets may be configured at once so the partner can rotat
 from __future__ import annotations
 
 import binascii
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -24,6 +25,12 @@ class SignatureError(Exception):
 _REQUIRED = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 
+@functools.lru_cache(maxsize=16)
+def _verifier(secret: str) -> Webhook:
+    """One `Webhook` per secret: building one decodes the secret, on every request otherwise."""
+    return Webhook(secret)
+
+
 def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> str:
     """Verify `body` against any of `secrets`; returns the `webhook-id`."""
     lowered = {k.lower(): v for k, v in headers.items()}
@@ -36,7 +43,7 @@ def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> s
         try:
             # json_parse=False: parsing is the caller's job (a signed body that is not JSON
             # is a 400, not a signature failure), and parsing twice costs on the hot path.
-            Webhook(secret).verify(body, wanted, json_parse=False)
+            _verifier(secret).verify(body, wanted, json_parse=False)
         except WebhookVerificationError as exc:
             last_error = str(exc)
             continue

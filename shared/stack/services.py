@@ -72,6 +72,8 @@ def start(config: StackConfig, name: str, stack_env: Mapping[str, str]) -> int:
             RUN_DIR_MARKER: str(config.run_dir),
         }
     )
+    # `<NAME>_ROLE` (e.g. MATCHER_ROLE=api) sets one service's `ROLE`, not the others'.
+    env["ROLE"] = env.get(f"{name.upper()}_ROLE", "all")
     log_path = config.log_file(name)
     try:
         with log_path.open("a") as log:

@@ -8,6 +8,7 @@ second): verify the signature, validate the body, produce the event straight to
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,7 @@ from matcher.settings import MatcherSettings
 from shared import topics
 from shared.auth import require_token
 from shared.events import ApplicationReceived, ApplicationWithdrawn, CitizenProfile, Event
+from shared.http import FastRoute
 from shared.problems import Problem, openapi_problem, validation_errors
 from shared.service import ServiceContext, get_ctx
 from shared.webhooks import SignatureError, verify
@@ -133,11 +135,18 @@ async def partner_webhook(request: Request) -> Response:
     """Verify, validate, queue, answer 202 — the decision comes later as a notification.
 
     A repeated `webhook-id` is accepted again and changes nothing: its event has the same
-    id, and the decision loop applies an event id once.
+    id, and the decision loop applies an event id once. Served by the middleware's fast
+    route (`FAST_ROUTES`); this route documents it and runs the same `accept_webhook`.
     """
-    ctx = get_ctx(request)
+    status, body = await accept_webhook(get_ctx(request), await request.body(), request.headers)
+    return JSONResponse(body, status_code=status)
+
+
+async def accept_webhook(
+    ctx: ServiceContext, body: bytes, headers: Mapping[str, str]
+) -> tuple[int, dict[str, str]]:
+    """The webhook's whole work: (202, body) or a `Problem` raised."""
     settings = _settings(ctx)
-    body = await request.body()
     if len(body) > settings.webhook_body_size_max_bytes:
         raise Problem(
             413,
@@ -148,7 +157,7 @@ async def partner_webhook(request: Request) -> Response:
     if secrets is None:
         secrets = ctx.extra["webhook_secrets"] = settings.webhook_secrets()
     try:
-        webhook_id = verify(body, request.headers, secrets)
+        webhook_id = verify(body, headers, secrets)
     except SignatureError as exc:
         raise Problem(401, "invalid_signature", str(exc)) from None
     try:
@@ -186,7 +195,10 @@ async def partner_webhook(request: Request) -> Response:
         raise Problem(
             503, "queue_unavailable", f"could not queue the webhook, retry: {type(exc).__name__}"
         ) from None
-    return JSONResponse({"status": "accepted", "webhook_id": webhook_id}, status_code=202)
+    return 202, {"status": "accepted", "webhook_id": webhook_id}
+
+
+FAST_ROUTES = (FastRoute("POST", "/v1/partner/webhooks", accept_webhook),)
 
 
 # --- admin ------------------------------------------------------------------------------

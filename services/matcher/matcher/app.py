@@ -14,9 +14,12 @@ from shared.service import ServiceContext, ServiceSpec, create_app
 
 
 async def on_start(ctx: ServiceContext) -> None:
-    """Start the partner notification sender (the HTTP side of its outbox)."""
+    """Start the partner notification sender (the HTTP side of its outbox) — background
+    work, so not in an `api`-only process."""
     settings = ctx.settings
     assert isinstance(settings, MatcherSettings)
+    if settings.role == "api":
+        return
     sender = notify.NotificationSender(
         pool=ctx.pool,
         url=settings.partner_notify_url,
@@ -50,6 +53,7 @@ SPEC = ServiceSpec(
     ),
     migrations_dir=Path(__file__).parent / "migrations",
     routers=(api.partner, api.admin),
+    fast_routes=api.FAST_ROUTES,
     register_handlers=handlers.register,
     sweepers=sweepers.sweepers(MatcherSettings.model_construct()),
     on_start=on_start,
