@@ -13,12 +13,13 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import kubernetes_validate
 import pytest
 import yaml
 
+from shared.settings import Role
 from shared.topics import TOPICS, dlq_of
 from tests.unit import deploy_check as dc
 
@@ -33,6 +34,18 @@ CONSUMES = {
     "matcher": ("registry.postings.v1", "registry.attendance.v1", "matcher.applications.v1"),
     "allowance": ("registry.postings.v1", "registry.attendance.v1"),
 }
+# The secrets each process takes, by service and ROLE (decision 0008): an `api` process
+# verifies webhooks and serves staff routes, a `worker` signs partner notifications.
+SECRET_KEYS = {
+    ("registry", "all"): {"DATABASE_URL", "ADMIN_TOKEN", "FINANCE_TOKEN"},
+    ("matcher", "all"): {"DATABASE_URL", "ADMIN_TOKEN", "FINANCE_TOKEN",
+                         "PARTNER_WEBHOOK_SECRET", "PARTNER_NOTIFY_SECRET"},
+    ("matcher", "api"): {"DATABASE_URL", "ADMIN_TOKEN", "FINANCE_TOKEN",
+                         "PARTNER_WEBHOOK_SECRET"},
+    ("matcher", "worker"): {"DATABASE_URL", "PARTNER_NOTIFY_SECRET"},
+    ("allowance", "all"): {"DATABASE_URL", "ADMIN_TOKEN", "FINANCE_TOKEN",
+                           "ALLOWANCE_PAYEE_KEYS"},
+}  # fmt: skip
 RUNBOOK = "https://github.com/gwangsan/danggeun/blob/main/docs/operations.md#"
 STRIMZI = "kafka.strimzi.io/v1beta2"
 
@@ -62,6 +75,46 @@ def _containers(resource: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {e["name"]: e for e in container.get("env", [])}
+
+
+def _pod_labels(deployment: dict[str, Any]) -> dict[str, str]:
+    labels: dict[str, str] = deployment["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def _service_of(deployment: dict[str, Any]) -> str:
+    """The service a Deployment runs (its pods' app.kubernetes.io/name)."""
+    return _pod_labels(deployment)["app.kubernetes.io/name"]
+
+
+def _role(deployment: dict[str, Any]) -> str:
+    """The Deployment's ROLE (decision 0008); unset means the default, `all`."""
+    [container] = _containers(deployment)
+    entry = _env(container).get("ROLE")
+    if entry is None:
+        return "all"
+    role: str = entry["value"]
+    return role
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a label selector (a LabelSelector with matchLabels/matchExpressions, or a
+    Service's plain map) matches a set of labels, as the API server evaluates it."""
+    if "matchLabels" not in selector and "matchExpressions" not in selector:
+        selector = {"matchLabels": selector}
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expr in selector.get("matchExpressions", []):
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
 
 
 # --- Kubernetes -----------------------------------------------------------------------------
@@ -126,23 +179,55 @@ def test_every_service_has_deployment_service_pdb_and_hpa(
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_selectors_never_reach_another_deployments_pods(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    """Every Deployment (one per service, or per service and role) selects its own pods and
+    no other Deployment's; it has exactly one PodDisruptionBudget and one HPA; every Service
+    selects the pods of exactly one Deployment, and never a worker's (ROLE=worker serves
+    only probes and metrics)."""
+    resources = rendered[overlay]
+    deployments = _by_kind(resources, "Deployment")
+    pdbs = _by_kind(resources, "PodDisruptionBudget").values()
+    hpas = _by_kind(resources, "HorizontalPodAutoscaler").values()
+    for name, deployment in deployments.items():
+        assert _role(deployment) in get_args(Role), name
+        assert "replicas" not in deployment["spec"], name
+        selector = deployment["spec"]["selector"]
+        for other_name, other in deployments.items():
+            assert _selects(selector, _pod_labels(other)) == (other_name == name), (
+                f"{name}'s selector vs {other_name}'s pods"
+            )
+        covering = [p for p in pdbs if _selects(p["spec"]["selector"], _pod_labels(deployment))]
+        assert len(covering) == 1, f"{name}: {len(covering)} PodDisruptionBudgets"
+        scaling = [h for h in hpas if h["spec"]["scaleTargetRef"]["name"] == name]
+        assert len(scaling) == 1, f"{name}: {len(scaling)} HorizontalPodAutoscalers"
+    for pdb in pdbs:
+        matched = [n for n, d in deployments.items() if _selects(pdb["spec"]["selector"],
+                                                                _pod_labels(d))]  # fmt: skip
+        assert len(matched) == 1, f"PodDisruptionBudget {pdb['metadata']['name']}: {matched}"
+    for svc in _by_kind(resources, "Service").values():
+        matched = [d for d in deployments.values() if _selects(svc["spec"]["selector"],
+                                                              _pod_labels(d))]  # fmt: skip
+        assert len(matched) == 1, f"Service {svc['metadata']['name']} selects {len(matched)}"
+        assert _role(matched[0]) != "worker", f"Service {svc['metadata']['name']}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_deployments_run_the_image_with_probes_env_and_a_locked_down_context(
     rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
-    """Each Deployment runs `python -m <service>` from the one image, listens on 0.0.0.0:8000,
-    probes /readyz (readiness) and /healthz (liveness), has requests and limits, is
-    annotated for scraping, runs as uid 10001 non-root with a read-only root filesystem and
-    no privilege escalation, and takes DATABASE_URL and every secret from Secrets."""
+    """Each Deployment (of any role) runs `python -m <service>` from the one image, listens
+    on 0.0.0.0:8000, probes /readyz (readiness) and /healthz (liveness), has requests and
+    limits, is annotated for scraping, runs as uid 10001 non-root with a read-only root
+    filesystem and no privilege escalation, and takes DATABASE_URL and exactly the secrets
+    its role uses (SECRET_KEYS) from Secrets."""
     resources = rendered[overlay]
     config = next(iter(_by_kind(resources, "ConfigMap").values()))
-    secret_keys = {
-        "registry": {"DATABASE_URL", "ADMIN_TOKEN", "FINANCE_TOKEN"},
-        "matcher": {"DATABASE_URL", "ADMIN_TOKEN", "FINANCE_TOKEN", "PARTNER_WEBHOOK_SECRET",
-                    "PARTNER_NOTIFY_SECRET"},
-        "allowance": {"DATABASE_URL", "ADMIN_TOKEN", "FINANCE_TOKEN", "ALLOWANCE_PAYEE_KEYS"},
-    }  # fmt: skip
-    for service in SERVICES:
-        deployment = _by_kind(resources, "Deployment")[service]
+    deployments = _by_kind(resources, "Deployment")
+    assert {_service_of(d) for d in deployments.values()} == set(SERVICES)
+    for deployment in deployments.values():
+        service, role = _service_of(deployment), _role(deployment)
         pod = deployment["spec"]["template"]
         annotations = pod["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"
@@ -168,14 +253,14 @@ def test_deployments_run_the_image_with_probes_env_and_a_locked_down_context(
         assert env["PORT"]["value"] == "8000"
         assert env["SERVICE_NAME"]["value"] == service
         from_config = {"APP_ENV", "KAFKA_BOOTSTRAP_SERVERS"}
-        if service == "matcher":
+        if service == "matcher" and role != "api":  # the notification sender's target
             from_config.add("PARTNER_NOTIFY_URL")
         for key in from_config:
             ref = env[key]["valueFrom"]["configMapKeyRef"]
             assert ref == {"name": config["metadata"]["name"], "key": key}
             assert config["data"][key]
         from_secrets = {k for k, e in env.items() if "secretKeyRef" in e.get("valueFrom", {})}
-        assert from_secrets == secret_keys[service]
+        assert from_secrets == SECRET_KEYS[service, role], (service, role)
         assert all("value" not in env[k] for k in from_secrets)
     expected_env = "production" if overlay == "production" else "demo"
     assert config["data"]["APP_ENV"] == expected_env
@@ -185,14 +270,87 @@ def test_deployments_run_the_image_with_probes_env_and_a_locked_down_context(
 def test_hpa_max_replicas_never_exceed_the_partitions_of_consumed_topics(
     rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
-    """A consumer group uses at most one process per partition: each HPA's maxReplicas is at
-    most the smallest partition count of the topics the service consumes, and minReplicas
-    at most maxReplicas."""
+    """A consumer group uses at most one process per partition: the HPA of every Deployment
+    that consumes (ROLE all or worker) has maxReplicas at most the smallest partition count
+    of the topics its service consumes; an `api` Deployment consumes nothing and is not
+    bounded so. minReplicas is at most maxReplicas everywhere."""
     partitions = {t.name: t.partitions for t in TOPICS}
-    for service, consumed in CONSUMES.items():
-        hpa = _by_kind(rendered[overlay], "HorizontalPodAutoscaler")[service]
-        bound = min(partitions[topic] for topic in consumed)
-        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"] <= bound
+    deployments = _by_kind(rendered[overlay], "Deployment")
+    consuming = set()
+    for hpa in _by_kind(rendered[overlay], "HorizontalPodAutoscaler").values():
+        deployment = deployments[hpa["spec"]["scaleTargetRef"]["name"]]
+        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+        if _role(deployment) == "api":
+            continue
+        service = _service_of(deployment)
+        consuming.add(service)
+        bound = min(partitions[topic] for topic in CONSUMES[service])
+        assert hpa["spec"]["maxReplicas"] <= bound, hpa["metadata"]["name"]
+    assert consuming == set(CONSUMES), "every service has a consuming Deployment"
+
+
+def test_production_runs_the_matcher_as_an_api_and_a_worker(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    """Decision 0008 in production: `matcher` (ROLE=api) and `matcher-worker` (ROLE=worker)
+    run the same image and command; the Service `matcher` selects the API's pods only; the
+    worker has its own PodDisruptionBudget and an HPA bounded by the partitions it consumes,
+    scaling down one pod at a time after a stabilization window; registry and allowance
+    stay ROLE=all."""
+    resources = rendered["production"]
+    deployments = _by_kind(resources, "Deployment")
+    api, worker = deployments["matcher"], deployments["matcher-worker"]
+    assert {n: _role(d) for n, d in deployments.items()} == {
+        "registry": "all", "matcher": "api", "matcher-worker": "worker", "allowance": "all",
+    }  # fmt: skip
+    [api_container], [worker_container] = _containers(api), _containers(worker)
+    for key in ("image", "command", "ports", "securityContext", "resources"):
+        assert api_container[key] == worker_container[key], key
+    assert worker_container["command"] == ["python", "-m", "matcher"]
+    assert worker_container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert worker_container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert (
+        api["spec"]["template"]["spec"]["securityContext"]
+        == (worker["spec"]["template"]["spec"]["securityContext"])
+    )
+    api_labels, worker_labels = _pod_labels(api), _pod_labels(worker)
+    assert api_labels["app.kubernetes.io/name"] == worker_labels["app.kubernetes.io/name"]
+    assert api_labels["app.kubernetes.io/component"] == "api"
+    assert worker_labels["app.kubernetes.io/component"] == "worker"
+    service = _by_kind(resources, "Service")["matcher"]
+    assert _selects(service["spec"]["selector"], api_labels)
+    assert not _selects(service["spec"]["selector"], worker_labels)
+    assert not _selects(api["spec"]["selector"], worker_labels)
+    assert not _selects(worker["spec"]["selector"], api_labels)
+    assert [s for s in _by_kind(resources, "Service") if s.startswith("matcher")] == ["matcher"]
+    pdb = _by_kind(resources, "PodDisruptionBudget")["matcher-worker"]
+    assert _selects(pdb["spec"]["selector"], worker_labels)
+    assert not _selects(pdb["spec"]["selector"], api_labels)
+    api_pdb = _by_kind(resources, "PodDisruptionBudget")["matcher"]
+    assert not _selects(api_pdb["spec"]["selector"], worker_labels)
+    hpas = _by_kind(resources, "HorizontalPodAutoscaler")
+    hpa = hpas["matcher-worker"]
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "matcher-worker"
+    partitions = {t.name: t.partitions for t in TOPICS}
+    assert hpa["spec"]["maxReplicas"] <= min(partitions[t] for t in CONSUMES["matcher"])
+    scale_down = hpa["spec"]["behavior"]["scaleDown"]
+    assert scale_down["stabilizationWindowSeconds"] >= 300
+    assert all(
+        p["type"] == "Pods" and p["value"] == 1 and p["periodSeconds"] >= 120
+        for p in scale_down["policies"]
+    )
+    assert hpas["matcher"]["spec"]["scaleTargetRef"]["name"] == "matcher"
+    assert hpas["matcher"]["spec"]["maxReplicas"] >= hpa["spec"]["maxReplicas"]
+
+
+def test_local_runs_every_service_as_one_process(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    """The local overlay (like the base) runs one Deployment per service with ROLE=all
+    (decisions 0002 and 0008): routes, consumers, sweepers and senders in one process."""
+    deployments = _by_kind(rendered["local"], "Deployment")
+    assert set(deployments) == set(SERVICES)
+    assert {_role(d) for d in deployments.values()} == {"all"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -342,8 +500,10 @@ def test_the_metric_name_check_catches_unknown_names() -> None:
 
 
 def test_monitoring_kustomization_scrapes_the_services_and_carries_the_alerts() -> None:
-    """deploy/k8s/monitoring renders a PodMonitor selecting the service pods' `http` port
-    (job = service name, pod_ready label) and a PrometheusRule equal to alerts.yml."""
+    """deploy/k8s/monitoring renders a PodMonitor selecting the `http` port of every
+    Deployment's pods in both overlays, of every role (the production matcher worker too),
+    but not the provisioning Job's (job = service name, pod_ready label), and a
+    PrometheusRule equal to alerts.yml."""
     _tool(dc.kustomize)
     resources = dc.render(dc.K8S / "monitoring")
     [monitor] = [r for r in resources if r["kind"] == "PodMonitor"]
@@ -355,10 +515,17 @@ def test_monitoring_kustomization_scrapes_the_services_and_carries_the_alerts() 
     assert {"sourceLabels": ["__meta_kubernetes_pod_ready"], "targetLabel": "pod_ready"} in (
         endpoint["relabelings"]
     )
-    deployments = _by_kind(dc.render(dc.K8S / "overlays" / "production"), "Deployment")
-    for service in SERVICES:
-        labels = deployments[service]["spec"]["template"]["metadata"]["labels"]
-        assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    selector = monitor["spec"]["selector"]
+    jobs: dict[str, set[str]] = {}
+    for overlay in OVERLAYS:
+        overlay_resources = dc.render(dc.K8S / "overlays" / overlay)
+        for name, deployment in _by_kind(overlay_resources, "Deployment").items():
+            labels = _pod_labels(deployment)
+            assert _selects(selector, labels), f"{overlay}: {name} is not scraped"
+            jobs.setdefault(overlay, set()).add(labels[monitor["spec"]["jobLabel"]])
+        job = _by_kind(overlay_resources, "Job")["gwangsan-provision"]
+        assert not _selects(selector, job["spec"]["template"]["metadata"]["labels"])
+    assert jobs == {overlay: set(SERVICES) for overlay in OVERLAYS}
     assert rule["spec"] == dc.prometheus_rule()["spec"]
     assert dc.PROMETHEUS_RULE.read_text() == dc.prometheus_rule_text(), (
         "stale: run `.venv/bin/python -m tests.unit.deploy_check`"
