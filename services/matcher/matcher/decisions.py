@@ -4,8 +4,9 @@ notifications — all in that one transaction.
 
 Every function here is called from a consumer handler (once per event id), a sweeper, or an
 admin endpoint. Each one that touches a posting's bookings starts with `lock_posting`
-(advisory lock + `SELECT … FOR UPDATE`), so decisions about one posting never race, whatever
-topic or timer caused them; the database constraints hold the invariants besides.
+(advisory lock + `SELECT … FOR UPDATE`; `lock_postings` for a batch of postings, in id
+order), so decisions about one posting never race, whatever topic or timer caused them; the
+database constraints hold the invariants besides.
 """
 
 from __future__ import annotations
@@ -20,9 +21,17 @@ import asyncpg
 
 from matcher import messages, store
 from matcher.domain import draw as draw_rules
-from matcher.domain.decide import Arrival, Waiting, decide_arrivals, plan_promotions
+from matcher.domain.decide import (
+    Arrival,
+    Decision,
+    PostingView,
+    Waiting,
+    decide_arrivals,
+    plan_promotions,
+)
 from matcher.domain.eligibility import (
     SEOUL,
+    Booked,
     Profile,
     standing_refusal,
     week_window,
@@ -115,139 +124,183 @@ class _Item:
 async def decide_applications(
     conn: asyncpg.Connection,
     deps: Deps,
-    posting_id: str,
     applications: Sequence[ApplicationReceived],
 ) -> None:
-    """Decide a batch of applications for one posting (arrival order) in this transaction:
-    one posting lock, one citizen upsert, one bulk insert of the decisions.
+    """Decide a batch of applications (arrival order; any number of postings) in this
+    transaction with a fixed number of statements, whatever the number of postings: one
+    lock of all the postings, one look-up of known ids, one citizen upsert, one hold of the
+    applications for unknown postings, then `_decide` (one statement per step for all).
 
-    Applications already recorded (a replay under another webhook id) are skipped. For a
-    posting not seen yet, applications are held until its PostingPublished (bounded).
+    The outcome is the one of deciding posting by posting in posting id order: each
+    posting's applications in arrival order, and a booking confirmed for an earlier
+    posting counts for a later one's overlap and weekly-cap checks. Applications already
+    recorded (a replay under another webhook id) are skipped. For a posting not seen yet,
+    applications are held until its PostingPublished (bounded).
     """
     now = deps.now()
-    row = await store.lock_posting(conn, posting_id)
-    known = await store.known_application_ids(conn, [a.application_id for a in applications])
-    fresh: list[ApplicationReceived] = []
+    by_posting: dict[str, list[ApplicationReceived]] = {}
     for a in applications:
-        if a.posting_id != posting_id:
-            raise ValueError(f"application {a.application_id} is not for {posting_id}")
-        if a.application_id in known:
-            log.info("application %s already recorded; skipped", a.application_id)
-            continue
-        known.add(a.application_id)
-        fresh.append(a)
+        by_posting.setdefault(a.posting_id, []).append(a)
+    posting_ids = sorted(by_posting)
+    rows = await store.lock_postings(conn, posting_ids)
+    known = await store.known_application_ids(conn, [a.application_id for a in applications])
+    fresh: dict[str, list[ApplicationReceived]] = {}
+    for posting_id in posting_ids:
+        for a in by_posting[posting_id]:
+            if a.application_id in known:
+                log.info("application %s already recorded; skipped", a.application_id)
+                continue
+            known.add(a.application_id)
+            fresh.setdefault(posting_id, []).append(a)
     if not fresh:
         return
     citizens = await store.upsert_citizens(
         conn,
-        [store.CitizenIn(a.citizen.partner_user_id, _profile(a), a.received_at) for a in fresh],
+        [
+            store.CitizenIn(a.citizen.partner_user_id, _profile(a), a.received_at)
+            for apps in fresh.values()
+            for a in apps
+        ],
     )
-    if row is None:
-        for a in fresh:
-            await store.hold_application(
-                conn,
-                application_id=a.application_id,
-                posting_id=posting_id,
-                citizen_id=citizens[a.citizen.partner_user_id]["citizen_id"],
-                webhook_id=a.webhook_id,
-                received_at=a.received_at,
-                held_until=now + deps.held_application_wait,
+    held: list[store.HeldApplication] = []
+    groups: list[tuple[asyncpg.Record, list[_Item]]] = []
+    for posting_id, apps in fresh.items():
+        row = rows.get(posting_id)
+        if row is None:
+            held.extend(
+                store.HeldApplication(
+                    application_id=a.application_id,
+                    posting_id=posting_id,
+                    citizen_id=citizens[a.citizen.partner_user_id]["citizen_id"],
+                    webhook_id=a.webhook_id,
+                    received_at=a.received_at,
+                    held_until=now + deps.held_application_wait,
+                )
+                for a in apps
             )
-        log.info("posting %s not known yet: %d application(s) held", posting_id, len(fresh))
-        return
-    items = []
-    for a in fresh:
-        c = citizens[a.citizen.partner_user_id]
-        items.append(
-            _Item(
-                application_id=a.application_id,
-                webhook_id=a.webhook_id,
-                received_at=a.received_at,
-                profile=_profile(a),
-                citizen_id=c["citizen_id"],
-                citizen_no=c["citizen_no"],
-                partner_user_id=c["partner_user_id"],
-                citizen_display=c["display"],
-                suspended_until=c["suspended_until"],
-            )
-        )
-    await _decide(conn, deps, row, items, now)
+            log.info("posting %s not known yet: %d application(s) held", posting_id, len(apps))
+            continue
+        groups.append((row, [_item(a, citizens[a.citizen.partner_user_id]) for a in apps]))
+    await store.hold_applications(conn, held)
+    await _decide(conn, deps, groups, now, Effects())
+
+
+def _item(a: ApplicationReceived, c: asyncpg.Record) -> _Item:
+    return _Item(
+        application_id=a.application_id,
+        webhook_id=a.webhook_id,
+        received_at=a.received_at,
+        profile=_profile(a),
+        citizen_id=c["citizen_id"],
+        citizen_no=c["citizen_no"],
+        partner_user_id=c["partner_user_id"],
+        citizen_display=c["display"],
+        suspended_until=c["suspended_until"],
+    )
 
 
 async def _decide(
     conn: asyncpg.Connection,
     deps: Deps,
-    posting_row: asyncpg.Record,
-    items: Sequence[_Item],
+    groups: Sequence[tuple[asyncpg.Record, Sequence[_Item]]],
     now: datetime,
+    effects: Effects,
 ) -> None:
-    posting = store.posting_view(posting_row)
-    posting_id = posting.posting_id
-    citizen_ids = [it.citizen_id for it in items]
-    live = await store.live_citizens(conn, posting_id, citizen_ids)
-    window_start, window_end = week_window(posting.shift)
-    booked = await store.confirmed_bookings(
-        conn, citizen_ids, window_start, window_end, exclude_posting_id=posting_id
+    """Decide each posting's items (its locked row, the items in arrival order) and write
+    the decisions, events and notifications of all of them (`effects` may already hold
+    some): one statement per step, whatever the number of postings.
+
+    Postings are decided in the given order (posting id order), and each one's confirmed
+    bookings are added to what the next ones see, as if they had been written in between.
+    """
+    if not groups:
+        await effects.write(conn, now)
+        return
+    postings = [store.posting_view(row) for row, _ in groups]
+    live = await store.live_applications(
+        conn,
+        [(row["posting_id"], it.citizen_id) for row, items in groups for it in items],
     )
-    arrivals = [
-        Arrival(
-            application_id=it.application_id,
-            citizen_id=it.citizen_id,
-            received_at=it.received_at,
-            profile=it.profile,
-            suspended_until=it.suspended_until,
-            booked=tuple(booked.get(it.citizen_id, ())),
-            has_live_application=it.citizen_id in live,
-        )
-        for it in items
-    ]
-    decisions = decide_arrivals(posting, arrivals, deps.policy)
-    waitlisted = sum(1 for d in decisions if d.outcome == "waitlisted")
-    queue_pos = await store.take_queue_positions(conn, posting_id, waitlisted)
+    windows = {p.posting_id: week_window(p.shift) for p in postings}
+    booked = await store.confirmed_bookings_in(
+        conn, [it.citizen_id for _, items in groups for it in items], windows.values()
+    )
+    decided: list[tuple[PostingView, Sequence[_Item], list[Decision]]] = []
+    waitlisted: dict[str, int] = {}
+    for posting, (_, items) in zip(postings, groups, strict=True):
+        posting_id = posting.posting_id
+        window_start, window_end = windows[posting_id]
+        arrivals = [
+            Arrival(
+                application_id=it.application_id,
+                citizen_id=it.citizen_id,
+                received_at=it.received_at,
+                profile=it.profile,
+                suspended_until=it.suspended_until,
+                booked=tuple(
+                    b
+                    for other, b in booked.get(it.citizen_id, ())
+                    if other != posting_id and b.starts_at < window_end and b.ends_at > window_start
+                ),
+                has_live_application=(posting_id, it.citizen_id) in live,
+            )
+            for it in items
+        ]
+        decisions = decide_arrivals(posting, arrivals, deps.policy)
+        for it, d in zip(items, decisions, strict=True):
+            if d.outcome == "confirmed":  # seen by the postings decided after this one
+                booked.setdefault(it.citizen_id, []).append(
+                    (posting_id, Booked(posting.shift.starts_at, posting.shift.ends_at))
+                )
+        waitlisted[posting_id] = sum(1 for d in decisions if d.outcome == "waitlisted")
+        decided.append((posting, items, decisions))
+    queue_next = await store.take_queue_positions_of(conn, waitlisted)
     rows: list[store.NewApplication] = []
-    effects = Effects()
-    for item, decision in zip(items, decisions, strict=True):
-        booking_id = (
-            store.new_booking_id() if decision.outcome in ("confirmed", "waitlisted") else None
-        )
-        position: int | None = None
-        if decision.outcome == "waitlisted":
-            position, queue_pos = queue_pos, queue_pos + 1
-        rows.append(
-            store.NewApplication(
+    for posting, items, decisions in decided:
+        posting_id = posting.posting_id
+        queue_pos = queue_next.get(posting_id, 0)
+        for item, decision in zip(items, decisions, strict=True):
+            booking_id = (
+                store.new_booking_id() if decision.outcome in ("confirmed", "waitlisted") else None
+            )
+            position: int | None = None
+            if decision.outcome == "waitlisted":
+                position, queue_pos = queue_pos, queue_pos + 1
+            rows.append(
+                store.NewApplication(
+                    application_id=item.application_id,
+                    posting_id=posting_id,
+                    citizen_id=item.citizen_id,
+                    citizen_no=item.citizen_no,
+                    webhook_id=item.webhook_id,
+                    received_at=item.received_at,
+                    status=decision.outcome,
+                    reason=decision.reason.value if decision.reason else None,
+                    booking_id=booking_id,
+                    queue_pos=position,
+                    starts_at=posting.shift.starts_at,
+                    ends_at=posting.shift.ends_at,
+                    decided_at=None if decision.outcome == "pending" else now,
+                )
+            )
+            facts = BookingFacts(
                 application_id=item.application_id,
                 posting_id=posting_id,
                 citizen_id=item.citizen_id,
-                citizen_no=item.citizen_no,
-                webhook_id=item.webhook_id,
-                received_at=item.received_at,
-                status=decision.outcome,
-                reason=decision.reason.value if decision.reason else None,
+                citizen_display=item.citizen_display,
+                partner_user_id=item.partner_user_id,
                 booking_id=booking_id,
-                queue_pos=position,
                 starts_at=posting.shift.starts_at,
                 ends_at=posting.shift.ends_at,
-                decided_at=None if decision.outcome == "pending" else now,
             )
-        )
-        facts = BookingFacts(
-            application_id=item.application_id,
-            posting_id=posting_id,
-            citizen_id=item.citizen_id,
-            citizen_display=item.citizen_display,
-            partner_user_id=item.partner_user_id,
-            booking_id=booking_id,
-            starts_at=posting.shift.starts_at,
-            ends_at=posting.shift.ends_at,
-        )
-        if decision.outcome == "confirmed":
-            effects.add(messages.confirmed(facts, now))
-        elif decision.outcome == "waitlisted":
-            assert decision.waitlist_position is not None
-            effects.add(messages.waitlisted(facts, now, decision.waitlist_position))
-        elif decision.outcome == "rejected":
-            assert decision.reason is not None
-            effects.add(messages.rejected(facts, now, decision.reason.value))
+            if decision.outcome == "confirmed":
+                effects.add(messages.confirmed(facts, now))
+            elif decision.outcome == "waitlisted":
+                assert decision.waitlist_position is not None
+                effects.add(messages.waitlisted(facts, now, decision.waitlist_position))
+            elif decision.outcome == "rejected":
+                assert decision.reason is not None
+                effects.add(messages.rejected(facts, now, decision.reason.value))
     await store.insert_applications(conn, rows)
     await effects.write(conn, now)
 
@@ -401,11 +454,11 @@ async def open_posting(conn: asyncpg.Connection, deps: Deps, event: PostingPubli
         log.info("posting %s already open; publish ignored", event.posting_id)
         return
     await store.insert_posting(conn, event, waitlist_max=deps.policy.waitlist_length_max, now=now)
-    await store.add_notifications(
-        conn, [messages.posting_note("posting.published", event, now, status="open")]
-    )
+    effects = Effects()  # the posting's note first, then its held applications' decisions
+    effects.notes.append(messages.posting_note("posting.published", event, now, status="open"))
     held = await store.held_for_posting(conn, event.posting_id)
     if not held:
+        await effects.write(conn, now)
         return
     row = await conn.fetchrow("SELECT * FROM postings WHERE posting_id = $1", event.posting_id)
     assert row is not None
@@ -428,7 +481,7 @@ async def open_posting(conn: asyncpg.Connection, deps: Deps, event: PostingPubli
     await store.resolve_held(
         conn, [h["application_id"] for h in held], status="released", reason=None, at=now
     )
-    await _decide(conn, deps, row, items, now)
+    await _decide(conn, deps, [(row, items)], now, effects)
 
 
 async def update_posting(conn: asyncpg.Connection, deps: Deps, event: PostingUpdated) -> None:

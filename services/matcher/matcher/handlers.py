@@ -3,7 +3,6 @@ records its id in the same transaction), becomes one use case of `matcher.decisi
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import timedelta
 
 import asyncpg
@@ -42,15 +41,15 @@ def register(consumer: EventConsumer, ctx: ServiceContext) -> None:
     async def applications_received(
         conn: asyncpg.Connection, batch: list[tuple[Envelope, Event]]
     ) -> None:
-        """A run of consecutive applications (one fetched batch, maybe several postings):
-        each posting's applications are decided together, in arrival order, under one lock.
-        Postings are taken in id order so two batches never wait for each other in a cycle."""
-        by_posting: dict[str, list[ApplicationReceived]] = defaultdict(list)
+        """A run of consecutive applications (one fetched batch, maybe several postings),
+        decided together in a fixed number of statements: every posting locked at once in
+        id order (so two batches never wait for each other in a cycle), each posting's
+        applications in arrival order, postings in id order."""
+        applications: list[ApplicationReceived] = []
         for _, event in batch:
             assert isinstance(event, ApplicationReceived)
-            by_posting[event.posting_id].append(event)
-        for posting_id in sorted(by_posting):
-            await decisions.decide_applications(conn, deps, posting_id, by_posting[posting_id])
+            applications.append(event)
+        await decisions.decide_applications(conn, deps, applications)
 
     async def application_withdrawn(
         conn: asyncpg.Connection, envelope: Envelope, event: Event

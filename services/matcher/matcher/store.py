@@ -2,7 +2,8 @@
 
 Every function takes the caller's connection and runs inside the caller's transaction; the
 decision layer (`matcher.decisions`) decides what to call. Bulk variants take lists and use
-`unnest`, so a rush of thousands of applications for one posting is a handful of statements.
+`unnest`, so a fetched batch of applications (thousands, for one posting or many) is a
+handful of statements, however many postings it spans.
 """
 
 from __future__ import annotations
@@ -33,19 +34,28 @@ def new_booking_id() -> str:
 
 
 async def lock_posting(conn: asyncpg.Connection, posting_id: str) -> asyncpg.Record | None:
-    """Serialize every transaction about one posting, known or not yet.
+    """Serialize every transaction about one posting, known or not yet (see
+    `lock_postings`); the posting's row, or None if the matcher does not know it yet."""
+    return (await lock_postings(conn, [posting_id])).get(posting_id)
 
-    The advisory lock covers the case where the posting row does not exist yet (an
-    application racing its PostingPublished); `FOR UPDATE` then holds the row itself
-    against writers that do not take the advisory lock.
+
+async def lock_postings(
+    conn: asyncpg.Connection, posting_ids: Iterable[str]
+) -> dict[str, asyncpg.Record]:
+    """Serialize every transaction about these postings, known or not yet, in one round
+    trip; returns the rows of the known ones.
+
+    For each posting in id order (so two transactions never wait for each other in a
+    cycle): the advisory lock, which covers a posting whose row does not exist yet (an
+    application racing its PostingPublished), then `FOR UPDATE` on the row, against writers
+    that do not take the advisory lock. The SQL function (migration 0003) reads each row
+    after its advisory lock is held, so a posting inserted by the previous holder is seen.
     """
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended('matcher.posting:' || $1, 0))",
-        posting_id,
-    )
-    return await conn.fetchrow(
-        "SELECT * FROM postings WHERE posting_id = $1 FOR UPDATE", posting_id
-    )
+    ids = sorted(set(posting_ids))
+    if not ids:
+        return {}
+    rows = await conn.fetch("SELECT * FROM lock_postings($1::text[])", ids)
+    return {r["posting_id"]: r for r in rows}
 
 
 def posting_view(row: asyncpg.Record) -> PostingView:
@@ -172,6 +182,36 @@ async def confirmed_bookings(
     return out
 
 
+async def confirmed_bookings_in(
+    conn: asyncpg.Connection,
+    citizen_ids: Iterable[str],
+    windows: Iterable[tuple[datetime, datetime]],
+) -> dict[str, list[tuple[str, Booked]]]:
+    """Each citizen's confirmed bookings (with their posting) that touch any of `windows`,
+    in one query for a whole batch; the caller keeps those of each posting's window."""
+    ids = sorted(set(citizen_ids))
+    spans = sorted(set(windows))
+    if not ids or not spans:
+        return {}
+    rows = await conn.fetch(
+        """
+        SELECT a.citizen_id, a.posting_id, a.starts_at, a.ends_at FROM applications a
+         WHERE a.citizen_id = ANY($1::text[]) AND a.status = 'confirmed'
+           AND EXISTS (SELECT 1 FROM unnest($2::timestamptz[], $3::timestamptz[]) AS w(s, e)
+                        WHERE a.starts_at < w.e AND a.ends_at > w.s)
+        """,
+        ids,
+        [s for s, _ in spans],
+        [e for _, e in spans],
+    )
+    out: dict[str, list[tuple[str, Booked]]] = {}
+    for r in rows:
+        out.setdefault(r["citizen_id"], []).append(
+            (r["posting_id"], Booked(r["starts_at"], r["ends_at"]))
+        )
+    return out
+
+
 # --- postings ---------------------------------------------------------------------------
 
 
@@ -259,13 +299,25 @@ async def take_queue_positions(conn: asyncpg.Connection, posting_id: str, count:
     """Reserve `count` consecutive waitlist positions; returns the first."""
     if count <= 0:
         return 0
-    first = await conn.fetchval(
-        "UPDATE postings SET queue_next = queue_next + $2 WHERE posting_id = $1"
-        " RETURNING queue_next - $2",
-        posting_id,
-        count,
+    return (await take_queue_positions_of(conn, {posting_id: count}))[posting_id]
+
+
+async def take_queue_positions_of(
+    conn: asyncpg.Connection, counts: dict[str, int]
+) -> dict[str, int]:
+    """Reserve consecutive waitlist positions on several postings in one statement
+    (`{posting_id: count}`); returns the first position of each."""
+    wanted = {p: n for p, n in sorted(counts.items()) if n > 0}
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        "UPDATE postings p SET queue_next = p.queue_next + u.n"
+        " FROM unnest($1::text[], $2::bigint[]) AS u(id, n) WHERE p.posting_id = u.id"
+        " RETURNING p.posting_id, p.queue_next - u.n AS first",
+        list(wanted),
+        list(wanted.values()),
     )
-    return int(first)
+    return {r["posting_id"]: int(r["first"]) for r in rows}
 
 
 async def mark_drawn(conn: asyncpg.Connection, posting_id: str, at: datetime) -> None:
@@ -297,17 +349,22 @@ async def known_application_ids(conn: asyncpg.Connection, ids: Sequence[str]) ->
     return {r["application_id"] for r in rows}
 
 
-async def live_citizens(
-    conn: asyncpg.Connection, posting_id: str, citizen_ids: Sequence[str]
-) -> set[str]:
-    """Citizens among `citizen_ids` holding a live application on the posting."""
+async def live_applications(
+    conn: asyncpg.Connection, pairs: Iterable[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """The `(posting_id, citizen_id)` pairs among `pairs` that hold a live application."""
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return set()
     rows = await conn.fetch(
-        "SELECT citizen_id FROM applications WHERE posting_id = $1"
-        " AND citizen_id = ANY($2::text[]) AND status IN ('pending', 'confirmed', 'waitlisted')",
-        posting_id,
-        list(citizen_ids),
+        "SELECT a.posting_id, a.citizen_id FROM applications a"
+        " JOIN unnest($1::text[], $2::text[]) AS u(p, c)"
+        "   ON a.posting_id = u.p AND a.citizen_id = u.c"
+        " WHERE a.status IN ('pending', 'confirmed', 'waitlisted')",
+        [p for p, _ in wanted],
+        [c for _, c in wanted],
     )
-    return {r["citizen_id"] for r in rows}
+    return {(r["posting_id"], r["citizen_id"]) for r in rows}
 
 
 @dataclass(frozen=True)
@@ -523,28 +580,38 @@ async def overlapping_elsewhere(
 # --- held applications -------------------------------------------------------------------
 
 
-async def hold_application(
-    conn: asyncpg.Connection,
-    *,
-    application_id: str,
-    posting_id: str,
-    citizen_id: str,
-    webhook_id: str,
-    received_at: datetime,
-    held_until: datetime,
-) -> None:
+@dataclass(frozen=True)
+class HeldApplication:
+    application_id: str
+    posting_id: str
+    citizen_id: str
+    webhook_id: str
+    received_at: datetime
+    held_until: datetime
+
+
+async def hold_applications(conn: asyncpg.Connection, held: Sequence[HeldApplication]) -> None:
+    """Park applications for postings not known yet, in one statement (their `seq` follows
+    the given order, which is the order they are released in)."""
+    if not held:
+        return
     await conn.execute(
         """
         INSERT INTO held_applications (application_id, posting_id, citizen_id, webhook_id,
-            received_at, held_until) VALUES ($1,$2,$3,$4,$5,$6)
+            received_at, held_until)
+        SELECT a, p, c, w, r, h
+          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+                      $5::timestamptz[], $6::timestamptz[]) WITH ORDINALITY
+               AS u(a, p, c, w, r, h, ord)
+         ORDER BY ord
         ON CONFLICT (application_id) DO NOTHING
         """,
-        application_id,
-        posting_id,
-        citizen_id,
-        webhook_id,
-        received_at,
-        held_until,
+        [h.application_id for h in held],
+        [h.posting_id for h in held],
+        [h.citizen_id for h in held],
+        [h.webhook_id for h in held],
+        [h.received_at for h in held],
+        [h.held_until for h in held],
     )
 
 
@@ -782,21 +849,22 @@ async def lift_suspensions_of_strike(
 async def add_events(
     conn: asyncpg.Connection, events: Sequence[Event], *, occurred_at: datetime
 ) -> None:
-    """Write events to the Kafka outbox in one statement (shared/outbox.py's table and
-    format, batched), and wake the relay once."""
+    """Write events to the Kafka outbox (shared/outbox.py's table and format, batched) and
+    wake the relay once (at commit), in one statement."""
     if not events:
         return
     envelopes = [e.envelope(producer=PRODUCER, occurred_at=occurred_at) for e in events]
     await conn.execute(
-        "INSERT INTO outbox (event_id, topic, key, event_type, payload)"
-        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[])",
+        "WITH added AS (INSERT INTO outbox (event_id, topic, key, event_type, payload)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[]))"
+        " SELECT pg_notify($6, '')",
         [e.event_id for e in envelopes],
         [ev.TOPIC for ev in events],
         [e.key for e in envelopes],
         [e.type for e in envelopes],
         [e.to_bytes() for e in envelopes],
+        OUTBOX_CHANNEL,
     )
-    await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
 
 
 @dataclass(frozen=True)
@@ -813,15 +881,18 @@ class Notification:
 
 
 async def add_notifications(conn: asyncpg.Connection, notes: Sequence[Notification]) -> None:
-    """The HTTP outbox: written with the decision, sent by `matcher.notify` after commit."""
+    """The HTTP outbox: written with the decision, sent by `matcher.notify` after commit
+    (woken by the NOTIFY, which Postgres delivers at commit). One statement."""
     if not notes:
         return
     await conn.execute(
         """
-        INSERT INTO partner_notifications (notification_id, type, ordering_key, posting_id,
-            application_id, booking_id, payload)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                             $6::text[], $7::bytea[])
+        WITH added AS (
+            INSERT INTO partner_notifications (notification_id, type, ordering_key,
+                posting_id, application_id, booking_id, payload)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                 $6::text[], $7::bytea[]))
+        SELECT pg_notify($8, '')
         """,
         [n.notification_id for n in notes],
         [n.type for n in notes],
@@ -830,5 +901,5 @@ async def add_notifications(conn: asyncpg.Connection, notes: Sequence[Notificati
         [n.application_id for n in notes],
         [n.booking_id for n in notes],
         [n.payload for n in notes],
+        NOTIFY_CHANNEL,
     )
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
