@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared.events import PostingPublished
 from shared.stack.envfile import load_stack_env
@@ -84,6 +85,8 @@ class Env:
         self.workers: list[subprocess.Popen[bytes]] = []
         # The matcher runs as an API process plus decision workers (decision 0008).
         self.split = False
+        # Matcher processes the bench started that decide (role worker or all): base URL.
+        self.deciders: dict[subprocess.Popen[bytes], str] = {}
         self.env: dict[str, str] = {}
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.started_parts: list[str] = []
@@ -169,8 +172,31 @@ class Env:
         )
         if role == "worker":
             self.workers.append(proc)
+        if role != "api":
+            self.deciders[proc] = f"http://127.0.0.1:{port}"
         await self.wait_http(f"http://127.0.0.1:{port}/readyz")
         return proc
+
+    async def decision_batches(self) -> tuple[float, float, float]:
+        """(batches, messages, seconds) the matcher's decision processes have applied on the
+        applications topic so far, summed from their /metrics (gwangsan_consumer_batch_*)."""
+        urls = list(self.deciders.values())
+        if not self.split:
+            urls.append(self.env["MATCHER_URL"])
+        totals = [0.0, 0.0, 0.0]
+        for url in urls:
+            text = (await self.http.get(f"{url}/metrics")).text
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.labels.get("topic") != "matcher.applications.v1":
+                        continue
+                    if sample.name == "gwangsan_consumer_batch_size_count":
+                        totals[0] += sample.value
+                    elif sample.name == "gwangsan_consumer_batch_size_sum":
+                        totals[1] += sample.value
+                    elif sample.name == "gwangsan_consumer_batch_seconds_sum":
+                        totals[2] += sample.value
+        return totals[0], totals[1], totals[2]
 
     async def stop_workers(self) -> int:
         """Stop the decision workers (gracefully: they commit what they hold); how many."""
@@ -200,6 +226,7 @@ class Env:
     def stop_proc(self, proc: subprocess.Popen[bytes]) -> None:
         if proc in self.workers:
             self.workers.remove(proc)
+        self.deciders.pop(proc, None)
         for i, (name, p) in enumerate(self.procs):
             if p is proc:
                 self._terminate(name, p)

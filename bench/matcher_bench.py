@@ -177,11 +177,22 @@ async def latency(env: Env, quick: bool, *, tag: str, ports: list[int]) -> dict[
         }
         for port in ports
     ]
+    batches_before = await env.decision_batches()
     groups = await asyncio.gather(*(env.run_loadgen(s, per_port) for s in specs))
     results = [r for g in groups for r in g]
     sent = _merge(results)
     errors = sum(sum(r.get("errors", {}).values()) for r in results)
     decided = await _decided_latency(env, sent["records"], postings)
+    batches, messages, busy_s = (
+        b - a for a, b in zip(batches_before, await env.decision_batches(), strict=True)
+    )
+    loop = {
+        "batches": int(batches),
+        "mean_batch_size": round(messages / batches, 1) if batches else None,
+        "mean_batch_ms": round(busy_s / batches * 1000, 2) if batches else None,
+        # Share of the run the decision transactions took (summed over processes).
+        "busy_share": round(busy_s / seconds, 3),
+    }
     lat = decided["latency_ms"]
     out = {
         "rate_per_s": rate,
@@ -196,6 +207,7 @@ async def latency(env: Env, quick: bool, *, tag: str, ports: list[int]) -> dict[
         "missing": decided["missing"],
         "webhook_to_partner_ms": lat,
         "webhook_to_decision_commit_ms": decided["to_decision_commit_ms"],
+        "decision_loop": loop,
         "target": "p99 < 50 ms",
         "met": lat.get("p99", float("inf")) < 50,
         "correct": decided["missing"] == 0 and errors == 0,
@@ -206,7 +218,9 @@ async def latency(env: Env, quick: bool, *, tag: str, ports: list[int]) -> dict[
         f" (target p99 < 50 ms: {'met' if out['met'] else 'MISSED'}); to the decision's"
         f" commit p50 {decided['to_decision_commit_ms'].get('p50')} ms,"
         f" p99 {decided['to_decision_commit_ms'].get('p99')} ms; {decided['decided']}"
-        f" decided, {decided['missing']} missing, {errors} HTTP errors",
+        f" decided, {decided['missing']} missing, {errors} HTTP errors; decision loop:"
+        f" {loop['batches']} batches, {loop['mean_batch_size']} applications and"
+        f" {loop['mean_batch_ms']} ms each, busy {loop['busy_share']:.0%} of the run",
         flush=True,
     )
     await env.matcher_idle()

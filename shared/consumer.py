@@ -147,6 +147,18 @@ class EventConsumer:
         """Apply a fetched batch in one transaction when every message in it is well-formed
         and every handler succeeds; otherwise fall back to one message at a time, where
         retries and the DLQ isolate the bad one."""
+        if not msgs:
+            return []
+        started = time.perf_counter()
+        try:
+            return await self._process_fetched(msgs)
+        finally:
+            topic = msgs[0].topic
+            seconds = time.perf_counter() - started
+            metrics.CONSUMER_BATCH_SECONDS.labels(self.service, topic).observe(seconds)
+            metrics.CONSUMER_BATCH_SIZE.labels(self.service, topic).observe(len(msgs))
+
+    async def _process_fetched(self, msgs: list[RawMessage]) -> list[Outcome]:
         if len(msgs) > 1:
             try:
                 outcomes = await self._apply_batch(msgs)

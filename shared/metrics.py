@@ -29,6 +29,18 @@ EVENT_HANDLE_SECONDS = Histogram(
     ["service", "topic"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+CONSUMER_BATCH_SIZE = Histogram(
+    "gwangsan_consumer_batch_size",
+    "Messages fetched together and applied as one batch (one transaction when all are good)",
+    ["service", "topic"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
+CONSUMER_BATCH_SECONDS = Histogram(
+    "gwangsan_consumer_batch_seconds",
+    "Time to apply one fetched batch, fallbacks included (a consumer's service time)",
+    ["service", "topic"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 DLQ_PUBLISHED = Counter(
     "gwangsan_dlq_messages_total", "Messages sent to a dead-letter topic", ["service", "topic"]
 )

@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from prometheus_client import REGISTRY
 
 from shared.consumer import EventConsumer
 from shared.db import create_pool
@@ -185,5 +186,12 @@ async def test_batches_apply_runs_together_and_skip_duplicates(
         await broker.stop()
     assert await pool.fetchval("SELECT count(*) FROM processed_events") == 200
     assert max(run_sizes) > 1 and sum(run_sizes) == 200
+    # The batch metrics (docs/performance.md reads them): every message of every batch
+    # counted once, duplicates included, and the batches' time observed.
+    labels = {"service": guard.service, "topic": topic}
+    batches = REGISTRY.get_sample_value("gwangsan_consumer_batch_size_count", labels)
+    messages = REGISTRY.get_sample_value("gwangsan_consumer_batch_size_sum", labels)
+    busy_s = REGISTRY.get_sample_value("gwangsan_consumer_batch_seconds_sum", labels)
+    assert batches and messages == 220 and batches < 220 and busy_s and busy_s > 0
     await producer.stop()
     await pool.close()
