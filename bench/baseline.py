@@ -2,26 +2,35 @@
 
 A bare FastAPI endpoint at the matcher's webhook path that reads the body, parses it with
 the same pydantic model the matcher uses (`matcher.api.WEBHOOK_BODY`) and answers 202 —
-no signature, no Kafka, no middleware. Configured like a service (FastAPI's OpenTelemetry
-hooks off) and served exactly like one (`shared.service.serve` settings: one uvicorn
+no signature, no Kafka, no middleware. Configured and started like a service (FastAPI's
+OpenTelemetry hooks off, the start-up heap frozen for the garbage collector) and served
+exactly like one (`shared.service.serve` settings: one uvicorn
 process, uvloop, httptools, no access log), so the ratio to it is what the matcher's own
 work costs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import AsyncIterator
 
 import pydantic
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from matcher.api import WEBHOOK_BODY
 
-from shared.service import NO_TELEMETRY
+from shared.service import NO_TELEMETRY, freeze_heap
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    freeze_heap()  # started like the services
+    yield
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(telemetry=NO_TELEMETRY)  # configured like the services
+    app = FastAPI(telemetry=NO_TELEMETRY, lifespan=lifespan)  # configured like the services
 
     @app.post("/v1/partner/webhooks")
     async def webhook(request: Request) -> Response:

@@ -71,6 +71,9 @@ class ServiceMiddleware:
         self.service = service
         self.limit = body_size_max_bytes
         self.fast = {(r.method, r.path): r.handler for r in fast_routes}
+        # Labelled metric children by (route, method, status): `labels()` takes a lock and
+        # builds a key on every call, a measurable share of a fast route's time.
+        self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -185,5 +188,12 @@ class ServiceMiddleware:
         route: Any = scope.get("route")
         template = template or getattr(route, "path", None) or "unmatched"
         method = scope.get("method", "")
-        metrics.HTTP_REQUESTS.labels(self.service, template, method, str(status)).inc()
-        metrics.HTTP_SECONDS.labels(self.service, template, method).observe(seconds)
+        key = (template, method, str(status))
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (
+                metrics.HTTP_REQUESTS.labels(self.service, template, method, key[2]),
+                metrics.HTTP_SECONDS.labels(self.service, template, method),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
