@@ -110,6 +110,20 @@ async def ingest(env: Env, quick: bool, *, tag: str, ports: list[int]) -> dict[s
     return out
 
 
+def _loop_stats(
+    before: tuple[float, float, float], after: tuple[float, float, float], seconds: float
+) -> dict[str, Any]:
+    """The decision loop's batches between two `Env.decision_batches` readings."""
+    batches, messages, busy_s = (b - a for a, b in zip(before, after, strict=True))
+    return {
+        "batches": int(batches),
+        "mean_batch_size": round(messages / batches, 1) if batches else None,
+        "mean_batch_ms": round(busy_s / batches * 1000, 2) if batches else None,
+        # Share of the run the decision transactions took (summed over processes).
+        "busy_share": round(busy_s / seconds, 3),
+    }
+
+
 async def _decided_latency(
     env: Env, records: list[list[Any]], postings: list[str], timeout_s: float = 300
 ) -> dict[str, Any]:
@@ -183,16 +197,7 @@ async def latency(env: Env, quick: bool, *, tag: str, ports: list[int]) -> dict[
     sent = _merge(results)
     errors = sum(sum(r.get("errors", {}).values()) for r in results)
     decided = await _decided_latency(env, sent["records"], postings)
-    batches, messages, busy_s = (
-        b - a for a, b in zip(batches_before, await env.decision_batches(), strict=True)
-    )
-    loop = {
-        "batches": int(batches),
-        "mean_batch_size": round(messages / batches, 1) if batches else None,
-        "mean_batch_ms": round(busy_s / batches * 1000, 2) if batches else None,
-        # Share of the run the decision transactions took (summed over processes).
-        "busy_share": round(busy_s / seconds, 3),
-    }
+    loop = _loop_stats(batches_before, await env.decision_batches(), seconds)
     lat = decided["latency_ms"]
     out = {
         "rate_per_s": rate,
@@ -306,6 +311,7 @@ async def rush(env: Env, quick: bool) -> dict[str, Any]:
         "duration_s": 60,
         "max_requests": n,
     }
+    batches_before = await env.decision_batches()
     load = asyncio.create_task(env.run_loadgen(spec, GENERATOR_PROCESSES))
     decided_at = None
     give_up_at = time.time() + 180
@@ -329,6 +335,7 @@ async def rush(env: Env, quick: bool) -> dict[str, Any]:
         await asyncio.sleep(0.02)
     sent = _merge(await load)
     first_sent = min(r[1] for r in sent["records"])
+    loop = _loop_stats(batches_before, await env.decision_batches(), now - first_sent)
     last_sent = max(r[1] for r in sent["records"])
     items = [
         i
@@ -359,6 +366,7 @@ async def rush(env: Env, quick: bool) -> dict[str, Any]:
         "notified_s": round(notified_s, 3),
         "confirmed": confirmed_db,
         "partner_received": by_type,
+        "decision_loop": loop,
         "target": "every application answered (notified) < 2 s; exactly 20 confirmed",
         "met": notified_s < 2.0,
         "correct": correct,
@@ -367,7 +375,9 @@ async def rush(env: Env, quick: bool) -> dict[str, Any]:
         f"  rush: {n} applications sent in {out['send_s']} s; all decided after"
         f" {out['decided_s']} s, all notified after {out['notified_s']} s (target < 2 s:"
         f" {'met' if out['met'] else 'MISSED'}); confirmed {confirmed_db} (exactly {seats}:"
-        f" {'ok' if correct else 'FAILED'}); partner got {by_type}",
+        f" {'ok' if correct else 'FAILED'}); partner got {by_type}; decision loop:"
+        f" {loop['batches']} batches of {loop['mean_batch_size']} in"
+        f" {loop['mean_batch_ms']} ms each",
         flush=True,
     )
     await env.matcher_idle()

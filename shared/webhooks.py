@@ -26,7 +26,7 @@ _REQUIRED = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 
 @functools.lru_cache(maxsize=16)
-def _verifier(secret: str) -> Webhook:
+def _webhook(secret: str) -> Webhook:
     """One `Webhook` per secret: building one decodes the secret, on every request otherwise."""
     return Webhook(secret)
 
@@ -43,7 +43,7 @@ def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> s
         try:
             # json_parse=False: parsing is the caller's job (a signed body that is not JSON
             # is a 400, not a signature failure), and parsing twice costs on the hot path.
-            _verifier(secret).verify(body, wanted, json_parse=False)
+            _webhook(secret).verify(body, wanted, json_parse=False)
         except WebhookVerificationError as exc:
             last_error = str(exc)
             continue
@@ -56,7 +56,7 @@ def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> s
 
 def sign(secret: str, msg_id: str, timestamp: datetime, body: bytes) -> dict[str, str]:
     """The three headers for `body`, signed with `secret`."""
-    signature = Webhook(secret).sign(msg_id, timestamp, body.decode())
+    signature = _webhook(secret).sign(msg_id, timestamp, body.decode())
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(int(timestamp.timestamp())),
