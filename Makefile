@@ -75,10 +75,10 @@ format: setup
 	$(PY) -m ruff check --fix .
 
 bench: setup
-	$(PY) -m bench
+	$(PY) -m bench --private
 
 bench-quick: setup
-	$(PY) -m bench --quick
+	$(PY) -m bench --quick --private
 
 clean:
 	-$(PY) -m shared.stack down

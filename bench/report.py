@@ -93,6 +93,18 @@ def rows(outcome: dict[str, Any]) -> list[list[str]]:
                 _met(lat.get("met")),
             ]
         )
+    loop = r.get("latency", {}).get("decision_loop", {})
+    out.append(
+        [
+            "Decision loop @500/s (1 matcher): applications per batch, ms per batch, busy",
+            f"{fmt(loop.get('mean_batch_size'))}, {fmt(loop.get('mean_batch_ms'))},"
+            f" {fmt(loop.get('busy_share'))}",
+            "",
+            "",
+            "(where the latency goes)",
+            "—",
+        ]
+    )
     ru = r.get("rush", {})
     out.append(
         [
@@ -102,6 +114,18 @@ def rows(outcome: dict[str, Any]) -> list[list[str]]:
             "",
             "< 2 s; exactly 20 confirmed",
             _met(ru.get("met")) + (f" (confirmed {ru.get('confirmed')})" if ru else ""),
+        ]
+    )
+    rl = ru.get("decision_loop", {})
+    out.append(
+        [
+            "Rush decision loop: batches, applications per batch, ms per batch",
+            f"{fmt(rl.get('batches'))}, {fmt(rl.get('mean_batch_size'))},"
+            f" {fmt(rl.get('mean_batch_ms'))}",
+            "",
+            "",
+            "(where the rush goes)",
+            "—",
         ]
     )
     mc = r.get("month_close", {})
@@ -154,7 +178,9 @@ def update_docs(outcome: dict[str, Any], path: Path) -> Path:
     block = (
         f"{START}\n_Run of {outcome['started_at']} ({'quick' if outcome['quick'] else 'full'};"
         f" `{path.relative_to(ROOT)}`), {outcome['machine']['cpus']} cores, Python"
-        f" {outcome['machine']['python']}._\n\n{table(rows(outcome))}\n{END}"
+        f" {outcome['machine']['python']}; matcher run as"
+        f" {outcome.get('matcher_shape', 'one process (role all)')}._\n\n"
+        f"{table(rows(outcome))}\n{END}"
     )
     text = re.sub(re.escape(START) + ".*?" + re.escape(END), block, text, flags=re.S)
     DOC.write_text(text)

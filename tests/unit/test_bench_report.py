@@ -1,0 +1,38 @@
+"""The benchmark report: the table in docs/performance.md is rendered from a results file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import report
+
+RESULTS = sorted(p for p in report.RESULTS.glob("*.json") if "-" not in p.stem[10:])
+
+
+def test_the_committed_results_render_the_table_with_every_figure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The newest committed full run renders a row for each benchmark of issue 8, with the
+    ingest ratio computed from the two rates of the same run; rewriting a document replaces
+    only the block between the markers."""
+    assert RESULTS, "no full-run results committed under bench/results/"
+    outcome = json.loads(RESULTS[-1].read_text())
+    rows = report.rows(outcome)
+    labels = [row[0] for row in rows]
+    for wanted in ("Ingest req/s (1 matcher)", "Webhook→partner", "Rush:", "Month close:",
+                   "Scale-out"):  # fmt: skip
+        assert any(label.startswith(wanted) for label in labels), wanted
+    ingest = rows[labels.index("Ingest req/s (1 matcher)")]
+    m = outcome["results"]["ingest"]["matcher"]["rps"]
+    b = outcome["results"]["ingest"]["baseline"]["rps"]
+    assert ingest[3] == f"{m / b:.2f}"
+    doc = tmp_path / "performance.md"
+    doc.write_text(f"# P\n\nbefore\n\n{report.START}\nold\n{report.END}\n\nafter\n")
+    monkeypatch.setattr(report, "DOC", doc)
+    report.update_docs(outcome, RESULTS[-1])
+    text = doc.read_text()
+    assert "old" not in text and "before" in text and "after" in text
+    assert report.table(rows) in text
