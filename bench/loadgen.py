@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import sys
 import time
@@ -203,6 +204,10 @@ async def main(spec_path: str, out_path: str) -> None:
     else:
         count = int(spec["max_requests"])
     requests = build_requests(spec, count)
+    # The pre-built requests live for the whole run: keep the collector from walking them
+    # mid-run (a pause here would be counted as the server's latency).
+    gc.collect()
+    gc.freeze()
     # Start together: the parent writes the start time into the spec; wait for it.
     start_at = float(spec.get("start_at", 0))
     with contextlib.suppress(ValueError):
