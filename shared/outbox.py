@@ -1,13 +1,13 @@
 """The transactional outbox: an event is published if and only if its transaction committed.
 
-`add` writes the event in the caller's transaction. `OutboxRelay` publishes unpublished rows
-in id order with an idempotent `acks=all` producer and marks them published only after the
-broker acknowledged them. Rows are claimed with `published_at IS NULL ... FOR UPDATE SKIP
-LOCKED` rather than "id greater than the last one seen", because ids are taken before commit
-and a lower id can commit later (RELIABILITY.md trap 5). One relay per schema publishes at a
-time (an advisory lock), so events of one key leave in the order their transactions wrote
-them. A crash between the broker's ack and the mark re-publishes those rows: consumers drop
-the duplicates by event id.
+`add` (`add_many` for a batch) writes events in the caller's transaction. `OutboxRelay`
+publishes unpublished rows in id order with an idempotent `acks=all` producer and marks
+them published only after the broker acknowledged them. Rows are claimed with
+`published_at IS NULL ... FOR UPDATE SKIP LOCKED` rather than "id greater than the last one
+seen", because ids are taken before commit and a lower id can commit later (RELIABILITY.md
+trap 5). One relay per schema publishes at a time (an advisory lock), so events of one key
+leave in the order their transactions wrote them. A crash between the broker's ack and the
+mark re-publishes those rows: consumers drop the duplicates by event id.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -43,19 +44,37 @@ async def add(
     Pass `event_id` derived from the cause (e.g. uuid5 of the consumed event) when the same
     cause must never produce two different events; the unique constraint then refuses it.
     """
-    if not conn.is_in_transaction():
-        raise RuntimeError("outbox.add must run inside the transaction of the state change")
     envelope = event.envelope(producer=producer, occurred_at=occurred_at, event_id=event_id)
-    await conn.execute(
-        "INSERT INTO outbox (event_id, topic, key, event_type, payload) VALUES ($1,$2,$3,$4,$5)",
-        envelope.event_id,
-        event.TOPIC,
-        envelope.key,
-        envelope.type,
-        envelope.to_bytes(),
-    )
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+    await _insert(conn, [(event, envelope)])
     return envelope
+
+
+async def add_many(
+    conn: asyncpg.Connection, events: Sequence[Event], *, producer: str, occurred_at: datetime
+) -> None:
+    """`add` for a batch (new event ids), in one statement whatever its size."""
+    if events:
+        await _insert(
+            conn,
+            [(e, e.envelope(producer=producer, occurred_at=occurred_at)) for e in events],
+        )
+
+
+async def _insert(conn: asyncpg.Connection, items: Sequence[tuple[Event, Envelope]]) -> None:
+    """The outbox rows and one wake-up of the relay (delivered at commit), in one statement."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("outbox rows must be written in the transaction of the state change")
+    await conn.execute(
+        "WITH added AS (INSERT INTO outbox (event_id, topic, key, event_type, payload)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[]))"
+        " SELECT pg_notify($6, '')",
+        [env.event_id for _, env in items],
+        [ev.TOPIC for ev, _ in items],
+        [env.key for _, env in items],
+        [env.type for _, env in items],
+        [env.to_bytes() for _, env in items],
+        NOTIFY_CHANNEL,
+    )
 
 
 async def backlog(conn: asyncpg.Connection) -> tuple[int, float]:

@@ -84,6 +84,10 @@ class ServiceSpec:
     sweepers: Sequence[SweeperSpec] = ()
     on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
     on_stop: Callable[[ServiceContext], Awaitable[None]] | None = None
+    # Background work (e.g. the matcher's notification sender): started after `on_start`
+    # and stopped before `on_stop`, only in roles that run workers (`all`, `worker`).
+    on_worker_start: Callable[[ServiceContext], Awaitable[None]] | None = None
+    on_worker_stop: Callable[[ServiceContext], Awaitable[None]] | None = None
     openapi_tags: Sequence[dict[str, str]] = ()
 
 
@@ -226,9 +230,9 @@ async def _run_sweeper(ctx: ServiceContext, spec: SweeperSpec) -> None:
 def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     """The FastAPI app of one service, with the whole lifecycle in its lifespan.
 
-    `settings.role` picks what the process runs (decision 0008): the API routes, the
-    consumers + sweepers, or both. `on_start`/`on_stop` run in every role; a hook that
-    starts background work checks `ctx.settings.role` itself."""
+    `settings.role` picks what the process runs (decision 0008): the API routes, or the
+    consumers, sweepers and `on_worker_*` hooks, or both. `on_start`/`on_stop` run in
+    every role."""
     schema = spec.name
     runs_api = settings.role in ("all", "api")
     runs_worker = settings.role in ("all", "worker")
@@ -274,6 +278,8 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             consumer.subscribe(broker)
         if spec.on_start is not None:
             await spec.on_start(ctx)
+        if runs_worker and spec.on_worker_start is not None:
+            await spec.on_worker_start(ctx)
         await relay.start()
         tasks: list[asyncio.Task[None]] = []
         if runs_worker:
@@ -302,6 +308,8 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                     await task
             if runs_worker:
                 await broker.stop()
+            if runs_worker and spec.on_worker_stop is not None:
+                await spec.on_worker_stop(ctx)
             if spec.on_stop is not None:
                 await spec.on_stop(ctx)
             await relay.stop()

@@ -13,13 +13,10 @@ from matcher.settings import MatcherSettings
 from shared.service import ServiceContext, ServiceSpec, create_app
 
 
-async def on_start(ctx: ServiceContext) -> None:
-    """Start the partner notification sender (the HTTP side of its outbox) — background
-    work, so not in an `api`-only process."""
+async def start_sender(ctx: ServiceContext) -> None:
+    """Start the partner notification sender (the HTTP side of its outbox)."""
     settings = ctx.settings
     assert isinstance(settings, MatcherSettings)
-    if settings.role == "api":
-        return
     sender = notify.NotificationSender(
         pool=ctx.pool,
         url=settings.partner_notify_url,
@@ -38,7 +35,7 @@ async def on_start(ctx: ServiceContext) -> None:
     await sender.start()
 
 
-async def on_stop(ctx: ServiceContext) -> None:
+async def stop_sender(ctx: ServiceContext) -> None:
     sender = ctx.extra.pop("notification_sender", None)
     if isinstance(sender, notify.NotificationSender):
         await sender.stop()
@@ -56,8 +53,8 @@ SPEC = ServiceSpec(
     fast_routes=api.FAST_ROUTES,
     register_handlers=handlers.register,
     sweepers=sweepers.sweepers(MatcherSettings.model_construct()),
-    on_start=on_start,
-    on_stop=on_stop,
+    on_worker_start=start_sender,
+    on_worker_stop=stop_sender,
     openapi_tags=(
         {"name": "partner", "description": "Webhooks the partner (Danggeun) calls"},
         {"name": "admin", "description": "Operators: notifications, draws, decisions"},

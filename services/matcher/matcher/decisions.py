@@ -40,7 +40,7 @@ from matcher.domain.policy import Policy, Reason
 from matcher.domain.strikes import Strike, is_late_cancellation, suspension_due
 from matcher.messages import BookingFacts
 from matcher.store import Notification
-from shared import metrics
+from shared import metrics, outbox
 from shared.events import (
     ApplicationReceived,
     ApplicationWithdrawn,
@@ -93,7 +93,7 @@ class Effects:
             outcome = _OUTCOME_OF.get(event.TYPE)
             if outcome is not None:
                 metrics.MATCHER_DECISIONS.labels(outcome).inc()
-        await store.add_events(conn, self.events, occurred_at=at)
+        await outbox.add_many(conn, self.events, producer=store.PRODUCER, occurred_at=at)
         await store.add_notifications(conn, self.notes)
         self.events, self.notes = [], []
 

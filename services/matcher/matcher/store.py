@@ -19,8 +19,7 @@ import asyncpg
 from matcher.domain.citizens import mask_partner_id, new_citizen_id
 from matcher.domain.decide import PostingView
 from matcher.domain.eligibility import Booked, Profile, Shift
-from shared.events import Event, PostingPublished, PostingUpdated
-from shared.outbox import NOTIFY_CHANNEL as OUTBOX_CHANNEL
+from shared.events import PostingPublished, PostingUpdated
 
 PRODUCER = "matcher"
 NOTIFY_CHANNEL = "matcher_partner_notifications"
@@ -163,22 +162,14 @@ async def confirmed_bookings(
     *,
     exclude_posting_id: str | None = None,
 ) -> dict[str, list[Booked]]:
-    """Each citizen's confirmed bookings that touch [window_start, window_end)."""
-    rows = await conn.fetch(
-        """
-        SELECT citizen_id, starts_at, ends_at FROM applications
-         WHERE citizen_id = ANY($1::text[]) AND status = 'confirmed'
-           AND starts_at < $3 AND ends_at > $2
-           AND posting_id IS DISTINCT FROM $4
-        """,
-        list(citizen_ids),
-        window_start,
-        window_end,
-        exclude_posting_id,
-    )
+    """Each citizen's confirmed bookings that touch [window_start, window_end), other than
+    on `exclude_posting_id` (`confirmed_bookings_in` for one window)."""
+    found = await confirmed_bookings_in(conn, citizen_ids, [(window_start, window_end)])
     out: dict[str, list[Booked]] = {}
-    for r in rows:
-        out.setdefault(r["citizen_id"], []).append(Booked(r["starts_at"], r["ends_at"]))
+    for citizen_id, bookings in found.items():
+        kept = [b for posting_id, b in bookings if posting_id != exclude_posting_id]
+        if kept:
+            out[citizen_id] = kept
     return out
 
 
@@ -844,27 +835,6 @@ async def lift_suspensions_of_strike(
 
 
 # --- outboxes ---------------------------------------------------------------------------
-
-
-async def add_events(
-    conn: asyncpg.Connection, events: Sequence[Event], *, occurred_at: datetime
-) -> None:
-    """Write events to the Kafka outbox (shared/outbox.py's table and format, batched) and
-    wake the relay once (at commit), in one statement."""
-    if not events:
-        return
-    envelopes = [e.envelope(producer=PRODUCER, occurred_at=occurred_at) for e in events]
-    await conn.execute(
-        "WITH added AS (INSERT INTO outbox (event_id, topic, key, event_type, payload)"
-        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[]))"
-        " SELECT pg_notify($6, '')",
-        [e.event_id for e in envelopes],
-        [ev.TOPIC for ev in events],
-        [e.key for e in envelopes],
-        [e.type for e in envelopes],
-        [e.to_bytes() for e in envelopes],
-        OUTBOX_CHANNEL,
-    )
 
 
 @dataclass(frozen=True)
