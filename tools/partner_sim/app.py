@@ -1,7 +1,8 @@
 """The simulator's HTTP side: receives the matcher's notifications like the partner would.
 
 `POST /notifications` verifies the Standard Webhooks signature (a bad one: 401, counted),
-drops a repeated `webhook-id` (answered 200, counted as a duplicate) and records the rest.
+drops a repeated `webhook-id` (answered 200, counted as a duplicate, and kept apart so a
+test can ask for the duplicates of its own posting) and records the rest.
 `POST /control/outage` makes it answer 503 (or another status) for a while, to play a
 partner that is down. Everything is kept in memory: restart it to forget.
 """
@@ -33,6 +34,7 @@ class Outage(BaseModel):
 class SimState:
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
+        self.repeats: list[dict[str, Any]] = []  # the dropped duplicates, same shape
         self.seen: set[str] = set()
         self.duplicates = 0
         self.bad_signatures = 0
@@ -42,6 +44,7 @@ class SimState:
 
     def reset(self) -> None:
         self.received.clear()
+        self.repeats.clear()
         self.seen.clear()
         self.duplicates = self.bad_signatures = self.refused_during_outage = 0
         self.outage_until = 0.0
@@ -75,24 +78,25 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
             state.bad_signatures += 1
             return JSONResponse({"error": f"bad signature: {exc}"}, status_code=401)
         webhook_id = headers["webhook-id"]
-        if webhook_id in state.seen:
-            state.duplicates += 1
-            return JSONResponse({"status": "duplicate"}, status_code=200)
         try:
             message = orjson.loads(body)
         except orjson.JSONDecodeError:
             return JSONResponse({"error": "not JSON"}, status_code=400)
+        entry = {
+            "webhook_id": webhook_id,
+            "type": message.get("type"),
+            "timestamp": message.get("timestamp"),
+            "data": message.get("data", {}),
+            "received_at": time.time(),
+        }
+        if webhook_id in state.seen:
+            state.duplicates += 1
+            if len(state.repeats) < RECEIVED_MAX:
+                state.repeats.append(entry)
+            return JSONResponse({"status": "duplicate"}, status_code=200)
         state.seen.add(webhook_id)
         if len(state.received) < RECEIVED_MAX:
-            state.received.append(
-                {
-                    "webhook_id": webhook_id,
-                    "type": message.get("type"),
-                    "timestamp": message.get("timestamp"),
-                    "data": message.get("data", {}),
-                    "received_at": time.time(),
-                }
-            )
+            state.received.append(entry)
             if len(state.received) % FREEZE_EVERY == 0:
                 # What is kept is kept until a reset: out of the collector's way, so a full
                 # collection over tens of thousands of kept notifications does not stall
@@ -119,10 +123,14 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
             )
 
         items = [n for n in state.received if wanted(n)]
+        filtered = any((type, posting_id, booking_id, application_id, partner_user_id))
         return {
             "items": items,
             "count": len(items),
-            "duplicates": state.duplicates,
+            # Of the notifications asked for (all of them without a filter).
+            "duplicates": (
+                sum(1 for n in state.repeats if wanted(n)) if filtered else state.duplicates
+            ),
             "bad_signatures": state.bad_signatures,
             "refused_during_outage": state.refused_during_outage,
         }

@@ -178,7 +178,8 @@ async def received_notifications(
     http: httpx.AsyncClient, *, sim_url: str = SIM_URL_DEFAULT, **filters: str
 ) -> dict[str, Any]:
     """What the simulator received: `items` (filter by type, posting_id, booking_id,
-    application_id, partner_user_id) and the counts of duplicates and bad signatures."""
+    application_id, partner_user_id), the count of duplicates among them, and the count of
+    bad signatures."""
     response = await http.get(
         sim_url + "/notifications", params={k: v for k, v in filters.items() if v}
     )

@@ -80,8 +80,10 @@ class NotificationSender:
         poll_interval_ms: int,
         prefetch_max: int = 1_000,
         retention: timedelta = timedelta(days=30),
+        lock_key: str = _LOCK_KEY,
     ) -> None:
         self._pool = pool
+        self._lock_key = lock_key
         self._url = url
         self._secret = secret
         self._concurrency_max = concurrency_max
@@ -96,8 +98,10 @@ class NotificationSender:
         self._prefetch_max = prefetch_max
         self._stopping = False
         self._retention = retention
-        # Delivered, not yet marked: (seq, attempts, first attempt, delivered at, status).
-        self._delivered: list[tuple[int, int, datetime, datetime, int]] = []
+        # Delivered, not yet marked: (seq, attempts, first attempt, delivered at, status,
+        # ordering key). Their keys stay out of the due query until the mark is written:
+        # the row still reads `pending` until then, and fetching it would send it again.
+        self._delivered: list[tuple[int, int, datetime, datetime, int, str]] = []
         self._task: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
 
@@ -136,7 +140,7 @@ class NotificationSender:
     async def _lead(self) -> None:
         await lead(
             self._pool,
-            lock_key=_LOCK_KEY,
+            lock_key=self._lock_key,
             channel=NOTIFY_CHANNEL,
             on_notify=self._on_notify,
             work=self._loop,
@@ -159,7 +163,7 @@ class NotificationSender:
             self._wake.clear()
             await self._flush_delivered(conn)
             if len(queue) < self._concurrency_max:
-                exclude = [*self._inflight, *queued]
+                exclude = [*self._inflight, *queued, *(d[5] for d in self._delivered)]
                 rows = await conn.fetch(_DUE_SQL, self._prefetch_max - len(queue), exclude)
                 for row in rows:
                     key = row["ordering_key"]
@@ -256,7 +260,9 @@ class NotificationSender:
         )
         if outcome == "delivered":
             assert status_code is not None
-            self._delivered.append((row["seq"], attempts, first_attempt_at, now, status_code))
+            self._delivered.append(
+                (row["seq"], attempts, first_attempt_at, now, status_code, row["ordering_key"])
+            )
             metrics.PARTNER_NOTIFICATIONS.labels("delivered").inc()
             NOTIFICATION_LATENCY.observe(max((now - row["created_at"]).total_seconds(), 0))
             return

@@ -135,6 +135,8 @@ async def test_simulator_checks_our_signatures_and_dedupes() -> None:
         assert (await http.post("/notifications", content=body, headers=forged)).status_code == 401
         seen = (await http.get("/notifications", params={"booking_id": "bkg_1"})).json()
         assert seen["count"] == 1 and seen["duplicates"] == 1 and seen["bad_signatures"] == 1
+        other = (await http.get("/notifications", params={"booking_id": "bkg_2"})).json()
+        assert other["count"] == 0 and other["duplicates"] == 0  # counted per filter
         await http.post("/control/outage", json={"seconds": 60})
         headers_c = sign(secret, "msg_c", datetime.now(UTC), body)
         assert (
