@@ -20,7 +20,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiohttp import web
-from matcher import store
+from matcher import notify, store
 from matcher.notify import NotificationSender
 
 from shared import migrations
@@ -138,3 +138,24 @@ async def test_concurrent_sends_deliver_each_notification_once_in_order(
         "SELECT status, count(*) AS n FROM partner_notifications GROUP BY status"
     )
     assert {r["status"]: r["n"] for r in statuses} == {"delivered": keys * per_key}
+
+
+async def test_the_due_query_probes_each_candidate_once_even_with_stale_statistics(
+    pool: asyncpg.Pool,
+) -> None:
+    """Statistics taken while nothing was pending (a quiet night), then a rush of pending
+    notifications: the due query still reads a few pages per candidate. (Written as
+    NOT EXISTS it was planned as a nested loop that read every undelivered row for every
+    candidate: 1.25 million pages for 1,000 candidates, half a second.)"""
+    await _write(pool, keys=2_000, per_key=1)
+    await pool.execute("UPDATE partner_notifications SET status = 'delivered'")
+    await pool.execute("ANALYZE partner_notifications")  # the stale picture: none pending
+    await _write(pool, keys=1_000, per_key=1)
+    exclude = [f"key-{k}" for k in range(10)]
+    plan = await pool.fetchval(
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + notify._DUE_SQL, 1_000, exclude
+    )
+    top = plan[0]["Plan"]  # the pool decodes json
+    assert top["Actual Rows"] == 990  # every candidate but the excluded keys' heads
+    pages = top["Shared Hit Blocks"] + top["Shared Read Blocks"]
+    assert pages < 10 * 1_000, f"{pages} pages read for 1,000 candidates"
