@@ -68,7 +68,7 @@ test: setup
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy shared services tools
+	$(PY) -m mypy shared services tools bench
 
 format: setup
 	$(PY) -m ruff format .

@@ -109,6 +109,13 @@ class Env:
 
             print(f"bench: starting the local stack (shared.stack.up; down: {down})", flush=True)
             os.environ.setdefault("APP_ENV", "demo")
+            if self.run_dir is not None and set(down) == set(STACK_PORTS):
+                # The private stack starts empty, so a run's figures do not depend on how
+                # many runs came before it (tables of a million rows plan and cache
+                # differently from tables of a hundred thousand).
+                await asyncio.to_thread(
+                    stack.down, self.run_dir, wipe=True, environ=self.stack_environ
+                )
             await asyncio.to_thread(stack.up, self.run_dir, environ=self.stack_environ)
             # Stop at the end only what was down here; the stack is shared with others.
             self.started_parts = down if env else list(STACK_PORTS)
