@@ -49,9 +49,9 @@ class ServiceSettings(BaseSettings):
     # Comma-separated host:port list.
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
 
-    # Staff tokens (compared in constant time); from the environment or a Secret only.
+    # The admin staff token (compared in constant time); from the environment or a Secret
+    # only. The finance token is the allowance service's alone (AllowanceSettings).
     admin_token: SecretStr = SecretStr("")
-    finance_token: SecretStr = SecretStr("")
 
     # Consumers: bounded retries of a failing handler before the message goes to the DLQ.
     consumer_attempts_max: int = 3

@@ -35,13 +35,13 @@ CONSUMES = {
     "allowance": ("registry.postings.v1", "registry.attendance.v1"),
 }
 # The secrets each process takes, by service and ROLE (decision 0008): an `api` process
-# verifies webhooks and serves staff routes, a `worker` signs partner notifications.
+# verifies webhooks and serves staff routes, a `worker` signs partner notifications; only
+# the allowance serves finance staff, so only it takes FINANCE_TOKEN.
 SECRET_KEYS = {
-    ("registry", "all"): {"DATABASE_URL", "ADMIN_TOKEN", "FINANCE_TOKEN"},
-    ("matcher", "all"): {"DATABASE_URL", "ADMIN_TOKEN", "FINANCE_TOKEN",
+    ("registry", "all"): {"DATABASE_URL", "ADMIN_TOKEN"},
+    ("matcher", "all"): {"DATABASE_URL", "ADMIN_TOKEN",
                          "PARTNER_WEBHOOK_SECRET", "PARTNER_NOTIFY_SECRET"},
-    ("matcher", "api"): {"DATABASE_URL", "ADMIN_TOKEN", "FINANCE_TOKEN",
-                         "PARTNER_WEBHOOK_SECRET"},
+    ("matcher", "api"): {"DATABASE_URL", "ADMIN_TOKEN", "PARTNER_WEBHOOK_SECRET"},
     ("matcher", "worker"): {"DATABASE_URL", "PARTNER_NOTIFY_SECRET"},
     ("allowance", "all"): {"DATABASE_URL", "ADMIN_TOKEN", "FINANCE_TOKEN",
                            "ALLOWANCE_PAYEE_KEYS"},

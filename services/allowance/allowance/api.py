@@ -98,8 +98,9 @@ class Actor:
 
 def _role_of(request: Request, ctx: ServiceContext) -> Role:
     token = bearer(request).encode()
-    admin = ctx.settings.admin_token.get_secret_value().encode()
-    finance = ctx.settings.finance_token.get_secret_value().encode()
+    settings = _settings(ctx)
+    admin = settings.admin_token.get_secret_value().encode()
+    finance = settings.finance_token.get_secret_value().encode()
     # Both comparisons always run, in constant time.
     is_admin = bool(admin) and hmac.compare_digest(token, admin)
     is_finance = bool(finance) and hmac.compare_digest(token, finance)

@@ -11,6 +11,10 @@ class AllowanceSettings(ServiceSettings):
     service_name: str = "allowance"
     port: int = 8003
 
+    # The finance staff token (ledger, statements, payout file); only this service serves
+    # finance staff, so only it is given the token.
+    finance_token: SecretStr = SecretStr("")
+
     # Payee bank details are sealed with AES-256-GCM: `k1:<base64 of 32 bytes>,k2:...`.
     # New writes use the active key; old rows open with the key id stored beside them, so
     # keys rotate without downtime. Production refuses to start without a key; test and
