@@ -28,6 +28,7 @@ async def run(quick: bool, only: set[str], private: bool) -> dict[str, Any]:
     await env.start()
     results: dict[str, Any] = {}
     failures: list[str] = []
+    completed = False
 
     async def step(name: str, coro: Any) -> Any:
         print(f"[{name}]", flush=True)
@@ -87,9 +88,11 @@ async def run(quick: bool, only: set[str], private: bool) -> dict[str, Any]:
                     f" {results['scale_out']['ingest_throughput_ratio']}",
                     flush=True,
                 )
+        completed = True
     finally:
         shape = "api + worker processes" if env.split else "one process (role all)"
-        await env.stop()
+        broken = [r for r in results.values() if isinstance(r, dict) and not r.get("correct", True)]
+        await env.stop(keep_files=not completed or bool(failures or broken))
     return {
         "matcher_shape": shape,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -138,10 +139,17 @@ class Env:
             self.sim_owned = True
             await self.wait_http(f"http://127.0.0.1:{self.sim_port}/healthz")
 
-    async def stop(self) -> None:
+    async def stop(self, *, keep_files: bool = False) -> None:
+        """Stop what the bench started. Its scratch dir (process logs, the generators'
+        specs and outputs: ~50 MB a full run) is deleted unless `keep_files` (a failed
+        check), so runs do not pile up in the temp dir."""
         for name, proc in reversed(self.procs):
             self._terminate(name, proc)
         self.procs.clear()
+        if keep_files:
+            print(f"bench: logs and load generator files kept in {self.tmp}", flush=True)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
         await self.producer.stop()
         await self.pool.close()
         await self.http.aclose()
