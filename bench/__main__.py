@@ -23,6 +23,13 @@ from bench.env import Env
 ALL = ("ingest", "latency", "rush", "month_close", "scale_out")
 
 
+def broken_checks(results: dict[str, Any]) -> list[str]:
+    """The benchmarks whose correctness check failed."""
+    return [
+        name for name, r in results.items() if isinstance(r, dict) and not r.get("correct", True)
+    ]
+
+
 async def run(quick: bool, only: set[str], private: bool) -> dict[str, Any]:
     env = Env(private=private)
     await env.start()
@@ -91,8 +98,7 @@ async def run(quick: bool, only: set[str], private: bool) -> dict[str, Any]:
         completed = True
     finally:
         shape = "api + worker processes" if env.split else "one process (role all)"
-        broken = [r for r in results.values() if isinstance(r, dict) and not r.get("correct", True)]
-        await env.stop(keep_files=not completed or bool(failures or broken))
+        await env.stop(keep_files=not completed or bool(failures or broken_checks(results)))
     return {
         "matcher_shape": shape,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -129,11 +135,7 @@ def main() -> int:
         print(f"table: {report.update_docs(outcome, path)}")
     rows = report.rows(outcome)
     print(report.table(rows))
-    broken = [
-        name
-        for name, r in outcome["results"].items()
-        if isinstance(r, dict) and not r.get("correct", True)
-    ]
+    broken = broken_checks(outcome["results"])
     if broken or outcome["failures"]:
         print(f"CORRECTNESS CHECK FAILED: {broken} {outcome['failures']}", file=sys.stderr)
         return 1

@@ -26,6 +26,7 @@ import random
 import time
 from collections import deque
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import aiohttp
 import asyncpg
@@ -68,6 +69,17 @@ SELECT n.seq, n.notification_id, n.type, n.ordering_key, n.payload, n.attempts,
 """
 
 
+class _Delivered(NamedTuple):
+    """A 2xx answer not yet marked `delivered` in the table (marked in bulk)."""
+
+    seq: int
+    ordering_key: str
+    attempts: int
+    first_attempt_at: datetime
+    delivered_at: datetime
+    status_code: int
+
+
 class NotificationSender:
     """Sends due notifications; run one per process (only the lock holder sends)."""
 
@@ -104,10 +116,10 @@ class NotificationSender:
         self._prefetch_max = prefetch_max
         self._stopping = False
         self._retention = retention
-        # Delivered, not yet marked: (seq, attempts, first attempt, delivered at, status,
-        # ordering key). Their keys stay out of the due query until the mark is written:
-        # the row still reads `pending` until then, and fetching it would send it again.
-        self._delivered: list[tuple[int, int, datetime, datetime, int, str]] = []
+        # Delivered, not yet marked. Their keys stay out of the due query until the mark
+        # is written: the row still reads `pending` until then, and fetching it would
+        # send it again.
+        self._delivered: list[_Delivered] = []
         self._task: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
 
@@ -169,7 +181,7 @@ class NotificationSender:
             self._wake.clear()
             await self._flush_delivered(conn)
             if len(queue) < self._concurrency_max:
-                exclude = [*self._inflight, *queued, *(d[5] for d in self._delivered)]
+                exclude = [*self._inflight, *queued, *(d.ordering_key for d in self._delivered)]
                 rows = await conn.fetch(_DUE_SQL, self._prefetch_max - len(queue), exclude)
                 for row in rows:
                     key = row["ordering_key"]
@@ -200,11 +212,11 @@ class NotificationSender:
                               $5::int[]) AS u(seq, attempts, first_at, at, code)
                  WHERE n.seq = u.seq
                 """,
-                [d[0] for d in done],
-                [d[1] for d in done],
-                [d[2] for d in done],
-                [d[3] for d in done],
-                [d[4] for d in done],
+                [d.seq for d in done],
+                [d.attempts for d in done],
+                [d.first_attempt_at for d in done],
+                [d.delivered_at for d in done],
+                [d.status_code for d in done],
             )
         except BaseException:
             self._delivered[:0] = done  # marked later; worst case re-sent, same webhook-id
@@ -267,7 +279,9 @@ class NotificationSender:
         if outcome == "delivered":
             assert status_code is not None
             self._delivered.append(
-                (row["seq"], attempts, first_attempt_at, now, status_code, row["ordering_key"])
+                _Delivered(
+                    row["seq"], row["ordering_key"], attempts, first_attempt_at, now, status_code
+                )
             )
             metrics.PARTNER_NOTIFICATIONS.labels("delivered").inc()
             NOTIFICATION_LATENCY.observe(max((now - row["created_at"]).total_seconds(), 0))
