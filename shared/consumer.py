@@ -22,7 +22,7 @@ import traceback
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 import pydantic
@@ -39,8 +39,14 @@ from shared.topics import dlq_of
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[asyncpg.Connection, Envelope, Event], Awaitable[None]]
-BatchHandler = Callable[[asyncpg.Connection, list[tuple[Envelope, Event]]], Awaitable[None]]
+E = TypeVar("E", bound=Event)
+# A handler of one event type: it is given exactly that type (the guard routes by type), so
+# its signature is the contract and it needs no `isinstance` assert.
+Handler = Callable[[asyncpg.Connection, Envelope, E], Awaitable[None]]
+BatchHandler = Callable[[asyncpg.Connection, list[tuple[Envelope, E]]], Awaitable[None]]
+# What the guard stores: handlers of many types, each called only with its own type.
+AnyHandler = Handler[Any]
+AnyBatchHandler = BatchHandler[Any]
 Outcome = Literal["applied", "duplicate", "ignored", "dead_lettered"]
 
 
@@ -55,8 +61,8 @@ class RawMessage:
     value: bytes
 
 
-def _single_from_batch(handler: BatchHandler) -> Handler:
-    async def single(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
+def _single_from_batch(handler: AnyBatchHandler) -> AnyHandler:
+    async def single(conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
         await handler(conn, [(envelope, event)])
 
     return single
@@ -80,20 +86,20 @@ class EventConsumer:
         self.service = service
         self._batch_size_max = batch_size_max
         self._batch_wait_ms = batch_wait_ms
-        self._batch_handlers: dict[str, dict[type[Event], BatchHandler]] = {}
+        self._batch_handlers: dict[str, dict[type[Event], AnyBatchHandler]] = {}
         self._pool = pool
         self._producer = producer
         self._attempts_max = attempts_max
         self._retry_backoff_s = retry_backoff_ms / 1000
         self._transient_backoff_max_s = transient_backoff_max_ms / 1000
-        self._handlers: dict[str, dict[type[Event], Handler]] = {}
+        self._handlers: dict[str, dict[type[Event], AnyHandler]] = {}
         self.stopping = False
 
-    def on(self, event_type: type[Event], handler: Handler) -> None:
+    def on(self, event_type: type[E], handler: Handler[E]) -> None:
         """Apply `handler` to every `event_type` on its topic; other types there are ignored."""
         self._handlers.setdefault(event_type.TOPIC, {})[event_type] = handler
 
-    def on_batch(self, event_type: type[Event], handler: BatchHandler) -> None:
+    def on_batch(self, event_type: type[E], handler: BatchHandler[E]) -> None:
         """Like `on`, for handlers that decide a run of consecutive events of one type
         together (one lock, one bulk insert); still called once per event id."""
         self._batch_handlers.setdefault(event_type.TOPIC, {})[event_type] = handler
@@ -191,7 +197,7 @@ class EventConsumer:
                 )
             )
             run: list[tuple[Envelope, Event]] = []
-            run_handler: BatchHandler | None = None
+            run_handler: AnyBatchHandler | None = None
             seen: set[object] = set()
             for msg, env, ev in items:
                 handler = self._handlers.get(msg.topic, {}).get(type(ev))
@@ -244,7 +250,7 @@ class EventConsumer:
         return outcome
 
     async def _apply_with_retries(
-        self, msg: RawMessage, envelope: Envelope, event: Event, handler: Handler
+        self, msg: RawMessage, envelope: Envelope, event: Event, handler: AnyHandler
     ) -> Outcome:
         failures = 0
         transient_backoff_s = self._retry_backoff_s
@@ -273,7 +279,7 @@ class EventConsumer:
             metrics.EVENTS_HANDLED.labels(self.service, msg.topic, outcome).inc()
             return outcome
 
-    async def _apply_once(self, envelope: Envelope, event: Event, handler: Handler) -> bool:
+    async def _apply_once(self, envelope: Envelope, event: Event, handler: AnyHandler) -> bool:
         async with self._pool.acquire() as conn, conn.transaction():
             first = await conn.fetchval(
                 "INSERT INTO processed_events (event_id, topic, event_type) VALUES ($1, $2, $3)"

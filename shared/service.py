@@ -13,13 +13,12 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.telemetry import TelemetryConfig
@@ -28,9 +27,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from shared import metrics, migrations, problems
-from shared.auth import require_token
 from shared.clock import Clock, ClockWentBackwardsError, SharedClock
 from shared.consumer import EventConsumer
+from shared.context import ServiceContext as ServiceContext
 from shared.db import create_pool
 from shared.http import FastRoute, ServiceMiddleware
 from shared.kafka import make_producer
@@ -38,27 +37,12 @@ from shared.logs import configure as configure_logs
 from shared.outbox import OutboxRelay
 from shared.outbox import backlog as outbox_backlog
 from shared.settings import ServiceSettings
+from shared.web import Ctx, Staff, staff
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class ServiceContext:
-    """What routes, handlers and sweepers of one service are given."""
-
-    settings: ServiceSettings
-    pool: asyncpg.Pool
-    producer: AIOKafkaProducer
-    clock: Clock
-    consumer: EventConsumer
-    relay: OutboxRelay
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def now(self) -> datetime:
-        return self.clock.now()
-
-
-Sweeper = Callable[[ServiceContext], Awaitable[None]]
+Sweeper = Callable[[ServiceContext[Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -80,14 +64,14 @@ class ServiceSpec:
     # Hot endpoints served by the middleware itself (shared/http.py); also declared in a
     # router so the OpenAPI document has them.
     fast_routes: Sequence[FastRoute] = ()
-    register_handlers: Callable[[EventConsumer, ServiceContext], None] | None = None
+    register_handlers: Callable[[EventConsumer, ServiceContext[Any]], None] | None = None
     sweepers: Sequence[SweeperSpec] = ()
-    on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
-    on_stop: Callable[[ServiceContext], Awaitable[None]] | None = None
+    on_start: Callable[[ServiceContext[Any]], Awaitable[None]] | None = None
+    on_stop: Callable[[ServiceContext[Any]], Awaitable[None]] | None = None
     # Background work (e.g. the matcher's notification sender): started after `on_start`
     # and stopped before `on_stop`, only in roles that run workers (`all`, `worker`).
-    on_worker_start: Callable[[ServiceContext], Awaitable[None]] | None = None
-    on_worker_stop: Callable[[ServiceContext], Awaitable[None]] | None = None
+    on_worker_start: Callable[[ServiceContext[Any]], Awaitable[None]] | None = None
+    on_worker_stop: Callable[[ServiceContext[Any]], Awaitable[None]] | None = None
     openapi_tags: Sequence[dict[str, str]] = ()
 
 
@@ -103,14 +87,6 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def get_ctx(request: Request) -> ServiceContext:
-    """FastAPI dependency: the running service's context."""
-    ctx: ServiceContext | None = getattr(request.app.state, "ctx", None)
-    if ctx is None:
-        raise problems.Problem(503, "starting", "the service is starting; try again shortly")
-    return ctx
-
-
 class ClockBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     now: AwareDatetime
@@ -121,12 +97,14 @@ class ClockView(BaseModel):
     controllable: bool
 
 
+Admin = Annotated[Staff, Depends(staff("admin"))]
+
+
 def _clock_router() -> APIRouter:
     router = APIRouter(prefix="/v1/admin/clock", tags=["admin"])
 
     @router.get("", response_model=ClockView, summary="Read the shared clock (test/demo only)")
-    async def get_clock(request: Request, ctx: ServiceContext = Depends(get_ctx)) -> ClockView:
-        require_token(request, ctx.settings.admin_token.get_secret_value(), "admin")
+    async def get_clock(_: Admin, ctx: Ctx[ServiceSettings]) -> ClockView:
         return ClockView(now=ctx.clock.now(), controllable=ctx.clock.controllable)
 
     @router.put(
@@ -135,10 +113,7 @@ def _clock_router() -> APIRouter:
         summary="Move the shared clock forward (test/demo only); all services follow",
         responses={409: {"description": "the new time is earlier than the clock's"}},
     )
-    async def put_clock(
-        body: ClockBody, request: Request, ctx: ServiceContext = Depends(get_ctx)
-    ) -> ClockView:
-        require_token(request, ctx.settings.admin_token.get_secret_value(), "admin")
+    async def put_clock(body: ClockBody, _: Admin, ctx: Ctx[ServiceSettings]) -> ClockView:
         assert isinstance(ctx.clock, SharedClock)
         try:
             now = await ctx.clock.set(body.now)
@@ -188,7 +163,7 @@ async def sample_consumer_lag(broker: KafkaBroker) -> dict[tuple[str, str], int]
 
 
 async def _sample_forever(
-    ctx: ServiceContext, broker: KafkaBroker, interval_s: float = 10.0
+    ctx: ServiceContext[Any], broker: KafkaBroker, interval_s: float = 10.0
 ) -> None:
     """Gauges that must stay fresh even when the work they describe is stuck: consumer lag
     (a series for a partition this replica no longer owns is removed, so sums across
@@ -215,7 +190,7 @@ async def _sample_forever(
             log.debug("outbox sampling skipped: %s", exc)
 
 
-async def _run_sweeper(ctx: ServiceContext, spec: SweeperSpec) -> None:
+async def _run_sweeper(ctx: ServiceContext[Any], spec: SweeperSpec) -> None:
     interval_s = spec.interval_ms / 1000
     while True:
         try:
@@ -346,7 +321,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         responses={503: {"description": "not ready; the body says why"}},
     )
     async def readyz(request: Request) -> JSONResponse:
-        ctx: ServiceContext | None = getattr(request.app.state, "ctx", None)
+        ctx: ServiceContext[Any] | None = getattr(request.app.state, "ctx", None)
         if ctx is None:
             return JSONResponse({"status": "starting"}, status_code=503)
         reasons = await readiness_problems(ctx, spec.migrations_dir, schema)
@@ -372,7 +347,9 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     return app
 
 
-async def readiness_problems(ctx: ServiceContext, migrations_dir: Path, schema: str) -> list[str]:
+async def readiness_problems(
+    ctx: ServiceContext[Any], migrations_dir: Path, schema: str
+) -> list[str]:
     """Why the service is not ready, one sentence each; empty when it is."""
     reasons: list[str] = []
     try:

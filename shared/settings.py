@@ -77,5 +77,10 @@ class ServiceSettings(BaseSettings):
     # Clock refresh: how often a service re-reads the shared (test/demo) clock.
     clock_refresh_interval_ms: int = 200
 
+    def staff_tokens(self) -> dict[str, SecretStr]:
+        """The static staff credentials this service accepts, by role (shared/web.py
+        `staff`); a service with more roles adds its own."""
+        return {"admin": self.admin_token}
+
 
 __all__ = ["AliasChoices", "AppEnv", "Field", "Role", "ServiceSettings"]

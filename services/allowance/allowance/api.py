@@ -35,11 +35,11 @@ from allowance.domain import policy as policy_rules
 from allowance.domain.calendar import Period, seoul_day_bounds
 from allowance.domain.ledger import ACCOUNTS, Account
 from allowance.payees import PayeeCipher, PayeeDetails, Sealed, mask_account, mask_holder
-from allowance.settings import AllowanceSettings
+from allowance.settings import AllowanceSettings, Context
 from shared.auth import bearer
 from shared.db import retry_conflicts
 from shared.problems import PROBLEM_JSON, Problem
-from shared.service import ServiceContext, get_ctx
+from shared.web import get_ctx
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class Actor:
         return f"{self.role}:{self.staff_id}" if self.staff_id else self.role
 
 
-def _role_of(request: Request, ctx: ServiceContext) -> Role:
+def _role_of(request: Request, ctx: Context) -> Role:
     token = bearer(request).encode()
     settings = _settings(ctx)
     admin = settings.admin_token.get_secret_value().encode()
@@ -117,7 +117,7 @@ def _role_of(request: Request, ctx: ServiceContext) -> Role:
 
 
 def _require(role: Role) -> Callable[..., Awaitable[Actor]]:
-    async def dependency(request: Request, ctx: ServiceContext = Depends(get_ctx)) -> Actor:
+    async def dependency(request: Request, ctx: Context = Depends(get_ctx)) -> Actor:
         got = _role_of(request, ctx)
         if got != role:
             raise Problem(
@@ -136,15 +136,13 @@ require_admin = _require("admin")
 require_finance = _require("finance")
 
 
-def _settings(ctx: ServiceContext) -> AllowanceSettings:
+def _settings(ctx: Context) -> AllowanceSettings:
     assert isinstance(ctx.settings, AllowanceSettings)
     return ctx.settings
 
 
-def _cipher(ctx: ServiceContext) -> PayeeCipher:
-    cipher = ctx.extra.get("payee_cipher")
-    assert isinstance(cipher, PayeeCipher)
-    return cipher
+def _cipher(ctx: Context) -> PayeeCipher:
+    return ctx.resource(PayeeCipher)
 
 
 def _period(text: str) -> Period:
@@ -163,7 +161,7 @@ admin = APIRouter(prefix="/v1/admin", tags=["admin"], responses=_responses(400, 
 
 
 async def _policy_in_force(
-    ctx: ServiceContext, kind: store.PolicyKind, missing: str
+    ctx: Context, kind: store.PolicyKind, missing: str
 ) -> store.PolicyVersion:
     """The latest version of one policy table, or 404 saying none was set yet."""
     async with ctx.pool.acquire() as conn:
@@ -185,7 +183,7 @@ def _rates_out(found: store.PolicyVersion) -> schemas.RatesOut:
 
 @admin.get("/rates", response_model=schemas.RatesOut, summary="The hourly rate table in force")
 async def get_rates(
-    _: Actor = Depends(require_admin), ctx: ServiceContext = Depends(get_ctx)
+    _: Actor = Depends(require_admin), ctx: Context = Depends(get_ctx)
 ) -> schemas.RatesOut:
     found = await _policy_in_force(ctx, "rates", "no rate table yet")
     return _rates_out(found)
@@ -204,7 +202,7 @@ async def get_rates(
 async def put_rates(
     body: schemas.RatesBody,
     actor: Actor = Depends(require_admin),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.RatesOut:
     entries = [
         policy_rules.RateEntry(r.effective_from, r.hourly_rate_won, r.source) for r in body.rates
@@ -254,7 +252,7 @@ def _minimum_wages_out(
     summary="The statutory minimum wages rates are checked against",
 )
 async def get_minimum_wages(
-    _: Actor = Depends(require_admin), ctx: ServiceContext = Depends(get_ctx)
+    _: Actor = Depends(require_admin), ctx: Context = Depends(get_ctx)
 ) -> schemas.MinimumWagesOut:
     found = await _policy_in_force(ctx, "minimum_wages", "no minimum wage table yet")
     return _minimum_wages_out(found)
@@ -272,7 +270,7 @@ async def get_minimum_wages(
 async def put_minimum_wages(
     body: schemas.MinimumWagesBody,
     actor: Actor = Depends(require_admin),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.MinimumWagesOut:
     entries = [policy_rules.MinimumWage(m.year, m.hourly_won, m.source) for m in body.minimum_wages]
     violations = policy_rules.validate_minimum_wages(entries)
@@ -319,7 +317,7 @@ def _caps_out(found: store.PolicyVersion) -> schemas.CapsOut:
 
 @admin.get("/caps", response_model=schemas.CapsOut, summary="Weekly hours and monthly caps")
 async def get_caps(
-    _: Actor = Depends(require_admin), ctx: ServiceContext = Depends(get_ctx)
+    _: Actor = Depends(require_admin), ctx: Context = Depends(get_ctx)
 ) -> schemas.CapsOut:
     found = await _policy_in_force(ctx, "caps", "no cap table yet")
     return _caps_out(found)
@@ -336,7 +334,7 @@ async def get_caps(
 async def put_caps(
     body: schemas.CapsBody,
     actor: Actor = Depends(require_admin),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.CapsOut:
     entries = [
         policy_rules.CapEntry(c.year, c.weekly_hours_max, c.monthly_amount_max_won, c.source)
@@ -401,7 +399,7 @@ async def _admin_budget(conn: asyncpg.Connection, fiscal_year: int) -> schemas.A
 async def get_admin_budget(
     fiscal_year: int = Query(ge=schemas.YEAR_MIN, le=schemas.YEAR_MAX),
     _: Actor = Depends(require_admin),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.AdminBudgetOut:
     async with ctx.pool.acquire() as conn:
         if fiscal_year not in await store.budget_years(conn):
@@ -422,7 +420,7 @@ async def get_admin_budget(
 async def put_budget(
     body: schemas.BudgetBody,
     actor: Actor = Depends(require_admin),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.AdminBudgetOut:
     async def work() -> schemas.AdminBudgetOut:
         async with ctx.pool.acquire() as conn, conn.transaction():
@@ -458,7 +456,7 @@ async def get_budget(
     fiscal_year: int | None = Query(None, ge=schemas.YEAR_MIN, le=schemas.YEAR_MAX),
     as_of: IsoInstant | None = Query(None, description="an instant with offset"),
     _: Actor = Depends(require_finance),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.BudgetOut:
     year = fiscal_year if fiscal_year is not None else Period.of(ctx.now()).year
     if as_of is not None and as_of.tzinfo is None:
@@ -548,7 +546,7 @@ def _ledger_filter(
 
 
 async def _stream_rows(
-    ctx: ServiceContext,
+    ctx: Context,
     sql: str,
     args: Sequence[Any],
     convert: Callable[[asyncpg.Record], dict[str, Any]],
@@ -578,7 +576,7 @@ def _attachment(filename: str) -> dict[str, str]:
 
 
 async def _xlsx_response(
-    ctx: ServiceContext,
+    ctx: Context,
     batches: AsyncIterator[Sequence[dict[str, Any]]],
     columns: Sequence[exports.Column],
     sheet_title: str,
@@ -644,7 +642,7 @@ async def get_ledger(
     cursor: str | None = Query(None, max_length=4000),
     limit: int | None = Query(None, ge=1),
     _: Actor = Depends(require_finance),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> Any:
     flt = _ledger_filter(period, date_from, date_to, fiscal_year, account, citizen_id, posting_id)
     name = f"ledger-{period or 'all'}"
@@ -733,7 +731,7 @@ async def get_trial_balance(
     fiscal_year: int | None = Query(None, ge=schemas.YEAR_MIN, le=schemas.YEAR_MAX),
     as_of: IsoInstant | None = Query(None),
     _: Actor = Depends(require_finance),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.TrialBalanceOut:
     if as_of is not None and as_of.tzinfo is None:
         raise Problem(400, "invalid_as_of", "as_of needs a UTC offset (e.g. +09:00)")
@@ -771,7 +769,7 @@ async def list_periods(
     period_from: str = Query(alias="from", pattern=schemas.PERIOD_PATTERN),
     period_to: str = Query(alias="to", pattern=schemas.PERIOD_PATTERN),
     _: Actor = Depends(require_finance),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> list[schemas.PeriodOut]:
     first, last = _period(period_from), _period(period_to)
     async with ctx.pool.acquire() as conn:
@@ -844,7 +842,7 @@ async def get_statements(
     cursor: str | None = Query(None, max_length=200),
     limit: int | None = Query(None, ge=1),
     _: Actor = Depends(require_finance),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> Any:
     month = _period(period)
     settings = _settings(ctx)
@@ -950,7 +948,7 @@ async def get_statements(
 async def close_period(
     period: str = PeriodPath,
     actor: Actor = Depends(require_finance),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.PeriodOut:
     month = _period(period)
     settings = _settings(ctx)
@@ -978,7 +976,7 @@ async def close_period(
 async def mark_paid(
     period: str = PeriodPath,
     actor: Actor = Depends(require_finance),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.PeriodOut:
     month = _period(period)
 
@@ -1007,7 +1005,7 @@ async def get_payout_file(
     period: str = PeriodPath,
     format: Literal["csv", "json"] = Query("csv"),
     actor: Actor = Depends(require_finance),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> Any:
     month = _period(period)
     settings = _settings(ctx)
@@ -1118,7 +1116,7 @@ async def put_payee(
     body: schemas.PayeeBody,
     citizen_ref: str = Path(pattern=schemas.CITIZEN_PATTERN),
     actor: Actor = Depends(require_finance),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.PayeeOut:
     details = PayeeDetails(body.bank_code, body.account_number, body.account_holder.strip())
     sealed = _cipher(ctx).seal(citizen_ref, details)
@@ -1159,7 +1157,7 @@ async def put_payee(
 async def get_payee(
     citizen_ref: str = Path(pattern=schemas.CITIZEN_PATTERN),
     _: Actor = Depends(require_finance),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.PayeeOut:
     async with ctx.pool.acquire() as conn:
         row = await store.payee_masked(conn, citizen_ref)

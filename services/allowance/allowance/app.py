@@ -9,21 +9,23 @@ from fastapi import FastAPI
 
 from allowance import api, handlers, store, usecases
 from allowance.payees import load_cipher
-from allowance.settings import AllowanceSettings
-from shared.service import ServiceContext, ServiceSpec, SweeperSpec, create_app
+from allowance.settings import AllowanceSettings, Context
+from shared.service import ServiceSpec, SweeperSpec, create_app
 
 log = logging.getLogger(__name__)
 
 
-async def on_start(ctx: ServiceContext) -> None:
+async def on_start(ctx: Context) -> None:
     """Open the payee cipher (production without a key refuses to start) and seed the
     policy tables from BRIEF §5 on first start."""
     settings = ctx.settings
     assert isinstance(settings, AllowanceSettings)
-    ctx.extra["payee_cipher"] = load_cipher(
-        settings.app_env,
-        settings.allowance_payee_keys.get_secret_value(),
-        settings.allowance_payee_active_key_id,
+    ctx.provide(
+        load_cipher(
+            settings.app_env,
+            settings.allowance_payee_keys.get_secret_value(),
+            settings.allowance_payee_active_key_id,
+        )
     )
     async with ctx.pool.acquire() as conn:
         seeded = await store.seed_policy(conn, ctx.now())
@@ -31,7 +33,7 @@ async def on_start(ctx: ServiceContext) -> None:
         log.info("policy seeded from BRIEF §5: %s", ", ".join(seeded))
 
 
-async def refresh_budget_metrics(ctx: ServiceContext) -> None:
+async def refresh_budget_metrics(ctx: Context) -> None:
     async with ctx.pool.acquire() as conn:
         await usecases.refresh_budget_metrics(conn, ctx.now())
 

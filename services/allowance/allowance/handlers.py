@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncpg
 
 from allowance import usecases
-from allowance.settings import AllowanceSettings
+from allowance.settings import AllowanceSettings, Context
 from shared.consumer import EventConsumer
 from shared.events import (
     AttendanceCorrected,
@@ -19,10 +19,9 @@ from shared.events import (
     PostingSubmitted,
     PostingUpdated,
 )
-from shared.service import ServiceContext
 
 
-def register(consumer: EventConsumer, ctx: ServiceContext) -> None:
+def register(consumer: EventConsumer, ctx: Context) -> None:
     settings = ctx.settings
     assert isinstance(settings, AllowanceSettings)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
+from shared.context import ServiceContext
 from shared.settings import ServiceSettings
 
 
@@ -46,3 +47,10 @@ class AllowanceSettings(ServiceSettings):
 
     # What the bank transfer's memo (적요) says; the month is appended.
     payout_memo_prefix: str = "광산시민수당"
+
+    def staff_tokens(self) -> dict[str, SecretStr]:
+        return {**super().staff_tokens(), "finance": self.finance_token}
+
+
+# The running service's context, typed for this service (shared/context.py).
+Context = ServiceContext[AllowanceSettings]

@@ -18,13 +18,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from matcher import decisions, notify, store
-from matcher.settings import MatcherSettings
+from matcher.settings import Context, MatcherSettings, WebhookSecrets
 from shared import topics
 from shared.auth import require_token
 from shared.events import ApplicationReceived, ApplicationWithdrawn, CitizenProfile, Event
 from shared.http import FastRoute
 from shared.problems import Problem, openapi_problem, validation_errors
-from shared.service import ServiceContext, get_ctx
+from shared.web import get_ctx
 from shared.webhooks import SignatureError, verify
 
 # The event id of a webhook's event is derived from its `webhook-id`: a replayed delivery
@@ -94,7 +94,7 @@ class Accepted(BaseModel):
     webhook_id: str
 
 
-def _settings(ctx: ServiceContext) -> MatcherSettings:
+def _settings(ctx: Context) -> MatcherSettings:
     assert isinstance(ctx.settings, MatcherSettings)
     return ctx.settings
 
@@ -143,7 +143,7 @@ async def partner_webhook(request: Request) -> Response:
 
 
 async def accept_webhook(
-    ctx: ServiceContext, body: bytes, headers: Mapping[str, str]
+    ctx: Context, body: bytes, headers: Mapping[str, str]
 ) -> tuple[int, dict[str, str]]:
     """The webhook's whole work: (202, body) or a `Problem` raised."""
     settings = _settings(ctx)
@@ -153,9 +153,7 @@ async def accept_webhook(
             "body_too_large",
             f"webhook bodies are limited to {settings.webhook_body_size_max_bytes} bytes",
         )
-    secrets = ctx.extra.get("webhook_secrets")
-    if secrets is None:
-        secrets = ctx.extra["webhook_secrets"] = settings.webhook_secrets()
+    secrets = ctx.resource(WebhookSecrets).secrets
     try:
         webhook_id = verify(body, headers, secrets)
     except SignatureError as exc:
@@ -210,7 +208,7 @@ admin = APIRouter(
 )
 
 
-def _admin(request: Request, ctx: ServiceContext) -> None:
+def _admin(request: Request, ctx: Context) -> None:
     require_token(request, ctx.settings.admin_token.get_secret_value(), "admin")
 
 
@@ -248,7 +246,7 @@ class NotificationPage(BaseModel):
 )
 async def list_notifications(
     request: Request,
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
     status: Literal["pending", "delivered", "failed"] = "failed",
     posting_id: str | None = None,
     application_id: str | None = None,
@@ -279,7 +277,7 @@ async def list_notifications(
     responses={404: {"description": "no such notification"}, 409: {"description": "delivered"}},
 )
 async def resend_notification(
-    notification_id: str, request: Request, ctx: ServiceContext = Depends(get_ctx)
+    notification_id: str, request: Request, ctx: Context = Depends(get_ctx)
 ) -> dict[str, Any]:
     _admin(request, ctx)
     row = await notify.resend(ctx.pool, notification_id)
@@ -295,7 +293,7 @@ async def resend_notification(
 
 @admin.get("/draws/{posting_id}", summary="The stored draw of a posting: seed, inputs, outcome")
 async def get_draw(
-    posting_id: str, request: Request, ctx: ServiceContext = Depends(get_ctx)
+    posting_id: str, request: Request, ctx: Context = Depends(get_ctx)
 ) -> dict[str, Any]:
     _admin(request, ctx)
     async with ctx.pool.acquire() as conn:
@@ -312,7 +310,7 @@ async def get_draw(
     summary="Re-run a stored draw from its seed and inputs and say whether it matches",
 )
 async def verify_draw(
-    posting_id: str, request: Request, ctx: ServiceContext = Depends(get_ctx)
+    posting_id: str, request: Request, ctx: Context = Depends(get_ctx)
 ) -> dict[str, Any]:
     _admin(request, ctx)
     async with ctx.pool.acquire() as conn:
@@ -344,7 +342,7 @@ def _application_view(row: Any, waitlist_position: int | None) -> dict[str, Any]
     summary="One application and its decision (held ones included)",
 )
 async def get_application(
-    application_id: str, request: Request, ctx: ServiceContext = Depends(get_ctx)
+    application_id: str, request: Request, ctx: Context = Depends(get_ctx)
 ) -> dict[str, Any]:
     _admin(request, ctx)
     async with ctx.pool.acquire() as conn:
@@ -378,7 +376,7 @@ async def get_application(
 
 @admin.get("/postings/{posting_id}", summary="A posting as the matcher sees it, with counts")
 async def get_posting(
-    posting_id: str, request: Request, ctx: ServiceContext = Depends(get_ctx)
+    posting_id: str, request: Request, ctx: Context = Depends(get_ctx)
 ) -> dict[str, Any]:
     _admin(request, ctx)
     row = await ctx.pool.fetchrow("SELECT * FROM postings WHERE posting_id = $1", posting_id)
@@ -405,7 +403,7 @@ async def get_posting(
 async def list_posting_applications(
     posting_id: str,
     request: Request,
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
     cursor: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
@@ -428,7 +426,7 @@ async def list_posting_applications(
     summary="A citizen's standing: strikes and suspensions (no profile data)",
 )
 async def get_citizen(
-    citizen_id: str, request: Request, ctx: ServiceContext = Depends(get_ctx)
+    citizen_id: str, request: Request, ctx: Context = Depends(get_ctx)
 ) -> dict[str, Any]:
     _admin(request, ctx)
     async with ctx.pool.acquire() as conn:

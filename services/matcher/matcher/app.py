@@ -9,11 +9,18 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from matcher import api, handlers, notify, sweepers
-from matcher.settings import MatcherSettings
-from shared.service import ServiceContext, ServiceSpec, create_app
+from matcher.settings import Context, MatcherSettings, WebhookSecrets
+from shared.service import ServiceSpec, create_app
 
 
-async def start_sender(ctx: ServiceContext) -> None:
+async def on_start(ctx: Context) -> None:
+    """What every role needs: the webhook secrets, split once."""
+    settings = ctx.settings
+    assert isinstance(settings, MatcherSettings)
+    ctx.provide(WebhookSecrets(tuple(settings.webhook_secrets())))
+
+
+async def start_sender(ctx: Context) -> None:
     """Start the partner notification sender (the HTTP side of its outbox)."""
     settings = ctx.settings
     assert isinstance(settings, MatcherSettings)
@@ -31,13 +38,13 @@ async def start_sender(ctx: ServiceContext) -> None:
         prefetch_max=settings.notify_prefetch_max,
         retention=timedelta(days=settings.notify_retention_days),
     )
-    ctx.extra["notification_sender"] = sender
+    ctx.provide(sender)
     await sender.start()
 
 
-async def stop_sender(ctx: ServiceContext) -> None:
-    sender = ctx.extra.pop("notification_sender", None)
-    if isinstance(sender, notify.NotificationSender):
+async def stop_sender(ctx: Context) -> None:
+    sender = ctx.discard(notify.NotificationSender)
+    if sender is not None:
         await sender.stop()
 
 
@@ -53,6 +60,7 @@ SPEC = ServiceSpec(
     fast_routes=api.FAST_ROUTES,
     register_handlers=handlers.register,
     sweepers=sweepers.sweepers(MatcherSettings.model_construct()),
+    on_start=on_start,
     on_worker_start=start_sender,
     on_worker_stop=stop_sender,
     openapi_tags=(

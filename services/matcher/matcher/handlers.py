@@ -8,7 +8,7 @@ from datetime import timedelta
 import asyncpg
 
 from matcher import decisions
-from matcher.settings import MatcherSettings
+from matcher.settings import Context, MatcherSettings
 from shared.consumer import EventConsumer
 from shared.events import (
     ApplicationReceived,
@@ -22,10 +22,9 @@ from shared.events import (
     PostingPublished,
     PostingUpdated,
 )
-from shared.service import ServiceContext
 
 
-def deps_of(ctx: ServiceContext) -> decisions.Deps:
+def deps_of(ctx: Context) -> decisions.Deps:
     settings = ctx.settings
     assert isinstance(settings, MatcherSettings)
     return decisions.Deps(
@@ -35,21 +34,17 @@ def deps_of(ctx: ServiceContext) -> decisions.Deps:
     )
 
 
-def register(consumer: EventConsumer, ctx: ServiceContext) -> None:
+def register(consumer: EventConsumer, ctx: Context) -> None:
     deps = deps_of(ctx)
 
     async def applications_received(
-        conn: asyncpg.Connection, batch: list[tuple[Envelope, Event]]
+        conn: asyncpg.Connection, batch: list[tuple[Envelope, ApplicationReceived]]
     ) -> None:
         """A run of consecutive applications (one fetched batch, maybe several postings),
         decided together in a fixed number of statements: every posting locked at once in
         id order (so two batches never wait for each other in a cycle), each posting's
         applications in arrival order, postings in id order."""
-        applications: list[ApplicationReceived] = []
-        for _, event in batch:
-            assert isinstance(event, ApplicationReceived)
-            applications.append(event)
-        await decisions.decide_applications(conn, deps, applications)
+        await decisions.decide_applications(conn, deps, [event for _, event in batch])
 
     async def application_withdrawn(
         conn: asyncpg.Connection, envelope: Envelope, event: Event

@@ -6,11 +6,13 @@ notification retries, concurrency, body size) is a setting with its default and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from pydantic import SecretStr
 
 from matcher.domain.policy import Policy
+from shared.context import ServiceContext
 from shared.settings import ServiceSettings
 
 # Gwangsan-gu's 21 administrative dongs (광산구 행정동; BRIEF §5, district website, 2024).
@@ -103,3 +105,15 @@ class MatcherSettings(ServiceSettings):
             suspension=timedelta(days=self.suspension_days),
             draw_half_weight_minutes=self.draw_half_weight_minutes,
         )
+
+
+@dataclass(frozen=True)
+class WebhookSecrets:
+    """The partner's webhook secrets, split once at start-up (the ingest path verifies
+    against them on every request)."""
+
+    secrets: tuple[str, ...]
+
+
+# The running service's context, typed for this service (shared/context.py).
+Context = ServiceContext[MatcherSettings]

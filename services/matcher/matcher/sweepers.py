@@ -8,19 +8,19 @@ import logging
 
 from matcher import decisions, store
 from matcher.handlers import deps_of
-from matcher.settings import MatcherSettings
+from matcher.settings import Context, MatcherSettings
 from shared.db import retry_conflicts
-from shared.service import ServiceContext, SweeperSpec
+from shared.service import SweeperSpec
 
 log = logging.getLogger(__name__)
 
 
-def _settings(ctx: ServiceContext) -> MatcherSettings:
+def _settings(ctx: Context) -> MatcherSettings:
     assert isinstance(ctx.settings, MatcherSettings)
     return ctx.settings
 
 
-async def run_due_draws(ctx: ServiceContext) -> None:
+async def run_due_draws(ctx: Context) -> None:
     deps = deps_of(ctx)
     async with ctx.pool.acquire() as conn:
         due = await store.draws_due(conn, ctx.now(), _settings(ctx).sweep_batch_size_max)
@@ -33,7 +33,7 @@ async def run_due_draws(ctx: ServiceContext) -> None:
         await retry_conflicts(one)
 
 
-async def expire_held(ctx: ServiceContext) -> None:
+async def expire_held(ctx: Context) -> None:
     deps = deps_of(ctx)
     async with ctx.pool.acquire() as conn:
         postings = await store.held_expired_postings(

@@ -21,7 +21,7 @@ from fastapi.security import HTTPBearer
 
 from registry import domain, schemas, store
 from registry.handlers import PRODUCER, posting_terms
-from registry.settings import RegistrySettings
+from registry.settings import Context, RegistrySettings
 from shared import outbox
 from shared.auth import bearer, issue_key, key_id_of, matches
 from shared.db import retry_conflicts
@@ -33,7 +33,7 @@ from shared.events import (
     PostingUpdated,
 )
 from shared.problems import PROBLEM_JSON, Problem
-from shared.service import ServiceContext, get_ctx
+from shared.web import get_ctx
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ Limit = Annotated[int | None, Query(ge=1, le=1000, description="bounded by the s
 CursorParam = Annotated[str | None, Query(max_length=500, description="next_cursor of a page")]
 
 
-def settings_of(ctx: ServiceContext) -> RegistrySettings:
+def settings_of(ctx: Context) -> RegistrySettings:
     settings = ctx.settings
     assert isinstance(settings, RegistrySettings)
     return settings
@@ -170,14 +170,14 @@ def refuse_unknown_query(request: Request) -> None:
         )
 
 
-def _is_admin(token: str, ctx: ServiceContext) -> bool:
+def _is_admin(token: str, ctx: Context) -> bool:
     expected = ctx.settings.admin_token.get_secret_value()
     return bool(expected) and hmac.compare_digest(token.encode(), expected.encode())
 
 
 async def require_admin(
     request: Request,
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
     _doc: Any = Depends(AdminBearer),
 ) -> None:
     """The admin token, compared in constant time; a facility key here is 403."""
@@ -207,7 +207,7 @@ _UNAUTHORIZED_DETAIL = "send a valid facility key: `Authorization: Bearer <key>`
 
 async def require_facility(
     request: Request,
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
     _doc: Any = Depends(FacilityBearer),
 ) -> Caller:
     """A live facility key: found by its key id, hash compared in constant time, not rotated
@@ -298,7 +298,7 @@ def posting_view(
     )
 
 
-def posting_json(row: asyncpg.Record, ctx: ServiceContext) -> dict[str, Any]:
+def posting_json(row: asyncpg.Record, ctx: Context) -> dict[str, Any]:
     return posting_view(row, ctx.now(), settings_of(ctx)).model_dump(mode="json")
 
 
@@ -308,7 +308,7 @@ Work = Callable[[asyncpg.Connection], Awaitable[tuple[int, dict[str, Any]]]]
 
 
 async def run_idempotent(
-    request: Request, ctx: ServiceContext, caller: Caller, key: str, work: Work
+    request: Request, ctx: Context, caller: Caller, key: str, work: Work
 ) -> Response:
     """Do `work` once per (facility, Idempotency-Key): its answer is stored in the same
     transaction as its effects; a replay gets that answer, another body with the same key
@@ -368,7 +368,7 @@ admin = APIRouter(prefix="/v1/admin/facilities", tags=["admin"])
 async def create_facility(
     body: schemas.FacilityCreate,
     _: None = Depends(require_admin),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> JSONResponse:
     settings = settings_of(ctx)
     errors = domain.validate_dong(body.dong, settings.facility_dongs)
@@ -409,7 +409,7 @@ async def list_facilities(
     limit: Limit = None,
     cursor: CursorParam = None,
     _: None = Depends(require_admin),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.FacilityPage:
     size = page_limit(limit, settings_of(ctx))
     after = decode_cursor(cursor)
@@ -434,7 +434,7 @@ async def list_facilities(
 async def get_facility(
     facility_id: FacilityId,
     _: None = Depends(require_admin),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.FacilityView:
     async with ctx.pool.acquire() as conn:
         row = await store.get_facility(conn, facility_id)
@@ -452,7 +452,7 @@ async def get_facility(
 async def rotate_key(
     facility_id: FacilityId,
     _: None = Depends(require_admin),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.KeyRotated:
     settings = settings_of(ctx)
     key = issue_key()
@@ -486,7 +486,7 @@ async def rotate_key(
 async def suspend_facility(
     facility_id: FacilityId,
     _: None = Depends(require_admin),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.FacilitySuspended:
     now = ctx.now()
 
@@ -546,7 +546,7 @@ async def create_posting(
     request: Request,
     idempotency_key: IdempotencyKey,
     caller: Caller = Depends(require_facility),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> Response:
     settings = settings_of(ctx)
 
@@ -612,7 +612,7 @@ async def list_postings(
     limit: Limit = None,
     cursor: CursorParam = None,
     caller: Caller = Depends(require_facility),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.PostingPage:
     settings = settings_of(ctx)
     size = page_limit(limit, settings)
@@ -658,7 +658,7 @@ async def _own_posting(
 async def get_posting(
     posting_id: PostingId,
     caller: Caller = Depends(require_facility),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.PostingView:
     async with ctx.pool.acquire() as conn:
         row = await _own_posting(conn, posting_id, caller)
@@ -675,7 +675,7 @@ async def patch_posting(
     posting_id: PostingId,
     body: schemas.PostingPatchBody,
     caller: Caller = Depends(require_facility),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.PostingView:
     settings = settings_of(ctx)
     patch = domain.PostingPatch(
@@ -762,7 +762,7 @@ async def cancel_posting(
     idempotency_key: IdempotencyKey,
     body: schemas.CancelBody | None = None,
     caller: Caller = Depends(require_facility),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> Response:
     async def work(conn: asyncpg.Connection) -> tuple[int, dict[str, Any]]:
         row = await _own_posting(conn, posting_id, caller, for_update=True)
@@ -806,7 +806,7 @@ async def cancel_posting(
 async def get_roster(
     posting_id: PostingId,
     caller: Caller = Depends(require_facility),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.Roster:
     settings = settings_of(ctx)
     async with ctx.pool.acquire() as conn:
@@ -855,7 +855,7 @@ async def put_attendance(
     posting_id: PostingId,
     body: schemas.AttendanceBody,
     caller: Caller = Depends(require_facility),
-    ctx: ServiceContext = Depends(get_ctx),
+    ctx: Context = Depends(get_ctx),
 ) -> schemas.AttendanceResult:
     settings = settings_of(ctx)
     policy = attendance_policy_of(settings)
@@ -898,7 +898,7 @@ async def put_attendance(
 
 async def _record_attendance(
     conn: asyncpg.Connection,
-    ctx: ServiceContext,
+    ctx: Context,
     row: asyncpg.Record,
     entries: list[domain.AttendanceInput],
     policy: domain.AttendancePolicy,

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from registry import domain, store
+from registry.settings import Context
 from shared import outbox
 from shared.consumer import EventConsumer
 from shared.events import (
@@ -34,7 +35,6 @@ from shared.events import (
     PostingRejected,
     PostingUpdated,
 )
-from shared.service import ServiceContext
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def posting_terms(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def register(consumer: EventConsumer, ctx: ServiceContext) -> None:
+def register(consumer: EventConsumer, ctx: Context) -> None:
     """Route each consumed event type to its handler."""
 
     async def budget_reserved(
@@ -281,12 +281,12 @@ def register(consumer: EventConsumer, ctx: ServiceContext) -> None:
     ) -> None:
         """An application refused: it never held a seat, so the roster does not change."""
 
-    consumer.on(BudgetReserved, budget_reserved)  # type: ignore[arg-type]
-    consumer.on(BudgetRejected, budget_rejected)  # type: ignore[arg-type]
-    consumer.on(BudgetReleased, budget_released)  # type: ignore[arg-type]
-    consumer.on(BudgetExhausted, budget_exhausted)  # type: ignore[arg-type]
+    consumer.on(BudgetReserved, budget_reserved)
+    consumer.on(BudgetRejected, budget_rejected)
+    consumer.on(BudgetReleased, budget_released)
+    consumer.on(BudgetExhausted, budget_exhausted)
     consumer.on(BookingConfirmed, booking_held)
     consumer.on(BookingWaitlisted, booking_held)
     consumer.on(BookingPromoted, booking_held)
-    consumer.on(BookingCancelled, booking_cancelled)  # type: ignore[arg-type]
-    consumer.on(BookingRejected, booking_rejected)  # type: ignore[arg-type]
+    consumer.on(BookingCancelled, booking_cancelled)
+    consumer.on(BookingRejected, booking_rejected)

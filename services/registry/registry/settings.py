@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from shared.context import ServiceContext
 from shared.settings import ServiceSettings
 
 # The 21 administrative dongs (행정동) of Gwangsan-gu, Gwangju. Source: BRIEF §5, matching
@@ -82,3 +83,7 @@ class RegistrySettings(ServiceSettings):
     page_size_default: int = 50
     # The roster shows every confirmed booking and at most this many waitlisted ones.
     roster_waitlist_shown_max: int = 500
+
+
+# The running service's context, typed for this service (shared/context.py).
+Context = ServiceContext[RegistrySettings]

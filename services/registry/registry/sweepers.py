@@ -16,11 +16,11 @@ from prometheus_client import Gauge
 
 from registry import store
 from registry.handlers import PRODUCER
-from registry.settings import RegistrySettings
+from registry.settings import Context, RegistrySettings
 from shared import outbox
 from shared.db import retry_conflicts
 from shared.events import PostingClosed
-from shared.service import ServiceContext, SweeperSpec
+from shared.service import SweeperSpec
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +34,13 @@ POSTINGS_CLOSED = Gauge(
 )
 
 
-def _settings(ctx: ServiceContext) -> RegistrySettings:
+def _settings(ctx: Context) -> RegistrySettings:
     settings = ctx.settings
     assert isinstance(settings, RegistrySettings)
     return settings
 
 
-async def close_due_postings(ctx: ServiceContext) -> int:
+async def close_due_postings(ctx: Context) -> int:
     """Close every open posting whose attendance window has passed, a batch at a time."""
     settings = _settings(ctx)
     window = timedelta(hours=settings.attendance_window_hours)
@@ -75,7 +75,7 @@ async def close_due_postings(ctx: ServiceContext) -> int:
     return closed
 
 
-async def report_stale_pending(ctx: ServiceContext) -> int:
+async def report_stale_pending(ctx: Context) -> int:
     """Count postings with no budget answer for too long; warn about them every time."""
     settings = _settings(ctx)
     created_before = ctx.now() - timedelta(seconds=settings.posting_budget_answer_stale_after_s)
@@ -93,7 +93,7 @@ async def report_stale_pending(ctx: ServiceContext) -> int:
     return count
 
 
-async def purge_idempotency_keys(ctx: ServiceContext) -> int:
+async def purge_idempotency_keys(ctx: Context) -> int:
     settings = _settings(ctx)
     async with ctx.pool.acquire() as conn:
         purged = await store.purge_idempotency(
@@ -107,13 +107,13 @@ async def purge_idempotency_keys(ctx: ServiceContext) -> int:
 
 
 def sweepers(settings: RegistrySettings) -> list[SweeperSpec]:
-    async def close(ctx: ServiceContext) -> None:
+    async def close(ctx: Context) -> None:
         await close_due_postings(ctx)
 
-    async def stale(ctx: ServiceContext) -> None:
+    async def stale(ctx: Context) -> None:
         await report_stale_pending(ctx)
 
-    async def purge(ctx: ServiceContext) -> None:
+    async def purge(ctx: Context) -> None:
         await purge_idempotency_keys(ctx)
 
     return [

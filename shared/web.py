@@ -1,0 +1,361 @@
+"""The HTTP kit every service's `api.py` is written with, so the three read alike.
+
+- `Ctx[Settings]`: the running service's typed context as a FastAPI dependency (the FastAPI
+  template's `SessionDep` idea: declared once, named by routes).
+- `staff(role, ...)`: one authentication dependency for staff credentials (admin, finance, …),
+  compared in constant time, with a bearer security scheme in the OpenAPI document; it
+  answers who is calling as a `Staff` for audit rows.
+- `Page[T]`, `page_of`, `CursorCodec`: one page shape (`items`, `next_cursor`), fetched with
+  `limit + 1` so a full last page never gets a spurious cursor, and one opaque cursor format.
+- `problem_responses(...)`: one way to document the problem+json answers of a route.
+- `refuse_unknown_query`: a typo in a query parameter is an error, not a silently ignored
+  filter.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+import structlog
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel, Field
+
+from shared.auth import bearer
+from shared.context import ServiceContext
+from shared.problems import PROBLEM_JSON, PROBLEM_SCHEMA, Problem
+from shared.settings import ServiceSettings
+
+S = TypeVar("S", bound=ServiceSettings)
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+# --- the context ---------------------------------------------------------------------------
+
+
+def get_ctx(request: Request) -> ServiceContext[Any]:
+    """FastAPI dependency: the running service's context (503 while it is starting)."""
+    ctx: ServiceContext[Any] | None = getattr(request.app.state, "ctx", None)
+    if ctx is None:
+        raise Problem(503, "starting", "the service is starting; try again shortly")
+    return ctx
+
+
+# `Ctx[RegistrySettings]` in a route signature: the context, typed for that service.
+Ctx = Annotated[ServiceContext[S], Depends(get_ctx)]
+
+
+def request_id_of() -> str | None:
+    """The id of the request being served (bound by the middleware), for audit rows."""
+    value = structlog.contextvars.get_contextvars().get("request_id")
+    return str(value) if value else None
+
+
+# --- staff authentication --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Staff:
+    """Who is calling a staff endpoint: the credential's role, a staff id for audit rows
+    (today the `X-Staff-Id` the client states; a named staff member's id where a
+    `StaffDirectory` knows the token) and the request id."""
+
+    role: str
+    staff_id: str | None
+    request_id: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.role}:{self.staff_id}" if self.staff_id else self.role
+
+
+@dataclass(frozen=True)
+class StaffDirectory:
+    """Named staff credentials a service keeps in its own tables: provided at start-up as a
+    resource by a service that has them; `find` answers the staff member a token belongs to
+    (or None)."""
+
+    find: Callable[[ServiceContext[Any], str], Awaitable[Staff | None]]
+
+
+def _static_role(token: str, settings: ServiceSettings) -> str | None:
+    """The role whose static token `token` is. Every comparison runs, in constant time, so
+    the answer's timing says nothing about which token came close."""
+    found: str | None = None
+    presented = token.encode()
+    for role, secret in settings.staff_tokens().items():
+        expected = secret.get_secret_value().encode()
+        if expected and hmac.compare_digest(presented, expected) and found is None:
+            found = role
+    return found
+
+
+def _unauthorized(roles: Sequence[str]) -> Problem:
+    return Problem(
+        401,
+        "unauthorized",
+        f"this endpoint needs the {' or '.join(roles)} token",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def staff(
+    *roles: str,
+    strict_query: bool = False,
+    foreign: Callable[[str], str | None] | None = None,
+) -> Callable[..., Awaitable[Staff]]:
+    """A dependency admitting a staff credential of one of `roles`.
+
+    A credential of another staff role is 403 (it is valid, not for this endpoint); one that
+    `foreign` recognises as another kind of credential (a facility key on the admin API) is
+    403 with `foreign`'s sentence; anything else is 401. `strict_query` refuses unknown
+    query parameters after authentication (so an anonymous caller learns nothing)."""
+    if not roles:
+        raise ValueError("staff() needs at least one role")
+    scheme = HTTPBearer(
+        auto_error=False,
+        scheme_name="".join([roles[0], *(r.capitalize() for r in roles[1:])]) + "Token",
+        description=f"the {' or '.join(roles)} staff token",
+    )
+
+    async def dependency(
+        request: Request,
+        ctx: ServiceContext[Any] = Depends(get_ctx),
+        _doc: Any = Depends(scheme),
+    ) -> Staff:
+        token = bearer(request)
+        role = _static_role(token, ctx.settings)
+        who: Staff | None = None
+        if role is not None:
+            stated = request.headers.get("x-staff-id", "").strip()[:100] or None
+            who = Staff(role, stated, request_id_of())
+        else:
+            directory = ctx.resource_or_none(StaffDirectory)
+            if directory is not None:
+                who = await directory.find(ctx, token)
+        if who is None:
+            sentence = foreign(token) if foreign is not None else None
+            if sentence is not None:
+                raise Problem(403, "forbidden", sentence)
+            raise _unauthorized(roles)
+        if who.role not in roles:
+            raise Problem(
+                403,
+                "forbidden",
+                f"this endpoint needs the {' or '.join(roles)} token;"
+                f" the {who.role} token is not allowed here",
+            )
+        if strict_query:
+            refuse_unknown_query(request)
+        return who
+
+    return dependency
+
+
+def refuse_unknown_query(request: Request) -> None:
+    """400 for query parameters the route does not declare (a typo in a filter would
+    otherwise list everything)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known: set[str] = set()
+    stack = [dependant]
+    while stack:
+        current = stack.pop()
+        known.update(p.alias for p in current.query_params)
+        stack.extend(current.dependencies)
+    unknown = sorted(set(request.query_params.keys()) - known)
+    if unknown:
+        raise Problem(
+            400,
+            "invalid_request",
+            "unknown query parameters: " + ", ".join(unknown)[:200],
+            errors=[
+                {"field": name[:100], "message": "unknown query parameter", "code": "unknown"}
+                for name in unknown[:20]
+            ],
+        )
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list: its items and, when there are more, the cursor of the next."""
+
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null on the last page"
+    )
+
+
+Limit = Annotated[
+    int | None, Query(ge=1, le=1000, description="items per page (bounded by the settings)")
+]
+CursorParam = Annotated[
+    str | None, Query(max_length=500, description="`next_cursor` of the previous page")
+]
+
+
+def page_limit(limit: int | None, settings: ServiceSettings, default: int | None = None) -> int:
+    """The page size to fetch: the caller's, else the default, never above the bound."""
+    return min(limit or default or settings.page_size_max, settings.page_size_max)
+
+
+@dataclass(frozen=True)
+class PageOf(Generic[R]):
+    """Rows of a page fetched with `limit + 1`: the page's rows and whether more follow."""
+
+    rows: list[R]
+    more: bool
+
+
+def cut_page(rows: Sequence[R], limit: int) -> PageOf[R]:
+    """Split rows fetched with `limit + 1` into the page and "is there more": a page that is
+    exactly full is not followed by an empty one."""
+    return PageOf(list(rows[:limit]), len(rows) > limit)
+
+
+CursorPart = str | int | datetime
+_KINDS: dict[type[Any], str] = {str: "s", int: "i", datetime: "t"}
+
+
+class CursorCodec:
+    """Opaque cursors: a position (a tuple of strings, integers and instants, the list's
+    sort key) as URL-safe base64 of a JSON list. Decoding checks the shape, so a cursor of
+    another list, or one edited by hand into nonsense, is a 400 naming `cursor`."""
+
+    def __init__(self, *kinds: type[CursorPart]) -> None:
+        self.kinds = kinds
+
+    def encode(self, *position: CursorPart) -> str:
+        if len(position) != len(self.kinds):
+            raise ValueError("a cursor position has one value per sort key")
+        parts = [p.astimezone(UTC).isoformat() if isinstance(p, datetime) else p for p in position]
+        raw = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    def decode(self, text: str | None) -> tuple[Any, ...] | None:
+        if text is None:
+            return None
+        try:
+            padded = text + "=" * (-len(text) % 4)
+            parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
+            if not isinstance(parts, list) or len(parts) != len(self.kinds):
+                raise ValueError("wrong shape")
+            return tuple(
+                self._part(kind, part) for kind, part in zip(self.kinds, parts, strict=True)
+            )
+        except (ValueError, TypeError, binascii.Error, RecursionError, UnicodeDecodeError):
+            raise Problem(
+                400,
+                "invalid_request",
+                "cursor: not a cursor of this list",
+                errors=[
+                    {"field": "cursor", "message": "not a cursor of this list", "code": "cursor"}
+                ],
+            ) from None
+
+    @staticmethod
+    def _part(kind: type[CursorPart], value: Any) -> CursorPart:
+        if kind is datetime:
+            if not isinstance(value, str):
+                raise ValueError("not an instant")
+            at = datetime.fromisoformat(value)
+            if at.tzinfo is None:
+                raise ValueError("an instant without a zone")
+            return at
+        if kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError("not an integer")
+            return value
+        if not isinstance(value, str) or "\x00" in value:
+            raise ValueError("not a string")
+        return value
+
+
+P = TypeVar("P", bound=Page[Any])
+
+
+def page_of(
+    page_type: type[P],
+    rows: Sequence[R],
+    limit: int,
+    render: Callable[[R], Any],
+    position: Callable[[R], str],
+    **extra: Any,
+) -> P:
+    """The page (of class `page_type`, a `Page[Item]` or a subclass with more fields in
+    `extra`) of rows fetched with `limit + 1`: `render` makes each item, `position` the
+    cursor of the last row when more follow."""
+    cut = cut_page(rows, limit)
+    items = [render(row) for row in cut.rows]
+    cursor = position(cut.rows[-1]) if cut.more else None
+    return page_type(items=items, next_cursor=cursor, **extra)
+
+
+# --- problem documentation -------------------------------------------------------------------
+
+PROBLEM_TEXT: dict[int, str] = {
+    400: "invalid request: the problem names each bad field",
+    401: "no credential, or one this service does not know",
+    403: "a valid credential that is not for this endpoint",
+    404: "no such resource for this caller",
+    409: "the resource's state does not allow this now (or the Idempotency-Key is in flight)",
+    413: "request body too large",
+    422: "well-formed but refused by a rule (the problem says which)",
+    503: "a dependency (Postgres, Kafka) is unavailable; retry",
+}
+
+
+class ProblemDoc(BaseModel):
+    """An RFC 9457 problem+json answer (documentation of the shape every error has)."""
+
+    type: str
+    code: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def problem_responses(*codes: int, **texts: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for the problem+json answers a route or router can give; a
+    keyword `e404="..."` overrides the default description of that status."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        out[code] = {
+            "model": ProblemDoc,
+            "description": texts.get(f"e{code}", PROBLEM_TEXT.get(code, "an error")),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDoc"}}},
+        }
+    return out
+
+
+__all__ = [
+    "PROBLEM_SCHEMA",
+    "Ctx",
+    "CursorCodec",
+    "CursorParam",
+    "Limit",
+    "Page",
+    "ProblemDoc",
+    "Staff",
+    "StaffDirectory",
+    "get_ctx",
+    "page_limit",
+    "page_of",
+    "problem_responses",
+    "refuse_unknown_query",
+    "staff",
+]
