@@ -16,6 +16,12 @@ import orjson
 
 T = TypeVar("T")
 
+# The connection a use case is given by its caller (the consumer guard's transaction).
+# Entry points (handlers, routes) name this type to pass a connection through without doing
+# SQL themselves (the layer rule in docs/architecture.md).
+Connection = asyncpg.Connection
+Pool = asyncpg.Pool
+
 log = logging.getLogger(__name__)
 
 # Errors that say "the database is not reachable now", not "this input is bad". Work that
