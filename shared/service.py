@@ -22,6 +22,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.telemetry import TelemetryConfig
+from fastapi_offline import FastAPIOffline
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -292,7 +293,10 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             await clock.stop()
             await pool.close()
 
-    app = FastAPI(
+    # The API docs (/docs, /redoc) serve Swagger UI and ReDoc from the package's own files:
+    # the district's network is separated from the internet (망분리), where a CDN-loaded
+    # page renders blank.
+    app = FastAPIOffline(
         title=spec.title,
         description=spec.description,
         version="1.0.0",

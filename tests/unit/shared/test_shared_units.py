@@ -167,3 +167,27 @@ async def test_clock_endpoints_exist_only_in_test_and_demo(tmp_path: Path) -> No
             got = await client.get("/v1/admin/clock")
             put = await client.put("/v1/admin/clock", json={"now": NOW.isoformat()})
             assert (got.status_code != 404) is routed and (put.status_code != 404) is routed, env
+
+
+async def test_api_docs_render_with_no_outside_network(tmp_path: Path) -> None:
+    """/docs and /redoc load every script, style and icon from the service itself (the
+    district's network is separated from the internet): no absolute URL to another host in
+    either page, and each asset they name is served."""
+    import re
+
+    from shared.service import ServiceSpec, create_app
+    from shared.settings import ServiceSettings
+
+    spec = ServiceSpec(name="x", title="x", description="", migrations_dir=tmp_path)
+    app = create_app(spec, ServiceSettings())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for page in ("/docs", "/redoc"):
+            html = (await client.get(page)).text
+            assert not re.search(r"(src|href)=['\"]?(https?:)?//", html), page
+            assets = re.findall(r"(?:src|href|url)[=:]\s*['\"](/[^'\"]+)['\"]", html)
+            assert any(a.endswith(".js") for a in assets), page
+            for asset in assets:
+                if asset.startswith("/static-offline-docs/"):
+                    served = await client.get(asset)
+                    assert served.status_code == 200 and len(served.content) > 1000, asset
