@@ -65,6 +65,7 @@ async def create_pool(
     size_min: int = 2,
     size_max: int = 10,
     statement_timeout_ms: int = 10_000,
+    connect_timeout_ms: int = 2_000,
 ) -> asyncpg.Pool:
     """A pool whose connections see `schema` first and time out runaway statements."""
     pool = await asyncpg.create_pool(
@@ -72,6 +73,7 @@ async def create_pool(
         min_size=size_min,
         max_size=size_max,
         init=_init_connection,
+        timeout=connect_timeout_ms / 1000,
         server_settings={
             "search_path": schema,
             "statement_timeout": str(statement_timeout_ms),

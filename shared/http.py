@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import metrics
 from shared.logs import bind_request
-from shared.problems import PROBLEM_JSON, Problem
+from shared.problems import PROBLEM_JSON, Problem, unexpected
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ class ServiceMiddleware:
                 await self._serve_fast(fast, scope, receive, send, headers, request_id)
             return
         status = 500
+        response_started = False
         received = 0
         started = time.perf_counter()
 
@@ -105,9 +106,10 @@ class ServiceMiddleware:
             return message
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode()),
@@ -120,6 +122,20 @@ class ServiceMiddleware:
             except BodyTooLargeError:
                 status = 413
                 await self._answer(send, request_id, _too_large(self.limit), scope["path"])
+            except Exception as exc:
+                # Caught here, not by Starlette's outermost error middleware, so the answer
+                # is problem+json with the request id and is counted in the HTTP metrics
+                # (the 5xx alert reads them).
+                problem = unexpected(exc)
+                log.exception(
+                    "unhandled error in %s %s",
+                    scope.get("method"),
+                    scope["path"],
+                    extra={"service": self.service, "status": problem.status},
+                )
+                status = problem.status
+                if not response_started:
+                    await self._answer(send, request_id, problem, scope["path"])
         self._observe(scope, status, time.perf_counter() - started)
 
     async def _serve_fast(
@@ -157,9 +173,9 @@ class ServiceMiddleware:
                 answer = await handler(ctx, b"".join(chunks), headers)
             except Problem as problem:
                 answer = problem
-            except Exception:
+            except Exception as exc:
                 log.exception("unhandled error in %s %s", scope["method"], path)
-                answer = Problem(500, "internal_error", "an unexpected error; it is logged")
+                answer = unexpected(exc)
         status = await self._answer(send, request_id, answer, path)
         self._observe(scope, status, time.perf_counter() - started, template=path)
 
@@ -168,7 +184,10 @@ class ServiceMiddleware:
     ) -> int:
         """Send a whole JSON (or problem+json) response; its status."""
         if isinstance(answer, Problem):
-            status, body = answer.status, orjson.dumps(answer.body(path))
+            status = answer.status
+            body = orjson.dumps(
+                answer.body(path) | ({"request_id": request_id} if status >= 500 else {})
+            )
             extra = [(k.lower().encode(), v.encode()) for k, v in (answer.headers or {}).items()]
             headers = [(b"content-type", PROBLEM_JSON.encode()), *extra]
         else:

@@ -57,6 +57,28 @@ class Problem(Exception):
         return body
 
 
+# How long a client should wait before retrying when a dependency is down (seconds).
+RETRY_AFTER_S = 2
+
+
+def unexpected(exc: BaseException) -> Problem:
+    """The answer to an exception no route handled: 503 with `Retry-After` when a dependency
+    (Postgres, Kafka) is unreachable — the client's retry will succeed once it is back —,
+    else 500. Never the exception's text: it may carry SQL or personal data."""
+    from aiokafka.errors import KafkaError
+
+    from shared.db import is_transient
+
+    if is_transient(exc) or isinstance(exc, KafkaError):
+        return Problem(
+            503,
+            "service_unavailable",
+            "a dependency of this service is unavailable; retry shortly",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+    return Problem(500, "internal_error", "an unexpected error; it is logged with the request id")
+
+
 def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
     return JSONResponse(
         problem.body(instance),

@@ -136,6 +136,7 @@ async def _connect_pool(settings: ServiceSettings, schema: str) -> asyncpg.Pool:
                 size_min=settings.db_pool_size_min,
                 size_max=settings.db_pool_size_max,
                 statement_timeout_ms=settings.db_statement_timeout_ms,
+                connect_timeout_ms=settings.db_connect_timeout_ms,
             )
         except (OSError, asyncpg.PostgresError) as exc:
             if asyncio.get_running_loop().time() > deadline:

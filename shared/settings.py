@@ -45,6 +45,9 @@ class ServiceSettings(BaseSettings):
     db_pool_size_max: int = 10
     # A runaway statement is cancelled rather than holding locks forever.
     db_statement_timeout_ms: int = 10_000
+    # How long opening a connection may take: during a Postgres outage a request answers
+    # 503 with Retry-After within this bound instead of hanging.
+    db_connect_timeout_ms: int = 2_000
 
     # Comma-separated host:port list.
     kafka_bootstrap_servers: str = "127.0.0.1:9092"

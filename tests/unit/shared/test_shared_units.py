@@ -191,3 +191,61 @@ async def test_api_docs_render_with_no_outside_network(tmp_path: Path) -> None:
                 if asset.startswith("/static-offline-docs/"):
                     served = await client.get(asset)
                     assert served.status_code == 200 and len(served.content) > 1000, asset
+
+
+async def test_unhandled_errors_are_problems_with_the_request_id_and_are_counted(
+    tmp_path: Path,
+) -> None:
+    """A route that raises answers problem+json 500 carrying the request id (header and
+    body) and the failure is counted in gwangsan_http_requests_total, so the 5xx alert can
+    fire; an unreachable dependency (Postgres, Kafka) is a 503 with Retry-After instead."""
+    import asyncpg
+    from aiokafka.errors import KafkaConnectionError
+    from fastapi import APIRouter
+    from prometheus_client import REGISTRY
+
+    from shared.service import ServiceSpec, create_app
+    from shared.settings import ServiceSettings
+
+    router = APIRouter()
+
+    @router.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret SQL text that must not leak")
+
+    @router.get("/pg-down")
+    async def pg_down() -> None:
+        raise asyncpg.CannotConnectNowError("the database system is starting up")
+
+    @router.get("/kafka-down")
+    async def kafka_down() -> None:
+        raise KafkaConnectionError()
+
+    spec = ServiceSpec(
+        name="errtest", title="x", description="", migrations_dir=tmp_path, routers=[router]
+    )
+    app = create_app(spec, ServiceSettings(role="api"))
+
+    def counted(path: str, status: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "gwangsan_http_requests_total",
+            {"service": "errtest", "route": path, "method": "GET", "status": status},
+        )
+        return value or 0.0
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        before = counted("/boom", "500")
+        got = await client.get("/boom", headers={"x-request-id": "req-42"})
+        assert got.status_code == 500
+        assert got.headers["content-type"] == "application/problem+json"
+        assert got.headers["x-request-id"] == "req-42"
+        assert got.json()["request_id"] == "req-42" and got.json()["code"] == "internal_error"
+        assert "secret" not in got.text
+        assert counted("/boom", "500") == before + 1
+        for path in ("/pg-down", "/kafka-down"):
+            down = await client.get(path)
+            assert down.status_code == 503, path
+            assert down.headers["retry-after"] == "2"
+            assert down.json()["code"] == "service_unavailable"
+            assert counted(path, "503") >= 1
