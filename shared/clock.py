@@ -66,8 +66,13 @@ class FixedClock(Clock):
         self._now = now
 
 
+# The shared clock starts at the real time and only moves forward: the first set may not go
+# back from the database's clock (the `WHERE` of the SELECT), a later one not back from the
+# shared time (the `WHERE` of the UPDATE). The shared time is never behind the real one, so
+# a valid later set always passes the first test too.
 _SET_SQL = """
-INSERT INTO clock.shared_clock (id, now_at, set_at) VALUES (true, $1, now())
+INSERT INTO clock.shared_clock (id, now_at, set_at) SELECT true, $1::timestamptz, now()
+WHERE $1::timestamptz >= now()
 ON CONFLICT (id) DO UPDATE SET now_at = EXCLUDED.now_at, set_at = EXCLUDED.set_at
 WHERE clock.shared_clock.now_at + (now() - clock.shared_clock.set_at) <= EXCLUDED.now_at
 RETURNING now_at, set_at
