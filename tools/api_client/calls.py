@@ -130,8 +130,14 @@ class AllowanceAdmin(Surface):
         params = {"fiscal_year": fiscal_year}
         return await self.json_or_none("GET", "/v1/admin/budget", params=params)
 
-    async def set_budget(self, fiscal_year: int, amount_won: int, note: str) -> Json:
+    async def set_budget(
+        self, fiscal_year: int, amount_won: int, note: str, previous_amount_won: int | None = None
+    ) -> Json:
+        """Raise or cut the total (a ledger entry). With `previous_amount_won`, refused (409
+        `budget_changed`) if someone else changed the total meanwhile."""
         body = {"fiscal_year": fiscal_year, "amount_won": amount_won, "note": note}
+        if previous_amount_won is not None:
+            body["previous_amount_won"] = previous_amount_won
         return await self.json("PUT", "/v1/admin/budget", json=body)
 
 
