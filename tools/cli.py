@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import httpx
 
 from shared import dlq, topics
 from shared.stack.envfile import client_env
+from tools.api_client import Api, ApiError, Endpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,26 +58,11 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
         print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
 
 
-def http(env: dict[str, str], service: str, token_key: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=need(env, f"{service.upper()}_URL"),
-        headers={"Authorization": f"Bearer {need(env, token_key)}"},
-        timeout=30,
-    )
-
-
-async def answer(response: httpx.Response) -> Any:
-    if response.status_code >= 400:
-        try:
-            body = response.json()
-            detail = body.get("detail") or body
-        except ValueError:
-            detail = response.text
-        raise CliError(
-            f"{response.request.method} {response.request.url.path}: "
-            f"{response.status_code} {detail}"
-        )
-    return response.json() if response.content else None
+def api(env: dict[str, str], *needed: str) -> Api:
+    """The client of the services, once the addresses and tokens a command uses are set."""
+    for key in needed:
+        need(env, key)
+    return Api(Endpoints.from_env(env))
 
 
 # --- dead-letter queues -------------------------------------------------------------------
@@ -127,10 +112,8 @@ async def cmd_dlq_replay(args: argparse.Namespace, env: dict[str, str]) -> int:
 
 
 async def cmd_notifications_list(args: argparse.Namespace, env: dict[str, str]) -> int:
-    async with http(env, "matcher", "ADMIN_TOKEN") as client:
-        page = await answer(
-            await client.get("/v1/admin/notifications", params={"status": args.status})
-        )
+    async with api(env, "MATCHER_URL", "ADMIN_TOKEN") as client:
+        page = await client.matcher_admin.list_notifications(args.status)
     items = page["items"]
     print(
         f"{len(items)} {args.status} notification(s)"
@@ -144,12 +127,10 @@ async def cmd_notifications_list(args: argparse.Namespace, env: dict[str, str]) 
 
 
 async def cmd_notifications_resend(args: argparse.Namespace, env: dict[str, str]) -> int:
-    async with http(env, "matcher", "ADMIN_TOKEN") as client:
+    async with api(env, "MATCHER_URL", "ADMIN_TOKEN") as client:
         ids: list[str] = list(args.ids)
         if args.all_failed:
-            page = await answer(
-                await client.get("/v1/admin/notifications", params={"status": "failed"})
-            )
+            page = await client.matcher_admin.list_notifications("failed")
             ids += [item["notification_id"] for item in page["items"]]
         if not ids:
             print("nothing to resend")
@@ -158,7 +139,7 @@ async def cmd_notifications_resend(args: argparse.Namespace, env: dict[str, str]
             print("nothing changed")
             return 1
         for notification_id in ids:
-            await answer(await client.post(f"/v1/admin/notifications/{notification_id}/resend"))
+            await client.matcher_admin.resend_notification(notification_id)
     print(f"queued {len(ids)} notification(s) for delivery again (same webhook-id each)")
     return 0
 
@@ -172,13 +153,8 @@ async def cmd_rotate_key(args: argparse.Namespace, env: dict[str, str]) -> int:
     ):
         print("nothing changed")
         return 1
-    async with http(env, "registry", "ADMIN_TOKEN") as client:
-        body = await answer(
-            await client.post(
-                f"/v1/admin/facilities/{args.facility_id}/keys/rotate",
-                headers={"Idempotency-Key": uuid.uuid4().hex},
-            )
-        )
+    async with api(env, "REGISTRY_URL", "ADMIN_TOKEN") as client:
+        body = await client.registry_admin.rotate_facility_key(args.facility_id)
     print(f"new key for {args.facility_id} (shown once; give it to the facility):")
     print(body.get("api_key", body))
     return 0
@@ -190,8 +166,8 @@ def _won(value: Any) -> str:
 
 async def cmd_budget(args: argparse.Namespace, env: dict[str, str]) -> int:
     params = {"fiscal_year": args.fiscal_year} if args.fiscal_year else {}
-    async with http(env, "allowance", "FINANCE_TOKEN") as client:
-        body = await answer(await client.get("/v1/budget", params=params))
+    async with api(env, "ALLOWANCE_URL", "FINANCE_TOKEN") as client:
+        body = await client.finance.get_budget(**params)
     for key, value in body.items():
         print(f"{key:<16} {_won(value) if key.endswith('_won') else value}")
     return 0
@@ -204,12 +180,8 @@ async def cmd_close_month(args: argparse.Namespace, env: dict[str, str]) -> int:
     ):
         print("nothing changed")
         return 1
-    async with http(env, "allowance", "FINANCE_TOKEN") as client:
-        body = await answer(
-            await client.post(
-                f"/v1/periods/{args.period}/close", headers={"Idempotency-Key": uuid.uuid4().hex}
-            )
-        )
+    async with api(env, "ALLOWANCE_URL", "FINANCE_TOKEN") as client:
+        body = await client.finance.close_period(args.period)
     print(f"{args.period} is closed:")
     for key, value in body.items():
         print(f"  {key:<18} {_won(value) if key.endswith('_won') else value}")
@@ -306,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Command = args.run
     try:
         return asyncio.run(run(args, stack_env()))
-    except CliError as exc:
+    except (CliError, ApiError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (httpx.HTTPError, OSError) as exc:

@@ -15,10 +15,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tools.api_client import Api, Endpoints, partner
+from tools.api_client.calls import Clock
 from tools.demo.services import simulator
-from tools.partner_sim import client as partner
-
-from . import api_client as api
 
 T = TypeVar("T")
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -32,8 +31,9 @@ def sim_url(stack_env: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def system(stack_env: dict[str, str], sim_url: str) -> api.System:
-    return api.System.from_env(stack_env, sim_url)
+async def system(stack_env: dict[str, str], sim_url: str) -> AsyncIterator[Api]:
+    async with Api(Endpoints.from_env(stack_env, sim_url=sim_url)) as api:
+        yield api
 
 
 async def eventually(
@@ -54,7 +54,7 @@ FacilityMaker = Callable[..., Awaitable[dict[str, Any]]]
 
 
 @pytest.fixture
-def make_facility(system: api.System) -> FacilityMaker:
+def make_facility(system: Api) -> FacilityMaker:
     async def make(**overrides: Any) -> dict[str, Any]:
         fields: dict[str, Any] = {
             "name": f"수완동 작은도서관 e2e-{uuid.uuid4().hex[:6]}",
@@ -63,7 +63,7 @@ def make_facility(system: api.System) -> FacilityMaker:
             "requires_child_safety_check": False,
             **overrides,
         }
-        return await api.create_facility(system, **fields)
+        return await system.registry_admin.create_facility(fields)
 
     return make
 
@@ -96,58 +96,60 @@ AVAILABLE_WON_MIN = 5_000_000  # what every test may spend without asking
 
 
 @pytest.fixture(autouse=True)
-async def enough_budget(system: api.System) -> None:
+async def enough_budget(system: Api) -> None:
     """Whatever other suites (or the demo) left, the fiscal years a test can post shifts in
     (this one and, near its end, the next) have at least AVAILABLE_WON_MIN available: a
     raise by a ledger entry, never an overwrite."""
-    now = await api.get_clock(system)
+    now = await system.clock.get()
     for year in sorted({seoul_year(now), seoul_year(now + timedelta(days=40))}):
-        current = await api.get_admin_budget(system, year)
+        current = await system.allowance_admin.get_budget(year)
         if current is None:
-            await api.set_budget(system, year, AVAILABLE_WON_MIN, "e2e: budget for the tests")
+            await system.allowance_admin.set_budget(
+                year, AVAILABLE_WON_MIN, "e2e: budget for the tests"
+            )
         elif int(current["available_won"]) < AVAILABLE_WON_MIN:
             raise_won = AVAILABLE_WON_MIN - int(current["available_won"])
-            await api.set_budget(
-                system, year, int(current["total_won"]) + raise_won, "e2e: budget for the tests"
+            await system.allowance_admin.set_budget(
+                year, int(current["total_won"]) + raise_won, "e2e: budget for the tests"
             )
 
 
 @pytest.fixture
-async def budget_room(system: api.System) -> AsyncIterator[BudgetRoom]:
+async def budget_room(system: Api) -> AsyncIterator[BudgetRoom]:
     """Give a fiscal year exactly `room_won` available (a ledger entry raising or cutting the
     unreserved part; the year's history is kept), and put the available amount back as it
     was afterwards (again by an entry), so other suites find what they left."""
     restore: list[tuple[int, int]] = []
 
     async def room(fiscal_year: int, room_won: int) -> dict[str, Any]:
-        current = await api.get_admin_budget(system, fiscal_year)
+        current = await system.allowance_admin.get_budget(fiscal_year)
         if current is None:
-            return await api.set_budget(system, fiscal_year, room_won, "e2e: budget for the tests")
+            return await system.allowance_admin.set_budget(
+                fiscal_year, room_won, "e2e: budget for the tests"
+            )
         restore.append((fiscal_year, int(current["available_won"])))
         total = int(current["total_won"]) - int(current["available_won"]) + room_won
-        return await api.set_budget(system, fiscal_year, total, "e2e: room for one test")
+        return await system.allowance_admin.set_budget(fiscal_year, total, "e2e: room for one test")
 
     yield room
     for fiscal_year, available in reversed(restore):
-        current = await api.get_admin_budget(system, fiscal_year)
+        current = await system.allowance_admin.get_budget(fiscal_year)
         assert current is not None
         total = int(current["total_won"]) - int(current["available_won"]) + available
-        await api.set_budget(system, fiscal_year, max(total, 0), "e2e: room given back")
+        await system.allowance_admin.set_budget(fiscal_year, max(total, 0), "e2e: room given back")
 
 
-async def wait_status(
-    system: api.System, key: str, posting_id: str, *statuses: str
-) -> dict[str, Any]:
+async def wait_status(system: Api, key: str, posting_id: str, *statuses: str) -> dict[str, Any]:
     async def check() -> dict[str, Any] | None:
-        view = await api.get_posting(system, key, posting_id)
+        view = await system.facility(key).get_posting(posting_id)
         return view if view["status"] in statuses else None
 
     return await eventually(check, what=f"posting {posting_id} to be {'/'.join(statuses)}")
 
 
-async def wait_decided(system: api.System, application_id: str) -> dict[str, Any]:
+async def wait_decided(system: Api, application_id: str) -> dict[str, Any]:
     async def check() -> dict[str, Any] | None:
-        app = await api.get_application(system, application_id)
+        app = await system.matcher_admin.get_application(application_id)
         if app is None or app["status"] in ("pending", "held"):
             return None
         return app
@@ -155,22 +157,21 @@ async def wait_decided(system: api.System, application_id: str) -> dict[str, Any
     return await eventually(check, what=f"a decision on {application_id}")
 
 
-async def wait_notification(system: api.System, kind: str, **filters: str) -> dict[str, Any]:
+async def wait_notification(system: Api, kind: str, **filters: str) -> dict[str, Any]:
     async def check() -> dict[str, Any] | None:
-        got = await api.sim_notifications(system, type=kind, **filters)
+        got = await system.simulator.notifications(type=kind, **filters)
         return got["items"][0] if got["items"] else None
 
     return await eventually(check, what=f"a {kind} notification for {filters}")
 
 
-async def move_clock(system: api.System, at: datetime) -> None:
+async def move_clock(system: Api, at: datetime) -> None:
     """Move the shared clock and wait until every service follows (each re-reads it on its
     own refresh interval)."""
-    await api.set_clock(system, at)
-    for base in (system.registry_url, system.matcher_url, system.allowance_url):
+    await system.clock.set(at)
+    for clock in system.clocks:
 
-        async def follows(url: str = base) -> bool | None:
-            r = await api.raw(system, url, system.admin_token, "GET", "/v1/admin/clock")
-            return True if datetime.fromisoformat(r.json()["now"]) >= at else None
+        async def follows(clock: Clock = clock) -> bool | None:
+            return True if await clock.get() >= at else None
 
-        await eventually(follows, what=f"{base} to follow the clock")
+        await eventually(follows, what=f"{clock.base_url} to follow the clock")

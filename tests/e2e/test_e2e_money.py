@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from tools.partner_sim import client as partner
+from tools.api_client import Api, partner
 
-from . import api_client as api
 from .conftest import (
     RATE_WON,
     SEOUL,
@@ -42,19 +41,19 @@ def next_month_start(at: datetime) -> datetime:
     return first
 
 
-async def statement_of(system: api.System, period: str, citizen_id: str) -> dict[str, Any] | None:
-    page = await api.get_statements(system, period, limit=1000)
+async def statement_of(system: Api, period: str, citizen_id: str) -> dict[str, Any] | None:
+    page = await system.finance.get_statements(period, limit=1000)
     rows: list[dict[str, Any]] = page["statements"]
     cursor = page["next_cursor"]
     while cursor:
-        page = await api.get_statements(system, period, limit=1000, cursor=cursor)
+        page = await system.finance.get_statements(period, limit=1000, cursor=cursor)
         rows += page["statements"]
         cursor = page["next_cursor"]
     return next((r for r in rows if r["citizen_id"] == citizen_id), None)
 
 
 async def test_a_month_attendance_payout_close_and_a_later_correction(
-    system: api.System, make_facility: FacilityMaker, budget_room: BudgetRoom
+    system: Api, make_facility: FacilityMaker, budget_room: BudgetRoom
 ) -> None:
     """Flows 5–6 with the finance API: three citizens work a 2-hour shift — one the whole
     shift, one leaves after 90 minutes, one does not come (a strike). Allowance pays
@@ -62,27 +61,31 @@ async def test_a_month_attendance_payout_close_and_a_later_correction(
     finance closes the month: the citizen with bank details is in the payout file, the
     other held back and carried forward; a correction after the window (90 → 120 minutes)
     is paid as an adjustment in the next open month, the closed month unchanged."""
-    now = await api.get_clock(system)
+    now = await system.clock.get()
     start = (now + timedelta(hours=2)).replace(second=0, microsecond=0)
     end = start + timedelta(minutes=120)
     period = period_of(start)
     await budget_room(seoul_year(start), 1_000_000)
     key = (await make_facility(kind="welfare_centre"))["api_key"]
-    posting = await api.post_shift(system, key, **shift(start, 120, capacity=3))
+    posting = await system.facility(key).post_posting(shift(start, 120, capacity=3))
     pid = posting["id"]
     await wait_status(system, key, pid, "open")
     people = [citizen_at(now) for _ in range(3)]
     apps = []
     for who in people:
         app_id = partner.new_application_id()
-        assert (await api.apply(system, pid, who, application_id=app_id)).status_code == 202
+        assert (
+            await system.partner.submit_application(
+                posting_id=pid, citizen=who, application_id=app_id
+            )
+        ).status_code == 202
         apps.append(await wait_decided(system, app_id))
     assert [a["status"] for a in apps] == ["confirmed"] * 3
     full, early, absent = apps
     minutes = {full["citizen_id"]: 120, early["citizen_id"]: 90}
 
     await move_clock(system, end + timedelta(minutes=5))
-    result = await api.record_attendance(system, key, pid, [
+    result = await system.facility(key).record_attendance(pid, [
         {"booking_id": full["booking_id"], "status": "attended",
          "checked_in_at": start.isoformat(), "checked_out_at": end.isoformat()},
         {"booking_id": early["booking_id"], "status": "attended",
@@ -102,10 +105,10 @@ async def test_a_month_attendance_payout_close_and_a_later_correction(
     for citizen_id, row in statements.items():
         assert row["payable_won"] == RATE_WON * minutes[citizen_id] // 60 and row["capped_won"] == 0
     assert await statement_of(system, period, absent["citizen_id"]) is None
-    standing = await api.get_citizen(system, absent["citizen_id"])
+    standing = await system.matcher_admin.get_citizen(absent["citizen_id"])
     assert [s["kind"] for s in standing["strikes"]] == ["no_show"]
 
-    ledger = await api.get_ledger(system, posting_id=pid, format="json")
+    ledger = await system.finance.get_ledger(posting_id=pid, format="json")
     assert ledger["totals"]["debit_won"] == ledger["totals"]["credit_won"] > 0
     payable = {
         e["citizen_id"]: -e["amount_won"]
@@ -115,8 +118,8 @@ async def test_a_month_attendance_payout_close_and_a_later_correction(
     assert payable == {c: RATE_WON * m // 60 for c, m in minutes.items()}
 
     # Bank details for one of the two; they are never given back in full.
-    saved = await api.put_payee(system, full["citizen_id"], bank_code="088",
-                                account_number="110-123-456789", account_holder="김광산")  # fmt: skip
+    saved = await system.finance.put_payee(full["citizen_id"], {"bank_code": "088",
+                                "account_number": "110-123-456789", "account_holder": "김광산"})  # fmt: skip
     assert "123456789" not in str(saved).replace("-", "") and saved["account_masked"]
 
     # The month ends; the attendance window passes; finance closes the month.
@@ -124,15 +127,15 @@ async def test_a_month_attendance_payout_close_and_a_later_correction(
     await move_clock(
         system, max(next_month_start(start), end + timedelta(hours=72)) + timedelta(minutes=5)
     )
-    closed = await api.close_period(system, period)
+    closed = await system.finance.close_period(period)
     assert closed["status"] == "closed"
-    assert (await api.close_period(system, period))["closed_at"] == closed["closed_at"]
-    summary = await api.get_payout_file(system, period, format="json")
+    assert (await system.finance.close_period(period))["closed_at"] == closed["closed_at"]
+    summary = await system.finance.get_payout_file(period, format="json")
     line = [x for x in summary["lines"] if x["citizen_id"] == full["citizen_id"]]
     held = [x for x in summary["held_back"] if x["citizen_id"] == early["citizen_id"]]
     assert line and line[0]["amount_won"] == RATE_WON * 2 and "456789" not in str(line)
     assert held and held[0]["carried_forward_won"] == RATE_WON * 90 // 60
-    bank_file = await api.raw(system, system.allowance_url, system.finance_token, "GET",
+    bank_file = await system.raw(system.endpoints.allowance_url, system.endpoints.finance_token, "GET",
                               f"/v1/periods/{period}/payout-file")  # fmt: skip
     assert bank_file.status_code == 200 and int(bank_file.headers["x-payout-count"]) >= 1
     assert "110-123-456789" in bank_file.text or "110123456789" in bank_file.text
@@ -140,7 +143,7 @@ async def test_a_month_attendance_payout_close_and_a_later_correction(
     assert frozen is not None and frozen["payout_won"] == RATE_WON * 2
 
     # A correction after the window: paid as an adjustment in the next open month.
-    fixed = await api.record_attendance(system, key, pid, [
+    fixed = await system.facility(key).record_attendance(pid, [
         {"booking_id": early["booking_id"], "status": "attended",
          "checked_in_at": start.isoformat(), "checked_out_at": end.isoformat()},
     ])  # fmt: skip
@@ -158,46 +161,46 @@ async def test_a_month_attendance_payout_close_and_a_later_correction(
     assert after is not None and after["payable_won"] == RATE_WON * 90 // 60
 
     # The finance exports of the month.
-    csv = await api.get_ledger(system, period=period, format="csv")
+    csv = await system.finance.get_ledger(period=period, format="csv")
     assert isinstance(csv, bytes) and csv.startswith(b"\xef\xbb\xbf")
     assert pid.encode() in csv
-    xlsx = await api.raw(system, system.allowance_url, system.finance_token, "GET", "/v1/ledger",
+    xlsx = await system.raw(system.endpoints.allowance_url, system.endpoints.finance_token, "GET", "/v1/ledger",
                          params={"period": period, "format": "xlsx"})  # fmt: skip
     assert xlsx.status_code == 200 and xlsx.content.startswith(b"PK")
     assert "spreadsheetml" in xlsx.headers["content-type"]
-    trial = await api.get_trial_balance(system)
+    trial = await system.finance.get_trial_balance()
     assert trial["balanced"] is True and trial["debit_won"] == trial["credit_won"]
 
 
-async def test_finance_and_admin_endpoints_refuse_the_wrong_token(system: api.System) -> None:
+async def test_finance_and_admin_endpoints_refuse_the_wrong_token(system: Api) -> None:
     """Function-level authorization: the admin token on finance endpoints and the finance
     token on admin endpoints are 403; no token is 401, as problem+json."""
-    base = system.allowance_url
+    base = system.endpoints.allowance_url
     checks = [
-        (system.admin_token, "GET", "/v1/ledger", 403),
-        (system.admin_token, "GET", "/v1/budget", 403),
-        (system.finance_token, "GET", "/v1/admin/rates", 403),
-        (system.finance_token, "PUT", "/v1/admin/budget", 403),
+        (system.endpoints.admin_token, "GET", "/v1/ledger", 403),
+        (system.endpoints.admin_token, "GET", "/v1/budget", 403),
+        (system.endpoints.finance_token, "GET", "/v1/admin/rates", 403),
+        (system.endpoints.finance_token, "PUT", "/v1/admin/budget", 403),
         (None, "GET", "/v1/ledger", 401),
         (None, "PUT", "/v1/payees/ctz_abc", 401),
     ]
     for token, method, path, status in checks:
         body = {} if method == "PUT" else None
-        r = await api.raw(system, base, token, method, path, json=body)
+        r = await system.raw(base, token, method, path, json=body)
         assert r.status_code == status, (method, path, r.status_code)
         assert r.headers["content-type"].startswith("application/problem+json")
 
 
-async def test_the_rate_table_refuses_a_rate_below_the_minimum_wage(system: api.System) -> None:
+async def test_the_rate_table_refuses_a_rate_below_the_minimum_wage(system: Api) -> None:
     """The admin rate table (BRIEF §5): a rate below the legal minimum wage of its year is
     refused (422) and the table in force does not change; it carries a source per row."""
-    before = await api.get_rates(system)
+    before = await system.allowance_admin.get_rates()
     assert all(r["source"] for r in before["rates"])
-    refused = await api.raw(system, system.allowance_url, system.admin_token, "PUT",
+    refused = await system.raw(system.endpoints.allowance_url, system.endpoints.admin_token, "PUT",
                             "/v1/admin/rates", json={"rates": [
                                 {"effective_from": "2026-01-01", "hourly_rate_won": 9_000,
                                  "source": "e2e: below the 2026 minimum wage of 10,320"}]})  # fmt: skip
     assert refused.status_code == 422, refused.text
-    assert (await api.get_rates(system))["version"] == before["version"]
-    caps = await api.get_caps(system)
+    assert (await system.allowance_admin.get_rates())["version"] == before["version"]
+    caps = await system.allowance_admin.get_caps()
     assert any(c["monthly_amount_max_won"] == 583_444 for c in caps["caps"])

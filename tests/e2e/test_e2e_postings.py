@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from . import api_client as api
+from tools.api_client import Api
+
 from .conftest import (
     RATE_WON,
     BudgetRoom,
@@ -27,73 +28,75 @@ def reservation_won(capacity: int, minutes: int) -> int:
 
 
 async def test_posting_saga_funds_a_shift_and_rejects_one_the_budget_cannot_carry(
-    system: api.System, make_facility: FacilityMaker, budget_room: BudgetRoom
+    system: Api, make_facility: FacilityMaker, budget_room: BudgetRoom
 ) -> None:
     """A funded shift goes pending_budget → open (its reservation taken from the available
     budget to the won, the partner told `posting.published`); a shift costing more than is
     left goes to `rejected` with a reason the facility reads."""
     facility = await make_facility()
     key = facility["api_key"]
-    start = await api.get_clock(system) + timedelta(days=3)
+    start = await system.clock.get() + timedelta(days=3)
     year = seoul_year(start)
     room = reservation_won(2, 120) + 10_000
     await budget_room(year, room)
 
-    funded = await api.post_shift(system, key, **shift(start, 120, capacity=2))
+    funded = await system.facility(key).post_posting(shift(start, 120, capacity=2))
     assert funded["status"] == "pending_budget"
     opened = await wait_status(system, key, funded["id"], "open", "rejected")
     assert opened["status"] == "open" and opened["reservation_id"]
     note = await wait_notification(system, "posting.published", posting_id=funded["id"])
     assert note["data"]["capacity"] == 2
-    budget = await api.get_budget(system, fiscal_year=year)
+    budget = await system.finance.get_budget(fiscal_year=year)
     assert budget["available_won"] == 10_000
 
-    too_big = await api.post_shift(system, key, **shift(start, 240, capacity=5))
+    too_big = await system.facility(key).post_posting(shift(start, 240, capacity=5))
     rejected = await wait_status(system, key, too_big["id"], "open", "rejected")
     assert rejected["status"] == "rejected"
     assert rejected["rejection"]["reason"] and rejected["rejection"]["detail"]
-    assert (await api.get_budget(system, fiscal_year=year))["available_won"] == 10_000
+    assert (await system.finance.get_budget(fiscal_year=year))["available_won"] == 10_000
 
 
 async def test_idempotency_key_replays_refuses_a_different_body_and_is_required(
-    system: api.System, make_facility: FacilityMaker
+    system: Api, make_facility: FacilityMaker
 ) -> None:
     """`Idempotency-Key` on POST /v1/postings: the same key and body replay the first answer
     (one posting, `Idempotent-Replayed`), the same key with another body is 422, and a POST
     without a key is 400."""
     key = (await make_facility())["api_key"]
-    body = shift(await api.get_clock(system) + timedelta(days=4), 60, capacity=1)
+    body = shift(await system.clock.get() + timedelta(days=4), 60, capacity=1)
     idem = uuid.uuid4().hex
     headers = {"Idempotency-Key": idem}
-    first = await api.raw(system, system.registry_url, key, "POST", "/v1/postings", json=body,
+    first = await system.raw(system.endpoints.registry_url, key, "POST", "/v1/postings", json=body,
                           headers=headers)  # fmt: skip
-    again = await api.raw(system, system.registry_url, key, "POST", "/v1/postings", json=body,
+    again = await system.raw(system.endpoints.registry_url, key, "POST", "/v1/postings", json=body,
                           headers=headers)  # fmt: skip
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
     assert again.headers.get("idempotent-replayed") == "true"
-    other = await api.raw(system, system.registry_url, key, "POST", "/v1/postings",
+    other = await system.raw(system.endpoints.registry_url, key, "POST", "/v1/postings",
                           json={**body, "capacity": 2}, headers=headers)  # fmt: skip
     assert other.status_code == 422
-    missing = await api.raw(system, system.registry_url, key, "POST", "/v1/postings", json=body)
+    missing = await system.raw(
+        system.endpoints.registry_url, key, "POST", "/v1/postings", json=body
+    )
     assert missing.status_code == 400
-    listed = await api.list_postings(system, key)
+    listed = await system.facility(key).list_postings()
     assert [p["id"] for p in listed["data"]] == [first.json()["id"]]
 
 
 async def test_a_facility_sees_and_touches_only_its_own_postings(
-    system: api.System, make_facility: FacilityMaker
+    system: Api, make_facility: FacilityMaker
 ) -> None:
     """Object-level authorization: another facility's posting is 404 for read, change,
     cancel, roster and attendance; the admin token is refused on the facility API (403), a
     facility key on the admin API (403), and no key at all is 401."""
     owner = (await make_facility())["api_key"]
     other = (await make_facility())["api_key"]
-    posting = await api.post_shift(
-        system, owner, **shift(await api.get_clock(system) + timedelta(days=5), 60, capacity=1)
+    posting = await system.facility(owner).post_posting(
+        shift(await system.clock.get() + timedelta(days=5), 60, capacity=1)
     )
     pid = posting["id"]
-    base = system.registry_url
+    base = system.endpoints.registry_url
     calls = [
         ("GET", f"/v1/postings/{pid}", None),
         ("PATCH", f"/v1/postings/{pid}", {"title": "가로채기"}),
@@ -103,39 +106,39 @@ async def test_a_facility_sees_and_touches_only_its_own_postings(
          {"records": [{"booking_id": "bkg_x", "status": "no_show"}]}),
     ]  # fmt: skip
     for method, path, body in calls:
-        r = await api.raw(system, base, other, method, path, json=body,
+        r = await system.raw(base, other, method, path, json=body,
                           headers={"Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
         assert r.status_code == 404, (method, path, r.status_code)
-    assert pid not in [p["id"] for p in (await api.list_postings(system, other))["data"]]
-    admin_on_facility = await api.raw(system, base, system.admin_token, "GET", "/v1/postings")
-    facility_on_admin = await api.raw(system, base, owner, "GET", "/v1/admin/facilities")
-    nobody = await api.raw(system, base, None, "GET", f"/v1/postings/{pid}")
+    assert pid not in [p["id"] for p in (await system.facility(other).list_postings())["data"]]
+    admin_on_facility = await system.raw(base, system.endpoints.admin_token, "GET", "/v1/postings")
+    facility_on_admin = await system.raw(base, owner, "GET", "/v1/admin/facilities")
+    nobody = await system.raw(base, None, "GET", f"/v1/postings/{pid}")
     assert (admin_on_facility.status_code, facility_on_admin.status_code) == (403, 403)
     assert nobody.status_code == 401
     assert nobody.headers["content-type"].startswith("application/problem+json")
 
 
 async def test_patch_is_a_new_revision_and_the_partner_is_told(
-    system: api.System, make_facility: FacilityMaker
+    system: Api, make_facility: FacilityMaker
 ) -> None:
     """PATCH of an open posting's title makes revision 1 and reaches the partner as a signed
     `posting.updated`; unknown fields (mass assignment of status) are refused with 400."""
     key = (await make_facility())["api_key"]
-    posting = await api.post_shift(
-        system, key, **shift(await api.get_clock(system) + timedelta(days=5), 60, capacity=1)
+    posting = await system.facility(key).post_posting(
+        shift(await system.clock.get() + timedelta(days=5), 60, capacity=1)
     )
     await wait_status(system, key, posting["id"], "open")
-    changed = await api.patch_posting(system, key, posting["id"], title="그림책 읽어주기")
+    changed = await system.facility(key).patch_posting(posting["id"], {"title": "그림책 읽어주기"})
     assert changed["revision"] == 1 and changed["title"] == "그림책 읽어주기"
     note = await wait_notification(system, "posting.updated", posting_id=posting["id"])
     assert note["data"]["title"] == "그림책 읽어주기"
-    sneaky = await api.raw(system, system.registry_url, key, "PATCH",
+    sneaky = await system.raw(system.endpoints.registry_url, key, "PATCH",
                            f"/v1/postings/{posting['id']}", json={"status": "closed"})  # fmt: skip
     assert sneaky.status_code == 400
 
 
 async def test_admin_registers_rotates_and_suspends_facilities(
-    system: api.System, make_facility: FacilityMaker
+    system: Api, make_facility: FacilityMaker
 ) -> None:
     """The admin API: a new facility's key is shown once and works; after a rotation the old
     key is refused (no overlap configured) and the new one works; a suspension cancels the
@@ -144,23 +147,23 @@ async def test_admin_registers_rotates_and_suspends_facilities(
     facility = await make_facility(kind="children_centre", requires_child_safety_check=True)
     assert facility["api_key"] and facility["status"] == "active"
     old_key = facility["api_key"]
-    posting = await api.post_shift(
-        system, old_key, **shift(await api.get_clock(system) + timedelta(days=6), 60, capacity=1)
+    posting = await system.facility(old_key).post_posting(
+        shift(await system.clock.get() + timedelta(days=6), 60, capacity=1)
     )
     await wait_status(system, old_key, posting["id"], "open")
     assert posting["requires_child_safety_check"] is True
 
-    rotated = await api.rotate_facility_key(system, facility["id"])
+    rotated = await system.registry_admin.rotate_facility_key(facility["id"])
     new_key = rotated["api_key"]
     assert new_key != old_key
-    refused = await api.raw(system, system.registry_url, old_key, "GET", "/v1/postings")
+    refused = await system.raw(system.endpoints.registry_url, old_key, "GET", "/v1/postings")
     assert refused.status_code == 401
-    assert (await api.list_postings(system, new_key))["data"][0]["id"] == posting["id"]
+    assert (await system.facility(new_key).list_postings())["data"][0]["id"] == posting["id"]
 
-    suspended = await api.suspend_facility(system, facility["id"])
+    suspended = await system.registry_admin.suspend_facility(facility["id"])
     assert suspended["facility"]["status"] == "suspended"
     assert suspended["cancelled_posting_ids"] == [posting["id"]]
-    gone = await api.raw(system, system.registry_url, new_key, "GET", "/v1/postings")
+    gone = await system.raw(system.endpoints.registry_url, new_key, "GET", "/v1/postings")
     assert gone.status_code == 401
     closed = await wait_notification(system, "posting.closed", posting_id=posting["id"])
     assert closed["data"]["status"] == "cancelled"
@@ -168,8 +171,8 @@ async def test_admin_registers_rotates_and_suspends_facilities(
     listed: list[dict[str, object]] = []
     cursor: str | None = None
     while True:
-        page = await api.list_facilities(
-            system, limit=200, **({"cursor": cursor} if cursor else {})
+        page = await system.registry_admin.list_facilities(
+            limit=200, **({"cursor": cursor} if cursor else {})
         )
         listed += page["data"]
         cursor = page["next_cursor"]
@@ -179,15 +182,19 @@ async def test_admin_registers_rotates_and_suspends_facilities(
     assert mine and mine[0]["status"] == "suspended" and "api_key" not in mine[0]
 
 
-async def test_every_service_answers_health_readiness_metrics_and_docs(system: api.System) -> None:
+async def test_every_service_answers_health_readiness_metrics_and_docs(system: Api) -> None:
     """BRIEF §6, every service: /healthz and /readyz 200 (Kafka and Postgres reachable),
     Prometheus text at /metrics, the OpenAPI document and its /docs page, and the AsyncAPI
     document of the topics."""
-    for base in (system.registry_url, system.matcher_url, system.allowance_url):
+    for base in (
+        system.endpoints.registry_url,
+        system.endpoints.matcher_url,
+        system.endpoints.allowance_url,
+    ):
         for path in ("/healthz", "/readyz", "/docs", "/openapi.json", "/asyncapi.json"):
-            r = await api.raw(system, base, None, "GET", path)
+            r = await system.raw(base, None, "GET", path)
             assert r.status_code == 200, (base, path, r.status_code)
-        metrics = await api.raw(system, base, None, "GET", "/metrics")
+        metrics = await system.raw(base, None, "GET", "/metrics")
         assert metrics.status_code == 200 and "# TYPE" in metrics.text
-        openapi = (await api.raw(system, base, None, "GET", "/openapi.json")).json()
+        openapi = (await system.raw(base, None, "GET", "/openapi.json")).json()
         assert openapi["paths"], base

@@ -22,7 +22,8 @@ from pathlib import Path
 import httpx
 
 from tools import invariants
-from tools.demo.play import Api, DemoError, Endpoints, Outcome, Player
+from tools.api_client import Api, ApiError, Endpoints
+from tools.demo.play import CONCURRENCY_MAX, DemoError, Outcome, Player
 from tools.demo.scenario import SEED_DEFAULT, SIZES, make_plan
 from tools.demo.services import ensure_stack, read_stack_env, simulator
 
@@ -47,17 +48,18 @@ def won(n: int) -> str:
     return f"{n:,} won"
 
 
-async def summarise(api: Api, out: Outcome, sim_url: str, http: httpx.AsyncClient) -> Summary:
+async def summarise(api: Api, out: Outcome) -> Summary:
     plan = out.plan
     ours = set(out.citizen_ids.values())
-    statements, status = await api.statements(plan.period)
+    statements, status = await api.finance.all_statements(plan.period)
     mine = [s for s in statements if s["citizen_id"] in ours]
-    payout = await api.payout_file(plan.period, "json")
-    budget = await api.budget(plan.fiscal_year)
+    payout = await api.finance.get_payout_file(plan.period, "json")
+    assert isinstance(payout, dict)
+    budget = await api.finance.get_budget(fiscal_year=plan.fiscal_year)
     lines_ours = [line for line in payout["lines"] if line["citizen_id"] in ours]
     held_ours = [h for h in payout["held_back"] if h["citizen_id"] in ours]
     ids = set(out.posting_ids.values())
-    sim = (await http.get(sim_url + "/notifications")).json()
+    sim = await api.simulator.notifications()
     notes = [n for n in sim["items"] if n["data"].get("posting_id") in ids]
     note_types = Counter(n["type"] for n in notes)
 
@@ -98,7 +100,7 @@ async def summarise(api: Api, out: Outcome, sim_url: str, http: httpx.AsyncClien
         "notifications_bad_signatures": int(sim["bad_signatures"]),
     }
     f.update({k: v for k, v in out.figures.items() if isinstance(v, int)})
-    allowance = api.ends.allowance_url
+    allowance = api.endpoints.allowance_url
     text = [
         f"Danggeun Gwangsan — {plan.period} (seed {plan.seed}, {plan.size_name} scenario,"
         f" statements {status})",
@@ -147,7 +149,9 @@ async def ledger_agrees(api: Api, out: Outcome, summary: Summary) -> list[tuple[
     """The summary's won figures against the ledger export (JSON pages, summed here)."""
     plan = out.plan
     ours = set(out.citizen_ids.values())
-    entries = [e for e in await api.ledger(plan.period) if e.get("citizen_id") in ours]
+    entries = [
+        e for e in await api.finance.ledger_entries(plan.period) if e.get("citizen_id") in ours
+    ]
 
     def credit_sum(account: str, kinds: tuple[str, ...]) -> int:
         return -sum(
@@ -199,13 +203,13 @@ async def play_and_check(
     check: bool,
     out: Callable[[str], None] = say,
 ) -> Result:
-    ends = Endpoints.from_env(env)
+    ends = Endpoints.from_env(env, sim_url=sim_url)
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=30, limits=limits) as http:
-        api = Api(http, ends)
-        plan = make_plan(seed, await api.now(), size)
+        api = Api(ends, http=http, concurrency_max=CONCURRENCY_MAX)
+        plan = make_plan(seed, await api.clock.get(), size)
         outcome = await Player(api, plan, out).play()
-        summary = await summarise(api, outcome, sim_url, http)
+        summary = await summarise(api, outcome)
         report: invariants.Report | None = None
         if check:
             for what, held in await ledger_agrees(api, outcome, summary):
@@ -268,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             signal.pthread_sigmask(signal.SIG_BLOCK, stop)
             signal.sigwait(stop)
             return 0
-    except DemoError as exc:
+    except (DemoError, ApiError) as exc:
         print(f"\ndemo failed: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -13,15 +13,13 @@ import asyncio
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-import httpx
-
+from tools.api_client import Api, partner
 from tools.demo.scenario import SEOUL, CitizenPlan, Plan, PostingPlan, outcome_roll
-from tools.partner_sim import client as partner
 
 T = TypeVar("T")
 CONCURRENCY_MAX = 16  # requests in flight at once
@@ -34,236 +32,6 @@ DECISIONS = ("confirmed", "waitlisted", "rejected", "withdrawn", "cancelled")
 
 class DemoError(Exception):
     """The system did not do what the scenario needs to go on; one sentence."""
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    registry_url: str
-    matcher_url: str
-    allowance_url: str
-    admin_token: str
-    finance_token: str
-    webhook_secret: str
-
-    @classmethod
-    def from_env(cls, env: dict[str, str]) -> Endpoints:
-        return cls(
-            env["REGISTRY_URL"],
-            env["MATCHER_URL"],
-            env["ALLOWANCE_URL"],
-            env["ADMIN_TOKEN"],
-            env["FINANCE_TOKEN"],
-            env["PARTNER_WEBHOOK_SECRET"].split(",")[0].strip(),
-        )
-
-
-class Api:
-    """The calls the demo makes, one method each; errors raise `DemoError` with the body."""
-
-    def __init__(self, http: httpx.AsyncClient, ends: Endpoints) -> None:
-        self.http = http
-        self.ends = ends
-        self.limit = asyncio.Semaphore(CONCURRENCY_MAX)
-
-    async def call(
-        self,
-        method: str,
-        url: str,
-        token: str,
-        *,
-        expect: Iterable[int] = (200,),
-        idempotent_post: bool = False,
-        **kw: Any,
-    ) -> Any:
-        headers = {"Authorization": f"Bearer {token}", **kw.pop("headers", {})}
-        if idempotent_post:
-            headers["Idempotency-Key"] = uuid.uuid4().hex
-        async with self.limit:
-            r = await self.http.request(method, url, headers=headers, **kw)
-        if r.status_code not in tuple(expect):
-            raise DemoError(f"{method} {url} answered {r.status_code}: {r.text[:400]}")
-        if "json" in r.headers.get("content-type", ""):
-            return r.json()
-        return r
-
-    # clock
-    async def now(self) -> datetime:
-        body = await self.call(
-            "GET", self.ends.registry_url + "/v1/admin/clock", self.ends.admin_token
-        )
-        return datetime.fromisoformat(body["now"])
-
-    async def set_clock(self, at: datetime) -> datetime:
-        body = await self.call(
-            "PUT", self.ends.registry_url + "/v1/admin/clock", self.ends.admin_token,
-            json={"now": at.isoformat()},
-        )  # fmt: skip
-        return datetime.fromisoformat(body["now"])
-
-    # registry
-    async def create_facility(self, body: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            "POST", self.ends.registry_url + "/v1/admin/facilities", self.ends.admin_token,
-            json=body, expect=(201,), idempotent_post=True,
-        )  # fmt: skip
-        return result
-
-    async def post_shift(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            "POST", self.ends.registry_url + "/v1/postings", key,
-            json=body, expect=(201,), idempotent_post=True,
-        )  # fmt: skip
-        return result
-
-    async def get_posting(self, key: str, posting_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            "GET", f"{self.ends.registry_url}/v1/postings/{posting_id}", key
-        )
-        return result
-
-    async def cancel_posting(self, key: str, posting_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            "POST", f"{self.ends.registry_url}/v1/postings/{posting_id}/cancel", key,
-            json={"note": "비 예보로 취소"}, expect=(200, 201), idempotent_post=True,
-        )  # fmt: skip
-        return result
-
-    async def record_attendance(
-        self, key: str, posting_id: str, records: list[dict[str, Any]]
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            "PUT", f"{self.ends.registry_url}/v1/postings/{posting_id}/attendance", key,
-            json={"records": records},
-        )  # fmt: skip
-        return result
-
-    # matcher (admin reads)
-    async def applications_of(self, posting_id: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        cursor: str | None = None
-        while True:
-            params = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
-            page = await self.call(
-                "GET", f"{self.ends.matcher_url}/v1/admin/postings/{posting_id}/applications",
-                self.ends.admin_token, params=params,
-            )  # fmt: skip
-            items.extend(page["items"])
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return items
-
-    # allowance
-    async def rates(self) -> list[dict[str, Any]]:
-        body = await self.call(
-            "GET", self.ends.allowance_url + "/v1/admin/rates", self.ends.admin_token
-        )
-        rates: list[dict[str, Any]] = body["rates"]
-        return rates
-
-    async def caps(self) -> list[dict[str, Any]]:
-        body = await self.call(
-            "GET", self.ends.allowance_url + "/v1/admin/caps", self.ends.admin_token
-        )
-        caps: list[dict[str, Any]] = body["caps"]
-        return caps
-
-    async def admin_budget(self, fiscal_year: int) -> dict[str, Any] | None:
-        body = await self.call(
-            "GET", self.ends.allowance_url + "/v1/admin/budget", self.ends.admin_token,
-            params={"fiscal_year": fiscal_year}, expect=(200, 404),
-        )  # fmt: skip
-        if body.get("status") == 404 or "total_won" not in body:
-            return None
-        result: dict[str, Any] = body
-        return result
-
-    async def set_budget(self, fiscal_year: int, amount_won: int, note: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            "PUT", self.ends.allowance_url + "/v1/admin/budget", self.ends.admin_token,
-            json={"fiscal_year": fiscal_year, "amount_won": amount_won, "note": note},
-        )  # fmt: skip
-        return result
-
-    async def budget(self, fiscal_year: int) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            "GET", self.ends.allowance_url + "/v1/budget", self.ends.finance_token,
-            params={"fiscal_year": fiscal_year},
-        )  # fmt: skip
-        return result
-
-    async def statements(self, period: str) -> tuple[list[dict[str, Any]], str]:
-        rows: list[dict[str, Any]] = []
-        cursor: str | None = None
-        status = "open"
-        while True:
-            params = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
-            page = await self.call(
-                "GET", f"{self.ends.allowance_url}/v1/periods/{period}/statements",
-                self.ends.finance_token, params=params,
-            )  # fmt: skip
-            rows.extend(page["statements"])
-            status = page["status"]
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return rows, status
-
-    async def ledger(self, period: str) -> list[dict[str, Any]]:
-        entries: list[dict[str, Any]] = []
-        cursor: str | None = None
-        while True:
-            params = {"period": period, "format": "json", "limit": "1000"}
-            if cursor:
-                params["cursor"] = cursor
-            page = await self.call(
-                "GET",
-                self.ends.allowance_url + "/v1/ledger",
-                self.ends.finance_token,
-                params=params,
-            )
-            entries.extend(page["entries"])
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return entries
-
-    async def put_payee(self, citizen_id: str, body: dict[str, Any]) -> None:
-        await self.call(
-            "PUT", f"{self.ends.allowance_url}/v1/payees/{citizen_id}", self.ends.finance_token,
-            json=body, expect=(200, 201),
-        )  # fmt: skip
-
-    async def close_period(self, period: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            "POST", f"{self.ends.allowance_url}/v1/periods/{period}/close",
-            self.ends.finance_token, expect=(200, 201),
-        )  # fmt: skip
-        return result
-
-    async def payout_file(self, period: str, fmt: str) -> Any:
-        return await self.call(
-            "GET", f"{self.ends.allowance_url}/v1/periods/{period}/payout-file",
-            self.ends.finance_token, params={"format": fmt},
-        )  # fmt: skip
-
-    # partner (signed webhooks)
-    async def apply(self, citizen: CitizenPlan, posting_id: str, application_id: str) -> None:
-        async with self.limit:
-            r = await partner.submit_application(
-                self.http, posting_id=posting_id, application_id=application_id,
-                citizen=profile(citizen), secret=self.ends.webhook_secret,
-                matcher_url=self.ends.matcher_url,
-            )  # fmt: skip
-        if r.status_code != 202:
-            raise DemoError(f"application webhook answered {r.status_code}: {r.text[:300]}")
-
-    async def withdraw(self, citizen: CitizenPlan, posting_id: str, application_id: str) -> None:
-        async with self.limit:
-            r = await partner.withdraw_application(
-                self.http, application_id=application_id, posting_id=posting_id,
-                partner_user_id=citizen.partner_user_id, secret=self.ends.webhook_secret,
-                matcher_url=self.ends.matcher_url,
-            )  # fmt: skip
-        if r.status_code != 202:
-            raise DemoError(f"withdrawal webhook answered {r.status_code}: {r.text[:300]}")
 
 
 def account_digits(seed: int, citizen_key: str) -> str:
@@ -372,6 +140,18 @@ class Player:
     def key_of(self, p: PostingPlan) -> str:
         return self.out.facility_keys[p.facility]
 
+    async def apply(self, citizen: CitizenPlan, posting_id: str, application_id: str) -> None:
+        await self.api.partner.submit_application(
+            posting_id=posting_id, citizen=profile(citizen), application_id=application_id
+        )
+
+    async def withdraw(self, citizen: CitizenPlan, posting_id: str, application_id: str) -> None:
+        await self.api.partner.withdraw_application(
+            application_id=application_id,
+            posting_id=posting_id,
+            partner_user_id=citizen.partner_user_id,
+        )
+
     async def play(self) -> Outcome:
         started = time.monotonic()
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
@@ -391,14 +171,14 @@ class Player:
     # 1. facilities, rates, budget
     async def setup(self) -> None:
         plan = self.plan
-        now = await self.api.now()
+        now = await self.api.clock.get()
         self.say(
             f"clock {now.astimezone(SEOUL):%Y-%m-%d %H:%M} KST; playing {plan.period}"
             f" (fiscal year {plan.fiscal_year}), seed {plan.seed}, size {plan.size_name}"
         )
         created = await asyncio.gather(
             *(
-                self.api.create_facility(
+                self.api.registry_admin.create_facility(
                     {
                         "name": f.name,
                         "kind": f.kind,
@@ -413,8 +193,8 @@ class Player:
         )
         self.out.facility_ids = [c["id"] for c in created]
         self.out.facility_keys = [c["api_key"] for c in created]
-        self.rates = await self.api.rates()
-        self.caps = await self.api.caps()
+        self.rates = (await self.api.allowance_admin.get_rates())["rates"]
+        self.caps = (await self.api.allowance_admin.get_caps())["caps"]
         # The budget: exactly what the planned shifts reserve, plus a margin smaller than
         # any over-budget shift. An existing budget of the year is changed by a ledger entry
         # (a raise or a cut of the unreserved part), never overwritten.
@@ -424,11 +204,11 @@ class Player:
             if p.role != "over_budget"
         )
         margin = 500_000
-        current = await self.api.admin_budget(plan.fiscal_year)
+        current = await self.api.allowance_admin.get_budget(plan.fiscal_year)
         target = need + margin
         if current is not None:
             target = int(current["total_won"]) - int(current["available_won"]) + need + margin
-        result = await self.api.set_budget(
+        result = await self.api.allowance_admin.set_budget(
             plan.fiscal_year, target, f"당근광산 데모 {plan.period} (seed {plan.seed})"
         )
         self.out.budget_set_won = need + margin
@@ -457,7 +237,10 @@ class Player:
 
     async def submit(self, postings: list[PostingPlan]) -> None:
         created = await asyncio.gather(
-            *(self.api.post_shift(self.key_of(p), self.posting_body(p)) for p in postings)
+            *(
+                self.api.facility(self.key_of(p)).post_posting(self.posting_body(p))
+                for p in postings
+            )
         )
         for p, c in zip(postings, created, strict=True):
             self.out.posting_ids[p.key] = c["id"]
@@ -466,7 +249,7 @@ class Player:
         async def check() -> dict[str, dict[str, Any]] | None:
             views = await asyncio.gather(
                 *(
-                    self.api.get_posting(self.key_of(p), self.out.posting_ids[p.key])
+                    self.api.facility(self.key_of(p)).get_posting(self.out.posting_ids[p.key])
                     for p in postings
                 )
             )
@@ -508,17 +291,9 @@ class Player:
     async def _matcher_knows_postings(self) -> bool | None:
         funded = [p for p in self.plan.postings if p.role != "over_budget"]
         found = await asyncio.gather(
-            *(
-                self.api.call(
-                    "GET",
-                    f"{self.api.ends.matcher_url}/v1/admin/postings/{self.out.posting_ids[p.key]}",
-                    self.api.ends.admin_token,
-                    expect=(200, 404),
-                )
-                for p in funded
-            )
+            *(self.api.matcher_admin.get_posting(self.out.posting_ids[p.key]) for p in funded)
         )
-        return True if all("posting_id" in f for f in found) else None
+        return True if all(f is not None for f in found) else None
 
     # 3. applications in waves (one application per citizen per wave, each posting's in
     # citizen order), the rush all at once, then withdrawals and a facility's cancellation
@@ -538,10 +313,10 @@ class Player:
                 pid = out.posting_ids[key]
                 if sequential_per_posting:
                     for c in cs:
-                        await self.api.apply(c, pid, out.application_ids[(c.key, key)])
+                        await self.apply(c, pid, out.application_ids[(c.key, key)])
                 else:
                     await asyncio.gather(
-                        *(self.api.apply(c, pid, out.application_ids[(c.key, key)]) for c in cs)
+                        *(self.apply(c, pid, out.application_ids[(c.key, key)]) for c in cs)
                     )
 
             await asyncio.gather(*(one_posting(k, cs) for k, cs in by_posting.items()))
@@ -579,7 +354,7 @@ class Player:
                 withdrawing.append((by_key[ckey], pkey))
         await asyncio.gather(
             *(
-                self.api.withdraw(c, out.posting_ids[k], out.application_ids[(c.key, k)])
+                self.withdraw(c, out.posting_ids[k], out.application_ids[(c.key, k)])
                 for c, k in withdrawing
             )
         )
@@ -596,11 +371,13 @@ class Player:
         await eventually(withdrawals_applied, "the withdrawals")
         # A facility cancels one shift (rain): its bookings are cancelled, its budget released.
         cancel = plan.of_role("cancel")[0]
-        await self.api.cancel_posting(self.key_of(cancel), out.posting_ids[cancel.key])
+        await self.api.facility(self.key_of(cancel)).cancel_posting(
+            out.posting_ids[cancel.key], note="비 예보로 취소"
+        )
         out.posting_status[cancel.key] = "cancelled"
 
         async def cancelled() -> bool | None:
-            apps = await self.api.applications_of(out.posting_ids[cancel.key])
+            apps = await self.api.matcher_admin.posting_applications(out.posting_ids[cancel.key])
             live = [a for a in apps if a["status"] in ("confirmed", "waitlisted", "pending")]
             return True if not live else None
 
@@ -629,7 +406,7 @@ class Player:
 
         async def check() -> dict[str, dict[str, Any]] | None:
             lists = await asyncio.gather(
-                *(self.api.applications_of(out.posting_ids[k]) for k in keys)
+                *(self.api.matcher_admin.posting_applications(out.posting_ids[k]) for k in keys)
             )
             found = {a["application_id"]: a for items in lists for a in items}
             for app_id, key in wanted.items():
@@ -671,15 +448,15 @@ class Player:
         )
 
     async def move_clock(self, at: datetime) -> None:
-        now = await self.api.now()
+        now = await self.api.clock.get()
         if at > now:
-            await self.api.set_clock(at)
+            await self.api.clock.set(at)
             await asyncio.sleep(SETTLE_AFTER_CLOCK_S)
 
     async def attend(self, p: PostingPlan, model: Model) -> None:
         out = self.out
         pid = out.posting_ids[p.key]
-        apps = await self.api.applications_of(pid)
+        apps = await self.api.matcher_admin.posting_applications(pid)
         confirmed = sorted(
             (a for a in apps if a["status"] == "confirmed"), key=lambda a: a["citizen_id"]
         )
@@ -696,7 +473,7 @@ class Player:
         # Outcomes by seat (the n-th confirmed citizen in plan order), not by who holds it:
         # who won a rush or a draw depends on arrival order and the matcher's salt, the
         # figures do not.
-        confirmed.sort(key=lambda a: plan_key_of.get(a["citizen_id"], a["citizen_id"]))
+        confirmed.sort(key=lambda a: str(plan_key_of.get(a["citizen_id"], a["citizen_id"])))
         for seat, a in enumerate(confirmed):
             ckey = plan_key_of.get(a["citizen_id"], a["citizen_id"])
             roll = outcome_roll(self.plan.seed, p.key, str(seat))
@@ -730,7 +507,7 @@ class Player:
                 }
             )
             records.append(record)
-        result = await self.api.record_attendance(self.key_of(p), pid, records)
+        result = await self.api.facility(self.key_of(p)).record_attendance(pid, records)
         got = {r["booking_id"]: int(r["minutes"]) for r in result["records"]}
         for record, a in zip(records, confirmed, strict=True):
             expected = 0
@@ -760,7 +537,7 @@ class Player:
         ours = set(out.citizen_ids.values())
 
         async def accrued() -> list[dict[str, Any]] | None:
-            rows, _ = await api.statements(plan.period)
+            rows, _ = await api.finance.all_statements(plan.period)
             mine = [r for r in rows if r["citizen_id"] in ours]
             minutes = sum(int(r["minutes_paid"]) for r in mine)
             return mine if minutes == sum(model.minutes_by_citizen.values()) else None
@@ -774,7 +551,7 @@ class Player:
         with_payee = [c for i, c in enumerate(paid) if i % 8 != 3]
         await asyncio.gather(
             *(
-                api.put_payee(
+                api.finance.put_payee(
                     c,
                     {
                         "bank_code": "011",
@@ -785,6 +562,6 @@ class Player:
                 for c in with_payee
             )
         )
-        await api.close_period(plan.period)
+        await api.finance.close_period(plan.period)
         self.say(f"{plan.period} closed by finance; payout file produced")
         out.figures["payees_registered"] = len(with_payee)

@@ -18,36 +18,30 @@ import pytest
 from shared.clock import seoul_date
 from shared.kafka import make_producer
 from tests.integration.registry.registry_client import Registry, TopicWatcher
+from tools.api_client import Api, ApiError, Endpoints
 
 TEST_BUDGET_WON = 10**11
 
 
-async def ensure_budget(stack_env: dict[str, str], now: datetime) -> None:
-    url = stack_env.get("ALLOWANCE_URL")
-    if not url:
+async def ensure_budget(api: Api, now: datetime) -> None:
+    try:
+        spec = await api.raw(api.endpoints.allowance_url, None, "GET", "/openapi.json")
+    except httpx.HTTPError:
+        return  # allowance not running: budget answers are injected by the tests
+    if spec.status_code != 200 or "/v1/admin/budget" not in spec.json().get("paths", {}):
         return
-    admin = {"Authorization": f"Bearer {stack_env['ADMIN_TOKEN']}"}
-    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+    for year in sorted({seoul_date(now).year, seoul_date(now + timedelta(days=30)).year}):
+        if await api.allowance_admin.get_budget(year) is not None:
+            continue
         try:
-            spec = await http.get("/openapi.json")
-        except httpx.HTTPError:
-            return  # allowance not running: budget answers are injected by the tests
-        if spec.status_code != 200 or "/v1/admin/budget" not in spec.json().get("paths", {}):
-            return
-        for year in sorted({seoul_date(now).year, seoul_date(now + timedelta(days=30)).year}):
-            r = await http.get("/v1/admin/budget", params={"fiscal_year": year}, headers=admin)
-            if r.status_code == 404:
-                put = await http.put(
-                    "/v1/admin/budget",
-                    headers=admin,
-                    json={
-                        "fiscal_year": year,
-                        "amount_won": TEST_BUDGET_WON,
-                        "note": "registry integration tests: a budget for the years they post in",
-                        "previous_amount_won": 0,
-                    },
-                )
-                assert put.status_code in (200, 409), put.text
+            await api.allowance_admin.set_budget(
+                year,
+                TEST_BUDGET_WON,
+                "registry integration tests: a budget for the years they post in",
+                previous_amount_won=0,
+            )
+        except ApiError as refused:  # another suite set it meanwhile
+            assert refused.status == 409, refused
 
 
 @pytest.fixture(scope="session")
@@ -56,11 +50,13 @@ async def registry(stack_env: dict[str, str], kafka_bootstrap: str) -> AsyncIter
     await watcher.start()
     producer = make_producer(kafka_bootstrap, "registry-tests")
     await producer.start()
-    async with httpx.AsyncClient(base_url=stack_env["REGISTRY_URL"], timeout=30) as http:
-        r = await http.get("/readyz")
+    endpoints = Endpoints.from_env(stack_env)
+    async with Api(endpoints, timeout_s=30) as api:
+        r = await api.raw(endpoints.registry_url, None, "GET", "/readyz")
         assert r.status_code == 200, f"the registry is not ready: {r.text}"
-        client = Registry(http, stack_env["ADMIN_TOKEN"], producer, watcher)
-        await ensure_budget(stack_env, await client.now())
+        client = Registry(api, producer, watcher)
+        if stack_env.get("ALLOWANCE_URL"):
+            await ensure_budget(api, await client.now())
         yield client
     await producer.stop()
     await watcher.stop()

@@ -1,5 +1,5 @@
-"""A small client of the running registry for the integration tests (one function per
-call), plus what the tests need around it: the shared clock, a watcher of the topics, and
+"""The registry as the integration tests drive it: its HTTP calls through
+`tools.api_client`, plus what the tests need around them: the shared clock, a watcher of the topics, and
 injection of the events other services would send (budget answers, bookings)."""
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from shared.events import (
     Envelope,
     Event,
 )
+from tools.api_client import Api, ApiError
+from tools.api_client.calls import Facility
 
 WATCHED = (topics.REGISTRY_POSTINGS, topics.REGISTRY_ATTENDANCE, topics.ALLOWANCE_BUDGET)
 BUDGET_ANSWERS = ("BudgetReserved", "BudgetRejected")
@@ -115,35 +117,40 @@ class TopicWatcher:
 
 @dataclass
 class Registry:
-    """The running registry, driven over HTTP, with the test's Kafka hands."""
+    """The running registry, driven through `tools.api_client`, with the test's Kafka hands.
 
-    http: httpx.AsyncClient
-    admin_token: str
+    `request`, `post` and `attendance` answer the response as it is (any status, headers):
+    the contract tests look at 400 / 401 / 404 / 409 / 422 themselves."""
+
+    api: Api
     producer: AIOKafkaProducer
     watcher: TopicWatcher
     facilities: list[dict[str, Any]] = field(default_factory=list)
 
     @property
-    def admin(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.admin_token}"}
+    def admin_token(self) -> str:
+        return self.api.endpoints.admin_token
 
-    @staticmethod
-    def key(api_key: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {api_key}"}
+    def facility(self, api_key: str) -> Facility:
+        return self.api.facility(api_key)
+
+    async def request(self, token: str | None, method: str, path: str, **kw: Any) -> httpx.Response:
+        """Any registry call with any token (or none), answered as it is."""
+        return await self.api.raw(self.api.endpoints.registry_url, token, method, path, **kw)
 
     # --- clock ----------------------------------------------------------------------------
 
     async def now(self) -> datetime:
-        r = await self.http.get("/v1/admin/clock", headers=self.admin)
-        assert r.status_code == 200, r.text
-        return datetime.fromisoformat(r.json()["now"])
+        return await self.api.clock.get()
 
     async def move_clock_to(self, at: datetime) -> None:
         """Move the shared clock forward to `at` (no-op if it is already later)."""
         if at <= await self.now():
             return
-        r = await self.http.put("/v1/admin/clock", headers=self.admin, json={"now": at.isoformat()})
-        assert r.status_code in (200, 409), r.text
+        try:
+            await self.api.clock.set(at)
+        except ApiError as refused:  # another test moved it further meanwhile
+            assert refused.status == 409, refused
 
     # --- admin ----------------------------------------------------------------------------
 
@@ -155,10 +162,7 @@ class Registry:
             "requires_child_safety_check": False,
             **overrides,
         }
-        r = await self.http.post("/v1/admin/facilities", headers=self.admin, json=body)
-        assert r.status_code == 201, r.text
-        created: dict[str, Any] = r.json()
-        return created
+        return await self.api.registry_admin.create_facility(body)
 
     # --- postings -------------------------------------------------------------------------
 
@@ -184,21 +188,16 @@ class Registry:
     async def post(
         self, api_key: str, body: dict[str, Any], idem: str | None = None
     ) -> httpx.Response:
-        headers = {**self.key(api_key), "Idempotency-Key": idem or uid()}
-        return await self.http.post("/v1/postings", headers=headers, json=body)
+        headers = {"Idempotency-Key": idem or uid()}
+        return await self.request(api_key, "POST", "/v1/postings", headers=headers, json=body)
 
     async def submit(self, api_key: str, **shift: Any) -> dict[str, Any]:
-        r = await self.post(api_key, await self.shift_body(**shift))
-        assert r.status_code == 201, r.text
-        posting: dict[str, Any] = r.json()
+        posting = await self.facility(api_key).post_posting(await self.shift_body(**shift))
         assert posting["status"] == "pending_budget"
         return posting
 
     async def get(self, api_key: str, posting_id: str) -> dict[str, Any]:
-        r = await self.http.get(f"/v1/postings/{posting_id}", headers=self.key(api_key))
-        assert r.status_code == 200, r.text
-        posting: dict[str, Any] = r.json()
-        return posting
+        return await self.facility(api_key).get_posting(posting_id)
 
     async def wait_status(
         self, api_key: str, posting_id: str, status: str, timeout_s: float = 20
@@ -319,10 +318,7 @@ class Registry:
         return booking_id
 
     async def roster(self, api_key: str, posting_id: str) -> dict[str, Any]:
-        r = await self.http.get(f"/v1/postings/{posting_id}/roster", headers=self.key(api_key))
-        assert r.status_code == 200, r.text
-        roster: dict[str, Any] = r.json()
-        return roster
+        return await self.facility(api_key).get_roster(posting_id)
 
     async def wait_roster(
         self, api_key: str, posting_id: str, check: Callable[[dict[str, Any]], bool]
@@ -340,8 +336,5 @@ class Registry:
     async def attendance(
         self, api_key: str, posting_id: str, records: list[dict[str, Any]]
     ) -> httpx.Response:
-        return await self.http.put(
-            f"/v1/postings/{posting_id}/attendance",
-            headers=self.key(api_key),
-            json={"records": records},
-        )
+        path = f"/v1/postings/{posting_id}/attendance"
+        return await self.request(api_key, "PUT", path, json={"records": records})

@@ -23,8 +23,8 @@ async def test_authorization_matrix_of_every_facility_endpoint(registry: Registr
     owner = await registry.create_facility()
     other = await registry.create_facility()
     old_key = owner["api_key"]
-    rotated = await registry.http.post(
-        f"/v1/admin/facilities/{owner['id']}/keys/rotate", headers=registry.admin
+    rotated = await registry.request(
+        registry.admin_token, "POST", f"/v1/admin/facilities/{owner['id']}/keys/rotate"
     )
     assert rotated.status_code == 200, rotated.text
     key = rotated.json()["api_key"]
@@ -52,19 +52,19 @@ async def test_authorization_matrix_of_every_facility_endpoint(registry: Registr
             ),
         ]
 
-    callers: dict[str, tuple[dict[str, str], int | None]] = {
-        "no key": ({}, 401),
-        "bad key": (registry.key("fk_0123456789abcdef_" + "x" * 43), 401),
-        "not a key": (registry.key("hello"), 401),
-        "rotated-out key": (registry.key(old_key), 401),
-        "other facility": (registry.key(other["api_key"]), None),
-        "admin token": (registry.admin, 403),
+    callers: dict[str, tuple[str | None, int | None]] = {
+        "no key": (None, 401),
+        "bad key": ("fk_0123456789abcdef_" + "x" * 43, 401),
+        "not a key": ("hello", 401),
+        "rotated-out key": (old_key, 401),
+        "other facility": (other["api_key"], None),
+        "admin token": (registry.admin_token, 403),
     }
     secrets = (pid, posting["title"], booking)
     for method, path, json_body, owned in endpoints():
-        for name, (headers, expected) in callers.items():
-            r = await registry.http.request(
-                method, path, json=json_body, headers={**headers, "Idempotency-Key": uid()}
+        for name, (token, expected) in callers.items():
+            r = await registry.request(
+                token, method, path, headers={"Idempotency-Key": uid()}, json=json_body
             )
             want = expected if expected is not None else (404 if owned else None)
             if want is None:  # the other facility's own list and own new posting
@@ -83,7 +83,7 @@ async def test_authorization_matrix_of_every_facility_endpoint(registry: Registr
     assert after["status"] == "open" and after["title"] == posting["title"]
     roster = await registry.roster(key, pid)
     assert roster["entries"][0]["attendance"] is None
-    listed = await registry.http.get("/v1/postings", headers=registry.key(key))
+    listed = await registry.request(key, "GET", "/v1/postings")
     assert [p["id"] for p in listed.json()["data"]] == [pid]
 
 
@@ -103,21 +103,21 @@ async def test_admin_endpoints_refuse_facility_keys_and_missing_tokens(registry:
         ("POST", f"/v1/admin/facilities/{fac['id']}/suspend", None),
     ]
     for method, path, body in paths:
-        for headers, want in (
-            ({}, 401),
-            (registry.key("not-the-admin-token"), 401),
-            (registry.key(fac["api_key"]), 403),
+        for token, want in (
+            (None, 401),
+            ("not-the-admin-token", 401),
+            (fac["api_key"], 403),
         ):
-            r = await registry.http.request(method, path, json=body, headers=headers)
+            r = await registry.request(token, method, path, json=body)
             assert r.status_code == want, (method, path, r.text)
-    still = await registry.http.get("/v1/postings", headers=registry.key(fac["api_key"]))
+    still = await registry.request(fac["api_key"], "GET", "/v1/postings")
     assert still.status_code == 200
     for method, path in (
         ("GET", "/v1/admin/facilities/fac_nope"),
         ("POST", "/v1/admin/facilities/fac_nope/keys/rotate"),
         ("POST", "/v1/admin/facilities/fac_nope/suspend"),
     ):
-        r = await registry.http.request(method, path, headers=registry.admin)
+        r = await registry.request(registry.admin_token, method, path)
         assert r.status_code == 404
 
 
@@ -139,7 +139,7 @@ async def test_twenty_concurrent_posts_with_one_key_make_one_posting(registry: R
     for r in answers:
         if r.status_code == 409:
             assert r.json()["code"] == "idempotency_key_in_flight"
-    listed = await registry.http.get("/v1/postings", headers=registry.key(key))
+    listed = await registry.request(key, "GET", "/v1/postings")
     assert [p["id"] for p in listed.json()["data"]] == [created[0].json()["id"]]
 
     replay = await registry.post(key, dict(reversed(list(body.items()))), idem)
@@ -149,9 +149,9 @@ async def test_twenty_concurrent_posts_with_one_key_make_one_posting(registry: R
     other = await registry.create_facility()
     theirs = await registry.post(other["api_key"], body, idem)
     assert theirs.status_code == 201 and theirs.json()["id"] != created[0].json()["id"]
-    r = await registry.http.post("/v1/postings", headers=registry.key(key), json=body)
+    r = await registry.request(key, "POST", "/v1/postings", json=body)
     assert r.status_code == 400 and "idempotency-key" in r.text.lower()
-    listed = await registry.http.get("/v1/postings", headers=registry.key(key))
+    listed = await registry.request(key, "GET", "/v1/postings")
     assert len(listed.json()["data"]) == 1
 
 

@@ -51,9 +51,7 @@ async def test_roster_follows_booking_events_and_shows_only_what_the_facility_ne
     assert posting_now["confirmed_count"] == 2 and posting_now["waitlisted_count"] == 1
 
     other = await registry.create_facility()
-    r = await registry.http.get(
-        f"/v1/postings/{pid}/roster", headers=registry.key(other["api_key"])
-    )
+    r = await registry.request(other["api_key"], "GET", f"/v1/postings/{pid}/roster")
     assert r.status_code == 404 and b not in r.text
 
 

@@ -91,7 +91,7 @@ async def test_posting_validation_names_every_bad_field(registry: Registry) -> N
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "starts_at"
     r = await registry.post(fac["api_key"], {**body, "status": "open"})
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "status"
-    listed = await registry.http.get("/v1/postings", headers=registry.key(fac["api_key"]))
+    listed = await registry.request(fac["api_key"], "GET", "/v1/postings")
     assert listed.json()["data"] == []
 
 
@@ -110,32 +110,31 @@ async def test_child_safety_default_and_list_filters_and_cursor_pages(registry: 
     cursor = None
     while True:
         params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
-        r = await registry.http.get("/v1/postings", headers=registry.key(key), params=params)
+        r = await registry.request(key, "GET", "/v1/postings", params=params)
         assert r.status_code == 200, r.text
         pages.extend(p["id"] for p in r.json()["data"])
         cursor = r.json()["next_cursor"]
         if cursor is None:
             break
     assert pages == [p["id"] for p in made]
-    r = await registry.http.get(
+    r = await registry.request(
+        key,
+        "GET",
         "/v1/postings",
-        headers=registry.key(key),
         params={"starts_from": made[1]["starts_at"], "starts_before": made[3]["starts_at"]},
     )
     assert [p["id"] for p in r.json()["data"]] == [made[1]["id"], made[2]["id"]]
     # statuses move when the real allowance answers: filter by what each one is now
     now_status = {p["id"]: (await registry.get(key, p["id"]))["status"] for p in made}
     for status in {*now_status.values(), "closed"}:
-        r = await registry.http.get(
-            "/v1/postings", headers=registry.key(key), params={"status": [status, "cancelled"]}
+        r = await registry.request(
+            key, "GET", "/v1/postings", params={"status": [status, "cancelled"]}
         )
         assert r.status_code == 200, r.text
         assert [p["id"] for p in r.json()["data"]] == [
             p["id"] for p in made if now_status[p["id"]] == status
         ]
-    r = await registry.http.get(
-        "/v1/postings", headers=registry.key(key), params={"cursor": "garbage!"}
-    )
+    r = await registry.request(key, "GET", "/v1/postings", params={"cursor": "garbage!"})
     assert r.status_code == 400
 
 
@@ -150,18 +149,18 @@ async def test_patch_rules_and_budget_refusal_of_an_update(registry: Registry) -
     posting = await registry.open(key, capacity=2)
     pid = posting["id"]
     url = f"/v1/postings/{pid}"
-    h = registry.key(key)
 
-    r = await registry.http.patch(url, headers=h, json={"title": "새 제목", "tags": ["책"]})
+    r = await registry.request(key, "PATCH", url, json={"title": "새 제목", "tags": ["책"]})
     assert r.status_code == 200 and r.json()["revision"] == 1 and r.json()["title"] == "새 제목"
     ev = (await registry.watcher.wait_for(pid, "PostingUpdated"))[0].data
     assert ev["revision"] == 1 and ev["title"] == "새 제목" and ev["previous_capacity"] == 2
     assert ev["facility_name"] == fac["name"]
 
     later = datetime.fromisoformat(posting["starts_at"]) + timedelta(hours=1)
-    r = await registry.http.patch(
+    r = await registry.request(
+        key,
+        "PATCH",
         url,
-        headers=h,
         json={"starts_at": later.isoformat(), "ends_at": (later + timedelta(hours=2)).isoformat()},
     )
     assert r.status_code == 200, r.text
@@ -175,7 +174,7 @@ async def test_patch_rules_and_budget_refusal_of_an_update(registry: Registry) -
             e.type == "BudgetReserved" and e.data.get("revision") == 3
         )
 
-    r = await registry.http.patch(url, headers=h, json={"capacity": 5})
+    r = await registry.request(key, "PATCH", url, json={"capacity": 5})
     assert r.status_code == 200 and r.json()["capacity"] == 5 and r.json()["revision"] == 3
     real = await registry.watcher.maybe(
         pid,
@@ -217,26 +216,28 @@ async def test_patch_rules_and_budget_refusal_of_an_update(registry: Registry) -
     b2 = await registry.book(current)
     await registry.book(current, "waitlisted", position=1)
     await registry.wait_roster(key, pid, lambda r: r["confirmed_count"] == 2)
-    r = await registry.http.patch(url, headers=h, json={"capacity": 1})
+    r = await registry.request(key, "PATCH", url, json={"capacity": 1})
     assert r.status_code == 409 and r.json()["code"] == "capacity_below_confirmed"
     assert r.json()["errors"][0]["field"] == "capacity"
     moved = datetime.fromisoformat(current["starts_at"]) + timedelta(minutes=30)
-    r = await registry.http.patch(url, headers=h, json={"starts_at": moved.isoformat()})
+    r = await registry.request(key, "PATCH", url, json={"starts_at": moved.isoformat()})
     assert r.status_code == 409 and r.json()["code"] == "times_locked"
-    r = await registry.http.patch(url, headers=h, json={"capacity": 2})
+    r = await registry.request(key, "PATCH", url, json={"capacity": 2})
     assert r.status_code == 200 and r.json()["capacity"] == 2
     # back to 2 is a change after a funded increase (revision 4), and no change after a
     # reverted one (the revert was revision 4)
     assert r.json()["revision"] == 4
-    r = await registry.http.patch(url, headers=h, json={"title": current["title"]})
+    r = await registry.request(key, "PATCH", url, json={"title": current["title"]})
     assert (
         r.status_code == 200 and r.json()["revision"] == (await registry.get(key, pid))["revision"]
     )
     assert {b1, b2} <= {e["booking_id"] for e in (await registry.roster(key, pid))["entries"]}
 
-    r = await registry.http.post(f"{url}/cancel", headers={**h, "Idempotency-Key": uid()}, json={})
+    r = await registry.request(
+        key, "POST", f"{url}/cancel", headers={"Idempotency-Key": uid()}, json={}
+    )
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
-    r = await registry.http.patch(url, headers=h, json={"title": "too late"})
+    r = await registry.request(key, "PATCH", url, json={"title": "too late"})
     assert r.status_code == 409 and r.json()["code"] == "posting_not_editable"
 
 
@@ -250,15 +251,15 @@ async def test_cancel_emits_posting_cancelled_once_and_replays(registry: Registr
     posting = await registry.open(key)
     pid = posting["id"]
     idem = uid()
-    headers = {**registry.key(key), "Idempotency-Key": idem}
-    first = await registry.http.post(f"/v1/postings/{pid}/cancel", headers=headers)
+    headers = {"Idempotency-Key": idem}
+    first = await registry.request(key, "POST", f"/v1/postings/{pid}/cancel", headers=headers)
     assert first.status_code == 200, first.text
     assert first.json()["status"] == "cancelled" and first.json()["cancel_reason"] == "facility"
-    again = await registry.http.post(f"/v1/postings/{pid}/cancel", headers=headers)
+    again = await registry.request(key, "POST", f"/v1/postings/{pid}/cancel", headers=headers)
     assert again.status_code == 200 and again.json() == first.json()
     assert again.headers.get("idempotent-replayed") == "true"
-    other = await registry.http.post(
-        f"/v1/postings/{pid}/cancel", headers={**registry.key(key), "Idempotency-Key": uid()}
+    other = await registry.request(
+        key, "POST", f"/v1/postings/{pid}/cancel", headers={"Idempotency-Key": uid()}
     )
     assert other.status_code == 409 and other.json()["code"] == "posting_not_cancellable"
     event = (await registry.watcher.wait_for(pid, "PostingCancelled"))[0].data
@@ -285,8 +286,8 @@ async def test_suspending_a_facility_cancels_its_postings_and_stops_its_keys(
     opened = await registry.open(key)
     pending = await registry.submit(key)
     theirs = await registry.submit(bystander["api_key"])
-    r = await registry.http.post(
-        f"/v1/admin/facilities/{fac['id']}/suspend", headers=registry.admin
+    r = await registry.request(
+        registry.admin_token, "POST", f"/v1/admin/facilities/{fac['id']}/suspend"
     )
     assert r.status_code == 200, r.text
     assert set(r.json()["cancelled_posting_ids"]) == {opened["id"], pending["id"]}
@@ -295,14 +296,14 @@ async def test_suspending_a_facility_cancels_its_postings_and_stops_its_keys(
         ev = (await registry.watcher.wait_for(p["id"], "PostingCancelled"))[0].data
         assert ev["reason"] == "facility_suspended"
     assert registry.watcher.of(theirs["id"], "PostingCancelled") == []
-    r = await registry.http.get("/v1/postings", headers=registry.key(key))
+    r = await registry.request(key, "GET", "/v1/postings")
     assert r.status_code == 401
-    r = await registry.http.post(
-        f"/v1/admin/facilities/{fac['id']}/keys/rotate", headers=registry.admin
+    r = await registry.request(
+        registry.admin_token, "POST", f"/v1/admin/facilities/{fac['id']}/keys/rotate"
     )
     assert r.status_code == 409
-    again = await registry.http.post(
-        f"/v1/admin/facilities/{fac['id']}/suspend", headers=registry.admin
+    again = await registry.request(
+        registry.admin_token, "POST", f"/v1/admin/facilities/{fac['id']}/suspend"
     )
     assert again.status_code == 200 and again.json()["cancelled_posting_ids"] == []
 
@@ -311,9 +312,10 @@ async def test_admin_facilities_validation_and_paging(registry: Registry) -> Non
     """A dong outside Gwangsan-gu is 400 naming `dong`; the key is shown once and stored only
     hashed (the list and the facility never show it); the list pages oldest first with a
     cursor and contains every facility created."""
-    r = await registry.http.post(
+    r = await registry.request(
+        registry.admin_token,
+        "POST",
         "/v1/admin/facilities",
-        headers=registry.admin,
         json={
             "name": "x",
             "kind": "park",
@@ -327,7 +329,9 @@ async def test_admin_facilities_validation_and_paging(registry: Registry) -> Non
     cursor = None
     for _ in range(1000):
         params: dict[str, Any] = {"limit": 200, **({"cursor": cursor} if cursor else {})}
-        r = await registry.http.get("/v1/admin/facilities", headers=registry.admin, params=params)
+        r = await registry.request(
+            registry.admin_token, "GET", "/v1/admin/facilities", params=params
+        )
         assert r.status_code == 200, r.text
         seen.extend(r.json()["data"])
         cursor = r.json()["next_cursor"]
@@ -339,5 +343,7 @@ async def test_admin_facilities_validation_and_paging(registry: Registry) -> Non
     assert positions == sorted(positions)
     assert all("api_key" not in f for f in seen)
     assert all(m["api_key"] not in r.text for m in made)
-    one = await registry.http.get(f"/v1/admin/facilities/{made[0]['id']}", headers=registry.admin)
+    one = await registry.request(
+        registry.admin_token, "GET", f"/v1/admin/facilities/{made[0]['id']}"
+    )
     assert one.status_code == 200 and "api_key" not in one.json()

@@ -1,0 +1,183 @@
+"""One method per HTTP call, grouped by surface (BRIEF §6). A new call is one method here:
+its path, its body, the statuses that answer it.
+
+Bodies are the JSON objects the services document in their OpenAPI (`/docs`); results are
+the decoded JSON objects (`Json`), the bytes of a file, or None where "there is none" (404)
+is an answer. Any other status raises `ApiError` carrying the problem+json body.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tools.api_client.core import CREATED, OK_OR_CREATED, Json, Surface
+
+
+class Clock(Surface):
+    """`GET|PUT /v1/admin/clock` (admin token; only with APP_ENV test or demo)."""
+
+    async def get(self) -> datetime:
+        return datetime.fromisoformat((await self.json("GET", "/v1/admin/clock"))["now"])
+
+    async def set(self, now: datetime) -> datetime:
+        body = await self.json("PUT", "/v1/admin/clock", json={"now": now.isoformat()})
+        return datetime.fromisoformat(body["now"])
+
+
+class RegistryAdmin(Surface):
+    """The registry's admin API (admin token)."""
+
+    async def create_facility(self, body: Json) -> Json:
+        """The facility and its API key (shown this once)."""
+        return await self.json("POST", "/v1/admin/facilities", json=body, expect=CREATED)
+
+    async def list_facilities(self, **params: Any) -> Json:
+        return await self.json("GET", "/v1/admin/facilities", params=params)
+
+    async def get_facility(self, facility_id: str) -> Json:
+        return await self.json("GET", f"/v1/admin/facilities/{facility_id}")
+
+    async def rotate_facility_key(self, facility_id: str) -> Json:
+        path = f"/v1/admin/facilities/{facility_id}/keys/rotate"
+        return await self.json("POST", path, expect=OK_OR_CREATED)
+
+    async def suspend_facility(self, facility_id: str) -> Json:
+        path = f"/v1/admin/facilities/{facility_id}/suspend"
+        return await self.json("POST", path, expect=OK_OR_CREATED)
+
+
+class Facility(Surface):
+    """The facility API (the facility's own key): its postings, rosters and attendance."""
+
+    async def post_posting(self, body: Json, idempotency_key: str | None = None) -> Json:
+        return await self.json(
+            "POST", "/v1/postings", json=body, expect=CREATED, idempotency_key=idempotency_key
+        )
+
+    async def list_postings(self, **params: Any) -> Json:
+        return await self.json("GET", "/v1/postings", params=params)
+
+    async def get_posting(self, posting_id: str) -> Json:
+        return await self.json("GET", f"/v1/postings/{posting_id}")
+
+    async def patch_posting(self, posting_id: str, changes: Json) -> Json:
+        return await self.json("PATCH", f"/v1/postings/{posting_id}", json=changes)
+
+    async def cancel_posting(
+        self, posting_id: str, note: str | None = None, idempotency_key: str | None = None
+    ) -> Json:
+        return await self.json(
+            "POST", f"/v1/postings/{posting_id}/cancel", json={"note": note} if note else None,
+            expect=OK_OR_CREATED, idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    async def get_roster(self, posting_id: str) -> Json:
+        return await self.json("GET", f"/v1/postings/{posting_id}/roster")
+
+    async def record_attendance(self, posting_id: str, records: list[Json]) -> Json:
+        path = f"/v1/postings/{posting_id}/attendance"
+        return await self.json("PUT", path, json={"records": records})
+
+
+class MatcherAdmin(Surface):
+    """The matcher's admin reads and actions (admin token)."""
+
+    async def get_application(self, application_id: str) -> Json | None:
+        return await self.json_or_none("GET", f"/v1/admin/applications/{application_id}")
+
+    async def get_posting(self, posting_id: str) -> Json | None:
+        return await self.json_or_none("GET", f"/v1/admin/postings/{posting_id}")
+
+    async def posting_applications(self, posting_id: str) -> list[Json]:
+        """Every application of a posting (all pages)."""
+        path = f"/v1/admin/postings/{posting_id}/applications"
+        return await self.all_items(path, "items")
+
+    async def get_draw(self, posting_id: str) -> Json | None:
+        return await self.json_or_none("GET", f"/v1/admin/draws/{posting_id}")
+
+    async def verify_draw(self, posting_id: str) -> Json:
+        return await self.json("POST", f"/v1/admin/draws/{posting_id}/verify")
+
+    async def get_citizen(self, citizen_id: str) -> Json:
+        return await self.json("GET", f"/v1/admin/citizens/{citizen_id}")
+
+    async def list_notifications(self, status: str, **params: Any) -> Json:
+        """One page of the partner notifications in `status` (failed, pending, delivered)."""
+        params = {"status": status, **params}
+        return await self.json("GET", "/v1/admin/notifications", params=params)
+
+    async def resend_notification(self, notification_id: str) -> Json:
+        path = f"/v1/admin/notifications/{notification_id}/resend"
+        return await self.json("POST", path, expect=OK_OR_CREATED)
+
+
+class AllowanceAdmin(Surface):
+    """The allowance's admin API (admin token): rates, caps, the budget."""
+
+    async def get_rates(self) -> Json:
+        return await self.json("GET", "/v1/admin/rates")
+
+    async def set_rates(self, rates: list[Json], note: str = "") -> Json:
+        return await self.json("PUT", "/v1/admin/rates", json={"rates": rates, "note": note})
+
+    async def get_caps(self) -> Json:
+        return await self.json("GET", "/v1/admin/caps")
+
+    async def get_budget(self, fiscal_year: int) -> Json | None:
+        """The fiscal year's budget, or None if none was ever set."""
+        params = {"fiscal_year": fiscal_year}
+        return await self.json_or_none("GET", "/v1/admin/budget", params=params)
+
+    async def set_budget(
+        self, fiscal_year: int, amount_won: int, note: str, previous_amount_won: int | None = None
+    ) -> Json:
+        """Raise or cut the total (a ledger entry). With `previous_amount_won`, refused (409
+        `budget_changed`) if someone else changed the total meanwhile."""
+        body = {"fiscal_year": fiscal_year, "amount_won": amount_won, "note": note}
+        if previous_amount_won is not None:
+            body["previous_amount_won"] = previous_amount_won
+        return await self.json("PUT", "/v1/admin/budget", json=body)
+
+
+class Finance(Surface):
+    """The allowance's finance API (finance token): budget, ledger, statements, close."""
+
+    async def get_budget(self, **params: Any) -> Json:
+        return await self.json("GET", "/v1/budget", params=params)
+
+    async def get_ledger(self, **params: Any) -> Json | bytes:
+        """One page of JSON, or the CSV / XLSX file (`format=`)."""
+        return await self.content("GET", "/v1/ledger", params=params)
+
+    async def ledger_entries(self, period: str) -> list[Json]:
+        """Every ledger entry of a period (all JSON pages)."""
+        return await self.all_items("/v1/ledger", "entries", period=period, format="json")
+
+    async def get_trial_balance(self, **params: Any) -> Json:
+        return await self.json("GET", "/v1/ledger/trial-balance", params=params)
+
+    async def get_statements(self, period: str, **params: Any) -> Json | bytes:
+        """One page of a period's statements (or a file, with `format=`)."""
+        return await self.content("GET", f"/v1/periods/{period}/statements", params=params)
+
+    async def all_statements(self, period: str) -> tuple[list[Json], str]:
+        """Every statement of a period (all pages) and the period's status."""
+        rows: list[Json] = []
+        status = "open"
+        async for page in self.pages(f"/v1/periods/{period}/statements", "statements"):
+            rows.extend(page["statements"])
+            status = str(page["status"])
+        return rows, status
+
+    async def close_period(self, period: str) -> Json:
+        return await self.json("POST", f"/v1/periods/{period}/close", expect=OK_OR_CREATED)
+
+    async def get_payout_file(self, period: str, format: str = "csv") -> Json | bytes:
+        path = f"/v1/periods/{period}/payout-file"
+        return await self.content("GET", path, params={"format": format})
+
+    async def put_payee(self, citizen_ref: str, bank_details: Json) -> Json:
+        path = f"/v1/payees/{citizen_ref}"
+        return await self.json("PUT", path, json=bank_details, expect=OK_OR_CREATED)
