@@ -47,6 +47,17 @@ def _new_request_id() -> str:
     return f"{random.getrandbits(128):032x}"
 
 
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_NO_STORE = (b"cache-control", b"no-store")
+
+
+def _safety_headers(path: str) -> list[tuple[bytes, bytes]]:
+    """Headers on every answer: browsers never guess a content type (a CSV or a problem
+    body is never run as a script), and API answers — ledgers, payees, payout files, keys —
+    are never kept by a browser or proxy cache."""
+    return [_NOSNIFF, _NO_STORE] if path.startswith("/v1/") else [_NOSNIFF]
+
+
 class BodyTooLargeError(Exception):
     pass
 
@@ -93,32 +104,39 @@ class ServiceMiddleware:
             return
         status = 500
         response_started = False
+        too_large = False
         received = 0
         started = time.perf_counter()
+        extra_headers = [(b"x-request-id", request_id.encode()), *_safety_headers(scope["path"])]
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
+                    # A body without Content-Length (chunked) grew past the limit. FastAPI
+                    # turns any error while reading a body into its own 400, so remember it
+                    # and answer 413 ourselves, dropping whatever the app answers.
+                    too_large = True
                     raise BodyTooLargeError
             return message
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
+            if too_large:
+                return
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                message["headers"] = [*message.get("headers", []), *extra_headers]
             await send(message)
 
         with bind_request(request_id):
             try:
                 await self.app(scope, limited_receive, send_with_id)
+                if too_large and not response_started:
+                    raise BodyTooLargeError
             except BodyTooLargeError:
                 status = 413
                 await self._answer(send, request_id, _too_large(self.limit), scope["path"])
@@ -196,6 +214,7 @@ class ServiceMiddleware:
         headers += [
             (b"content-length", str(len(body)).encode()),
             (b"x-request-id", request_id.encode()),
+            *_safety_headers(path),
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

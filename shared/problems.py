@@ -135,12 +135,35 @@ def install(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
             exc.status_code, "http_error"
         )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route on the path; a path served
+            # by several routes (GET and PUT) allows all of theirs.
+            headers["Allow"] = ", ".join(allowed_methods(app, request))
         return problem_response(
-            Problem(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)),
+            Problem(exc.status_code, code, str(exc.detail), headers=headers or None),
             request.url.path,
         )
 
     document(app)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route of `app` fully matches on the request's path (asked of the
+    router itself, so routers included with a prefix count too)."""
+    from starlette.routing import Match
+
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in app.router.routes
+        )
+    ]
 
 
 # The shape of every problem+json answer, for OpenAPI documents.

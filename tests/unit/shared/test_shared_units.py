@@ -12,6 +12,7 @@ import httpx
 import pydantic
 import pytest
 from fastapi import FastAPI, Request
+from pydantic import BaseModel
 
 from shared import auth, events, topics, webhooks
 from shared.clock import ClockWentBackwardsError, FixedClock
@@ -249,3 +250,53 @@ async def test_unhandled_errors_are_problems_with_the_request_id_and_are_counted
             assert down.headers["retry-after"] == "2"
             assert down.json()["code"] == "service_unavailable"
             assert counted(path, "503") >= 1
+
+
+async def test_answers_carry_safety_headers_and_limits_hold_for_chunked_bodies(
+    tmp_path: Path,
+) -> None:
+    """Every answer says `nosniff`; API answers (ledgers, payees, keys) say `no-store`; a
+    chunked body over the limit is 413, not FastAPI's 400; a 405 lists every method the path
+    allows (here GET and PUT of the clock)."""
+    from fastapi import APIRouter
+
+    from shared.service import ServiceSpec, create_app
+    from shared.settings import ServiceSettings
+
+    router = APIRouter()
+
+    @router.post("/v1/echo")
+    async def echo(body: EchoBody) -> dict[str, int]:
+        return {"length": len(body.text)}
+
+    spec = ServiceSpec(
+        name="hdr", title="x", description="", migrations_dir=tmp_path, routers=[router]
+    )
+    app = create_app(
+        spec, ServiceSettings(app_env="test", role="api", http_body_size_max_bytes=1000)
+    )
+
+    async def chunks(total: int):  # type: ignore[no-untyped-def]
+        for _ in range(total // 100):
+            yield b"x" * 100
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        ok = await client.post("/v1/echo", json={"text": "hi"})
+        assert ok.status_code == 200
+        assert ok.headers["x-content-type-options"] == "nosniff"
+        assert ok.headers["cache-control"] == "no-store"
+        docs = await client.get("/docs")
+        assert docs.headers["x-content-type-options"] == "nosniff"
+        assert "cache-control" not in docs.headers
+        big = await client.post(
+            "/v1/echo", content=chunks(5000), headers={"content-type": "application/json"}
+        )
+        assert big.status_code == 413 and big.json()["code"] == "body_too_large"
+        wrong = await client.delete("/v1/admin/clock")
+        assert wrong.status_code == 405
+        assert wrong.headers["allow"] == "GET, PUT"
+
+
+class EchoBody(BaseModel):
+    text: str
