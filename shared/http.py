@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import metrics
 from shared.logs import bind_request
+from shared.problem_texts import prefers_korean
 from shared.problems import PROBLEM_JSON, Problem, unexpected
 
 log = logging.getLogger(__name__)
@@ -92,9 +93,10 @@ class ServiceMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         request_id = headers.get(b"x-request-id", b"").decode()[:100] or _new_request_id()
+        language = headers.get(b"accept-language", b"").decode("latin-1")[:200] or None
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._answer(send, request_id, _too_large(self.limit), scope["path"])
+            await self._answer(send, request_id, _too_large(self.limit), scope["path"], language)
             self._observe(scope, 413, 0.0)
             return
         fast = self.fast.get((scope["method"], scope["path"])) if self.fast else None
@@ -139,7 +141,9 @@ class ServiceMiddleware:
                     raise BodyTooLargeError
             except BodyTooLargeError:
                 status = 413
-                await self._answer(send, request_id, _too_large(self.limit), scope["path"])
+                await self._answer(
+                    send, request_id, _too_large(self.limit), scope["path"], language
+                )
             except Exception as exc:
                 # Caught here, not by Starlette's outermost error middleware, so the answer
                 # is problem+json with the request id and is counted in the HTTP metrics
@@ -153,7 +157,7 @@ class ServiceMiddleware:
                 )
                 status = problem.status
                 if not response_started:
-                    await self._answer(send, request_id, problem, scope["path"])
+                    await self._answer(send, request_id, problem, scope["path"], language)
         self._observe(scope, status, time.perf_counter() - started)
 
     async def _serve_fast(
@@ -194,19 +198,29 @@ class ServiceMiddleware:
             except Exception as exc:
                 log.exception("unhandled error in %s %s", scope["method"], path)
                 answer = unexpected(exc)
-        status = await self._answer(send, request_id, answer, path)
+        language = raw_headers.get(b"accept-language", b"").decode("latin-1")[:200] or None
+        status = await self._answer(send, request_id, answer, path, language)
         self._observe(scope, status, time.perf_counter() - started, template=path)
 
     async def _answer(
-        self, send: Send, request_id: str, answer: tuple[int, Any] | Problem, path: str
+        self,
+        send: Send,
+        request_id: str,
+        answer: tuple[int, Any] | Problem,
+        path: str,
+        accept_language: str | None = None,
     ) -> int:
         """Send a whole JSON (or problem+json) response; its status."""
         if isinstance(answer, Problem):
             status = answer.status
+            korean = prefers_korean(accept_language)
             body = orjson.dumps(
-                answer.body(path) | ({"request_id": request_id} if status >= 500 else {})
+                answer.body(path, korean=korean)
+                | ({"request_id": request_id} if status >= 500 else {})
             )
             extra = [(k.lower().encode(), v.encode()) for k, v in (answer.headers or {}).items()]
+            if korean:
+                extra.append((b"content-language", b"ko"))
             headers = [(b"content-type", PROBLEM_JSON.encode()), *extra]
         else:
             status, body = answer[0], orjson.dumps(answer[1])

@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.problem_texts import FIELD_FALLBACK_KO, FIELD_KO, PROBLEM_KO, prefers_korean
+
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://gwangsan.danggeun.example/problems/"
 
@@ -31,17 +33,23 @@ class Problem(Exception):
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
+        ko: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
+        # A Korean sentence for this very case (numbers as `won()` formats them); without
+        # one, the Korean text of the code (shared/problem_texts.py) is used.
+        self.ko = ko
         self.title = title or code.replace("_", " ").capitalize()
         self.errors = errors
         self.headers = headers
         self.extra = extra or {}
 
-    def body(self, instance: str | None = None) -> dict[str, Any]:
+    def body(self, instance: str | None = None, *, korean: bool = False) -> dict[str, Any]:
+        """The problem+json body; in Korean (`title`, `detail`, each error's `message`) when
+        the caller prefers it, the English kept in `detail_en` / `message_en`."""
         body: dict[str, Any] = {
             "type": TYPE_BASE + self.code,
             "code": self.code,
@@ -50,11 +58,33 @@ class Problem(Exception):
             "detail": self.detail,
             **self.extra,
         }
+        if korean:
+            title_ko, detail_ko = PROBLEM_KO.get(
+                self.code, _FALLBACK_KO.get(self.status // 100 * 100, _FALLBACK_KO[400])
+            )
+            body["title"] = title_ko
+            body["detail"] = self.ko or detail_ko
+            body["detail_en"] = self.detail
         if instance:
             body["instance"] = instance
         if self.errors:
-            body["errors"] = self.errors
+            body["errors"] = [_error_ko(e) for e in self.errors] if korean else self.errors
         return body
+
+
+_FALLBACK_KO: dict[int, tuple[str, str]] = {
+    400: ("요청 오류", "요청을 처리할 수 없습니다. 입력을 확인해 주세요."),
+    500: ("서버 오류", "서버에서 요청을 처리하지 못했습니다."),
+}
+
+
+def _error_ko(error: dict[str, Any]) -> dict[str, Any]:
+    code = str(error.get("code") or "")
+    return {
+        **error,
+        "message": FIELD_KO.get(code, FIELD_FALLBACK_KO),
+        "message_en": error.get("message", ""),
+    }
 
 
 # How long a client should wait before retrying when a dependency is down (seconds).
@@ -79,13 +109,22 @@ def unexpected(exc: BaseException) -> Problem:
     return Problem(500, "internal_error", "an unexpected error; it is logged with the request id")
 
 
-def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
+def problem_response(
+    problem: Problem, instance: str | None = None, *, korean: bool = False
+) -> JSONResponse:
+    headers = dict(problem.headers or {})
+    if korean:
+        headers["Content-Language"] = "ko"
     return JSONResponse(
-        problem.body(instance),
+        problem.body(instance, korean=korean),
         status_code=problem.status,
         media_type=PROBLEM_JSON,
-        headers=problem.headers,
+        headers=headers or None,
     )
+
+
+def wants_korean(request: Request) -> bool:
+    return prefers_korean(request.headers.get("accept-language"))
 
 
 def validation_errors(errors: Any) -> list[dict[str, Any]]:
@@ -108,7 +147,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc, request.url.path)
+        return problem_response(exc, request.url.path, korean=wants_korean(request))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -118,6 +157,7 @@ def install(app: FastAPI) -> None:
         return problem_response(
             Problem(status, "invalid_request", f"invalid fields: {fields}", errors=errors),
             request.url.path,
+            korean=wants_korean(request),
         )
 
     @app.exception_handler(asyncpg.CharacterNotInRepertoireError)
@@ -128,6 +168,7 @@ def install(app: FastAPI) -> None:
         return problem_response(
             Problem(400, "invalid_characters", "text must not contain NUL characters"),
             request.url.path,
+            korean=wants_korean(request),
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -143,6 +184,7 @@ def install(app: FastAPI) -> None:
         return problem_response(
             Problem(exc.status_code, code, str(exc.detail), headers=headers or None),
             request.url.path,
+            korean=wants_korean(request),
         )
 
     document(app)
