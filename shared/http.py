@@ -12,6 +12,7 @@ document describes it; both call the same function.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -25,6 +26,7 @@ from shared import metrics
 from shared.logs import bind_request
 from shared.problem_texts import prefers_korean
 from shared.problems import PROBLEM_JSON, Problem, unexpected
+from shared.ratelimit import RequestLimits
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,16 @@ def _safety_headers(path: str) -> list[tuple[bytes, bytes]]:
     return [_NOSNIFF, _NO_STORE] if path.startswith("/v1/") else [_NOSNIFF]
 
 
+def _too_many(wait_s: float) -> Problem:
+    retry_after_s = max(1, math.ceil(wait_s))
+    return Problem(
+        429,
+        "too_many_requests",
+        f"too many requests; retry in {retry_after_s} s",
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
 class BodyTooLargeError(Exception):
     pass
 
@@ -78,10 +90,12 @@ class ServiceMiddleware:
         service: str,
         body_size_max_bytes: int,
         fast_routes: Sequence[FastRoute] = (),
+        limits: RequestLimits | None = None,
     ) -> None:
         self.app = app
         self.service = service
         self.limit = body_size_max_bytes
+        self.limits = limits
         self.fast = {(r.method, r.path): r.handler for r in fast_routes}
         # Labelled metric children by (route, method, status): `labels()` takes a lock and
         # builds a key on every call, a measurable share of a fast route's time.
@@ -94,6 +108,13 @@ class ServiceMiddleware:
         headers = dict(scope.get("headers") or [])
         request_id = headers.get(b"x-request-id", b"").decode()[:100] or _new_request_id()
         language = headers.get(b"accept-language", b"").decode("latin-1")[:200] or None
+        if self.limits is not None:
+            client = scope.get("client")
+            wait_s = self.limits.check(client[0] if client else None, headers.get(b"authorization"))
+            if wait_s is not None:
+                await self._answer(send, request_id, _too_many(wait_s), scope["path"], language)
+                self._observe(scope, 429, 0.0)
+                return
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._answer(send, request_id, _too_large(self.limit), scope["path"], language)

@@ -37,6 +37,7 @@ from shared.kafka import make_producer
 from shared.logs import configure as configure_logs
 from shared.outbox import OutboxRelay
 from shared.outbox import backlog as outbox_backlog
+from shared.ratelimit import Lockout, RequestLimits
 from shared.settings import ServiceSettings
 from shared.web import Ctx, Staff, staff
 
@@ -248,6 +249,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             batch_wait_ms=settings.consumer_batch_wait_ms,
         )
         ctx = ServiceContext(settings, pool, producer, clock, consumer, relay)
+        ctx.provide(Lockout(settings.auth_failures_max, settings.auth_failure_window_s))
         broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id=f"{spec.name}-consumer")
         if runs_worker:
             if spec.register_handlers is not None:
@@ -313,6 +315,15 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         service=spec.name,
         body_size_max_bytes=settings.http_body_size_max_bytes,
         fast_routes=spec.fast_routes if runs_api else (),
+        limits=RequestLimits(
+            address_rate_per_s=settings.http_rate_per_address_per_s,
+            address_burst=settings.http_rate_per_address_burst,
+            credential_rate_per_s=settings.http_rate_per_credential_per_s,
+            credential_burst=settings.http_rate_per_credential_burst,
+            exempt_addresses=frozenset(
+                a.strip() for a in settings.http_rate_exempt_addresses.split(",") if a.strip()
+            ),
+        ),
     )
 
     @app.get("/healthz", tags=["ops"], summary="The process is alive")

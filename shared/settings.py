@@ -77,6 +77,23 @@ class ServiceSettings(BaseSettings):
     # The most items one list page may return (cursor pages).
     page_size_max: int = 200
 
+    # Request limits per process (shared/ratelimit.py): 429 with Retry-After past them.
+    # Per client address — generous, so the demo, tests and benchmarks on loopback never
+    # meet it; production lowers it at the Ingress and here (deploy/k8s) and lists the
+    # partner's egress addresses as exempt, since all of the partner's users arrive from a
+    # few addresses.
+    http_rate_per_address_per_s: float = 5_000
+    http_rate_per_address_burst: int = 50_000
+    # Per credential (the Authorization header): one facility key, one staff token.
+    http_rate_per_credential_per_s: float = 500
+    http_rate_per_credential_burst: int = 5_000
+    # Comma-separated client addresses no per-address limit applies to.
+    http_rate_exempt_addresses: str = ""
+    # Lockout (OWASP API2 brute force): more than this many bad secrets for one key id (or,
+    # for staff tokens, from one address) within the window answer 429 for that key.
+    auth_failures_max: int = 20
+    auth_failure_window_s: int = 60
+
     # Clock refresh: how often a service re-reads the shared (test/demo) clock.
     clock_refresh_interval_ms: int = 200
 

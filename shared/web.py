@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 from shared.auth import bearer
 from shared.context import ServiceContext
 from shared.problems import PROBLEM_JSON, PROBLEM_SCHEMA, Problem
+from shared.ratelimit import Lockout
 from shared.settings import ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -132,6 +133,9 @@ def staff(
         _doc: Any = Depends(scheme),
     ) -> Staff:
         token = bearer(request)
+        # Static tokens have no key id: repeated bad ones are locked out per address.
+        address = f"staff@{request.client.host if request.client else '-'}"
+        refuse_locked_out(ctx, address)
         role = _static_role(token, ctx.settings)
         who: Staff | None = None
         if role is not None:
@@ -145,6 +149,7 @@ def staff(
             sentence = foreign(token) if foreign is not None else None
             if sentence is not None:
                 raise Problem(403, "forbidden", sentence)
+            note_bad_secret(ctx, address)
             raise _unauthorized(roles)
         if who.role not in roles:
             raise Problem(
@@ -158,6 +163,27 @@ def staff(
         return who
 
     return dependency
+
+
+def refuse_locked_out(ctx: ServiceContext[Any], key: str) -> None:
+    """429 with Retry-After while `key` (a facility key id, a client address) is locked out
+    for presenting too many bad secrets (shared/ratelimit.py `Lockout`)."""
+    lockout = ctx.resource_or_none(Lockout)
+    wait_s = lockout.blocked_for_s(key) if lockout is not None else None
+    if wait_s is not None:
+        raise Problem(
+            429,
+            "too_many_requests",
+            f"too many bad credentials; retry in {wait_s} s",
+            headers={"Retry-After": str(wait_s)},
+        )
+
+
+def note_bad_secret(ctx: ServiceContext[Any], key: str) -> None:
+    """Count one bad secret presented for `key` towards its lockout."""
+    lockout = ctx.resource_or_none(Lockout)
+    if lockout is not None:
+        lockout.fail(key)
 
 
 def refuse_unknown_query(request: Request) -> None:
