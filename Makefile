@@ -48,13 +48,13 @@ $(UV):
 setup: .venv/.synced .debian/.installed .tools/bin/kustomize
 
 up: setup
-	$(PY) -m shared.stack up
+	$(PY) -m devstack up
 
 down: setup
-	$(PY) -m shared.stack down
+	$(PY) -m devstack down
 
 status: setup
-	$(PY) -m shared.stack status
+	$(PY) -m devstack status
 
 run: setup
 	$(PY) -m tools.demo run
@@ -68,7 +68,7 @@ test: setup
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy shared services tools bench
+	$(PY) -m mypy shared devstack services tools bench
 
 format: setup
 	$(PY) -m ruff format .
@@ -81,5 +81,5 @@ bench-quick: setup
 	$(PY) -m bench --quick --private
 
 clean:
-	-$(PY) -m shared.stack down
+	-$(PY) -m devstack down
 	rm -rf .run .venv .tools .debian
