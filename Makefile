@@ -10,12 +10,14 @@ PY := .venv/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: setup run demo up down status test test-fast lint format bench bench-quick clean help
+.PHONY: setup run demo up down status test test-unit test-deploy lint format bench bench-quick clean help
 
 help:
 	@echo "make run        set up, start Kafka, Postgres and the three services, seed and play the demo, serve until Ctrl-C"
 	@echo "make demo       play the demo scenario on the local stack, check invariants, print the summary, exit"
 	@echo "make test       set up, start what tests need, run every test suite, stop what it started"
+	@echo "make test-unit  the pure tests (tests/unit): no Kafka, Postgres or other tools, seconds"
+	@echo "make test-deploy the checks of deploy/ and docker-compose.yml (kustomize, promtool, docker-compose)"
 	@echo "make lint       ruff (lint + format check) and mypy --strict"
 	@echo "make up / down  start / stop the local stack (Kafka, Postgres, services) in the background"
 	@echo "make status     what is running"
@@ -64,6 +66,13 @@ demo: setup
 
 test: setup
 	$(PY) -m tools.run_tests
+
+# Only the Python part of setup: the pure tests need neither the stack nor the deploy tools.
+test-unit: .venv/.synced
+	$(PY) -m pytest tests/unit -q -p no:cacheprovider
+
+test-deploy: setup
+	$(PY) -m pytest tests/deploy -q -p no:cacheprovider
 
 lint: setup
 	$(PY) -m ruff check .

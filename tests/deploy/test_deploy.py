@@ -21,7 +21,7 @@ import yaml
 
 from shared.settings import Role
 from shared.topics import TOPICS, dlq_of
-from tests.unit import deploy_check as dc
+from tests.deploy import deploy_check as dc
 
 SERVICES = ("registry", "matcher", "allowance")
 OVERLAYS = ("local", "production")
@@ -528,7 +528,7 @@ def test_monitoring_kustomization_scrapes_the_services_and_carries_the_alerts() 
     assert jobs == {overlay: set(SERVICES) for overlay in OVERLAYS}
     assert rule["spec"] == dc.prometheus_rule()["spec"]
     assert dc.PROMETHEUS_RULE.read_text() == dc.prometheus_rule_text(), (
-        "stale: run `.venv/bin/python -m tests.unit.deploy_check`"
+        "stale: run `.venv/bin/python -m tests.deploy.deploy_check`"
     )
 
 
