@@ -10,12 +10,14 @@ PY := .venv/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: setup run demo up down status test test-fast lint format bench bench-quick clean help
+.PHONY: setup run demo up down status test test-unit test-deploy lint format bench bench-quick clean help
 
 help:
 	@echo "make run        set up, start Kafka, Postgres and the three services, seed and play the demo, serve until Ctrl-C"
 	@echo "make demo       play the demo scenario on the local stack, check invariants, print the summary, exit"
 	@echo "make test       set up, start what tests need, run every test suite, stop what it started"
+	@echo "make test-unit  the pure tests (tests/unit): no Kafka, Postgres or other tools, seconds"
+	@echo "make test-deploy the checks of deploy/ and docker-compose.yml (kustomize, promtool, docker-compose)"
 	@echo "make lint       ruff (lint + format check) and mypy --strict"
 	@echo "make up / down  start / stop the local stack (Kafka, Postgres, services) in the background"
 	@echo "make status     what is running"
@@ -48,13 +50,13 @@ $(UV):
 setup: .venv/.synced .debian/.installed .tools/bin/kustomize
 
 up: setup
-	$(PY) -m shared.stack up
+	$(PY) -m devstack up
 
 down: setup
-	$(PY) -m shared.stack down
+	$(PY) -m devstack down
 
 status: setup
-	$(PY) -m shared.stack status
+	$(PY) -m devstack status
 
 run: setup
 	$(PY) -m tools.demo run
@@ -65,10 +67,17 @@ demo: setup
 test: setup
 	$(PY) -m tools.run_tests
 
+# Only the Python part of setup: the pure tests need neither the stack nor the deploy tools.
+test-unit: .venv/.synced
+	$(PY) -m pytest tests/unit -q -p no:cacheprovider
+
+test-deploy: setup
+	$(PY) -m pytest tests/deploy -q -p no:cacheprovider
+
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy shared services tools bench
+	$(PY) -m mypy shared devstack services tools bench
 
 format: setup
 	$(PY) -m ruff format .
@@ -81,5 +90,5 @@ bench-quick: setup
 	$(PY) -m bench --quick --private
 
 clean:
-	-$(PY) -m shared.stack down
+	-$(PY) -m devstack down
 	rm -rf .run .venv .tools .debian

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.events import PostingPublished
-from shared.stack.envfile import load_stack_env
+from shared.stackenv import load_stack_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_PORT = 8009
@@ -106,9 +106,9 @@ class Env:
             env = {}
         down = _down_parts(self.offset)
         if not env or down:
-            from shared import stack
+            import devstack as stack
 
-            print(f"bench: starting the local stack (shared.stack.up; down: {down})", flush=True)
+            print(f"bench: starting the local stack (devstack.up; down: {down})", flush=True)
             os.environ.setdefault("APP_ENV", "demo")
             if self.run_dir is not None and set(down) == set(STACK_PORTS):
                 # The private stack starts empty, so a run's figures do not depend on how
@@ -154,7 +154,7 @@ class Env:
         await self.pool.close()
         await self.http.aclose()
         if set(self.started_parts) == set(STACK_PORTS):
-            from shared import stack
+            import devstack as stack
 
             print("bench: stopping the stack it started", flush=True)
             await asyncio.to_thread(stack.down, self.run_dir, environ=self.stack_environ)
@@ -164,11 +164,11 @@ class Env:
 
     async def ensure_up(self) -> None:
         """Others share this stack and may restart its services: bring back what is down
-        (idempotent `shared.stack.up`) and wait until the matcher is ready."""
+        (idempotent `devstack.up`) and wait until the matcher is ready."""
         if _down_parts(self.offset):
-            from shared import stack
+            import devstack as stack
 
-            print(f"bench: {_down_parts(self.offset)} down; shared.stack.up", flush=True)
+            print(f"bench: {_down_parts(self.offset)} down; devstack.up", flush=True)
             await asyncio.to_thread(stack.up, self.run_dir, environ=self.stack_environ)
         await self.wait_http(self.env["MATCHER_URL"] + "/readyz")
 

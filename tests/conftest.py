@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from shared.stack.envfile import client_env
+from shared.stackenv import client_env
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from shared import dlq, topics
-from shared.stack.envfile import client_env
+from shared.stackenv import client_env
 from tools.api_client import Api, ApiError, Endpoints
 
 ROOT = Path(__file__).resolve().parents[1]

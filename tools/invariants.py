@@ -38,7 +38,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.stack.envfile import client_env
+from shared.stackenv import client_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE_SCHEMAS = ("registry", "matcher", "allowance")

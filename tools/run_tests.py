@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _stack(*args: str, env: dict[str, str] | None = None) -> int:
-    return subprocess.call([sys.executable, "-m", "shared.stack", *args], env=env)
+    return subprocess.call([sys.executable, "-m", "devstack", *args], env=env)
 
 
 def main(argv: list[str]) -> int:

@@ -37,7 +37,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from shared import stack, topics
+import devstack as stack
+from shared import topics
 from shared.events import Envelope
 from tools import invariants
 from tools.invariants import Report
@@ -75,7 +76,7 @@ def failure_seed() -> int:
 
 
 async def kill9(component: str, env: dict[str, str]) -> None:
-    """SIGKILL one component (for a service, `shared.stack.kill9` also waits until the kernel
+    """SIGKILL one component (for a service, `devstack.kill9` also waits until the kernel
     has let go of its port, so `up` can restart it at once)."""
     await asyncio.to_thread(stack.kill9, component)
 

@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-import shared.stack as stack
+import devstack as stack
 from shared.service import ServiceSpec, create_app
 from shared.settings import ServiceSettings
 from tests.stack.test_stack import clean_environ, scratch_run_dir

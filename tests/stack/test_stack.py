@@ -24,9 +24,9 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-import shared.stack as stack
-from shared.stack.config import ROOT_DIR, SERVICES
-from shared.stack.envfile import KEYS
+import devstack as stack
+from devstack.config import ROOT_DIR, SERVICES
+from shared.stackenv import KEYS
 from shared.topics import TOPICS
 
 pytestmark = pytest.mark.stack
@@ -95,7 +95,7 @@ def test_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackUnderT
 
 def cli(*args: str, environ: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shared.stack", *args],
+        [sys.executable, "-m", "devstack", *args],
         env=dict(environ),
         cwd=ROOT_DIR,
         capture_output=True,

@@ -163,8 +163,6 @@ def test_shared_knows_no_service_and_no_dev_tool() -> None:
     dev-only launcher, the tools or the tests."""
     problems = []
     for path in sorted((ROOT / "shared").rglob("*.py")):
-        if "stack" in path.relative_to(ROOT / "shared").parts:
-            continue  # the launcher, while it still lives here (it moves to devstack/)
         for node in ast.walk(ast.parse(path.read_text())):
             names: list[str] = []
             if isinstance(node, ast.Import):

@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         if started_stack:
-            from shared import stack
+            import devstack as stack
 
             print("stopping the stack this demo started…", flush=True)
             stack.down()

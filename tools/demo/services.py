@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from shared.stack.envfile import client_env
+from shared.stackenv import client_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM_START_S_MAX = 20.0
@@ -32,7 +32,7 @@ def read_stack_env() -> dict[str, str]:
 
 def ensure_stack() -> bool:
     """Start whatever is not running; True if nothing was running (so we stop it after)."""
-    from shared import stack
+    import devstack as stack
 
     states = stack.status()
     was_running = [s for s in states if s.state in ("running", "external")]

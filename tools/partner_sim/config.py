@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.stack.envfile import client_env
+from shared.stackenv import client_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM_PORT_DEFAULT = 8009

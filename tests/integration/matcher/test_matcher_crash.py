@@ -35,12 +35,12 @@ def _run_dir() -> Path:
 
 
 async def _restart_stack(stack_env: dict[str, str]) -> None:
-    """`python -m shared.stack up`: starts what is not running (the killed matcher)."""
+    """`python -m devstack up`: starts what is not running (the killed matcher)."""
     env = {**os.environ, "APP_ENV": stack_env.get("APP_ENV", "test")}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "shared.stack",
+        "devstack",
         "up",
         cwd=ROOT,
         env=env,

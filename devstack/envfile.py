@@ -1,10 +1,11 @@
-"""`<run dir>/stack.env`: the addresses and secrets every service, test and tool reads.
+"""Writing `<run dir>/stack.env`: the addresses and secrets every service, test and tool reads.
 
-Secrets are generated once and kept across `up`s (the database roles are created with
-those passwords, and partners are configured with those webhook secrets), so the file is
-read before it is rewritten. Any value already set in the environment wins, which is how
-an operator points the stack at external Kafka/Postgres or fixes a token for a demo.
-The file holds secrets, so it is written with mode 600.
+Clients read it with `shared.stackenv`; only the launcher writes it. Secrets are generated
+once and kept across `up`s (the database roles are created with those passwords, and
+partners are configured with those webhook secrets), so the file is read before it is
+rewritten. Any value already set in the environment wins, which is how an operator points
+the stack at external Kafka/Postgres or fixes a token for a demo. The file holds secrets,
+so it is written with mode 600.
 """
 
 from __future__ import annotations
@@ -15,23 +16,12 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from shared.stack.config import LOCALHOST, SERVICES, StackConfig, default_run_dir
-from shared.stack.errors import os_error_to_stack_error
-
-KEYS: tuple[str, ...] = (
-    "KAFKA_BOOTSTRAP_SERVERS",
-    "DATABASE_URL",
-    *(f"{name.upper()}_DATABASE_URL" for name in SERVICES),
-    *(f"{name.upper()}_URL" for name in SERVICES),
-    "ADMIN_TOKEN",
-    "FINANCE_TOKEN",
-    "PARTNER_WEBHOOK_SECRET",
-    "PARTNER_NOTIFY_URL",
-    "PARTNER_NOTIFY_SECRET",
-    "APP_ENV",
-)
+from devstack.config import LOCALHOST, SERVICES, StackConfig
+from devstack.errors import os_error_to_stack_error
+from shared.provision import url_password
+from shared.stackenv import KEYS
 
 PARTNER_NOTIFY_URL_DEFAULT = "http://127.0.0.1:8009/notifications"
 APP_ENV_DEFAULT = "demo"
@@ -44,23 +34,6 @@ def new_token() -> str:
 def new_webhook_secret() -> str:
     """A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse `KEY=value` lines; blank lines and `#` comments are skipped."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return {}
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        key, sep, value = stripped.partition("=")
-        if sep:
-            values[key.strip()] = value.strip()
-    return values
 
 
 def write_env_file(path: Path, values: Mapping[str, str]) -> None:
@@ -78,47 +51,6 @@ def write_env_file(path: Path, values: Mapping[str, str]) -> None:
         tmp.replace(path)
     except OSError as exc:
         raise os_error_to_stack_error(exc, path) from None
-
-
-def load_stack_env(run_dir: Path | str | None = None) -> dict[str, str]:
-    """The values of a running (or last started) stack, for tests and tools.
-
-    `run_dir` defaults to `RUN_DIR` or `<repo>/.run`.
-    """
-    directory = Path(run_dir) if run_dir else default_run_dir()
-    path = directory / "stack.env"
-    if not path.exists():
-        raise FileNotFoundError(f"No {path}; start the stack with `python -m shared.stack up`.")
-    return read_env_file(path)
-
-
-def client_env(run_dir: Path | str | None = None) -> dict[str, str]:
-    """What a client of the stack (tests, CLI, demo, simulator) should use: the stack's
-    `stack.env` if there is one, with any of its variables set in the environment winning,
-    so a tool can be pointed at another stack without editing files."""
-    directory = Path(run_dir) if run_dir else default_run_dir()
-    path = directory / "stack.env"
-    values = read_env_file(path) if path.exists() else {}
-    for key in {*KEYS, *values}:
-        if os.environ.get(key):
-            values[key] = os.environ[key]
-    return values
-
-
-def url_password(url: str) -> str | None:
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return None
-    return unquote(password) if password else None
-
-
-def url_username(url: str) -> str | None:
-    try:
-        username = urlsplit(url).username
-    except ValueError:
-        return None
-    return unquote(username) if username else None
 
 
 def with_credentials(url: str, user: str, password: str | None) -> str:

@@ -1,4 +1,7 @@
-"""`python -m shared.stack up|down|status|kill9`: the local stack for people and Makefiles.
+"""`python -m devstack up|down|status|kill9`: the local stack for people and Makefiles.
+
+Provisioning servers someone else runs (containers, Kubernetes) is not here but in
+`python -m shared.provision`, which ships in the image; this launcher does not.
 
 Exit codes: 0 done (or, for `status`, everything that should run runs); 2 a problem the
 developer can fix, stated in one sentence on stderr, never a stack trace; 3 `status` found
@@ -12,8 +15,8 @@ import contextlib
 import sys
 from collections.abc import Sequence
 
-from shared.stack import COMPONENTS, down, kill9, status, up
-from shared.stack.errors import StackError, os_error_to_stack_error
+from devstack import COMPONENTS, down, kill9, status, up
+from devstack.errors import StackError, os_error_to_stack_error
 
 EXIT_OK = 0
 EXIT_ERROR = 2
@@ -35,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
         help="where data, logs and stack.env live (default: $RUN_DIR or .run)",
     )
     parser = argparse.ArgumentParser(
-        prog="python -m shared.stack",
+        prog="python -m devstack",
         description="Local Kafka + PostgreSQL (+ the three services) without Docker.",
         parents=[common],
     )
@@ -57,12 +60,6 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "status", parents=[common], help="show each component; exit 3 if one is stopped"
     )
-    commands.add_parser(
-        "provision",
-        parents=[common],
-        help="only provision an existing Postgres and Kafka (DATABASE_URL, "
-        "<SERVICE>_DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS): for containers and Kubernetes jobs",
-    )
     kill_cmd = commands.add_parser(
         "kill9", parents=[common], help="SIGKILL one component (crash tests)"
     )
@@ -78,29 +75,6 @@ def _status(run_dir: str | None) -> int:
     return EXIT_OK if all(row.ok for row in rows) else EXIT_NOT_RUNNING
 
 
-def _provision_only() -> int:
-    """Database, roles, schemas, clock table and topics on servers someone else runs."""
-    import asyncio
-    import os
-
-    from shared.stack.kafka import ensure_topics
-    from shared.stack.provision import provision
-
-    wanted = ["DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"]
-    wanted += [f"{s.upper()}_DATABASE_URL" for s in ("registry", "matcher", "allowance")]
-    missing = [name for name in wanted if not os.environ.get(name)]
-    if missing:
-        raise StackError(f"provision needs these environment variables: {', '.join(missing)}.")
-
-    async def run() -> None:
-        await provision(os.environ["DATABASE_URL"], os.environ)
-        await ensure_topics(os.environ["KAFKA_BOOTSTRAP_SERVERS"])
-
-    asyncio.run(run())
-    _say("provisioned Postgres roles and schemas and Kafka topics")
-    return EXIT_OK
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     run_dir: str | None = getattr(args, "run_dir", None)
@@ -113,8 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "status":
             return _status(run_dir)
-        if args.command == "provision":
-            return _provision_only()
         kill9(args.component, run_dir)
         return EXIT_OK
     except StackError as exc:

@@ -21,7 +21,7 @@ import yaml
 
 from shared.settings import Role
 from shared.topics import TOPICS, dlq_of
-from tests.unit import deploy_check as dc
+from tests.deploy import deploy_check as dc
 
 SERVICES = ("registry", "matcher", "allowance")
 OVERLAYS = ("local", "production")
@@ -357,11 +357,11 @@ def test_local_runs_every_service_as_one_process(
 def test_the_provisioning_job_gets_admin_and_service_database_urls_from_secrets(
     rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
-    """The Job runs `python -m shared.stack provision` with the admin DATABASE_URL, the three
+    """The Job runs `python -m shared.provision` with the admin DATABASE_URL, the three
     service URLs (from the services' Secrets) and KAFKA_BOOTSTRAP_SERVERS."""
     job = _by_kind(rendered[overlay], "Job")["gwangsan-provision"]
     [container] = _containers(job)
-    assert container["command"] == ["python", "-m", "shared.stack", "provision"]
+    assert container["command"] == ["python", "-m", "shared.provision"]
     env = _env(container)
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "gwangsan-provision"
     for service in SERVICES:
@@ -528,7 +528,7 @@ def test_monitoring_kustomization_scrapes_the_services_and_carries_the_alerts() 
     assert jobs == {overlay: set(SERVICES) for overlay in OVERLAYS}
     assert rule["spec"] == dc.prometheus_rule()["spec"]
     assert dc.PROMETHEUS_RULE.read_text() == dc.prometheus_rule_text(), (
-        "stale: run `.venv/bin/python -m tests.unit.deploy_check`"
+        "stale: run `.venv/bin/python -m tests.deploy.deploy_check`"
     )
 
 

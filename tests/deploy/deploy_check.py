@@ -1,6 +1,6 @@
-"""Helpers of tests/unit/test_deploy.py: the tools it runs and what it checks against.
+"""Helpers of tests/deploy/test_deploy.py: the tools it runs and what it checks against.
 
-Run as `python -m tests.unit.deploy_check` to regenerate deploy/k8s/monitoring/
+Run as `python -m tests.deploy.deploy_check` to regenerate deploy/k8s/monitoring/
 prometheusrule.yaml from deploy/prometheus/alerts.yml (the test says when it is stale).
 """
 
@@ -143,8 +143,8 @@ def prometheus_rule() -> dict[str, Any]:
 
 def prometheus_rule_text() -> str:
     header = (
-        "# GENERATED from deploy/prometheus/alerts.yml by `python -m tests.unit.deploy_check`;\n"
-        "# do not edit (tests/unit/test_deploy.py fails when the two differ).\n"
+        "# GENERATED from deploy/prometheus/alerts.yml by `python -m tests.deploy.deploy_check`;\n"
+        "# do not edit (tests/deploy/test_deploy.py fails when the two differ).\n"
     )
     body = yaml.safe_dump(prometheus_rule(), sort_keys=False, allow_unicode=True, width=100)
     return header + body

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from shared.stack.errors import StackError, os_error_to_stack_error
+from devstack.errors import StackError, os_error_to_stack_error
 
 # Children spawned by this interpreter, kept so they can be reaped (no zombies in a long
 # pytest process) and so Popen does not warn about still-running children at exit.

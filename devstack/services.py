@@ -16,9 +16,9 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from shared.stack import procs
-from shared.stack.config import LOCALHOST, ROOT_DIR, StackConfig
-from shared.stack.errors import StackError, os_error_to_stack_error
+from devstack import procs
+from devstack.config import LOCALHOST, ROOT_DIR, StackConfig
+from devstack.errors import StackError, os_error_to_stack_error
 
 READY_TIMEOUT_S = 60.0
 LOG_TAIL_LINES = 30
