@@ -205,6 +205,11 @@ async def _run_sweeper(ctx: ServiceContext[Any], spec: SweeperSpec) -> None:
         await asyncio.sleep(interval_s)
 
 
+def _without_docs(**kwargs: Any) -> FastAPI:
+    """A FastAPI app serving no API documents (production, unless turned on)."""
+    return FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **kwargs)
+
+
 def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     """The FastAPI app of one service, with the whole lifecycle in its lifespan.
 
@@ -299,7 +304,8 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     # The API docs (/docs, /redoc) serve Swagger UI and ReDoc from the package's own files:
     # the district's network is separated from the internet (망분리), where a CDN-loaded
     # page renders blank.
-    app = FastAPIOffline(
+    docs = settings.app_env != "production" or settings.http_api_docs_in_production
+    app = (FastAPIOffline if docs else _without_docs)(
         title=spec.title,
         description=spec.description,
         version="1.0.0",

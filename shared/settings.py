@@ -74,6 +74,9 @@ class ServiceSettings(BaseSettings):
 
     # HTTP: larger request bodies are refused with 413 before they are parsed.
     http_body_size_max_bytes: int = 64 * 1024
+    # /docs, /redoc and /openapi.json in production: off unless turned on (the API
+    # documents list every admin route and field; test and demo always serve them).
+    http_api_docs_in_production: bool = False
     # The most items one list page may return (cursor pages).
     page_size_max: int = 200
 

@@ -595,3 +595,52 @@ def test_grafana_provisioning_loads_the_dashboard_and_a_prometheus_datasource() 
     assert dashboards["apiVersion"] == 1
     [provider] = dashboards["providers"]
     assert provider["type"] == "file" and provider["options"]["path"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_deny_by_default_and_cover_every_pod(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    """Every pod of the namespace is denied in and out unless a policy allows it (an empty
+    podSelector with both types and no rules), and every Deployment's and Job's pods are
+    selected by a policy that allows their traffic; only the matcher's pods may leave the
+    cluster on 443 (partner notifications)."""
+    policies = _by_kind(rendered[overlay], "NetworkPolicy")
+    deny = policies["default-deny"]["spec"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny and "egress" not in deny
+    workloads = [
+        *_by_kind(rendered[overlay], "Deployment").values(),
+        *_by_kind(rendered[overlay], "Job").values(),
+    ]
+    for workload in workloads:
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        allowing = [
+            name
+            for name, p in policies.items()
+            if name != "default-deny" and _selects(p["spec"]["podSelector"], labels)
+        ]
+        assert allowing, f"{workload['metadata']['name']}: no policy allows its traffic"
+        https_out = any(
+            port.get("port") == 443
+            for name in allowing
+            for rule in policies[name]["spec"].get("egress", [])
+            for port in rule.get("ports", [])
+        )
+        assert https_out == labels["app.kubernetes.io/name"].startswith("matcher"), labels
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_ingress_is_tls_and_routes_only_public_paths(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    """The Ingress serves TLS and routes the webhooks/pull API, the consoles and the
+    facility API only: never /metrics, the API docs or an admin API."""
+    ingress = _by_kind(rendered[overlay], "Ingress")["gwangsan"]
+    assert ingress["spec"]["tls"] and ingress["spec"]["tls"][0]["secretName"]
+    paths = [p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    assert paths, "the Ingress routes nothing"
+    for path in paths:
+        for private in ("/metrics", "/docs", "/redoc", "/openapi.json", "/v1/admin", "/asyncapi"):
+            assert not private.startswith(path.rstrip("/") or "/"), (path, private)
+    assert "/v1/partner/" in paths and "/console" in paths and "/finance" in paths

@@ -180,7 +180,7 @@ async def test_api_docs_render_with_no_outside_network(tmp_path: Path) -> None:
     from shared.settings import ServiceSettings
 
     spec = ServiceSpec(name="x", title="x", description="", migrations_dir=tmp_path)
-    app = create_app(spec, ServiceSettings())
+    app = create_app(spec, ServiceSettings(app_env="test"))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         for page in ("/docs", "/redoc"):
@@ -300,3 +300,22 @@ async def test_answers_carry_safety_headers_and_limits_hold_for_chunked_bodies(
 
 class EchoBody(BaseModel):
     text: str
+
+
+async def test_api_documents_are_off_in_production_unless_turned_on(tmp_path: Path) -> None:
+    """In production /docs, /redoc and /openapi.json answer 404 (they list every admin route);
+    a setting turns them on; test and demo always serve them."""
+    from shared.service import ServiceSpec, create_app
+    from shared.settings import ServiceSettings
+
+    spec = ServiceSpec(name="x", title="x", description="", migrations_dir=tmp_path)
+    cases = (
+        (ServiceSettings(app_env="production"), 404),
+        (ServiceSettings(app_env="production", http_api_docs_in_production=True), 200),
+        (ServiceSettings(app_env="test"), 200),
+    )
+    for settings, status in cases:
+        transport = httpx.ASGITransport(app=create_app(spec, settings))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            for path in ("/docs", "/redoc", "/openapi.json"):
+                assert (await client.get(path)).status_code == status, (settings.app_env, path)
