@@ -3,10 +3,13 @@
 
     python3 verify_draw.py record.json
     python3 verify_draw.py < record.json
+    python3 verify_draw.py record.json --commitment HEX --entry-list-hash HEX
 
 Checks that the revealed seed hashes to the commitment published when the posting opened,
 that the entry list hashes to the value published when applications closed, and that the
-outcome is the one the algorithm gives. Prints "verified" (exit 0), or one line per
+outcome is the one the algorithm gives; with --commitment and --entry-list-hash (the values
+you saw published at opening and at close) also that this is the draw that was announced,
+not a consistent record rebuilt later. Prints "verified" (exit 0), or one line per
 difference (exit 1); a record that is not of the published shape exits 2.
 
 This file is deliberately independent of the matcher's code (docs/fairness.md is the
@@ -16,6 +19,7 @@ agrees with `matcher.domain.fair_draw.verify` on the same records.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import hmac
 import json
@@ -152,10 +156,35 @@ def ranking(seed: bytes, record: dict[str, Any]) -> list[str]:
     return [entry_id for _, entry_id in keyed]
 
 
-def differences(record: dict[str, Any]) -> list[str]:
-    """Every way the record disagrees with itself, one line each."""
+def differences(
+    record: dict[str, Any],
+    published_commitment: str | None = None,
+    published_entry_list_hash: str | None = None,
+) -> list[str]:
+    """Every way the record disagrees with itself or with what was published, one line each."""
     out = []
     seed = bytes.fromhex(record["seed"])
+    if published_commitment is not None and published_commitment != record["commitment"]:
+        out.append(
+            f"commitment_not_as_published: the record says {record['commitment']}, "
+            f"{published_commitment} was published"
+        )
+    if (
+        published_entry_list_hash is not None
+        and published_entry_list_hash != record["entry_list_hash"]
+    ):
+        out.append(
+            f"entry_list_hash_not_as_published: the record says {record['entry_list_hash']}, "
+            f"{published_entry_list_hash} was published"
+        )
+    times = [
+        datetime.fromisoformat(record[key])
+        for key in ("committed_at", "applications_close_at", "drawn_at")
+    ]
+    if not times[0] <= times[1] <= times[2]:
+        out.append(
+            "timeline_invalid: committed_at <= applications_close_at <= drawn_at does not hold"
+        )
     if record["algorithm"] != ALGORITHM:
         out.append(f"algorithm_unknown: {record['algorithm']!r} is not {ALGORITHM}")
     got = hashlib.sha256(seed).hexdigest()
@@ -196,12 +225,16 @@ def differences(record: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) > 2:
-        print("usage: verify_draw.py [record.json]   (reads stdin without a file)", file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(description="Verify a published draw record.")
+    parser.add_argument("record", nargs="?", help="the record's JSON file (default: stdin)")
+    parser.add_argument("--commitment", help="the commitment published when the posting opened")
+    parser.add_argument(
+        "--entry-list-hash", help="the entry-list hash published when applications closed"
+    )
+    args = parser.parse_args(argv[1:])
     try:
-        if len(argv) == 2:
-            with open(argv[1], encoding="utf-8") as f:
+        if args.record is not None:
+            with open(args.record, encoding="utf-8") as f:
                 text = f.read()
         else:
             text = sys.stdin.read()
@@ -209,7 +242,7 @@ def main(argv: list[str]) -> int:
     except (OSError, UnicodeDecodeError, Malformed) as exc:
         print(f"malformed: {exc}")
         return 2
-    found = differences(record)
+    found = differences(record, args.commitment, args.entry_list_hash)
     if not found:
         print("verified")
         return 0

@@ -334,6 +334,8 @@ def reveal(
     """Draw and build the record to publish with the seed."""
     if commitment(seed) != frozen.commitment:
         raise ValueError("this seed is not the one committed to")
+    if any(at.tzinfo is None for at in (committed_at, applications_close_at, drawn_at)):
+        raise ValueError("published timestamps carry their UTC offset")
     outcome = draw(seed, frozen)
     return DrawRecord(
         posting_id=frozen.posting_id,
@@ -375,11 +377,45 @@ class Verification:
         return not self.differences
 
 
-def verify(record: DrawRecord) -> Verification:
+def verify(
+    record: DrawRecord,
+    *,
+    published_commitment: str | None = None,
+    published_entry_list_hash: str | None = None,
+) -> Verification:
     """Check the commitment, the entry-list hash and the outcome; list every difference.
-    Never raises on a record `from_json` accepted: a broken input is a difference too."""
+    Never raises on a record `from_json` accepted: a broken input is a difference too.
+
+    A record alone only shows it is consistent: whoever holds the seed could rebuild a
+    consistent record with other entries. Pass the commitment and hash seen when they were
+    published (at opening, at close) to check that this record is the draw announced."""
     out: list[Difference] = []
     seed = bytes.fromhex(record.seed_hex)
+    if published_commitment is not None and published_commitment != record.commitment:
+        out.append(
+            Difference(
+                "commitment_not_as_published",
+                f"the record says {record.commitment}, {published_commitment} was published",
+            )
+        )
+    if (
+        published_entry_list_hash is not None
+        and published_entry_list_hash != record.entry_list_hash
+    ):
+        out.append(
+            Difference(
+                "entry_list_hash_not_as_published",
+                f"the record says {record.entry_list_hash}, "
+                f"{published_entry_list_hash} was published",
+            )
+        )
+    if not record.committed_at <= record.applications_close_at <= record.drawn_at:
+        out.append(
+            Difference(
+                "timeline_invalid",
+                "committed_at <= applications_close_at <= drawn_at does not hold",
+            )
+        )
     if record.algorithm != ALGORITHM:
         out.append(Difference("algorithm_unknown", f"{record.algorithm!r} is not {ALGORITHM}"))
     got = commitment(seed)
