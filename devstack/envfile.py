@@ -36,6 +36,11 @@ def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+def new_payee_key() -> str:
+    """An AES-256-GCM key for payee bank details, as `ALLOWANCE_PAYEE_KEYS` takes it."""
+    return "k1:" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 def write_env_file(path: Path, values: Mapping[str, str]) -> None:
     """Write atomically with mode 600: the file is created private, never chmod-ed later."""
     body = "".join(f"{key}={value}\n" for key, value in values.items())
@@ -101,6 +106,9 @@ def build_env(
     values["PARTNER_WEBHOOK_SECRET"] = secret("PARTNER_WEBHOOK_SECRET", new_webhook_secret())
     values["PARTNER_NOTIFY_URL"] = env.get("PARTNER_NOTIFY_URL") or PARTNER_NOTIFY_URL_DEFAULT
     values["PARTNER_NOTIFY_SECRET"] = secret("PARTNER_NOTIFY_SECRET", new_webhook_secret())
+    # The payee key is this stack's own, random (never the public development key), kept
+    # across restarts with the rest of stack.env so sealed bank details stay readable.
+    values["ALLOWANCE_PAYEE_KEYS"] = secret("ALLOWANCE_PAYEE_KEYS", new_payee_key())
     values["APP_ENV"] = env.get("APP_ENV") or APP_ENV_DEFAULT
     assert tuple(values) == KEYS, "stack.env keys drifted from KEYS"
     return values

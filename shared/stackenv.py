@@ -27,6 +27,7 @@ KEYS: tuple[str, ...] = (
     "PARTNER_WEBHOOK_SECRET",
     "PARTNER_NOTIFY_URL",
     "PARTNER_NOTIFY_SECRET",
+    "ALLOWANCE_PAYEE_KEYS",
     "APP_ENV",
 )
 

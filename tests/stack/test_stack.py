@@ -170,6 +170,11 @@ async def test_stack_env_is_private_and_honours_preset_values(test_stack: StackU
     assert values["KAFKA_BOOTSTRAP_SERVERS"] == f"127.0.0.1:{KAFKA_PORT}"
     assert values["PARTNER_WEBHOOK_SECRET"].startswith("whsec_")
     assert values["APP_ENV"] == "demo"
+    # A payee key of this stack's own: 32 random bytes, never the public development key.
+    from allowance.payees import DEV_KEY_ID, parse_keys
+
+    keys = parse_keys(values["ALLOWANCE_PAYEE_KEYS"])
+    assert list(keys) == ["k1"] and len(keys["k1"]) == 32 and DEV_KEY_ID not in keys
 
 
 async def test_second_up_is_a_fast_no_op(test_stack: StackUnderTest) -> None:
