@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -126,6 +127,20 @@ def _clock_router() -> APIRouter:
     return router
 
 
+def insecure_database_url(settings: ServiceSettings) -> str | None:
+    """Why production may not use this database URL (no verified TLS), or None."""
+    if settings.app_env != "production" or not settings.db_require_verified_tls:
+        return None
+    query = parse_qs(urlsplit(settings.database_url).query)
+    if query.get("sslmode") != ["verify-full"]:
+        return (
+            "DATABASE_URL must use TLS with the server's certificate checked in production:"
+            " add ?sslmode=verify-full&sslrootcert=<CA file> (or set"
+            " DB_REQUIRE_VERIFIED_TLS=false for a database on the same host)"
+        )
+    return None
+
+
 async def _connect_pool(settings: ServiceSettings, schema: str) -> asyncpg.Pool:
     """Wait (bounded) for Postgres at start-up, so a restart during an outage recovers."""
     deadline = asyncio.get_running_loop().time() + 60
@@ -223,6 +238,9 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logs(spec.name)
+        refused = insecure_database_url(settings)
+        if refused is not None:
+            raise RuntimeError(refused)
         pool = await _connect_pool(settings, schema)
         async with pool.acquire() as conn:
             applied = await migrations.apply(conn, schema, spec.migrations_dir)

@@ -45,6 +45,10 @@ class ServiceSettings(BaseSettings):
     db_pool_size_max: int = 10
     # A runaway statement is cancelled rather than holding locks forever.
     db_statement_timeout_ms: int = 10_000
+    # Production connects to Postgres only over TLS with the server's certificate and name
+    # checked (`sslmode=verify-full` in the URL): bank details and birth dates cross that
+    # link. Turn off only for a database on the same host.
+    db_require_verified_tls: bool = True
     # How long opening a connection may take: during a Postgres outage a request answers
     # 503 with Retry-After within this bound instead of hanging.
     db_connect_timeout_ms: int = 2_000

@@ -319,3 +319,27 @@ async def test_api_documents_are_off_in_production_unless_turned_on(tmp_path: Pa
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             for path in ("/docs", "/redoc", "/openapi.json"):
                 assert (await client.get(path)).status_code == status, (settings.app_env, path)
+
+
+def test_production_refuses_a_database_url_without_verified_tls() -> None:
+    """Bank details cross the Postgres link: in production the URL must ask for TLS with the
+    certificate and host name checked; test/demo and an explicit opt-out are exempt."""
+    from shared.service import insecure_database_url
+    from shared.settings import ServiceSettings
+
+    plain = "postgresql://matcher:pw@db:5432/gwangsan"
+    assert insecure_database_url(ServiceSettings(app_env="production", database_url=plain))
+    for mode in ("require", "verify-ca", "disable"):
+        url = f"{plain}?sslmode={mode}"
+        assert insecure_database_url(ServiceSettings(app_env="production", database_url=url))
+    verified = f"{plain}?sslmode=verify-full&sslrootcert=/ca.crt"
+    assert (
+        insecure_database_url(ServiceSettings(app_env="production", database_url=verified)) is None
+    )
+    assert insecure_database_url(ServiceSettings(app_env="test", database_url=plain)) is None
+    assert (
+        insecure_database_url(
+            ServiceSettings(app_env="production", database_url=plain, db_require_verified_tls=False)
+        )
+        is None
+    )
