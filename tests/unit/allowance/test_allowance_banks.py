@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from allowance.domain import banks
 from allowance.domain.banks import PayeeReason
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def test_packaged_table_names_its_source_and_keeps_leading_zeros() -> None:
@@ -85,3 +87,10 @@ def test_a_bank_code_is_matched_exactly() -> None:
         assert [r.code for r in banks.check_payee(code, "1234567890", "김")] == [
             PayeeReason.UNKNOWN_BANK
         ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="0123456789- ", max_size=40))
+def test_normalising_keeps_exactly_the_digits_in_order(text: str) -> None:
+    """Whatever mix of digits, hyphens and spaces: the result is those digits, in order."""
+    assert banks.normalise_account_number(text) == "".join(c for c in text if c.isdigit())
