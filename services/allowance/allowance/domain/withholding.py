@@ -144,7 +144,7 @@ def validate_withholding_table(entries: Sequence[WithholdingEntry]) -> list[Viol
     if not entries:
         return [Violation("withholding", "the table needs at least one entry", "empty")]
     if len(entries) > ENTRIES_MAX:
-        return [Violation("withholding", f"at most {ENTRIES_MAX} entries", "too_many")]
+        return [Violation("withholding", f"at most {ENTRIES_MAX} entries", "out_of_range")]
     violations: list[Violation] = []
     previous: date | None = None
     for i, entry in enumerate(entries):
