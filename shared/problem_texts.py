@@ -97,6 +97,36 @@ PROBLEM_KO: dict[str, tuple[str, str]] = {
     "empty": ("빈 표", "표에 항목이 하나 이상 있어야 합니다."),
     "missing": ("빠진 값", "꼭 필요한 값이 빠졌습니다."),
     "out_of_range": ("범위를 벗어난 값", "값이 허용된 범위를 벗어났습니다."),
+    # Withholding tables, payout memos and payout file layouts (issue 16, docs/finance.md).
+    "invalid": ("잘못된 값", "값의 형식이 올바르지 않습니다."),
+    "not_integer": (
+        "정수가 아닌 값",
+        "정수로 입력해 주세요. 세율은 베이시스포인트 정수입니다(1% = 100).",
+    ),
+    "not_ordered": (
+        "날짜 순서 오류",
+        "항목은 적용 시작일이 빠른 것부터, 같은 날짜 없이 차례로 입력해 주세요.",
+    ),
+    "not_used": ("쓰지 않는 값", "이 원천징수 종류에서는 쓰지 않는 값입니다. 0으로 두어 주세요."),
+    "unknown": ("알 수 없는 값", "허용된 값 중 하나가 아닙니다."),
+    "memo_too_long": (
+        "적요가 너무 김",
+        "적요는 월을 포함해 한글 10자(20바이트)까지입니다. 접두어를 줄여 주세요.",
+    ),
+    "memo_unusable": (
+        "쓸 수 없는 적요",
+        "적요 접두어가 비었거나 은행 적요에 쓸 수 없는 문자가 들어 있습니다.",
+    ),
+    "bad_name": ("시트 이름 오류", "시트 이름은 1~31자이고 [ ] : * ? / \\ 를 쓸 수 없습니다."),
+    "bad_header": ("열 제목 오류", "열 제목은 1~40자이고 = + - @ 로 시작할 수 없습니다."),
+    "unknown_field": (
+        "알 수 없는 항목",
+        "지급 파일에 없는 항목입니다. docs/finance.md의 항목 중에서 골라 주세요.",
+    ),
+    "totals_label": (
+        "합계 칸 충돌",
+        "합계 행을 넣으면 첫 열에 '합계'가 들어가므로 금액 열일 수 없습니다.",
+    ),
 }
 
 # Field-level error codes (`errors[].code`): the project's domain codes and pydantic's
@@ -129,6 +159,22 @@ FIELD_KO: dict[str, str] = {
     "out_of_range": "허용된 범위를 벗어났습니다.",
     "timezone_required": "시각에는 시간대(예: +09:00)가 필요합니다.",
     "unknown": "알 수 없는 항목입니다.",
+    # Withholding tables, payout memos and layouts, payee bank details (issue 16).
+    "invalid": "형식이 올바르지 않습니다.",
+    "not_integer": "정수여야 합니다.",
+    "not_ordered": "적용 시작일이 앞 항목보다 늦어야 합니다.",
+    "not_used": "이 종류에서는 쓰지 않으니 0으로 두어 주세요.",
+    "memo_too_long": "월을 포함해 한글 10자(20바이트)를 넘습니다.",
+    "memo_unusable": "비었거나 은행 적요에 쓸 수 없는 문자가 있습니다.",
+    "bad_name": "1~31자, [ ] : * ? / \\ 없이 써 주세요.",
+    "bad_header": "1~40자, = + - @ 로 시작하지 않게 써 주세요.",
+    "unknown_field": "지급 파일에 없는 항목입니다.",
+    "totals_label": "합계 행이 있으면 첫 열은 금액 열일 수 없습니다.",
+    "unknown_bank": "등록된 은행 코드(3자리)가 아닙니다.",
+    "bad_account_number": "계좌번호는 숫자 10~16자리입니다(하이픈과 띄어쓰기는 괜찮습니다).",
+    "holder_missing": "예금주를 입력해 주세요.",
+    "holder_too_long": "예금주는 50자까지입니다.",
+    "holder_bad_character": "예금주는 = + - @ 로 시작하거나 제어 문자를 담을 수 없습니다.",
     # pydantic's error types
     "extra_forbidden": "알 수 없는 항목입니다.",
     "string_too_short": "너무 짧습니다.",

@@ -51,7 +51,12 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
 EXTRA_LAYER: dict[str, dict[str, str]] = {
     "registry": {"console": "api", "sweepers": "sweepers"},
     "matcher": {"sweepers": "sweepers", "notify": "adapters"},
-    "allowance": {"sweepers": "sweepers", "exports": "views", "payees": "adapters"},
+    "allowance": {
+        "sweepers": "sweepers",
+        "exports": "views",
+        "payout_exports": "views",
+        "payees": "adapters",
+    },
 }
 
 # Layers that must not talk to Postgres themselves (no SQL in routes or subscribers).
