@@ -1,7 +1,7 @@
 # One command for each thing a developer does. Every target sets up what it needs from a
 # fresh clone: Python tools in .tools/ and .venv/ (uv, pinned by uv.lock), Kafka jars in
 # .cache/ (Maven Central), Debian packages the tests use (docker-compose, promtool, chromium
-# and a Korean font for tests/browser), npm packages the browser tests inject (.tools/npm/).
+# with its Korean locale and a Korean font), npm packages tests/browser injects (.tools/npm/).
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -40,6 +40,7 @@ $(UV):
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	[ -e /usr/lib/chromium/locales/ko.pak ] || missing="$$missing chromium-l10n"; \
 	fc-list :lang=ko 2>/dev/null | grep -q . || missing="$$missing fonts-nanum"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
