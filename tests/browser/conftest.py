@@ -11,9 +11,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
-from .screen import CHROMIUM_ENV, CHROMIUM_FLAGS, FORMS, KOREAN_PAK, open_page
+from .screen import CHROMIUM_ENV, CHROMIUM_FLAGS, FORMS, KOREAN_PAK, TIMEOUT_MS, open_page
+
+# `expect(...)` waits as long as an action may (5 s by default), for a machine under load.
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 @pytest.fixture(scope="session")
