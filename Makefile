@@ -1,6 +1,7 @@
 # One command for each thing a developer does. Every target sets up what it needs from a
 # fresh clone: Python tools in .tools/ and .venv/ (uv, pinned by uv.lock), Kafka jars in
-# .cache/ (Maven Central), Debian packages the tests use (docker-compose, promtool).
+# .cache/ (Maven Central), Debian packages the tests use (docker-compose, promtool, chromium
+# with its Korean locale and a Korean font), npm packages tests/browser injects (.tools/npm/).
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -31,11 +32,16 @@ $(UV):
 	$(UV) sync --frozen --all-packages --python $(PYTHON)
 	@touch $@
 
-.debian/.installed:
+# Depends on the Makefile so that a package added here is installed on machines that already
+# have the stamp (the check itself is cheap: apt runs only when something is missing).
+.debian/.installed: Makefile
 	@mkdir -p .debian
 	@missing=""; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	[ -e /usr/lib/chromium/locales/ko.pak ] || missing="$$missing chromium-l10n"; \
+	fc-list :lang=ko 2>/dev/null | grep -q . || missing="$$missing fonts-nanum"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
@@ -47,7 +53,14 @@ $(UV):
 .tools/bin/kustomize: | $(UV)
 	GOBIN=$(CURDIR)/.tools/bin GOFLAGS=-mod=mod go install sigs.k8s.io/kustomize/kustomize/v5@v5.8.1
 
-setup: .venv/.synced .debian/.installed .tools/bin/kustomize
+# axe-core, injected into pages by tests/browser (npm registry; pinned by the lock file).
+.tools/npm/.installed: tools/browser/package.json tools/browser/package-lock.json
+	@mkdir -p .tools/npm
+	cp tools/browser/package.json tools/browser/package-lock.json .tools/npm/
+	cd .tools/npm && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+setup: .venv/.synced .debian/.installed .tools/bin/kustomize .tools/npm/.installed
 
 up: setup
 	$(PY) -m devstack up
