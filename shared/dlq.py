@@ -9,12 +9,15 @@ was applied after all is not applied twice.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.kafka import make_producer
-from shared.topics import DLQ_SUFFIX, TOPICS, dlq_of
+from shared.topics import DLQ_SUFFIX, SOURCE_TOPICS, TOPICS, dlq_of
 
 REPLAY_GROUP_PREFIX = "gwangsan-dlq-replay."
 
@@ -30,6 +33,33 @@ class DeadLetter:
     source_offset: str
     attempts: str
     value_preview: str
+    source_partition: str = ""
+
+    @property
+    def id(self) -> str:
+        """How an operator names this dead letter: `<dlq topic>:<partition>:<offset>`."""
+        return f"{dlq_of(self.source_topic)}:{self.partition}:{self.offset}"
+
+    @property
+    def position(self) -> tuple[str, int, int]:
+        return (dlq_of(self.source_topic), self.partition, self.offset)
+
+
+Position = tuple[str, int, int]  # (dlq topic, partition, offset)
+_LETTER_ID = re.compile(
+    r"^(?P<topic>[a-z0-9._-]+\.dlq):(?P<partition>\d{1,5}):(?P<offset>\d{1,19})$"
+)
+
+
+def parse_letter_id(text: str) -> Position:
+    """`<dlq topic>:<partition>:<offset>` as `gwangsan dlq list` prints it, or ValueError."""
+    match = _LETTER_ID.match(text.strip())
+    if match is None or match["topic"].removesuffix(DLQ_SUFFIX) not in SOURCE_TOPICS:
+        raise ValueError(
+            f"{text!r} is not a dead letter id: `<dlq topic>:<partition>:<offset>`,"
+            " as `gwangsan dlq list` shows it"
+        )
+    return (match["topic"], int(match["partition"]), int(match["offset"]))
 
 
 def _header(headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], name: str) -> str:
@@ -92,6 +122,7 @@ async def pending(bootstrap: str, source_topic: str, limit: int = 1000) -> list[
                             source_offset=_header(headers, "x-source-offset"),
                             attempts=_header(headers, "x-attempts"),
                             value_preview=(r.value or b"")[:200].decode("utf-8", "replace"),
+                            source_partition=_header(headers, "x-source-partition"),
                         )
                     )
     finally:
@@ -99,8 +130,14 @@ async def pending(bootstrap: str, source_topic: str, limit: int = 1000) -> list[
     return letters
 
 
-async def replay(bootstrap: str, source_topic: str, limit: int = 1000) -> int:
-    """Republish up to `limit` pending dead letters to `source_topic`; returns how many."""
+async def replay(
+    bootstrap: str,
+    source_topic: str,
+    limit: int = 1000,
+    discarded: Collection[Position] = (),
+) -> int:
+    """Republish up to `limit` pending dead letters to `source_topic`; returns how many.
+    Discarded ones are stepped over (their offsets committed, nothing sent)."""
     if source_topic.endswith(DLQ_SUFFIX):
         raise ValueError("name the source topic, not its .dlq")
     topic = dlq_of(source_topic)
@@ -119,6 +156,8 @@ async def replay(bootstrap: str, source_topic: str, limit: int = 1000) -> int:
             batch = await consumer.getmany(timeout_ms=1000, max_records=limit - sent)
             for tp, records in batch.items():
                 for r in records:
+                    if (topic, r.partition, r.offset) in discarded:
+                        continue
                     await producer.send_and_wait(source_topic, r.value, key=r.key)
                     sent += 1
                 await consumer.commit({tp: records[-1].offset + 1})
@@ -126,3 +165,43 @@ async def replay(bootstrap: str, source_topic: str, limit: int = 1000) -> int:
         await producer.stop()
         await consumer.stop()
     return sent
+
+
+# --- discards (Postgres): a triaged dead letter, on record ----------------------------------
+
+SERVICE_SCHEMAS = ("registry", "matcher", "allowance")
+
+
+async def discard(
+    conn: asyncpg.Connection, letter: DeadLetter, *, reason: str, discarded_by: str
+) -> bool:
+    """Record that `letter` will not be replayed, in the schema of the service that
+    dead-lettered it; False when it was discarded before (the first record stands)."""
+    if letter.service not in SERVICE_SCHEMAS:
+        raise ValueError(f"dead letter {letter.id} names no known service ({letter.service!r})")
+    if not reason.strip():
+        raise ValueError("say why the dead letter is discarded (--reason)")
+    status = await conn.execute(
+        f"INSERT INTO {letter.service}.dead_letter_discards"
+        " (dlq_topic, dlq_partition, dlq_offset, source_topic, source_partition,"
+        "  source_offset, reason, discarded_by)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        *letter.position,
+        letter.source_topic,
+        int(letter.source_partition) if letter.source_partition.isdigit() else None,
+        int(letter.source_offset) if letter.source_offset.isdigit() else None,
+        reason.strip()[:1000],
+        discarded_by.strip()[:200],
+    )
+    return str(status).endswith(" 1")
+
+
+async def discarded(conn: asyncpg.Connection) -> set[Position]:
+    """Every discarded dead letter's DLQ position, in every service schema."""
+    found: set[Position] = set()
+    for schema in SERVICE_SCHEMAS:
+        rows = await conn.fetch(
+            f"SELECT dlq_topic, dlq_partition, dlq_offset FROM {schema}.dead_letter_discards"
+        )
+        found.update((r["dlq_topic"], r["dlq_partition"], r["dlq_offset"]) for r in rows)
+    return found

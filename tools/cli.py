@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import socket
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from shared import dlq, topics
@@ -75,18 +78,35 @@ def _source_topic(name: str) -> str:
     return name
 
 
+async def _discarded(env: dict[str, str]) -> set[dlq.Position]:
+    """Dead letters already discarded (none known without the admin DATABASE_URL)."""
+    url = env.get("DATABASE_URL")
+    if not url:
+        return set()
+    conn = await asyncpg.connect(url)
+    try:
+        return await dlq.discarded(conn)
+    finally:
+        await conn.close()
+
+
 async def cmd_dlq_list(args: argparse.Namespace, env: dict[str, str]) -> int:
     bootstrap = need(env, "KAFKA_BOOTSTRAP_SERVERS")
     names = [_source_topic(args.topic)] if args.topic else list(topics.SOURCE_TOPICS)
+    skipped = await _discarded(env)
     total = 0
     for name in names:
-        letters = await dlq.pending(bootstrap, name, limit=args.limit)
+        letters = [
+            letter
+            for letter in await dlq.pending(bootstrap, name, limit=args.limit)
+            if letter.position not in skipped
+        ]
         total += len(letters)
         if letters or args.topic:
             print(f"{topics.dlq_of(name)}: {len(letters)} waiting")
             print_table(
-                [vars(letter) for letter in letters],
-                ["partition", "offset", "key", "service", "attempts", "error"],
+                [{"id": letter.id, **vars(letter)} for letter in letters],
+                ["id", "key", "service", "attempts", "error"],
             )
     if not args.topic:
         print(f"{total} dead letter(s) waiting in all DLQs")
@@ -103,8 +123,39 @@ async def cmd_dlq_replay(args: argparse.Namespace, env: dict[str, str]) -> int:
     if not confirm(f"Republish {len(letters)} dead letter(s) to {name}?", args.yes):
         print("nothing changed")
         return 1
-    sent = await dlq.replay(bootstrap, name, limit=args.limit)
+    sent = await dlq.replay(bootstrap, name, limit=args.limit, discarded=await _discarded(env))
     print(f"republished {sent} message(s) from {topics.dlq_of(name)} to {name}")
+    return 0
+
+
+async def cmd_dlq_discard(args: argparse.Namespace, env: dict[str, str]) -> int:
+    """Record that a triaged dead letter will not be replayed: who, when and why stay in
+    the service's `dead_letter_discards` table; the invariant checker counts it explained."""
+    bootstrap = need(env, "KAFKA_BOOTSTRAP_SERVERS")
+    url = need(env, "DATABASE_URL")
+    try:
+        dlq_topic, partition, offset = dlq.parse_letter_id(args.id)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    reason = args.reason.strip()
+    if not reason:
+        raise CliError("say why it is discarded: --reason '...'")
+    source = dlq_topic.removesuffix(topics.DLQ_SUFFIX)
+    letters = await dlq.pending(bootstrap, source, limit=args.limit)
+    found = next((x for x in letters if x.position == (dlq_topic, partition, offset)), None)
+    if found is None:
+        raise CliError(f"{args.id} is not waiting in {dlq_topic} (replayed, or no such message)")
+    print(f"{found.id}: key {found.key}, from {found.service}, error: {found.error[:200]}")
+    if not confirm(f"Discard {found.id} for good (it will never be replayed)?", args.yes):
+        print("nothing changed")
+        return 1
+    who = args.by or f"{getpass.getuser()}@{socket.gethostname()}"
+    conn = await asyncpg.connect(url)
+    try:
+        recorded = await dlq.discard(conn, found, reason=reason, discarded_by=who)
+    finally:
+        await conn.close()
+    print(f"discarded {found.id} (by {who})" if recorded else f"{found.id} was discarded before")
     return 0
 
 
@@ -231,6 +282,17 @@ def parser() -> argparse.ArgumentParser:
     dr.add_argument("--limit", type=int, default=1000)
     dr.add_argument("--yes", action="store_true", help="do not ask")
     dr.set_defaults(run=cmd_dlq_replay)
+    dd = dsub.add_parser(
+        "discard", help="record that a triaged dead letter is not to be replayed (audited)"
+    )
+    dd.add_argument(
+        "id", help="the dead letter's id as `dlq list` shows it (topic:partition:offset)"
+    )
+    dd.add_argument("--reason", required=True, help="why it is discarded (kept on record)")
+    dd.add_argument("--by", help="who discards it (default: user@host)")
+    dd.add_argument("--limit", type=int, default=10_000, help="how far into the DLQ to look")
+    dd.add_argument("--yes", action="store_true", help="do not ask")
+    dd.set_defaults(run=cmd_dlq_discard)
 
     n = sub.add_parser("notifications", help="partner notifications that failed, and resending")
     nsub = n.add_subparsers(dest="action", required=True)

@@ -558,7 +558,8 @@ async def _dead_letters(
     conn: asyncpg.Connection, scope: Scope | None, report: Report, bootstrap: str | None
 ) -> None:
     """A dead letter is explained once it was replayed (`gwangsan dlq replay`: the replay
-    group's offset is past it) or, with a scope, when its key is outside the scope. The
+    group's offset is past it), discarded on record (`gwangsan dlq discard`), or, with a
+    scope, when its key is outside the scope. The
     `dead_letters` tables say what each service dead-lettered; whether that was replayed is
     told by the DLQ topics, so without Kafka they count as unexplained (no scope)."""
     from shared import dlq
@@ -574,11 +575,17 @@ async def _dead_letters(
     if bootstrap is None:
         return
     totals = await _dead_letter_topics(bootstrap)
+    discarded = await dlq.discarded(conn)
+    report.figures["dlq discarded"] = len(discarded)
     for source, keys in totals.items():
-        pending = [letter.key for letter in await dlq.pending(bootstrap, source, DLQ_READ_MAX)]
+        pending = [
+            letter.key
+            for letter in await dlq.pending(bootstrap, source, DLQ_READ_MAX)
+            if letter.position not in discarded
+        ]
         in_scope = [k for k in pending if scope is None or scope.has_key(k)]
         report.figures[f"dlq {source}"] = len(keys)
-        report.figures[f"dlq {source} replayed"] = len(keys) - len(pending)
+        report.figures[f"dlq {source} replayed or discarded"] = len(keys) - len(pending)
         if scope is not None:
             report.figures[f"dlq {source} out of scope"] = len(pending) - len(in_scope)
         if in_scope:

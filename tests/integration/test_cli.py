@@ -111,3 +111,85 @@ async def test_budget_and_month_close_commands_say_what_they_did(kit: Kit) -> No
     second = gwangsan("month", "close", period, "--yes")
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     assert "is closed" in first.stdout and first.stdout == second.stdout
+
+
+async def test_a_triaged_dead_letter_is_discarded_on_record_and_stops_failing_invariants(
+    kit: Kit, stack_env: dict[str, str]
+) -> None:
+    """A dead letter nobody will replay (here: attendance for a posting that was never
+    funded) keeps the invariant checker red until an operator discards it with a reason:
+    `gwangsan dlq discard <id> --reason` records who, when and why (append-only), the
+    letter leaves `dlq list`, a replay steps over it, and the checker counts it explained.
+    A malformed id, an id of no waiting letter and a blank reason are refused, nothing
+    written."""
+    import asyncpg
+
+    year = await kit.fresh_year()
+    await kit.set_budget(year, 1_000_000)
+    starts = kst(f"{year}-06-08T10:00:00")
+    posting = Posting(new_id("pst"), new_id("fac"), starts, starts + timedelta(minutes=60), 1)
+    citizen = new_id("ctz")
+    attendance = kit.attendance(posting, citizen)
+    await kit.inject(attendance)
+
+    def waiting_line() -> str | None:
+        listed = gwangsan("dlq", "list", topics.REGISTRY_ATTENDANCE, "--limit", "10000")
+        return next(
+            (line for line in listed.stdout.splitlines() if posting.posting_id in line), None
+        )
+
+    async def dead_lettered() -> bool:
+        return waiting_line() is not None
+
+    await _until(dead_lettered, timeout_s=60)
+    letter_id = (waiting_line() or "").split()[0]
+    assert letter_id.startswith(topics.REGISTRY_ATTENDANCE + ".dlq:")
+    red = gwangsan("invariants", "--posting", posting.posting_id, "--citizen", citizen)
+    assert red.returncode != 0 and "not replayed and unexplained" in red.stdout
+
+    for bad in (
+        ("dlq", "discard", "not-an-id", "--reason", "x", "--yes"),
+        (
+            "dlq",
+            "discard",
+            topics.REGISTRY_ATTENDANCE + ".dlq:0:999999999",
+            "--reason",
+            "x",
+            "--yes",
+        ),
+        ("dlq", "discard", letter_id, "--reason", "   ", "--yes"),
+    ):
+        refused = gwangsan(*bad)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert waiting_line() is not None
+
+    done = gwangsan(
+        "dlq",
+        "discard",
+        letter_id,
+        "--reason",
+        "test posting, never funded",
+        "--by",
+        "kim",
+        "--yes",
+    )
+    assert done.returncode == 0 and "discarded" in done.stdout, done.stdout + done.stderr
+    assert waiting_line() is None
+    again = gwangsan("dlq", "discard", letter_id, "--reason", "twice", "--yes")
+    assert again.returncode == 0 and "discarded before" in again.stdout  # the first stands
+
+    conn = await asyncpg.connect(stack_env["DATABASE_URL"])
+    try:
+        row = await conn.fetchrow(
+            "SELECT reason, discarded_by FROM allowance.dead_letter_discards"
+            " WHERE dlq_topic || ':' || dlq_partition || ':' || dlq_offset = $1",
+            letter_id,
+        )
+        assert row is not None and tuple(row) == ("test posting, never funded", "kim")
+        with pytest.raises(asyncpg.RaiseError):
+            await conn.execute("DELETE FROM allowance.dead_letter_discards")
+    finally:
+        await conn.close()
+
+    green = gwangsan("invariants", "--posting", posting.posting_id, "--citizen", citizen)
+    assert green.returncode == 0, green.stdout + green.stderr
