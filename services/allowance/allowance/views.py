@@ -77,37 +77,32 @@ async def policy_in_force(ctx: Context, kind: PolicyKind, missing: str) -> Polic
     return found
 
 
+def _version(found: PolicyVersion) -> dict[str, Any]:
+    """The fields every policy answer starts with: which version, set when, by whom, why."""
+    return {
+        "version": found.id,
+        "set_at": found.set_at,
+        "set_by": found.set_by,
+        "note": found.note,
+    }
+
+
 def rates_out(found: PolicyVersion) -> schemas.RatesOut:
-    return schemas.RatesOut(
-        version=found.id,
-        set_at=found.set_at,
-        set_by=found.set_by,
-        note=found.note,
-        rates=[schemas.RateIn(**r) for r in found.body],
-    )
+    return schemas.RatesOut(**_version(found), rates=[schemas.RateIn(**r) for r in found.body])
 
 
 def minimum_wages_out(
     found: PolicyVersion, warnings: Sequence[rules.Violation] = ()
 ) -> schemas.MinimumWagesOut:
     return schemas.MinimumWagesOut(
-        version=found.id,
-        set_at=found.set_at,
-        set_by=found.set_by,
-        note=found.note,
+        **_version(found),
         minimum_wages=[schemas.MinimumWageIn(**r) for r in found.body],
         rate_warnings=[schemas.RateWarning(**w.as_error()) for w in warnings],
     )
 
 
 def caps_out(found: PolicyVersion) -> schemas.CapsOut:
-    return schemas.CapsOut(
-        version=found.id,
-        set_at=found.set_at,
-        set_by=found.set_by,
-        note=found.note,
-        caps=[schemas.CapIn(**r) for r in found.body],
-    )
+    return schemas.CapsOut(**_version(found), caps=[schemas.CapIn(**r) for r in found.body])
 
 
 # --- budget ------------------------------------------------------------------------------
@@ -507,18 +502,8 @@ async def statements(
         items = await found.fetch(db, cursor, page_size + 1)
         totals = await found.totals(db)
     closed = found.closed
-    totals_out = schemas.StatementTotals(
-        citizens_count=totals.citizens_count,
-        lines_count=totals.lines_count,
-        minutes_paid=totals.minutes_paid,
-        gross_won=totals.gross_won,
-        capped_won=totals.capped_won,
-        payable_won=totals.payable_won,
-        adjustment_won=totals.adjustment_won,
-        payout_won=int(totals.payout_won or 0) if closed else None,
-        carried_forward_won=int(totals.carried_forward_won or 0) if closed else None,
-        held_back_count=int(totals.held_back_count or 0) if closed else None,
-    )
+    # An open month's totals have no close figures (None); a frozen month's have them all.
+    totals_out = schemas.StatementTotals(**asdict(totals))
     return page_of(
         schemas.StatementsPage,
         items,

@@ -6,9 +6,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
 
 from allowance.domain import ledger
-from allowance.domain.budget import Drawdown, take_from_reservation, uncap_drawdown
+from allowance.domain.budget import (
+    Drawdown,
+    UncapDrawdown,
+    take_from_reservation,
+    uncap_drawdown,
+)
 from allowance.domain.calendar import Period, iso_week_of
 from allowance.domain.money import (
     CapSplit,
@@ -175,6 +182,53 @@ async def _release_no_show(
     )
 
 
+@dataclass(frozen=True)
+class _LineTerms:
+    """What differs between an accrual's payout line and a reversal's."""
+
+    transaction_id: int
+    kind: Literal["accrual", "reversal"]
+    booking_id: str
+    shift_starts_at: datetime
+    shift_period: Period
+    iso_week: str
+    statement_period: Period
+    fiscal_year: int
+    hourly_rate_won: int
+    minutes_paid: int
+    cap_won: int
+    reverses_line_id: int | None
+
+
+def _payout_line(
+    envelope: Envelope, event: Attendance, deps: Deps, terms: _LineTerms, split: CapSplit
+) -> PayoutLine:
+    """The payout line of one accrual or reversal, caused by `envelope`."""
+    return PayoutLine(
+        transaction_id=terms.transaction_id,
+        kind=terms.kind,
+        attendance_id=event.attendance_id,
+        attendance_revision=event.revision,
+        posting_id=event.posting_id,
+        booking_id=terms.booking_id,
+        citizen_id=event.citizen_id,
+        shift_starts_at=terms.shift_starts_at,
+        shift_period=str(terms.shift_period),
+        iso_week=terms.iso_week,
+        period=str(terms.statement_period),
+        fiscal_year=terms.fiscal_year,
+        hourly_rate_won=terms.hourly_rate_won,
+        minutes_paid=terms.minutes_paid,
+        gross_won=split.gross_won,
+        payable_won=split.payable_won,
+        capped_won=split.capped_won,
+        cap_won=terms.cap_won,
+        reverses_line_id=terms.reverses_line_id,
+        source_event_id=envelope.event_id,
+        created_at=deps.now,
+    )
+
+
 # --- accrual -----------------------------------------------------------------------------
 
 
@@ -241,29 +295,26 @@ async def _accrue(
     txn_id = await post(db, txn, envelope.event_id, envelope.occurred_at, deps.now)
     assert txn_id is not None
     line_id = await db.insert_payout_line(
-        PayoutLine(
-            transaction_id=txn_id,
-            kind="accrual",
-            attendance_id=event.attendance_id,
-            attendance_revision=event.revision,
-            posting_id=event.posting_id,
-            booking_id=event.booking_id,
-            citizen_id=event.citizen_id,
-            shift_starts_at=event.shift_starts_at,
-            shift_period=str(shift_period),
-            iso_week=iso_week_of(event.shift_starts_at),
-            period=str(statement_period),
-            fiscal_year=fiscal_year,
-            hourly_rate_won=reservation.hourly_rate_won,
-            minutes_paid=minutes,
-            gross_won=split.gross_won,
-            payable_won=split.payable_won,
-            capped_won=split.capped_won,
-            cap_won=cap_won,
-            reverses_line_id=None,
-            source_event_id=envelope.event_id,
-            created_at=deps.now,
-        ),
+        _payout_line(
+            envelope,
+            event,
+            deps,
+            _LineTerms(
+                transaction_id=txn_id,
+                kind="accrual",
+                booking_id=event.booking_id,
+                shift_starts_at=event.shift_starts_at,
+                shift_period=shift_period,
+                iso_week=iso_week_of(event.shift_starts_at),
+                statement_period=statement_period,
+                fiscal_year=fiscal_year,
+                hourly_rate_won=reservation.hourly_rate_won,
+                minutes_paid=minutes,
+                cap_won=cap_won,
+                reverses_line_id=None,
+            ),
+            split,
+        )
     )
     months.totals[shift_period] = apply_split(months.totals[shift_period], split, minutes)
     # Per-process counters (a retried transaction may count twice; the ledger is the truth).
@@ -342,10 +393,7 @@ async def _reverse_line(
     fiscal_year = old.fiscal_year
     split = split_against_cap(-old.gross_won, months.totals[old_shift_period], cap_won)
     uncapped_won = -split.capped_won
-    uncap = uncap_drawdown(0, 0)
-    if uncapped_won > 0:
-        await db.lock_budget(fiscal_year)
-        uncap = uncap_drawdown(uncapped_won, await db.available_won(fiscal_year))
+    uncap = await _uncap(db, fiscal_year, uncapped_won)
     to_reservation = reservation.active and reservation.fiscal_year == fiscal_year
     adjustment = statement_period != old_shift_period
     txn = ledger.reversal(
@@ -365,31 +413,51 @@ async def _reverse_line(
     assert txn_id is not None
     minutes = -old.minutes_paid
     await db.insert_payout_line(
-        PayoutLine(
-            transaction_id=txn_id,
-            kind="reversal",
-            attendance_id=event.attendance_id,
-            attendance_revision=event.revision,
-            posting_id=event.posting_id,
-            booking_id=old.booking_id,
-            citizen_id=event.citizen_id,
-            shift_starts_at=old.shift_starts_at,
-            shift_period=str(old_shift_period),
-            iso_week=old.iso_week,
-            period=str(statement_period),
-            fiscal_year=fiscal_year,
-            hourly_rate_won=old.hourly_rate_won,
-            minutes_paid=minutes,
-            gross_won=split.gross_won,
-            payable_won=split.payable_won,
-            capped_won=split.capped_won,
-            cap_won=cap_won,
-            reverses_line_id=old.id,
-            source_event_id=envelope.event_id,
-            created_at=deps.now,
-        ),
+        _payout_line(
+            envelope,
+            event,
+            deps,
+            _LineTerms(
+                transaction_id=txn_id,
+                kind="reversal",
+                booking_id=old.booking_id,
+                shift_starts_at=old.shift_starts_at,
+                shift_period=old_shift_period,
+                iso_week=old.iso_week,
+                statement_period=statement_period,
+                fiscal_year=fiscal_year,
+                hourly_rate_won=old.hourly_rate_won,
+                minutes_paid=minutes,
+                cap_won=cap_won,
+                reverses_line_id=old.id,
+            ),
+            split,
+        )
     )
     months.totals[old_shift_period] = apply_split(months.totals[old_shift_period], split, minutes)
+    await _emit_reversed(db, envelope, event, old, statement_period, split, uncapped_won, deps)
+
+
+async def _uncap(db: Store, fiscal_year: int, uncapped_won: int) -> UncapDrawdown:
+    """Where money the reversal releases from the cap comes from (it had gone back to the
+    available budget when it was capped); the budget row is locked only when there is some."""
+    if uncapped_won <= 0:
+        return uncap_drawdown(0, 0)
+    await db.lock_budget(fiscal_year)
+    return uncap_drawdown(uncapped_won, await db.available_won(fiscal_year))
+
+
+async def _emit_reversed(
+    db: Store,
+    envelope: Envelope,
+    event: Attendance,
+    old: PaidLine,
+    statement_period: Period,
+    split: CapSplit,
+    uncapped_won: int,
+    deps: Deps,
+) -> None:
+    adjustment = statement_period != Period.parse(old.shift_period)
     await emit(
         db,
         PayoutReversed(
@@ -398,7 +466,7 @@ async def _reverse_line(
             posting_id=event.posting_id,
             booking_id=old.booking_id,
             attendance_id=event.attendance_id,
-            minutes_reversed=-minutes,
+            minutes_reversed=old.minutes_paid,
             gross_reversed_won=-split.gross_won,
             accrued_reversed_won=-split.payable_won,
             capped_released_won=uncapped_won,

@@ -40,18 +40,22 @@ async def _write(
     kind: PolicyKind,
     body: list[dict[str, Any]],
     *,
-    set_at: datetime,
-    set_by: str,
-    request_id: str | None,
+    at: datetime,
+    by: Staff,
     note: str,
 ) -> PolicyVersion:
-    """A new version of one policy table; the version now in force."""
+    """A new version of one policy table, recorded as set by `by`; the version in force."""
     await db.insert_policy(
-        kind, body, set_at=set_at, set_by=set_by, request_id=request_id, note=note
+        kind, body, set_at=at, set_by=by.label, request_id=by.request_id, note=note
     )
     found = await db.latest_policy(kind)
     assert found is not None
     return found
+
+
+# Who the seeded version 1 of each policy table is recorded as set by (`set_by` = "seed").
+SEED = Staff(role="seed", staff_id=None, request_id=None)
+SEED_NOTE = "seeded from BRIEF §5 (sources per row)"
 
 
 # --- rates and minimum wages -------------------------------------------------------------
@@ -66,15 +70,8 @@ async def set_rates(
         db = Store(conn)
         await db.lock_policy()
         _refuse(rules.validate_rate_table(entries, await db.minimum_wage_table()))
-        found = await _write(
-            db,
-            "rates",
-            rules.rates_to_json(entries),
-            set_at=ctx.now(),
-            set_by=staff.label,
-            request_id=staff.request_id,
-            note=note,
-        )
+        body = rules.rates_to_json(entries)
+        found = await _write(db, "rates", body, at=ctx.now(), by=staff, note=note)
     log.info("rate table replaced", extra={"version": found.id, "entries": len(entries)})
     return found
 
@@ -97,15 +94,8 @@ async def set_minimum_wages(
     async with ctx.pool.acquire() as conn, conn.transaction():
         db = Store(conn)
         await db.lock_policy()
-        found = await _write(
-            db,
-            "minimum_wages",
-            rules.minimum_wages_to_json(entries),
-            set_at=ctx.now(),
-            set_by=staff.label,
-            request_id=staff.request_id,
-            note=note,
-        )
+        body = rules.minimum_wages_to_json(entries)
+        found = await _write(db, "minimum_wages", body, at=ctx.now(), by=staff, note=note)
         rates = await db.rate_table()
     warnings = [
         v
@@ -121,25 +111,11 @@ async def set_minimum_wages(
 
 
 async def write_caps(
-    db: Store,
-    entries: Sequence[rules.CapEntry],
-    *,
-    set_at: datetime,
-    set_by: str,
-    request_id: str | None,
-    note: str,
+    db: Store, entries: Sequence[rules.CapEntry], *, at: datetime, by: Staff, note: str
 ) -> PolicyVersion:
     """THE write of the cap table (the admin's `PUT /v1/admin/caps` and the seed both come
     here), in the caller's transaction; the version now in force."""
-    return await _write(
-        db,
-        "caps",
-        rules.caps_to_json(entries),
-        set_at=set_at,
-        set_by=set_by,
-        request_id=request_id,
-        note=note,
-    )
+    return await _write(db, "caps", rules.caps_to_json(entries), at=at, by=by, note=note)
 
 
 async def set_caps(
@@ -148,17 +124,7 @@ async def set_caps(
     """Replace the caps per year; money already accrued is never clawed back by a lower cap."""
     _refuse(rules.validate_cap_table(entries))
     async with ctx.pool.acquire() as conn, conn.transaction():
-        return await write_caps(
-            Store(conn),
-            entries,
-            set_at=ctx.now(),
-            set_by=staff.label,
-            request_id=staff.request_id,
-            note=note,
-        )
-
-
-SEED_NOTE = "seeded from BRIEF §5 (sources per row)"
+        return await write_caps(Store(conn), entries, at=ctx.now(), by=staff, note=note)
 
 
 async def seed_policy(db: Store, now: datetime) -> list[str]:
@@ -167,16 +133,16 @@ async def seed_policy(db: Store, now: datetime) -> list[str]:
     seeded: list[str] = []
     async with db.conn.transaction():
         await db.lock_seed()
-        who: dict[str, Any] = {"set_at": now, "set_by": "seed", "request_id": None}
         if await db.latest_policy("rates") is None:
-            await _write(db, "rates", rules.rates_to_json(rules.SEED_RATES), **who, note=SEED_NOTE)
+            body = rules.rates_to_json(rules.SEED_RATES)
+            await _write(db, "rates", body, at=now, by=SEED, note=SEED_NOTE)
             seeded.append("rates")
         if await db.latest_policy("minimum_wages") is None:
             body = rules.minimum_wages_to_json(rules.SEED_MINIMUM_WAGES)
-            await _write(db, "minimum_wages", body, **who, note=SEED_NOTE)
+            await _write(db, "minimum_wages", body, at=now, by=SEED, note=SEED_NOTE)
             seeded.append("minimum_wages")
         if await db.latest_policy("caps") is None:
-            await write_caps(db, rules.SEED_CAPS, **who, note=SEED_NOTE)
+            await write_caps(db, rules.SEED_CAPS, at=now, by=SEED, note=SEED_NOTE)
             seeded.append("caps")
     return seeded
 

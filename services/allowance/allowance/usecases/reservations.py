@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Quote:
-    """What a shift costs at the rate of its date, and the budget available to fund it."""
+    """What a reservation (or its growth) costs at its rate, and the budget available to
+    fund it."""
 
     hourly_rate_won: int
     rate_policy_version: int | None
@@ -96,16 +97,13 @@ async def _quote(
 
 
 async def _maybe_exhausted(
-    db: Store,
-    envelope: Envelope,
-    posting_id: str,
-    fiscal_year: int,
-    before_won: int,
-    after_won: int,
-    hourly_rate_won: int,
-    deps: Deps,
+    db: Store, envelope: Envelope, posting_id: str, fiscal_year: int, quote: Quote, deps: Deps
 ) -> None:
-    typical_won = typical_shift_won(hourly_rate_won, deps.typical_shift_minutes)
+    """BudgetExhausted when reserving `quote.total_won` took the available budget below one
+    seat of a typical shift (it could fund one before)."""
+    before_won = quote.available_won
+    after_won = before_won - quote.total_won
+    typical_won = typical_shift_won(quote.hourly_rate_won, deps.typical_shift_minutes)
     if exhausted_by(before_won, after_won, typical_won):
         await emit(
             db,
@@ -205,16 +203,7 @@ async def on_posting_submitted(
         "BudgetReserved",
         deps.now,
     )
-    await _maybe_exhausted(
-        db,
-        envelope,
-        event.posting_id,
-        reserved.fiscal_year,
-        quote.available_won,
-        quote.available_won - quote.total_won,
-        quote.hourly_rate_won,
-        deps,
-    )
+    await _maybe_exhausted(db, envelope, event.posting_id, reserved.fiscal_year, quote, deps)
 
 
 # --- updated -----------------------------------------------------------------------------
@@ -335,16 +324,8 @@ async def _resize_reservation(
             envelope.occurred_at,
             deps.now,
         )
-        await _maybe_exhausted(
-            db,
-            envelope,
-            event.posting_id,
-            current.fiscal_year,
-            available_won,
-            available_won - delta_won,
-            rate_won,
-            deps,
-        )
+        growth = Quote(rate_won, current.rate_policy_version, seat_won, delta_won, available_won)
+        await _maybe_exhausted(db, envelope, event.posting_id, current.fiscal_year, growth, deps)
     elif delta_won < 0:
         held_won = await db.reserved_won(current.fiscal_year, event.posting_id)
         await release(
@@ -416,16 +397,7 @@ async def _move_reservation_year(
         amount_won=quote.total_won,
     )
     await _save_revision(db, envelope, moved, deps)
-    await _maybe_exhausted(
-        db,
-        envelope,
-        event.posting_id,
-        new_year,
-        quote.available_won,
-        quote.available_won - quote.total_won,
-        quote.hourly_rate_won,
-        deps,
-    )
+    await _maybe_exhausted(db, envelope, event.posting_id, new_year, quote, deps)
 
 
 # --- ended -------------------------------------------------------------------------------
