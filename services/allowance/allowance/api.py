@@ -23,20 +23,6 @@ from allowance.usecases import payees, periods, policy
 from allowance.views import ExportFormat, parse_period
 from shared.web import Ctx, Staff, problem_responses, staff
 
-# The allowance's own wording of the problem answers (two staff roles).
-_PROBLEM_TEXT = {
-    "e401": "no bearer token, or a token that is neither the admin nor the finance token",
-    "e403": "a valid staff token of the other role (admin on finance endpoints or finance on"
-    " admin ones)",
-    "e404": "no such resource",
-    "e409": "the state does not allow this now (the problem says why)",
-    "e422": "the policy is refused (the problem names each offending row and both numbers)",
-}
-
-
-def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return problem_responses(*codes, **_PROBLEM_TEXT)
-
 
 def _textual(value: Any) -> Any:
     """Dates and instants in queries are ISO 8601 text; pydantic would also read a bare
@@ -56,7 +42,6 @@ IsoDate = Annotated[date, BeforeValidator(_textual)]
 # Who may call: the admin or the finance staff token (`Staff.label` is what audit rows say).
 Admin = Annotated[Staff, Depends(staff("admin"))]
 Finance = Annotated[Staff, Depends(staff("finance"))]
-AllowanceCtx = Ctx[AllowanceSettings]
 
 PeriodPath = Path(pattern=schemas.PERIOD_PATTERN, description="a Seoul month, YYYY-MM")
 EXPORT_CONTENT: dict[int | str, dict[str, Any]] = {
@@ -71,11 +56,13 @@ EXPORT_CONTENT: dict[int | str, dict[str, Any]] = {
 
 # --- admin: policy -----------------------------------------------------------------------
 
-admin = APIRouter(prefix="/v1/admin", tags=["admin"], responses=_responses(400, 401, 403, 413))
+admin = APIRouter(
+    prefix="/v1/admin", tags=["admin"], responses=problem_responses(400, 401, 403, 413)
+)
 
 
 @admin.get("/rates", response_model=schemas.RatesOut, summary="The hourly rate table in force")
-async def get_rates(_: Admin, ctx: AllowanceCtx) -> schemas.RatesOut:
+async def get_rates(_: Admin, ctx: Ctx[AllowanceSettings]) -> schemas.RatesOut:
     return views.rates_out(await views.policy_in_force(ctx, "rates", "no rate table yet"))
 
 
@@ -87,9 +74,11 @@ async def get_rates(_: Admin, ctx: AllowanceCtx) -> schemas.RatesOut:
     " rate below the statutory minimum wage of any year it applies in is refused (422, with"
     " both numbers), as is one starting in a year without a known minimum wage. Money"
     " already reserved or accrued keeps the rate it locked.",
-    responses=_responses(422),
+    responses=problem_responses(422),
 )
-async def put_rates(body: schemas.RatesBody, who: Admin, ctx: AllowanceCtx) -> schemas.RatesOut:
+async def put_rates(
+    body: schemas.RatesBody, who: Admin, ctx: Ctx[AllowanceSettings]
+) -> schemas.RatesOut:
     entries = [rules.RateEntry(r.effective_from, r.hourly_rate_won, r.source) for r in body.rates]
     return views.rates_out(await policy.set_rates(ctx, entries, body.note, who))
 
@@ -99,7 +88,7 @@ async def put_rates(body: schemas.RatesBody, who: Admin, ctx: AllowanceCtx) -> s
     response_model=schemas.MinimumWagesOut,
     summary="The statutory minimum wages rates are checked against",
 )
-async def get_minimum_wages(_: Admin, ctx: AllowanceCtx) -> schemas.MinimumWagesOut:
+async def get_minimum_wages(_: Admin, ctx: Ctx[AllowanceSettings]) -> schemas.MinimumWagesOut:
     found = await views.policy_in_force(ctx, "minimum_wages", "no minimum wage table yet")
     return views.minimum_wages_out(found)
 
@@ -111,10 +100,10 @@ async def get_minimum_wages(_: Admin, ctx: AllowanceCtx) -> schemas.MinimumWages
     description="The law is not refused: if a rate in force falls below a new minimum wage,"
     " the answer lists it in `rate_warnings` and postings in that year are refused with"
     " `rate_below_minimum_wage` until the rate table is corrected.",
-    responses=_responses(422),
+    responses=problem_responses(422),
 )
 async def put_minimum_wages(
-    body: schemas.MinimumWagesBody, who: Admin, ctx: AllowanceCtx
+    body: schemas.MinimumWagesBody, who: Admin, ctx: Ctx[AllowanceSettings]
 ) -> schemas.MinimumWagesOut:
     entries = [rules.MinimumWage(m.year, m.hourly_won, m.source) for m in body.minimum_wages]
     done = await policy.set_minimum_wages(ctx, entries, body.note, who)
@@ -122,7 +111,7 @@ async def put_minimum_wages(
 
 
 @admin.get("/caps", response_model=schemas.CapsOut, summary="Weekly hours and monthly caps")
-async def get_caps(_: Admin, ctx: AllowanceCtx) -> schemas.CapsOut:
+async def get_caps(_: Admin, ctx: Ctx[AllowanceSettings]) -> schemas.CapsOut:
     return views.caps_out(await views.policy_in_force(ctx, "caps", "no cap table yet"))
 
 
@@ -132,9 +121,11 @@ async def get_caps(_: Admin, ctx: AllowanceCtx) -> schemas.CapsOut:
     summary="Replace the caps per year (every version is kept)",
     description="The monthly amount cap applies to payouts accrued after the change; money"
     " already accrued is never clawed back by a lower cap.",
-    responses=_responses(422),
+    responses=problem_responses(422),
 )
-async def put_caps(body: schemas.CapsBody, who: Admin, ctx: AllowanceCtx) -> schemas.CapsOut:
+async def put_caps(
+    body: schemas.CapsBody, who: Admin, ctx: Ctx[AllowanceSettings]
+) -> schemas.CapsOut:
     entries = [
         rules.CapEntry(c.year, c.weekly_hours_max, c.monthly_amount_max_won, c.source)
         for c in body.caps
@@ -149,11 +140,11 @@ async def put_caps(body: schemas.CapsBody, who: Admin, ctx: AllowanceCtx) -> sch
     "/budget",
     response_model=schemas.AdminBudgetOut,
     summary="A fiscal year's budget with the history of its changes",
-    responses=_responses(404),
+    responses=problem_responses(404),
 )
 async def get_admin_budget(
     _: Admin,
-    ctx: AllowanceCtx,
+    ctx: Ctx[AllowanceSettings],
     fiscal_year: int = Query(ge=schemas.YEAR_MIN, le=schemas.YEAR_MAX),
 ) -> schemas.AdminBudgetOut:
     return await views.admin_budget(ctx, fiscal_year)
@@ -167,10 +158,10 @@ async def get_admin_budget(
     " nothing is overwritten. A cut larger than the available (unreserved) budget is refused"
     " (409). Pass `previous_amount_won` to refuse the change if someone else changed the"
     " total meanwhile (409 `budget_changed`). Setting the same total again changes nothing.",
-    responses=_responses(409),
+    responses=problem_responses(409),
 )
 async def put_budget(
-    body: schemas.BudgetBody, who: Admin, ctx: AllowanceCtx
+    body: schemas.BudgetBody, who: Admin, ctx: Ctx[AllowanceSettings]
 ) -> schemas.AdminBudgetOut:
     state = await policy.set_budget(
         ctx,
@@ -185,7 +176,7 @@ async def put_budget(
 
 # --- finance: budget and ledger ----------------------------------------------------------
 
-finance = APIRouter(prefix="/v1", tags=["finance"], responses=_responses(400, 401, 403, 413))
+finance = APIRouter(prefix="/v1", tags=["finance"], responses=problem_responses(400, 401, 403, 413))
 
 
 @finance.get(
@@ -194,11 +185,11 @@ finance = APIRouter(prefix="/v1", tags=["finance"], responses=_responses(400, 40
     summary="A fiscal year's budget: total, reserved, accrued, paid, available",
     description="Derived from the ledger, to the won. Without `fiscal_year`, the current"
     " Seoul year. With `as_of`, recomputed from the entries posted up to that instant.",
-    responses=_responses(404),
+    responses=problem_responses(404),
 )
 async def get_budget(
     _: Finance,
-    ctx: AllowanceCtx,
+    ctx: Ctx[AllowanceSettings],
     fiscal_year: int | None = Query(None, ge=schemas.YEAR_MIN, le=schemas.YEAR_MAX),
     as_of: IsoInstant | None = Query(None, description="an instant with offset"),
 ) -> schemas.BudgetOut:
@@ -216,11 +207,11 @@ async def get_budget(
     " shift or repeat a row. CSV (UTF-8 with BOM, Korean headers) and XLSX stream the whole"
     " selection in one consistent snapshot. The page's list is `items` (`entries`, the same"
     " list, is kept for existing clients).",
-    responses={**EXPORT_CONTENT, **_responses(400)},
+    responses={**EXPORT_CONTENT, **problem_responses(400)},
 )
 async def get_ledger(
     _: Finance,
-    ctx: AllowanceCtx,
+    ctx: Ctx[AllowanceSettings],
     period: str | None = Query(None, pattern=schemas.PERIOD_PATTERN),
     date_from: IsoDate | None = Query(None, alias="from"),
     date_to: IsoDate | None = Query(None, alias="to"),
@@ -247,7 +238,7 @@ async def get_ledger(
 )
 async def get_trial_balance(
     _: Finance,
-    ctx: AllowanceCtx,
+    ctx: Ctx[AllowanceSettings],
     fiscal_year: int | None = Query(None, ge=schemas.YEAR_MIN, le=schemas.YEAR_MAX),
     as_of: IsoInstant | None = Query(None),
 ) -> schemas.TrialBalanceOut:
@@ -264,7 +255,7 @@ async def get_trial_balance(
 )
 async def list_periods(
     _: Finance,
-    ctx: AllowanceCtx,
+    ctx: Ctx[AllowanceSettings],
     period_from: str = Query(alias="from", pattern=schemas.PERIOD_PATTERN),
     period_to: str = Query(alias="to", pattern=schemas.PERIOD_PATTERN),
 ) -> list[schemas.PeriodOut]:
@@ -284,7 +275,7 @@ async def list_periods(
 )
 async def get_statements(
     _: Finance,
-    ctx: AllowanceCtx,
+    ctx: Ctx[AllowanceSettings],
     period: str = PeriodPath,
     format: ExportFormat = Query("json"),
     cursor: str | None = Query(None, max_length=200),
@@ -302,10 +293,10 @@ async def get_statements(
     " details, who are held back and carried forward (not lost). Attendance for a closed"
     " month that arrives later is accrued in the next open month as an adjustment. Closing"
     " a closed month answers the same close again.",
-    responses=_responses(409),
+    responses=problem_responses(409),
 )
 async def close_period(
-    who: Finance, ctx: AllowanceCtx, period: str = PeriodPath
+    who: Finance, ctx: Ctx[AllowanceSettings], period: str = PeriodPath
 ) -> schemas.PeriodOut:
     month = parse_period(period)
     return views.period_out(await periods.close_period(ctx, month, who), month)
@@ -316,9 +307,11 @@ async def close_period(
     response_model=schemas.PeriodOut,
     summary="Record that a closed month's payout file was transferred (idempotent)",
     description="Moves the month's payout due to paid in the ledger.",
-    responses=_responses(409),
+    responses=problem_responses(409),
 )
-async def mark_paid(who: Finance, ctx: AllowanceCtx, period: str = PeriodPath) -> schemas.PeriodOut:
+async def mark_paid(
+    who: Finance, ctx: Ctx[AllowanceSettings], period: str = PeriodPath
+) -> schemas.PeriodOut:
     month = parse_period(period)
     return views.period_out(await periods.mark_paid(ctx, month, who), month)
 
@@ -334,12 +327,12 @@ async def mark_paid(who: Finance, ctx: AllowanceCtx, period: str = PeriodPath) -
     " details with the amount carried forward for them (no decryption).",
     responses={
         200: {"content": {"text/csv": {}, "application/json": {}}},
-        **_responses(404, 409),
+        **problem_responses(404, 409),
     },
 )
 async def get_payout_file(
     who: Finance,
-    ctx: AllowanceCtx,
+    ctx: Ctx[AllowanceSettings],
     period: str = PeriodPath,
     format: Literal["csv", "json"] = Query("csv"),
 ) -> Any:
@@ -364,7 +357,7 @@ async def get_payout_file(
 async def put_payee(
     body: schemas.PayeeBody,
     who: Finance,
-    ctx: AllowanceCtx,
+    ctx: Ctx[AllowanceSettings],
     citizen_ref: str = Path(pattern=schemas.CITIZEN_PATTERN),
 ) -> schemas.PayeeOut:
     row = await payees.put_payee(
@@ -382,10 +375,12 @@ async def put_payee(
     "/payees/{citizen_ref}",
     response_model=schemas.PayeeOut,
     summary="A citizen's payee details, masked",
-    responses=_responses(404),
+    responses=problem_responses(404),
 )
 async def get_payee(
-    _: Finance, ctx: AllowanceCtx, citizen_ref: str = Path(pattern=schemas.CITIZEN_PATTERN)
+    _: Finance,
+    ctx: Ctx[AllowanceSettings],
+    citizen_ref: str = Path(pattern=schemas.CITIZEN_PATTERN),
 ) -> schemas.PayeeOut:
     return await views.payee(ctx, citizen_ref)
 

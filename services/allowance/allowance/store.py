@@ -1,9 +1,9 @@
 """SQL of the allowance schema: plain, parametrised statements with asyncpg.
 
-Every function runs on the caller's connection, inside the caller's transaction: locking
-order and transaction boundaries are decided by `usecases`. Lock order, everywhere:
-reservation row → attendance row → statement month (share) → citizen month → fiscal-year
-budget row → balances (by the ledger trigger, in key order).
+Every `Store` method runs on the store's connection, inside the caller's transaction:
+locking order and transaction boundaries are decided by `usecases` (reads by `views`).
+Lock order, everywhere: reservation row → attendance row → statement month (share) →
+citizen month → fiscal-year budget row → balances (by the ledger trigger, in key order).
 """
 
 from __future__ import annotations
@@ -66,9 +66,6 @@ class ToPost:
     source_event_id: uuid.UUID
     occurred_at: datetime
     posted_at: datetime
-
-
-# --- budgets -----------------------------------------------------------------------------
 
 
 # --- reservations ------------------------------------------------------------------------
@@ -178,9 +175,6 @@ class CitizenBalance:
     fiscal_year: int
     balance_won: int
     has_payee: bool
-
-
-# --- payees ------------------------------------------------------------------------------
 
 
 def json_body(value: Any) -> str:
@@ -461,6 +455,8 @@ class Store:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
+    # --- policy --------------------------------------------------------------------------
+
     async def latest_policy(self, kind: PolicyKind) -> PolicyVersion | None:
         row = await self.conn.fetchrow(
             "SELECT id, kind, body, set_at, set_by, note FROM policy_versions"
@@ -514,6 +510,8 @@ class Store:
         if found is None:
             return policy.CapTable(policy.SEED_CAPS)
         return policy.caps_from_json(found.body, found.id)
+
+    # --- ledger --------------------------------------------------------------------------
 
     async def post_many(self, items: Sequence[ToPost]) -> list[int]:
         """Write transactions and their entries in two statements (one per table), whatever
@@ -634,6 +632,8 @@ class Store:
         )
         return _rows(TrialBalanceRow, rows)
 
+    # --- budgets -------------------------------------------------------------------------
+
     async def lock_budget(self, fiscal_year: int) -> bool:
         """Lock the fiscal year's budget row (reservations of a year are decided one at a time);
         False when the year has no budget."""
@@ -684,6 +684,8 @@ class Store:
             fiscal_year,
         )
         return _rows(BudgetChange, rows)
+
+    # --- reservations --------------------------------------------------------------------
 
     async def reservation(self, posting_id: str, *, for_update: bool = False) -> Reservation | None:
         lock = " FOR UPDATE" if for_update else ""
@@ -740,6 +742,8 @@ class Store:
             r.revision,
             now,
         )
+
+    # --- attendance and payout lines -----------------------------------------------------
 
     async def attendance_state(self, attendance_id: str) -> AttendanceState | None:
         row = await self.conn.fetchrow(
@@ -841,6 +845,8 @@ class Store:
         )
         assert row is not None
         return PaidLine(**dict(row))
+
+    # --- periods and statements ----------------------------------------------------------
 
     async def period_status(self, period: Period, lock: Literal["share", "update"]) -> str:
         """The month's status, holding a lock on it until the transaction ends: `share` while
@@ -1044,6 +1050,8 @@ class Store:
         )
         return _rows(HeldBackRow, rows)
 
+    # --- payees --------------------------------------------------------------------------
+
     async def upsert_payee(
         self,
         *,
@@ -1127,6 +1135,8 @@ class Store:
         )
         return _rows(PayoutFileRow, rows)
 
+    # --- ledger reading ------------------------------------------------------------------
+
     async def current_snapshot(self) -> str:
         snapshot: str = await self.conn.fetchval("SELECT pg_current_snapshot()::text")
         return snapshot
@@ -1161,6 +1171,8 @@ class Store:
         )
         assert row is not None
         return LedgerTotalsRow(**dict(row))
+
+    # --- session and outbox --------------------------------------------------------------
 
     async def set_statement_timeout(self, timeout_ms: int) -> None:
         """A longer (or shorter) statement timeout for the rest of this transaction."""

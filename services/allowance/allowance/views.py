@@ -1,7 +1,7 @@
 """Reads of the allowance: policy tables, budget figures, ledger pages and exports, the
 trial balance, months and statements, the payout file and masked payees — and how each is
-rendered (schemas, CSV, XLSX). Writes live in `usecases`; nothing here changes state
-except the payout file's access-log rows, which `usecases.payees` writes before opening."""
+rendered (schemas, CSV, XLSX). Nothing here writes: every write, the payout file's
+access-log rows included, lives in `usecases`."""
 
 from __future__ import annotations
 
