@@ -363,17 +363,13 @@ async def _move_reservation_year(
     if isinstance(quote, Refusal):
         await _reject_update(db, envelope, current, event.revision, quote, deps)
         return
-    held_won = await db.reserved_won(current.fiscal_year, event.posting_id)
-    await release(
+    await _release_held(
         db,
         envelope,
-        deps,
         current,
-        fiscal_year=current.fiscal_year,
-        period=Period.of(current.starts_at),
-        amount_won=held_won,
         memo=f"reservation {current.reservation_id} moved to fiscal year {new_year}",
         reason="posting_moved_fiscal_year",
+        deps=deps,
     )
     await post(
         db,
@@ -400,6 +396,23 @@ async def _move_reservation_year(
     await _maybe_exhausted(db, envelope, event.posting_id, new_year, quote, deps)
 
 
+async def _release_held(
+    db: Store, envelope: Envelope, current: Reservation, *, memo: str, reason: str, deps: Deps
+) -> None:
+    """Release everything the reservation still holds in its fiscal year (a move or an end)."""
+    await release(
+        db,
+        envelope,
+        deps,
+        current,
+        fiscal_year=current.fiscal_year,
+        period=Period.of(current.starts_at),
+        amount_won=await db.reserved_won(current.fiscal_year, current.posting_id),
+        memo=memo,
+        reason=reason,
+    )
+
+
 # --- ended -------------------------------------------------------------------------------
 
 
@@ -414,16 +427,12 @@ async def on_posting_ended(
     if not current.active:
         log.info("posting %s already %s: nothing to release", posting_id, current.status)
         return
-    held_won = await db.reserved_won(current.fiscal_year, posting_id)
-    await release(
+    await _release_held(
         db,
         envelope,
-        deps,
         current,
-        fiscal_year=current.fiscal_year,
-        period=Period.of(current.starts_at),
-        amount_won=held_won,
         memo=f"posting {status}: unused part of reservation {current.reservation_id} released",
         reason=f"posting_{status}",
+        deps=deps,
     )
     await db.update_reservation(replace(current, status=status), deps.now)
