@@ -17,9 +17,9 @@ they would check each of the millions of entries one by one; the close itself ru
 every trigger and constraint on. Every citizen has sealed payee details
 (`payees.PayeeCipher.seal`, the development key), so everyone is paid.
 
-Timed: `usecases.close_period` (one transaction, as `POST /v1/periods/{p}/close` does),
-then the statements (`store.frozen_statements`) and the payout file as
-`GET …/payout-file` builds it (`store.payout_file_rows`, `store.held_back`, decrypt each
+Timed: `usecases.periods.close` (one transaction, as `POST /v1/periods/{p}/close` does),
+then the statements (`Store.frozen_statements`) and the payout file as
+`GET …/payout-file` builds it (`Store.payout_file_rows`, `Store.held_back`, decrypt each
 payee, `exports.csv_chunk`). Beside it, the floor: a plain `COPY (SELECT … FROM
 payout_lines) TO STDOUT` of the same rows. Peak RSS is the worker process's own
 (`ru_maxrss`), so the run happens in a subprocess: `python -m bench.month_close N`.
@@ -81,15 +81,15 @@ async def run(env: Env, quick: bool) -> dict[str, Any]:
 
 def _accrual_template() -> list[Any]:
     from allowance.domain import ledger
-    from allowance.domain.budget import Draw
+    from allowance.domain.budget import Drawdown
     from allowance.domain.calendar import Period
     from allowance.domain.money import CapSplit
 
     gross = HOURLY_RATE_WON * SHIFT_MINUTES // 60
     split = CapSplit(gross_won=gross, payable_won=gross, capped_won=0)
-    draw = Draw(from_reserved_won=gross, from_available_won=0, from_unfunded_won=0)
+    drawdown = Drawdown(from_reserved_won=gross, from_available_won=0, from_unfunded_won=0)
     txn = ledger.accrual(
-        FISCAL_YEAR, Period.parse(PERIOD), "PST", "CTZ", split, draw, "bench accrual"
+        FISCAL_YEAR, Period.parse(PERIOD), "PST", "CTZ", split, drawdown, "bench accrual"
     )
     assert txn is not None
     return [txn, gross]
@@ -315,8 +315,10 @@ def _chain(*its: Any) -> Any:
 
 
 async def worker(rows: int, dsn: str) -> dict[str, Any]:
-    from allowance import exports, payees, store, usecases
+    from allowance import exports, payees
     from allowance.domain.calendar import Period
+    from allowance.store import Store
+    from allowance.usecases import periods
 
     from shared import migrations
 
@@ -337,26 +339,27 @@ async def worker(rows: int, dsn: str) -> dict[str, Any]:
         rss_before_close_mb = _rss_mb()
         t1 = time.perf_counter()
         async with conn.transaction():
-            closed = await usecases.close_period(conn, period, closed_by="bench", now=now)
+            closed = await periods.close(Store(conn), period, closed_by="bench", now=now)
         t2 = time.perf_counter()
-        statements = await store.frozen_statements(conn, period, None, None)
+        statements = await Store(conn).frozen_statements(period, None, None)
         t3 = time.perf_counter()
         async with conn.transaction():
-            lines = await store.payout_file_rows(conn, period)
-            held = await store.held_back(conn, period)
+            lines = await Store(conn).payout_file_rows(period)
+            held = await Store(conn).held_back(period)
         cipher = payees.load_cipher("test", "", "")
         bank_rows = []
         for r in lines:
+            assert r.key_id is not None and r.nonce is not None and r.ciphertext is not None
             details = cipher.open(
-                r["citizen_id"],
-                payees.Sealed(r["key_id"], bytes(r["nonce"]), bytes(r["ciphertext"])),
+                r.citizen_id,
+                payees.Sealed(r.key_id, bytes(r.nonce), bytes(r.ciphertext)),
             )
             bank_rows.append(
                 {
                     "bank_code": details.bank_code,
                     "account_number": details.account_number,
                     "account_holder": details.account_holder,
-                    "amount_won": int(r["payout_won"]),
+                    "amount_won": r.payout_won,
                     "memo": f"bench {period}",
                 }
             )
@@ -377,12 +380,12 @@ async def worker(rows: int, dsn: str) -> dict[str, Any]:
         gross = shape["gross_per_shift"]
         expected_payout = gross * rows
         correct = (
-            int(closed["lines_count"]) == rows
-            and int(closed["payout_won"]) == expected_payout
+            closed.lines_count == rows
+            and closed.payout_won == expected_payout
             and len(statements) == min(rows, CITIZENS)
             and len(lines) == min(rows, CITIZENS)
             and not held
-            and sum(int(r["payout_won"]) for r in lines) == expected_payout
+            and sum(r.payout_won for r in lines) == expected_payout
         )
         close_s, statements_s, payout_s = t2 - t1, t3 - t2, t4 - t3
         total_s = t4 - t1
@@ -403,7 +406,7 @@ async def worker(rows: int, dsn: str) -> dict[str, Any]:
             "copy_rows_per_s": round(rows / copy_s, 1),
             "rss_before_close_mb": rss_before_close_mb,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "payout_won": int(closed["payout_won"]),
+            "payout_won": closed.payout_won,
             "target": f"< {TARGET_S:.0f} s",
             "met": total_s < TARGET_S,
             "correct": correct,

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from allowance import api, handlers, store, usecases
+from allowance import api, handlers, sweepers
 from allowance.payees import load_cipher
 from allowance.settings import AllowanceSettings, Context
-from shared.service import ServiceSpec, SweeperSpec, create_app
+from allowance.usecases import Store, policy
+from shared.service import ServiceSpec, create_app
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,6 @@ async def on_start(ctx: Context) -> None:
     """Open the payee cipher (production without a key refuses to start) and seed the
     policy tables from BRIEF §5 on first start."""
     settings = ctx.settings
-    assert isinstance(settings, AllowanceSettings)
     ctx.provide(
         load_cipher(
             settings.app_env,
@@ -28,19 +28,10 @@ async def on_start(ctx: Context) -> None:
         )
     )
     async with ctx.pool.acquire() as conn:
-        seeded = await store.seed_policy(conn, ctx.now())
+        seeded = await policy.seed_policy(Store(conn), ctx.now())
     if seeded:
         log.info("policy seeded from BRIEF §5: %s", ", ".join(seeded))
 
-
-async def refresh_budget_metrics(ctx: Context) -> None:
-    async with ctx.pool.acquire() as conn:
-        await usecases.refresh_budget_metrics(conn, ctx.now())
-
-
-# Budget gauges are a view for dashboards and alerts, refreshed every 15 s (the scrape
-# interval of deploy/prometheus); the ledger is the truth.
-BUDGET_METRICS_INTERVAL_MS = 15_000
 
 SPEC = ServiceSpec(
     name="allowance",
@@ -55,7 +46,7 @@ SPEC = ServiceSpec(
     routers=api.ROUTERS,
     register_handlers=handlers.register,
     on_start=on_start,
-    sweepers=(SweeperSpec("budget-metrics", refresh_budget_metrics, BUDGET_METRICS_INTERVAL_MS),),
+    sweepers=sweepers.SWEEPERS,
     openapi_tags=(
         {"name": "admin", "description": "Rate policy, minimum wages, caps and budget"},
         {"name": "finance", "description": "Budget, ledger, statements, close, payouts"},

@@ -1,19 +1,18 @@
 """Kafka entry points: the posting saga (registry.postings.v1) and attendance
 (registry.attendance.v1). Each handler runs inside the consumer guard's transaction, which
-also records the event id, so an event's effects (ledger, state, outbox) happen once."""
+also records the event id, so an event's effects (ledger, state, outbox) happen once: it
+wraps the guard's connection in the use cases' `Store` and makes one use-case call."""
 
 from __future__ import annotations
 
-import asyncpg
-
-from allowance import usecases
-from allowance.settings import AllowanceSettings, Context
+from allowance.settings import Context
+from allowance.usecases import Deps, Store, deps_of, payouts, reservations
 from shared.consumer import EventConsumer
+from shared.db import Connection
 from shared.events import (
     AttendanceCorrected,
     AttendanceRecorded,
     Envelope,
-    Event,
     PostingCancelled,
     PostingClosed,
     PostingSubmitted,
@@ -22,35 +21,33 @@ from shared.events import (
 
 
 def register(consumer: EventConsumer, ctx: Context) -> None:
-    settings = ctx.settings
-    assert isinstance(settings, AllowanceSettings)
+    def deps() -> Deps:
+        return deps_of(ctx.settings, ctx.now())
 
-    def deps() -> usecases.Deps:
-        return usecases.Deps(
-            now=ctx.now(),
-            typical_shift_minutes=settings.typical_shift_minutes,
-            period_search_months_max=settings.period_search_months_max,
+    async def posting_submitted(
+        conn: Connection, envelope: Envelope, event: PostingSubmitted
+    ) -> None:
+        await reservations.on_posting_submitted(Store(conn), envelope, event, deps())
+
+    async def posting_updated(conn: Connection, envelope: Envelope, event: PostingUpdated) -> None:
+        await reservations.on_posting_updated(Store(conn), envelope, event, deps())
+
+    async def posting_cancelled(
+        conn: Connection, envelope: Envelope, event: PostingCancelled
+    ) -> None:
+        await reservations.on_posting_ended(
+            Store(conn), envelope, event.posting_id, "cancelled", deps()
         )
 
-    async def posting_submitted(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
-        assert isinstance(event, PostingSubmitted)
-        await usecases.on_posting_submitted(conn, envelope, event, deps())
+    async def posting_closed(conn: Connection, envelope: Envelope, event: PostingClosed) -> None:
+        await reservations.on_posting_ended(
+            Store(conn), envelope, event.posting_id, "closed", deps()
+        )
 
-    async def posting_updated(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
-        assert isinstance(event, PostingUpdated)
-        await usecases.on_posting_updated(conn, envelope, event, deps())
-
-    async def posting_cancelled(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
-        assert isinstance(event, PostingCancelled)
-        await usecases.on_posting_ended(conn, envelope, event.posting_id, "cancelled", deps())
-
-    async def posting_closed(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
-        assert isinstance(event, PostingClosed)
-        await usecases.on_posting_ended(conn, envelope, event.posting_id, "closed", deps())
-
-    async def attendance(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
-        assert isinstance(event, AttendanceRecorded | AttendanceCorrected)
-        await usecases.on_attendance(conn, envelope, event, deps())
+    async def attendance(
+        conn: Connection, envelope: Envelope, event: AttendanceRecorded | AttendanceCorrected
+    ) -> None:
+        await payouts.on_attendance(Store(conn), envelope, event, deps())
 
     consumer.on(PostingSubmitted, posting_submitted)
     consumer.on(PostingUpdated, posting_updated)

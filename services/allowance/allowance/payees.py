@@ -57,6 +57,17 @@ class Sealed:
     ciphertext: bytes
 
 
+@dataclass(frozen=True)
+class BankLine:
+    """One line of the bank bulk-transfer file, with the full (opened) account details."""
+
+    bank_code: str
+    account_number: str
+    account_holder: str
+    amount_won: int
+    memo: str
+
+
 def parse_keys(spec: str) -> dict[str, bytes]:
     """`k1:<base64>,k2:<base64>` → {key id: 32-byte key}."""
     keys: dict[str, bytes] = {}

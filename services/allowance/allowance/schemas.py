@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from shared.web import Page
 
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 CITIZEN_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"
@@ -170,11 +172,17 @@ class LedgerTotals(BaseModel):
     credit_won: int
 
 
-class LedgerPage(BaseModel):
-    entries: list[LedgerEntryOut]
+class LedgerPage(Page[LedgerEntryOut]):
     totals: LedgerTotals = Field(description="of the whole filtered ledger, not just this page")
-    next_cursor: str | None
     snapshot: str = Field(description="pages show exactly what was committed at the first page")
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="deprecated: the same list as `items` (kept for existing clients)",
+        deprecated=True,
+    )
+    @property
+    def entries(self) -> list[LedgerEntryOut]:
+        return self.items
 
 
 class TrialBalanceLine(BaseModel):
@@ -244,14 +252,20 @@ class StatementTotals(BaseModel):
     held_back_count: int | None = None
 
 
-class StatementsPage(BaseModel):
+class StatementsPage(Page[StatementOut]):
     period: str
     status: Literal["open", "closed"]
     provisional: bool = Field(description="open month: live figures that may still change")
     closed_at: datetime | None
     totals: StatementTotals
-    statements: list[StatementOut]
-    next_cursor: str | None
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="deprecated: the same list as `items` (kept for existing clients)",
+        deprecated=True,
+    )
+    @property
+    def statements(self) -> list[StatementOut]:
+        return self.items
 
 
 class PayoutLineOut(BaseModel):

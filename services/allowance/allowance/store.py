@@ -1,18 +1,18 @@
 """SQL of the allowance schema: plain, parametrised statements with asyncpg.
 
-Every function runs on the caller's connection, inside the caller's transaction: locking
-order and transaction boundaries are decided by `usecases`. Lock order, everywhere:
-reservation row → attendance row → statement month (share) → citizen month → fiscal-year
-budget row → balances (by the ledger trigger, in key order).
+Every `Store` method runs on the store's connection, inside the caller's transaction:
+locking order and transaction boundaries are decided by `usecases` (reads by `views`).
+Lock order, everywhere: reservation row → attendance row → statement month (share) →
+citizen month → fiscal-year budget row → balances (by the ledger trigger, in key order).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 import orjson
@@ -21,6 +21,9 @@ from allowance.domain import policy
 from allowance.domain.calendar import Period
 from allowance.domain.ledger import Account, LedgerTransaction
 from allowance.domain.money import MonthTotals
+from shared import outbox
+from shared.db import Connection
+from shared.events import Event
 
 PolicyKind = Literal["rates", "minimum_wages", "caps"]
 
@@ -35,86 +38,6 @@ class PolicyVersion:
     set_at: datetime
     set_by: str
     note: str
-
-
-async def latest_policy(conn: asyncpg.Connection, kind: PolicyKind) -> PolicyVersion | None:
-    row = await conn.fetchrow(
-        "SELECT id, kind, body, set_at, set_by, note FROM policy_versions"
-        " WHERE kind = $1 ORDER BY id DESC LIMIT 1",
-        kind,
-    )
-    if row is None:
-        return None
-    return PolicyVersion(
-        row["id"], row["kind"], list(row["body"]), row["set_at"], row["set_by"], row["note"]
-    )
-
-
-async def insert_policy(
-    conn: asyncpg.Connection,
-    kind: PolicyKind,
-    body: list[dict[str, Any]],
-    *,
-    set_at: datetime,
-    set_by: str,
-    request_id: str | None,
-    note: str,
-) -> int:
-    version: int = await conn.fetchval(
-        "INSERT INTO policy_versions (kind, body, set_at, set_by, request_id, note)"
-        " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        kind,
-        body,
-        set_at,
-        set_by,
-        request_id,
-        note,
-    )
-    return version
-
-
-async def seed_policy(conn: asyncpg.Connection, now: datetime) -> list[str]:
-    """Version 1 of each policy table from BRIEF §5, if that kind has none yet."""
-    seeded: list[str] = []
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('allowance:seed-policy'))")
-        seeds: dict[PolicyKind, list[dict[str, Any]]] = {
-            "rates": policy.rates_to_json(policy.SEED_RATES),
-            "minimum_wages": policy.minimum_wages_to_json(policy.SEED_MINIMUM_WAGES),
-            "caps": policy.caps_to_json(policy.SEED_CAPS),
-        }
-        for kind, body in seeds.items():
-            if await latest_policy(conn, kind) is None:
-                await insert_policy(
-                    conn,
-                    kind,
-                    body,
-                    set_at=now,
-                    set_by="seed",
-                    request_id=None,
-                    note="seeded from BRIEF §5 (sources per row)",
-                )
-                seeded.append(kind)
-    return seeded
-
-
-async def rate_table(conn: asyncpg.Connection) -> policy.RateTable:
-    found = await latest_policy(conn, "rates")
-    return policy.rates_from_json(found.body, found.id) if found else policy.RateTable(())
-
-
-async def minimum_wage_table(conn: asyncpg.Connection) -> policy.MinimumWageTable:
-    found = await latest_policy(conn, "minimum_wages")
-    if found is None:
-        return policy.MinimumWageTable(())
-    return policy.minimum_wages_from_json(found.body, found.id)
-
-
-async def cap_table(conn: asyncpg.Connection) -> policy.CapTable:
-    found = await latest_policy(conn, "caps")
-    if found is None:
-        return policy.CapTable(policy.SEED_CAPS)
-    return policy.caps_from_json(found.body, found.id)
 
 
 # --- ledger ------------------------------------------------------------------------------
@@ -143,197 +66,6 @@ class ToPost:
     source_event_id: uuid.UUID
     occurred_at: datetime
     posted_at: datetime
-
-
-async def post_many(conn: asyncpg.Connection, items: Sequence[ToPost]) -> list[int]:
-    """Write transactions and their entries in two statements (one per table), whatever
-    their number: a month close posts one per citizen. Returns the transaction ids."""
-    if not items:
-        return []
-    ids: list[int] = [
-        r["id"]
-        for r in await conn.fetch(
-            "SELECT nextval(pg_get_serial_sequence('ledger_transactions', 'id')) AS id"
-            " FROM generate_series(1, $1)",
-            len(items),
-        )
-    ]
-    await conn.execute(
-        _INSERT_HEADERS,
-        ids,
-        [i.txn.kind.value for i in items],
-        [i.txn.fiscal_year for i in items],
-        [str(i.txn.period) for i in items],
-        [i.source_event_id for i in items],
-        [i.occurred_at for i in items],
-        [i.posted_at for i in items],
-        [i.txn.memo[:500] for i in items],
-    )
-    cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
-    for txn_id, item in zip(ids, items, strict=True):
-        for leg in item.txn.legs:
-            for col, value in zip(
-                cols,
-                (
-                    txn_id,
-                    leg.account.value,
-                    leg.citizen_id,
-                    leg.posting_id,
-                    leg.amount_won,
-                    leg.name,
-                    item.source_event_id,
-                ),
-                strict=True,
-            ):
-                col.append(value)
-    await conn.execute(_INSERT_ENTRIES, *cols)
-    return ids
-
-
-async def post(
-    conn: asyncpg.Connection,
-    txn: LedgerTransaction,
-    *,
-    source_event_id: uuid.UUID,
-    occurred_at: datetime,
-    posted_at: datetime,
-) -> int:
-    (txn_id,) = await post_many(conn, [ToPost(txn, source_event_id, occurred_at, posted_at)])
-    return txn_id
-
-
-async def balance_won(
-    conn: asyncpg.Connection, account: Account, fiscal_year: int, party: str = ""
-) -> int:
-    """The signed (debit-positive) balance of a non-citizen account, or of a posting's
-    reservation (`party` = posting id)."""
-    value = await conn.fetchval(
-        "SELECT coalesce(sum(balance_won), 0) FROM account_balances"
-        " WHERE account = $1 AND fiscal_year = $2 AND party = $3",
-        account.value,
-        fiscal_year,
-        party,
-    )
-    return int(value)
-
-
-async def available_won(conn: asyncpg.Connection, fiscal_year: int) -> int:
-    return -await balance_won(conn, Account.BUDGET_AVAILABLE, fiscal_year)
-
-
-async def unfunded_won(conn: asyncpg.Connection, fiscal_year: int) -> int:
-    return await balance_won(conn, Account.BUDGET_UNFUNDED, fiscal_year)
-
-
-async def reserved_won(conn: asyncpg.Connection, fiscal_year: int, posting_id: str) -> int:
-    return -await balance_won(conn, Account.BUDGET_RESERVED, fiscal_year, posting_id)
-
-
-async def year_balances(conn: asyncpg.Connection, fiscal_year: int) -> dict[str, int]:
-    rows = await conn.fetch(
-        "SELECT account, sum(balance_won) AS balance FROM account_balances"
-        " WHERE fiscal_year = $1 GROUP BY account",
-        fiscal_year,
-    )
-    return {r["account"]: int(r["balance"]) for r in rows}
-
-
-async def year_balances_as_of(
-    conn: asyncpg.Connection, fiscal_year: int, as_of: datetime
-) -> dict[str, int]:
-    """Balances from the entries alone, counting transactions posted up to `as_of`."""
-    rows = await conn.fetch(
-        "SELECT e.account, sum(e.amount_won) AS balance FROM ledger_entries e"
-        " JOIN ledger_transactions t ON t.id = e.transaction_id"
-        " WHERE t.fiscal_year = $1 AND t.posted_at <= $2 GROUP BY e.account",
-        fiscal_year,
-        as_of,
-    )
-    return {r["account"]: int(r["balance"]) for r in rows}
-
-
-async def trial_balance(
-    conn: asyncpg.Connection, fiscal_year: int | None, as_of: datetime | None
-) -> list[asyncpg.Record]:
-    """Per account: debits, credits and balance, from the entries alone."""
-    rows: list[asyncpg.Record] = await conn.fetch(
-        """
-        SELECT a.code AS account, a.name_ko, a.name_en, a.normal_side,
-               coalesce(sum(e.amount_won) FILTER (WHERE e.amount_won > 0), 0) AS debit_won,
-               coalesce(-sum(e.amount_won) FILTER (WHERE e.amount_won < 0), 0) AS credit_won,
-               coalesce(sum(e.amount_won), 0) AS balance_won
-          FROM ledger_accounts a
-          LEFT JOIN (SELECT e.account, e.amount_won FROM ledger_entries e
-                       JOIN ledger_transactions t ON t.id = e.transaction_id
-                      WHERE ($1::int IS NULL OR t.fiscal_year = $1)
-                        AND ($2::timestamptz IS NULL OR t.posted_at <= $2)) e
-            ON e.account = a.code
-         GROUP BY a.code, a.name_ko, a.name_en, a.normal_side
-         ORDER BY a.code
-        """,
-        fiscal_year,
-        as_of,
-    )
-    return rows
-
-
-# --- budgets -----------------------------------------------------------------------------
-
-
-async def lock_budget(conn: asyncpg.Connection, fiscal_year: int) -> bool:
-    """Lock the fiscal year's budget row (reservations of a year are decided one at a time);
-    False when the year has no budget."""
-    found = await conn.fetchval(
-        "SELECT true FROM budgets WHERE fiscal_year = $1 FOR UPDATE", fiscal_year
-    )
-    return bool(found)
-
-
-async def ensure_budget_row(conn: asyncpg.Connection, fiscal_year: int, now: datetime) -> None:
-    await conn.execute(
-        "INSERT INTO budgets (fiscal_year, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        fiscal_year,
-        now,
-    )
-
-
-async def budget_years(conn: asyncpg.Connection) -> list[int]:
-    return [r["fiscal_year"] for r in await conn.fetch("SELECT fiscal_year FROM budgets")]
-
-
-async def insert_budget_change(
-    conn: asyncpg.Connection,
-    *,
-    fiscal_year: int,
-    transaction_id: int,
-    previous_total_won: int,
-    new_total_won: int,
-    note: str,
-    set_by: str,
-    request_id: str | None,
-    set_at: datetime,
-) -> None:
-    await conn.execute(
-        "INSERT INTO budget_changes (fiscal_year, transaction_id, previous_total_won,"
-        " new_total_won, note, set_by, request_id, set_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
-        fiscal_year,
-        transaction_id,
-        previous_total_won,
-        new_total_won,
-        note,
-        set_by,
-        request_id,
-        set_at,
-    )
-
-
-async def budget_history(conn: asyncpg.Connection, fiscal_year: int) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT transaction_id, previous_total_won, new_total_won, note, set_by, set_at"
-        " FROM budget_changes WHERE fiscal_year = $1 ORDER BY id",
-        fiscal_year,
-    )
-    return rows
 
 
 # --- reservations ------------------------------------------------------------------------
@@ -368,67 +100,6 @@ _RESERVATION_COLUMNS = (
 )
 
 
-async def reservation(
-    conn: asyncpg.Connection, posting_id: str, *, for_update: bool = False
-) -> Reservation | None:
-    lock = " FOR UPDATE" if for_update else ""
-    row = await conn.fetchrow(
-        f"SELECT {_RESERVATION_COLUMNS} FROM reservations WHERE posting_id = $1{lock}",
-        posting_id,
-    )
-    return Reservation(**dict(row)) if row else None
-
-
-async def insert_reservation(
-    conn: asyncpg.Connection, r: Reservation, *, reject_reason: str | None, now: datetime
-) -> bool:
-    """Insert; False when the posting already has one (a redelivered submission)."""
-    done = await conn.fetchval(
-        f"INSERT INTO reservations ({_RESERVATION_COLUMNS}, reject_reason, created_at,"
-        " updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$16)"
-        " ON CONFLICT (posting_id) DO NOTHING RETURNING true",
-        r.posting_id,
-        r.reservation_id,
-        r.facility_id,
-        r.status,
-        r.fiscal_year,
-        r.hourly_rate_won,
-        r.rate_policy_version,
-        r.capacity,
-        r.scheduled_minutes,
-        r.seat_share_won,
-        r.amount_won,
-        r.starts_at,
-        r.ends_at,
-        r.revision,
-        reject_reason,
-        now,
-    )
-    return bool(done)
-
-
-async def update_reservation(conn: asyncpg.Connection, r: Reservation, now: datetime) -> None:
-    await conn.execute(
-        "UPDATE reservations SET status = $2, fiscal_year = $3, hourly_rate_won = $4,"
-        " rate_policy_version = $5, capacity = $6, scheduled_minutes = $7,"
-        " seat_share_won = $8, amount_won = $9, starts_at = $10, ends_at = $11,"
-        " revision = $12, updated_at = $13 WHERE posting_id = $1",
-        r.posting_id,
-        r.status,
-        r.fiscal_year,
-        r.hourly_rate_won,
-        r.rate_policy_version,
-        r.capacity,
-        r.scheduled_minutes,
-        r.seat_share_won,
-        r.amount_won,
-        r.starts_at,
-        r.ends_at,
-        r.revision,
-        now,
-    )
-
-
 # --- attendance and payout lines ---------------------------------------------------------
 
 
@@ -444,79 +115,6 @@ class AttendanceState:
     gross_won: int
     shift_starts_at: datetime
     line_id: int | None
-
-
-async def attendance_state(conn: asyncpg.Connection, attendance_id: str) -> AttendanceState | None:
-    row = await conn.fetchrow(
-        "SELECT attendance_id, posting_id, booking_id, citizen_id, revision, status,"
-        " minutes_paid, gross_won, shift_starts_at, line_id FROM attendance_payouts"
-        " WHERE attendance_id = $1 FOR UPDATE",
-        attendance_id,
-    )
-    return AttendanceState(**dict(row)) if row else None
-
-
-async def save_attendance_state(
-    conn: asyncpg.Connection, s: AttendanceState, now: datetime
-) -> None:
-    await conn.execute(
-        "INSERT INTO attendance_payouts (attendance_id, posting_id, booking_id, citizen_id,"
-        " revision, status, minutes_paid, gross_won, shift_starts_at, line_id, updated_at)"
-        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
-        " ON CONFLICT (attendance_id) DO UPDATE SET revision = EXCLUDED.revision,"
-        " status = EXCLUDED.status, minutes_paid = EXCLUDED.minutes_paid,"
-        " gross_won = EXCLUDED.gross_won, line_id = EXCLUDED.line_id,"
-        " updated_at = EXCLUDED.updated_at",
-        s.attendance_id,
-        s.posting_id,
-        s.booking_id,
-        s.citizen_id,
-        s.revision,
-        s.status,
-        s.minutes_paid,
-        s.gross_won,
-        s.shift_starts_at,
-        s.line_id,
-        now,
-    )
-
-
-async def lock_citizen_month(
-    conn: asyncpg.Connection, citizen_id: str, month: Period
-) -> MonthTotals:
-    await conn.execute(
-        "INSERT INTO citizen_months (citizen_id, month) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        citizen_id,
-        str(month),
-    )
-    row = await conn.fetchrow(
-        "SELECT minutes_paid, gross_won, payable_won, capped_won FROM citizen_months"
-        " WHERE citizen_id = $1 AND month = $2 FOR UPDATE",
-        citizen_id,
-        str(month),
-    )
-    assert row is not None
-    return MonthTotals(
-        int(row["minutes_paid"]),
-        int(row["gross_won"]),
-        int(row["payable_won"]),
-        int(row["capped_won"]),
-    )
-
-
-async def save_citizen_month(
-    conn: asyncpg.Connection, citizen_id: str, month: Period, totals: MonthTotals
-) -> None:
-    await conn.execute(
-        "UPDATE citizen_months SET minutes_paid = $3, gross_won = $4, payable_won = $5,"
-        " capped_won = $6 WHERE citizen_id = $1 AND month = $2",
-        citizen_id,
-        str(month),
-        totals.minutes_paid,
-        totals.gross_won,
-        totals.payable_won,
-        totals.capped_won,
-    )
 
 
 @dataclass(frozen=True)
@@ -544,76 +142,7 @@ class PayoutLine:
     created_at: datetime
 
 
-async def insert_payout_line(conn: asyncpg.Connection, line: PayoutLine) -> int:
-    line_id: int = await conn.fetchval(
-        "INSERT INTO payout_lines (transaction_id, kind, attendance_id, attendance_revision,"
-        " posting_id, booking_id, citizen_id, shift_starts_at, shift_period, iso_week, period,"
-        " fiscal_year, hourly_rate_won, minutes_paid, gross_won, payable_won, capped_won,"
-        " cap_won, reverses_line_id, source_event_id, created_at) VALUES ($1,$2,$3,$4,$5,$6,"
-        "$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21) RETURNING id",
-        line.transaction_id,
-        line.kind,
-        line.attendance_id,
-        line.attendance_revision,
-        line.posting_id,
-        line.booking_id,
-        line.citizen_id,
-        line.shift_starts_at,
-        line.shift_period,
-        line.iso_week,
-        line.period,
-        line.fiscal_year,
-        line.hourly_rate_won,
-        line.minutes_paid,
-        line.gross_won,
-        line.payable_won,
-        line.capped_won,
-        line.cap_won,
-        line.reverses_line_id,
-        line.source_event_id,
-        line.created_at,
-    )
-    return line_id
-
-
-async def payout_line(conn: asyncpg.Connection, line_id: int) -> asyncpg.Record:
-    row = await conn.fetchrow("SELECT * FROM payout_lines WHERE id = $1", line_id)
-    assert row is not None
-    return row
-
-
 # --- periods -----------------------------------------------------------------------------
-
-
-async def period_status(
-    conn: asyncpg.Connection, period: Period, lock: Literal["share", "update"]
-) -> str:
-    """The month's status, holding a lock on it until the transaction ends: `share` while
-    an accrual is written into it (many at once), `update` to close it (alone)."""
-    await conn.execute(
-        "INSERT INTO periods (period) VALUES ($1) ON CONFLICT DO NOTHING", str(period)
-    )
-    clause = "FOR SHARE" if lock == "share" else "FOR UPDATE"
-    status: str = await conn.fetchval(
-        f"SELECT status FROM periods WHERE period = $1 {clause}", str(period)
-    )
-    return status
-
-
-async def period_row(conn: asyncpg.Connection, period: Period) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(
-        "SELECT * FROM periods WHERE period = $1", str(period)
-    )
-    return row
-
-
-async def periods(conn: asyncpg.Connection, first: Period, last: Period) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT * FROM periods WHERE period BETWEEN $1 AND $2 ORDER BY period",
-        str(first),
-        str(last),
-    )
-    return rows
 
 
 _LINES_BY_CITIZEN = """
@@ -631,71 +160,11 @@ SELECT citizen_id,
 """
 
 
-async def live_statements(
-    conn: asyncpg.Connection, period: Period, after_citizen: str | None, limit: int | None
-) -> list[asyncpg.Record]:
-    """An open month's statement rows, computed from the payout lines now."""
-    sql = _LINES_BY_CITIZEN + " AND ($2::text IS NULL OR citizen_id > $2)"
-    sql += " GROUP BY citizen_id ORDER BY citizen_id"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    rows: list[asyncpg.Record] = await conn.fetch(sql, str(period), after_citizen)
-    return rows
-
-
-async def live_totals(conn: asyncpg.Connection, period: Period) -> asyncpg.Record:
-    row = await conn.fetchrow(
-        "SELECT count(DISTINCT citizen_id)::int AS citizens_count, count(*)::int AS lines_count,"
-        " coalesce(sum(minutes_paid), 0)::bigint AS minutes_paid,"
-        " coalesce(sum(gross_won), 0)::bigint AS gross_won,"
-        " coalesce(sum(capped_won), 0)::bigint AS capped_won,"
-        " coalesce(sum(payable_won), 0)::bigint AS payable_won,"
-        " coalesce(sum(payable_won) FILTER (WHERE adjustment), 0)::bigint AS adjustment_won"
-        " FROM payout_lines WHERE period = $1",
-        str(period),
-    )
-    assert row is not None
-    return row
-
-
 _STATEMENT_COLUMNS = (
     "period, citizen_id, lines_count, minutes_paid, gross_won, capped_won, payable_won,"
     " adjustment_won, adjustment_periods, balance_won, payout_won, carried_forward_won,"
     " held_back, frozen_at"
 )
-
-
-async def frozen_statements(
-    conn: asyncpg.Connection, period: Period, after_citizen: str | None, limit: int | None
-) -> list[asyncpg.Record]:
-    sql = (
-        f"SELECT {_STATEMENT_COLUMNS} FROM statements WHERE period = $1"
-        " AND ($2::text IS NULL OR citizen_id > $2) ORDER BY citizen_id"
-    )
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    rows: list[asyncpg.Record] = await conn.fetch(sql, str(period), after_citizen)
-    return rows
-
-
-async def frozen_totals(conn: asyncpg.Connection, period: Period) -> asyncpg.Record:
-    row = await conn.fetchrow(
-        "SELECT count(*)::int AS citizens_count,"
-        " coalesce(sum(lines_count), 0)::bigint AS lines_count,"
-        " coalesce(sum(minutes_paid), 0)::bigint AS minutes_paid,"
-        " coalesce(sum(gross_won), 0)::bigint AS gross_won,"
-        " coalesce(sum(capped_won), 0)::bigint AS capped_won,"
-        " coalesce(sum(payable_won), 0)::bigint AS payable_won,"
-        " coalesce(sum(adjustment_won), 0)::bigint AS adjustment_won,"
-        " coalesce(sum(balance_won), 0)::bigint AS balance_won,"
-        " coalesce(sum(payout_won), 0)::bigint AS payout_won,"
-        " coalesce(sum(carried_forward_won), 0)::bigint AS carried_forward_won,"
-        " count(*) FILTER (WHERE held_back)::int AS held_back_count"
-        " FROM statements WHERE period = $1",
-        str(period),
-    )
-    assert row is not None
-    return row
 
 
 @dataclass(frozen=True)
@@ -706,223 +175,6 @@ class CitizenBalance:
     fiscal_year: int
     balance_won: int
     has_payee: bool
-
-
-async def payable_balances_through(
-    conn: asyncpg.Connection, period: Period
-) -> list[CitizenBalance]:
-    rows = await conn.fetch(
-        """
-        SELECT b.party AS citizen_id, b.fiscal_year, -sum(b.balance_won) AS balance_won,
-               (p.citizen_id IS NOT NULL) AS has_payee
-          FROM account_balances b
-          LEFT JOIN payees p ON p.citizen_id = b.party
-         WHERE b.account = 'allowance_payable' AND b.period <= $1
-         GROUP BY b.party, b.fiscal_year, p.citizen_id
-        HAVING sum(b.balance_won) <> 0
-         ORDER BY b.party, b.fiscal_year
-        """,
-        str(period),
-    )
-    return [
-        CitizenBalance(r["citizen_id"], r["fiscal_year"], int(r["balance_won"]), r["has_payee"])
-        for r in rows
-    ]
-
-
-async def payout_due_balances(conn: asyncpg.Connection, period: Period) -> list[CitizenBalance]:
-    """What a closed month moved into payout due and is not marked paid yet."""
-    rows = await conn.fetch(
-        "SELECT party AS citizen_id, fiscal_year, -balance_won AS balance_won"
-        " FROM account_balances WHERE account = 'allowance_payout_due' AND period = $1"
-        " AND balance_won <> 0 ORDER BY party, fiscal_year",
-        str(period),
-    )
-    return [
-        CitizenBalance(r["citizen_id"], r["fiscal_year"], int(r["balance_won"]), True) for r in rows
-    ]
-
-
-async def freeze_statements(
-    conn: asyncpg.Connection,
-    period: Period,
-    *,
-    citizens: Sequence[str],
-    balances: Sequence[int],
-    payouts: Sequence[int],
-    held_back: Sequence[bool],
-    frozen_at: datetime,
-) -> None:
-    """One set-based statement: the month's lines grouped by citizen, joined with what
-    each citizen is owed at close (including earlier months' carried balances)."""
-    await conn.execute(
-        f"""
-        INSERT INTO statements ({_STATEMENT_COLUMNS})
-        WITH lines AS ({_LINES_BY_CITIZEN} GROUP BY citizen_id),
-             owed AS (SELECT * FROM unnest($2::text[], $3::bigint[], $4::bigint[],
-                                           $5::boolean[])
-                          AS o(citizen_id, balance_won, payout_won, held_back))
-        SELECT $1, coalesce(l.citizen_id, o.citizen_id),
-               coalesce(l.lines_count, 0), coalesce(l.minutes_paid, 0),
-               coalesce(l.gross_won, 0), coalesce(l.capped_won, 0),
-               coalesce(l.payable_won, 0), coalesce(l.adjustment_won, 0),
-               coalesce(l.adjustment_periods, ''),
-               coalesce(o.balance_won, 0), coalesce(o.payout_won, 0),
-               coalesce(o.balance_won, 0) - coalesce(o.payout_won, 0),
-               coalesce(o.held_back, false), $6
-          FROM lines l FULL JOIN owed o ON o.citizen_id = l.citizen_id
-        """,
-        str(period),
-        list(citizens),
-        list(balances),
-        list(payouts),
-        list(held_back),
-        frozen_at,
-    )
-
-
-async def mark_period_closed(
-    conn: asyncpg.Connection,
-    period: Period,
-    *,
-    closed_at: datetime,
-    closed_by: str,
-    close_id: uuid.UUID,
-) -> asyncpg.Record:
-    totals = await frozen_totals(conn, period)
-    row = await conn.fetchrow(
-        "UPDATE periods SET status = 'closed', closed_at = $2, closed_by = $3, close_id = $4,"
-        " citizens_count = $5, lines_count = $6, payable_won = $7, payout_won = $8,"
-        " payout_count = (SELECT count(*) FROM statements WHERE period = $1 AND payout_won > 0),"
-        " held_back_count = $9,"
-        " held_back_won = (SELECT coalesce(sum(carried_forward_won), 0) FROM statements"
-        "                   WHERE period = $1 AND held_back)"
-        " WHERE period = $1 RETURNING *",
-        str(period),
-        closed_at,
-        closed_by,
-        close_id,
-        totals["citizens_count"],
-        totals["lines_count"],
-        totals["payable_won"],
-        totals["payout_won"],
-        totals["held_back_count"],
-    )
-    assert row is not None
-    return row
-
-
-async def mark_period_paid(
-    conn: asyncpg.Connection, period: Period, *, paid_at: datetime, paid_by: str, paid_id: uuid.UUID
-) -> asyncpg.Record:
-    row = await conn.fetchrow(
-        "UPDATE periods SET paid_at = $2, paid_by = $3, paid_id = $4 WHERE period = $1 RETURNING *",
-        str(period),
-        paid_at,
-        paid_by,
-        paid_id,
-    )
-    assert row is not None
-    return row
-
-
-async def held_back(conn: asyncpg.Connection, period: Period) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT citizen_id, carried_forward_won FROM statements"
-        " WHERE period = $1 AND held_back ORDER BY citizen_id",
-        str(period),
-    )
-    return rows
-
-
-# --- payees ------------------------------------------------------------------------------
-
-
-async def upsert_payee(
-    conn: asyncpg.Connection,
-    *,
-    citizen_id: str,
-    key_id: str,
-    nonce: bytes,
-    ciphertext: bytes,
-    bank_code: str,
-    account_masked: str,
-    holder_masked: str,
-    now: datetime,
-    updated_by: str,
-) -> asyncpg.Record:
-    row = await conn.fetchrow(
-        "INSERT INTO payees (citizen_id, key_id, nonce, ciphertext, bank_code, account_masked,"
-        " holder_masked, created_at, updated_at, updated_by)"
-        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$8,$9)"
-        " ON CONFLICT (citizen_id) DO UPDATE SET key_id = EXCLUDED.key_id,"
-        " nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext,"
-        " bank_code = EXCLUDED.bank_code, account_masked = EXCLUDED.account_masked,"
-        " holder_masked = EXCLUDED.holder_masked, updated_at = EXCLUDED.updated_at,"
-        " updated_by = EXCLUDED.updated_by"
-        " RETURNING citizen_id, bank_code, account_masked, holder_masked, key_id, created_at,"
-        " updated_at",
-        citizen_id,
-        key_id,
-        nonce,
-        ciphertext,
-        bank_code,
-        account_masked,
-        holder_masked,
-        now,
-        updated_by,
-    )
-    assert row is not None
-    return row
-
-
-async def payee_masked(conn: asyncpg.Connection, citizen_id: str) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(
-        "SELECT citizen_id, bank_code, account_masked, holder_masked, key_id, created_at,"
-        " updated_at FROM payees WHERE citizen_id = $1",
-        citizen_id,
-    )
-    return row
-
-
-async def log_payee_access(
-    conn: asyncpg.Connection,
-    *,
-    citizens: Sequence[str],
-    key_ids: Sequence[str],
-    action: Literal["write", "decrypt"],
-    purpose: str,
-    actor_role: str,
-    actor_staff_id: str | None,
-    request_id: str | None,
-    at: datetime,
-) -> None:
-    """One audit row per citizen, written in one statement."""
-    await conn.execute(
-        "INSERT INTO payee_access_log (accessed_at, actor_role, actor_staff_id, request_id,"
-        " citizen_id, action, purpose, key_id)"
-        " SELECT $1, $2, $3, $4, c, $5, $6, k FROM unnest($7::text[], $8::text[]) AS u(c, k)",
-        at,
-        actor_role,
-        actor_staff_id,
-        request_id,
-        action,
-        purpose,
-        list(citizens),
-        list(key_ids),
-    )
-
-
-async def payout_file_rows(conn: asyncpg.Connection, period: Period) -> list[asyncpg.Record]:
-    """The closed month's payouts with the sealed payee details (opened by the caller)."""
-    rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT s.citizen_id, s.payout_won, p.key_id, p.nonce, p.ciphertext, p.bank_code,"
-        " p.account_masked, p.holder_masked"
-        " FROM statements s LEFT JOIN payees p ON p.citizen_id = s.citizen_id"
-        " WHERE s.period = $1 AND s.payout_won > 0 ORDER BY s.citizen_id",
-        str(period),
-    )
-    return rows
 
 
 def json_body(value: Any) -> str:
@@ -991,48 +243,964 @@ class LedgerFilter:
         return " AND ".join(parts)
 
 
-async def current_snapshot(conn: asyncpg.Connection) -> str:
-    snapshot: str = await conn.fetchval("SELECT pg_current_snapshot()::text")
-    return snapshot
-
-
-async def ledger_page(
-    conn: asyncpg.Connection, flt: LedgerFilter, snapshot: str, after_id: int, limit: int
-) -> list[asyncpg.Record]:
-    """Entries after `after_id` that were committed when `snapshot` was taken: pages are
-    stable under inserts (a later commit, even with a lower id, never shifts a page)."""
-    args: list[Any] = []
-    where = flt.where(args)
-    args.extend([after_id, snapshot])
-    sql = (
-        f"{LEDGER_SELECT} WHERE {where} AND e.id > ${len(args) - 1}"
-        f" AND pg_visible_in_snapshot(e.tx_id, ${len(args)}::text::pg_snapshot)"
-        f" ORDER BY e.id LIMIT {int(limit)}"
-    )
-    rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-    return rows
-
-
-async def ledger_totals(
-    conn: asyncpg.Connection, flt: LedgerFilter, snapshot: str
-) -> asyncpg.Record:
-    args: list[Any] = []
-    where = flt.where(args)
-    args.append(snapshot)
-    row = await conn.fetchrow(
-        "SELECT count(*)::bigint AS entries_count,"
-        " coalesce(sum(e.amount_won) FILTER (WHERE e.amount_won > 0), 0)::bigint AS debit_won,"
-        " coalesce(-sum(e.amount_won) FILTER (WHERE e.amount_won < 0), 0)::bigint AS credit_won"
-        " FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id"
-        f" WHERE {where} AND pg_visible_in_snapshot(e.tx_id, ${len(args)}::text::pg_snapshot)",
-        *args,
-    )
-    assert row is not None
-    return row
-
-
 def ledger_export_query(flt: LedgerFilter) -> tuple[str, list[Any]]:
     """The whole filtered ledger in entry order (read through a server-side cursor)."""
     args: list[Any] = []
     where = flt.where(args)
     return f"{LEDGER_SELECT} WHERE {where} ORDER BY e.id", args
+
+
+# --- typed rows (what the store answers; asyncpg Records never leave this module) ---------
+
+RowT = TypeVar("RowT")
+
+
+def _rows(kind: Callable[..., RowT], records: Sequence[asyncpg.Record]) -> list[RowT]:
+    """Each record as a typed row (the columns are the row's fields, by name)."""
+    return [kind(**dict(r)) for r in records]
+
+
+@dataclass(frozen=True)
+class TrialBalanceRow:
+    account: str
+    name_ko: str
+    name_en: str
+    normal_side: str
+    debit_won: int
+    credit_won: int
+    balance_won: int
+
+
+@dataclass(frozen=True)
+class BudgetChange:
+    transaction_id: int
+    previous_total_won: int
+    new_total_won: int
+    note: str
+    set_by: str
+    set_at: datetime
+
+
+_PERIOD_COLUMNS = (
+    "period, status, closed_at, closed_by, close_id, citizens_count, lines_count,"
+    " payable_won, payout_won, payout_count, held_back_count, held_back_won, paid_at,"
+    " paid_by, paid_id"
+)
+
+
+@dataclass(frozen=True)
+class PeriodRow:
+    """A month's close status and, once closed, the facts of its close."""
+
+    period: str
+    status: str
+    closed_at: datetime | None
+    closed_by: str | None
+    close_id: uuid.UUID | None
+    citizens_count: int | None
+    lines_count: int | None
+    payable_won: int | None
+    payout_won: int | None
+    payout_count: int | None
+    held_back_count: int | None
+    held_back_won: int | None
+    paid_at: datetime | None
+    paid_by: str | None
+    paid_id: uuid.UUID | None
+
+    @property
+    def closed(self) -> bool:
+        return self.status == "closed"
+
+
+_PAID_LINE_COLUMNS = (
+    "id, attendance_revision, booking_id, shift_starts_at, shift_period, iso_week,"
+    " fiscal_year, hourly_rate_won, minutes_paid, gross_won"
+)
+
+
+@dataclass(frozen=True)
+class PaidLine:
+    """The payout line that pays an attendance record now (what a correction reverses)."""
+
+    id: int
+    attendance_revision: int
+    booking_id: str
+    shift_starts_at: datetime
+    shift_period: str
+    iso_week: str
+    fiscal_year: int
+    hourly_rate_won: int
+    minutes_paid: int
+    gross_won: int
+
+
+@dataclass(frozen=True)
+class StatementRow:
+    """A citizen's statement of a month: live (open month; no close figures) or frozen."""
+
+    citizen_id: str
+    lines_count: int
+    minutes_paid: int
+    gross_won: int
+    capped_won: int
+    payable_won: int
+    adjustment_won: int
+    adjustment_periods: str | None
+    balance_won: int | None = None
+    payout_won: int | None = None
+    carried_forward_won: int | None = None
+    held_back: bool | None = None
+    period: str | None = None
+    frozen_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StatementTotalsRow:
+    """A month's statements summed (the close figures only for a frozen month)."""
+
+    citizens_count: int
+    lines_count: int
+    minutes_paid: int
+    gross_won: int
+    capped_won: int
+    payable_won: int
+    adjustment_won: int
+    balance_won: int | None = None
+    payout_won: int | None = None
+    carried_forward_won: int | None = None
+    held_back_count: int | None = None
+
+
+@dataclass
+class OwedAtClose:
+    """What a citizen is owed at a month's close: the payable balance (this and earlier
+    months), the part moved into the payout file, and whether the rest is held back for
+    missing payee details."""
+
+    citizen_id: str
+    balance_won: int = 0
+    payout_won: int = 0
+    held_back: bool = False
+
+
+@dataclass(frozen=True)
+class HeldBackRow:
+    citizen_id: str
+    carried_forward_won: int
+
+
+@dataclass(frozen=True)
+class PayeeRow:
+    """A payee's masked details (the sealed ones are never read back by this row)."""
+
+    citizen_id: str
+    bank_code: str
+    account_masked: str
+    holder_masked: str
+    key_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class PayoutFileRow:
+    """A closed month's payout with the sealed payee details (None when they vanished)."""
+
+    citizen_id: str
+    payout_won: int
+    key_id: str | None
+    nonce: bytes | None
+    ciphertext: bytes | None
+    bank_code: str | None
+    account_masked: str | None
+    holder_masked: str | None
+
+
+@dataclass(frozen=True)
+class LedgerEntryRow:
+    id: int
+    transaction_id: int
+    kind: str
+    fiscal_year: int
+    period: str
+    posted_at: datetime
+    occurred_at: datetime
+    account: str
+    citizen_id: str | None
+    posting_id: str | None
+    leg: str
+    amount_won: int
+    source_event_id: uuid.UUID
+    memo: str
+
+
+@dataclass(frozen=True)
+class LedgerTotalsRow:
+    entries_count: int
+    debit_won: int
+    credit_won: int
+
+
+class Store:
+    """All SQL of the allowance schema, on one connection (inside the caller's transaction).
+
+    Why a class rather than module functions: the use cases take their store as a
+    parameter, so the saga and payout flows can be tested with an in-memory fake
+    (tests/unit/allowance/fakes.py subclasses this and overrides what those flows use)
+    without a database. One class, no abstract repository: there is one real
+    implementation and one fake.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # --- policy --------------------------------------------------------------------------
+
+    async def latest_policy(self, kind: PolicyKind) -> PolicyVersion | None:
+        row = await self.conn.fetchrow(
+            "SELECT id, kind, body, set_at, set_by, note FROM policy_versions"
+            " WHERE kind = $1 ORDER BY id DESC LIMIT 1",
+            kind,
+        )
+        if row is None:
+            return None
+        return PolicyVersion(
+            row["id"], row["kind"], list(row["body"]), row["set_at"], row["set_by"], row["note"]
+        )
+
+    async def insert_policy(
+        self,
+        kind: PolicyKind,
+        body: list[dict[str, Any]],
+        *,
+        set_at: datetime,
+        set_by: str,
+        request_id: str | None,
+        note: str,
+    ) -> int:
+        version: int = await self.conn.fetchval(
+            "INSERT INTO policy_versions (kind, body, set_at, set_by, request_id, note)"
+            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            kind,
+            body,
+            set_at,
+            set_by,
+            request_id,
+            note,
+        )
+        return version
+
+    async def lock_seed(self) -> None:
+        """One seeding at a time (two instances starting together)."""
+        await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('allowance:seed-policy'))")
+
+    async def rate_table(self) -> policy.RateTable:
+        found = await self.latest_policy("rates")
+        return policy.rates_from_json(found.body, found.id) if found else policy.RateTable(())
+
+    async def minimum_wage_table(self) -> policy.MinimumWageTable:
+        found = await self.latest_policy("minimum_wages")
+        if found is None:
+            return policy.MinimumWageTable(())
+        return policy.minimum_wages_from_json(found.body, found.id)
+
+    async def cap_table(self) -> policy.CapTable:
+        found = await self.latest_policy("caps")
+        if found is None:
+            return policy.CapTable(policy.SEED_CAPS)
+        return policy.caps_from_json(found.body, found.id)
+
+    # --- ledger --------------------------------------------------------------------------
+
+    async def post_many(self, items: Sequence[ToPost]) -> list[int]:
+        """Write transactions and their entries in two statements (one per table), whatever
+        their number: a month close posts one per citizen. Returns the transaction ids."""
+        if not items:
+            return []
+        ids: list[int] = [
+            r["id"]
+            for r in await self.conn.fetch(
+                "SELECT nextval(pg_get_serial_sequence('ledger_transactions', 'id')) AS id"
+                " FROM generate_series(1, $1)",
+                len(items),
+            )
+        ]
+        await self.conn.execute(
+            _INSERT_HEADERS,
+            ids,
+            [i.txn.kind.value for i in items],
+            [i.txn.fiscal_year for i in items],
+            [str(i.txn.period) for i in items],
+            [i.source_event_id for i in items],
+            [i.occurred_at for i in items],
+            [i.posted_at for i in items],
+            [i.txn.memo[:500] for i in items],
+        )
+        cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
+        for txn_id, item in zip(ids, items, strict=True):
+            for leg in item.txn.legs:
+                for col, value in zip(
+                    cols,
+                    (
+                        txn_id,
+                        leg.account.value,
+                        leg.citizen_id,
+                        leg.posting_id,
+                        leg.amount_won,
+                        leg.name,
+                        item.source_event_id,
+                    ),
+                    strict=True,
+                ):
+                    col.append(value)
+        await self.conn.execute(_INSERT_ENTRIES, *cols)
+        return ids
+
+    async def post(
+        self,
+        txn: LedgerTransaction,
+        *,
+        source_event_id: uuid.UUID,
+        occurred_at: datetime,
+        posted_at: datetime,
+    ) -> int:
+        (txn_id,) = await self.post_many([ToPost(txn, source_event_id, occurred_at, posted_at)])
+        return txn_id
+
+    async def balance_won(self, account: Account, fiscal_year: int, party: str = "") -> int:
+        """The signed (debit-positive) balance of a non-citizen account, or of a posting's
+        reservation (`party` = posting id)."""
+        value = await self.conn.fetchval(
+            "SELECT coalesce(sum(balance_won), 0) FROM account_balances"
+            " WHERE account = $1 AND fiscal_year = $2 AND party = $3",
+            account.value,
+            fiscal_year,
+            party,
+        )
+        return int(value)
+
+    async def available_won(self, fiscal_year: int) -> int:
+        return -await self.balance_won(Account.BUDGET_AVAILABLE, fiscal_year)
+
+    async def unfunded_won(self, fiscal_year: int) -> int:
+        return await self.balance_won(Account.BUDGET_UNFUNDED, fiscal_year)
+
+    async def reserved_won(self, fiscal_year: int, posting_id: str) -> int:
+        return -await self.balance_won(Account.BUDGET_RESERVED, fiscal_year, posting_id)
+
+    async def year_balances(self, fiscal_year: int) -> dict[str, int]:
+        rows = await self.conn.fetch(
+            "SELECT account, sum(balance_won) AS balance FROM account_balances"
+            " WHERE fiscal_year = $1 GROUP BY account",
+            fiscal_year,
+        )
+        return {r["account"]: int(r["balance"]) for r in rows}
+
+    async def year_balances_as_of(self, fiscal_year: int, as_of: datetime) -> dict[str, int]:
+        """Balances from the entries alone, counting transactions posted up to `as_of`."""
+        rows = await self.conn.fetch(
+            "SELECT e.account, sum(e.amount_won) AS balance FROM ledger_entries e"
+            " JOIN ledger_transactions t ON t.id = e.transaction_id"
+            " WHERE t.fiscal_year = $1 AND t.posted_at <= $2 GROUP BY e.account",
+            fiscal_year,
+            as_of,
+        )
+        return {r["account"]: int(r["balance"]) for r in rows}
+
+    async def trial_balance(
+        self, fiscal_year: int | None, as_of: datetime | None
+    ) -> list[TrialBalanceRow]:
+        """Per account: debits, credits and balance, from the entries alone."""
+        rows = await self.conn.fetch(
+            """
+            SELECT a.code AS account, a.name_ko, a.name_en, a.normal_side,
+                   coalesce(sum(e.amount_won) FILTER (WHERE e.amount_won > 0), 0) AS debit_won,
+                   coalesce(-sum(e.amount_won) FILTER (WHERE e.amount_won < 0), 0) AS credit_won,
+                   coalesce(sum(e.amount_won), 0) AS balance_won
+              FROM ledger_accounts a
+              LEFT JOIN (SELECT e.account, e.amount_won FROM ledger_entries e
+                           JOIN ledger_transactions t ON t.id = e.transaction_id
+                          WHERE ($1::int IS NULL OR t.fiscal_year = $1)
+                            AND ($2::timestamptz IS NULL OR t.posted_at <= $2)) e
+                ON e.account = a.code
+             GROUP BY a.code, a.name_ko, a.name_en, a.normal_side
+             ORDER BY a.code
+            """,
+            fiscal_year,
+            as_of,
+        )
+        return _rows(TrialBalanceRow, rows)
+
+    # --- budgets -------------------------------------------------------------------------
+
+    async def lock_budget(self, fiscal_year: int) -> bool:
+        """Lock the fiscal year's budget row (reservations of a year are decided one at a time);
+        False when the year has no budget."""
+        found = await self.conn.fetchval(
+            "SELECT true FROM budgets WHERE fiscal_year = $1 FOR UPDATE", fiscal_year
+        )
+        return bool(found)
+
+    async def ensure_budget_row(self, fiscal_year: int, now: datetime) -> None:
+        await self.conn.execute(
+            "INSERT INTO budgets (fiscal_year, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            fiscal_year,
+            now,
+        )
+
+    async def budget_years(self) -> list[int]:
+        return [r["fiscal_year"] for r in await self.conn.fetch("SELECT fiscal_year FROM budgets")]
+
+    async def insert_budget_change(
+        self,
+        *,
+        fiscal_year: int,
+        transaction_id: int,
+        previous_total_won: int,
+        new_total_won: int,
+        note: str,
+        set_by: str,
+        request_id: str | None,
+        set_at: datetime,
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO budget_changes (fiscal_year, transaction_id, previous_total_won,"
+            " new_total_won, note, set_by, request_id, set_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+            fiscal_year,
+            transaction_id,
+            previous_total_won,
+            new_total_won,
+            note,
+            set_by,
+            request_id,
+            set_at,
+        )
+
+    async def budget_history(self, fiscal_year: int) -> list[BudgetChange]:
+        rows = await self.conn.fetch(
+            "SELECT transaction_id, previous_total_won, new_total_won, note, set_by, set_at"
+            " FROM budget_changes WHERE fiscal_year = $1 ORDER BY id",
+            fiscal_year,
+        )
+        return _rows(BudgetChange, rows)
+
+    # --- reservations --------------------------------------------------------------------
+
+    async def reservation(self, posting_id: str, *, for_update: bool = False) -> Reservation | None:
+        lock = " FOR UPDATE" if for_update else ""
+        row = await self.conn.fetchrow(
+            f"SELECT {_RESERVATION_COLUMNS} FROM reservations WHERE posting_id = $1{lock}",
+            posting_id,
+        )
+        return Reservation(**dict(row)) if row else None
+
+    async def insert_reservation(
+        self, r: Reservation, *, reject_reason: str | None, now: datetime
+    ) -> bool:
+        """Insert; False when the posting already has one (a redelivered submission)."""
+        done = await self.conn.fetchval(
+            f"INSERT INTO reservations ({_RESERVATION_COLUMNS}, reject_reason, created_at,"
+            " updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$16)"
+            " ON CONFLICT (posting_id) DO NOTHING RETURNING true",
+            r.posting_id,
+            r.reservation_id,
+            r.facility_id,
+            r.status,
+            r.fiscal_year,
+            r.hourly_rate_won,
+            r.rate_policy_version,
+            r.capacity,
+            r.scheduled_minutes,
+            r.seat_share_won,
+            r.amount_won,
+            r.starts_at,
+            r.ends_at,
+            r.revision,
+            reject_reason,
+            now,
+        )
+        return bool(done)
+
+    async def update_reservation(self, r: Reservation, now: datetime) -> None:
+        await self.conn.execute(
+            "UPDATE reservations SET status = $2, fiscal_year = $3, hourly_rate_won = $4,"
+            " rate_policy_version = $5, capacity = $6, scheduled_minutes = $7,"
+            " seat_share_won = $8, amount_won = $9, starts_at = $10, ends_at = $11,"
+            " revision = $12, updated_at = $13 WHERE posting_id = $1",
+            r.posting_id,
+            r.status,
+            r.fiscal_year,
+            r.hourly_rate_won,
+            r.rate_policy_version,
+            r.capacity,
+            r.scheduled_minutes,
+            r.seat_share_won,
+            r.amount_won,
+            r.starts_at,
+            r.ends_at,
+            r.revision,
+            now,
+        )
+
+    # --- attendance and payout lines -----------------------------------------------------
+
+    async def attendance_state(self, attendance_id: str) -> AttendanceState | None:
+        row = await self.conn.fetchrow(
+            "SELECT attendance_id, posting_id, booking_id, citizen_id, revision, status,"
+            " minutes_paid, gross_won, shift_starts_at, line_id FROM attendance_payouts"
+            " WHERE attendance_id = $1 FOR UPDATE",
+            attendance_id,
+        )
+        return AttendanceState(**dict(row)) if row else None
+
+    async def save_attendance_state(self, s: AttendanceState, now: datetime) -> None:
+        await self.conn.execute(
+            "INSERT INTO attendance_payouts (attendance_id, posting_id, booking_id, citizen_id,"
+            " revision, status, minutes_paid, gross_won, shift_starts_at, line_id, updated_at)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+            " ON CONFLICT (attendance_id) DO UPDATE SET revision = EXCLUDED.revision,"
+            " status = EXCLUDED.status, minutes_paid = EXCLUDED.minutes_paid,"
+            " gross_won = EXCLUDED.gross_won, line_id = EXCLUDED.line_id,"
+            " updated_at = EXCLUDED.updated_at",
+            s.attendance_id,
+            s.posting_id,
+            s.booking_id,
+            s.citizen_id,
+            s.revision,
+            s.status,
+            s.minutes_paid,
+            s.gross_won,
+            s.shift_starts_at,
+            s.line_id,
+            now,
+        )
+
+    async def lock_citizen_month(self, citizen_id: str, month: Period) -> MonthTotals:
+        await self.conn.execute(
+            "INSERT INTO citizen_months (citizen_id, month) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            citizen_id,
+            str(month),
+        )
+        row = await self.conn.fetchrow(
+            "SELECT minutes_paid, gross_won, payable_won, capped_won FROM citizen_months"
+            " WHERE citizen_id = $1 AND month = $2 FOR UPDATE",
+            citizen_id,
+            str(month),
+        )
+        assert row is not None
+        return MonthTotals(
+            int(row["minutes_paid"]),
+            int(row["gross_won"]),
+            int(row["payable_won"]),
+            int(row["capped_won"]),
+        )
+
+    async def save_citizen_month(self, citizen_id: str, month: Period, totals: MonthTotals) -> None:
+        await self.conn.execute(
+            "UPDATE citizen_months SET minutes_paid = $3, gross_won = $4, payable_won = $5,"
+            " capped_won = $6 WHERE citizen_id = $1 AND month = $2",
+            citizen_id,
+            str(month),
+            totals.minutes_paid,
+            totals.gross_won,
+            totals.payable_won,
+            totals.capped_won,
+        )
+
+    async def insert_payout_line(self, line: PayoutLine) -> int:
+        line_id: int = await self.conn.fetchval(
+            "INSERT INTO payout_lines (transaction_id, kind, attendance_id, attendance_revision,"
+            " posting_id, booking_id, citizen_id, shift_starts_at, shift_period, iso_week, period,"
+            " fiscal_year, hourly_rate_won, minutes_paid, gross_won, payable_won, capped_won,"
+            " cap_won, reverses_line_id, source_event_id, created_at) VALUES ($1,$2,$3,$4,$5,$6,"
+            "$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21) RETURNING id",
+            line.transaction_id,
+            line.kind,
+            line.attendance_id,
+            line.attendance_revision,
+            line.posting_id,
+            line.booking_id,
+            line.citizen_id,
+            line.shift_starts_at,
+            line.shift_period,
+            line.iso_week,
+            line.period,
+            line.fiscal_year,
+            line.hourly_rate_won,
+            line.minutes_paid,
+            line.gross_won,
+            line.payable_won,
+            line.capped_won,
+            line.cap_won,
+            line.reverses_line_id,
+            line.source_event_id,
+            line.created_at,
+        )
+        return line_id
+
+    async def payout_line(self, line_id: int) -> PaidLine:
+        row = await self.conn.fetchrow(
+            f"SELECT {_PAID_LINE_COLUMNS} FROM payout_lines WHERE id = $1", line_id
+        )
+        assert row is not None
+        return PaidLine(**dict(row))
+
+    # --- periods and statements ----------------------------------------------------------
+
+    async def period_status(self, period: Period, lock: Literal["share", "update"]) -> str:
+        """The month's status, holding a lock on it until the transaction ends: `share` while
+        an accrual is written into it (many at once), `update` to close it (alone)."""
+        await self.conn.execute(
+            "INSERT INTO periods (period) VALUES ($1) ON CONFLICT DO NOTHING", str(period)
+        )
+        clause = "FOR SHARE" if lock == "share" else "FOR UPDATE"
+        status: str = await self.conn.fetchval(
+            f"SELECT status FROM periods WHERE period = $1 {clause}", str(period)
+        )
+        return status
+
+    async def period_row(self, period: Period) -> PeriodRow | None:
+        row = await self.conn.fetchrow(
+            f"SELECT {_PERIOD_COLUMNS} FROM periods WHERE period = $1", str(period)
+        )
+        return PeriodRow(**dict(row)) if row else None
+
+    async def periods(self, first: Period, last: Period) -> list[PeriodRow]:
+        rows = await self.conn.fetch(
+            f"SELECT {_PERIOD_COLUMNS} FROM periods WHERE period BETWEEN $1 AND $2 ORDER BY period",
+            str(first),
+            str(last),
+        )
+        return _rows(PeriodRow, rows)
+
+    async def live_statements(
+        self, period: Period, after_citizen: str | None, limit: int | None
+    ) -> list[StatementRow]:
+        """An open month's statement rows, computed from the payout lines now."""
+        sql = _LINES_BY_CITIZEN + " AND ($2::text IS NULL OR citizen_id > $2)"
+        sql += " GROUP BY citizen_id ORDER BY citizen_id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        rows = await self.conn.fetch(sql, str(period), after_citizen)
+        return _rows(StatementRow, rows)
+
+    async def live_totals(self, period: Period) -> StatementTotalsRow:
+        row = await self.conn.fetchrow(
+            "SELECT count(DISTINCT citizen_id)::int AS citizens_count,"
+            " count(*)::int AS lines_count,"
+            " coalesce(sum(minutes_paid), 0)::bigint AS minutes_paid,"
+            " coalesce(sum(gross_won), 0)::bigint AS gross_won,"
+            " coalesce(sum(capped_won), 0)::bigint AS capped_won,"
+            " coalesce(sum(payable_won), 0)::bigint AS payable_won,"
+            " coalesce(sum(payable_won) FILTER (WHERE adjustment), 0)::bigint AS adjustment_won"
+            " FROM payout_lines WHERE period = $1",
+            str(period),
+        )
+        assert row is not None
+        return StatementTotalsRow(**dict(row))
+
+    async def frozen_statements(
+        self, period: Period, after_citizen: str | None, limit: int | None
+    ) -> list[StatementRow]:
+        sql = (
+            f"SELECT {_STATEMENT_COLUMNS} FROM statements WHERE period = $1"
+            " AND ($2::text IS NULL OR citizen_id > $2) ORDER BY citizen_id"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        rows = await self.conn.fetch(sql, str(period), after_citizen)
+        return _rows(StatementRow, rows)
+
+    async def frozen_totals(self, period: Period) -> StatementTotalsRow:
+        row = await self.conn.fetchrow(
+            "SELECT count(*)::int AS citizens_count,"
+            " coalesce(sum(lines_count), 0)::bigint AS lines_count,"
+            " coalesce(sum(minutes_paid), 0)::bigint AS minutes_paid,"
+            " coalesce(sum(gross_won), 0)::bigint AS gross_won,"
+            " coalesce(sum(capped_won), 0)::bigint AS capped_won,"
+            " coalesce(sum(payable_won), 0)::bigint AS payable_won,"
+            " coalesce(sum(adjustment_won), 0)::bigint AS adjustment_won,"
+            " coalesce(sum(balance_won), 0)::bigint AS balance_won,"
+            " coalesce(sum(payout_won), 0)::bigint AS payout_won,"
+            " coalesce(sum(carried_forward_won), 0)::bigint AS carried_forward_won,"
+            " count(*) FILTER (WHERE held_back)::int AS held_back_count"
+            " FROM statements WHERE period = $1",
+            str(period),
+        )
+        assert row is not None
+        return StatementTotalsRow(**dict(row))
+
+    async def payable_balances_through(self, period: Period) -> list[CitizenBalance]:
+        rows = await self.conn.fetch(
+            """
+            SELECT b.party AS citizen_id, b.fiscal_year, -sum(b.balance_won) AS balance_won,
+                   (p.citizen_id IS NOT NULL) AS has_payee
+              FROM account_balances b
+              LEFT JOIN payees p ON p.citizen_id = b.party
+             WHERE b.account = 'allowance_payable' AND b.period <= $1
+             GROUP BY b.party, b.fiscal_year, p.citizen_id
+            HAVING sum(b.balance_won) <> 0
+             ORDER BY b.party, b.fiscal_year
+            """,
+            str(period),
+        )
+        return [
+            CitizenBalance(r["citizen_id"], r["fiscal_year"], int(r["balance_won"]), r["has_payee"])
+            for r in rows
+        ]
+
+    async def payout_due_balances(self, period: Period) -> list[CitizenBalance]:
+        """What a closed month moved into payout due and is not marked paid yet."""
+        rows = await self.conn.fetch(
+            "SELECT party AS citizen_id, fiscal_year, -balance_won AS balance_won"
+            " FROM account_balances WHERE account = 'allowance_payout_due' AND period = $1"
+            " AND balance_won <> 0 ORDER BY party, fiscal_year",
+            str(period),
+        )
+        return [
+            CitizenBalance(r["citizen_id"], r["fiscal_year"], int(r["balance_won"]), True)
+            for r in rows
+        ]
+
+    async def freeze_statements(
+        self,
+        period: Period,
+        owed: Sequence[OwedAtClose],
+        *,
+        frozen_at: datetime,
+    ) -> None:
+        """One set-based statement: the month's lines grouped by citizen, joined with what
+        each citizen is owed at close (including earlier months' carried balances)."""
+        await self.conn.execute(
+            f"""
+            INSERT INTO statements ({_STATEMENT_COLUMNS})
+            WITH lines AS ({_LINES_BY_CITIZEN} GROUP BY citizen_id),
+                 owed AS (SELECT * FROM unnest($2::text[], $3::bigint[], $4::bigint[],
+                                               $5::boolean[])
+                              AS o(citizen_id, balance_won, payout_won, held_back))
+            SELECT $1, coalesce(l.citizen_id, o.citizen_id),
+                   coalesce(l.lines_count, 0), coalesce(l.minutes_paid, 0),
+                   coalesce(l.gross_won, 0), coalesce(l.capped_won, 0),
+                   coalesce(l.payable_won, 0), coalesce(l.adjustment_won, 0),
+                   coalesce(l.adjustment_periods, ''),
+                   coalesce(o.balance_won, 0), coalesce(o.payout_won, 0),
+                   coalesce(o.balance_won, 0) - coalesce(o.payout_won, 0),
+                   coalesce(o.held_back, false), $6
+              FROM lines l FULL JOIN owed o ON o.citizen_id = l.citizen_id
+            """,
+            str(period),
+            [o.citizen_id for o in owed],
+            [o.balance_won for o in owed],
+            [o.payout_won for o in owed],
+            [o.held_back for o in owed],
+            frozen_at,
+        )
+
+    async def mark_period_closed(
+        self,
+        period: Period,
+        *,
+        closed_at: datetime,
+        closed_by: str,
+        close_id: uuid.UUID,
+    ) -> PeriodRow:
+        totals = await self.frozen_totals(period)
+        row = await self.conn.fetchrow(
+            "UPDATE periods SET status = 'closed', closed_at = $2, closed_by = $3, close_id = $4,"
+            " citizens_count = $5, lines_count = $6, payable_won = $7, payout_won = $8,"
+            " payout_count = (SELECT count(*) FROM statements"
+            "                 WHERE period = $1 AND payout_won > 0),"
+            " held_back_count = $9,"
+            " held_back_won = (SELECT coalesce(sum(carried_forward_won), 0) FROM statements"
+            "                   WHERE period = $1 AND held_back)"
+            f" WHERE period = $1 RETURNING {_PERIOD_COLUMNS}",
+            str(period),
+            closed_at,
+            closed_by,
+            close_id,
+            totals.citizens_count,
+            totals.lines_count,
+            totals.payable_won,
+            totals.payout_won,
+            totals.held_back_count,
+        )
+        assert row is not None
+        return PeriodRow(**dict(row))
+
+    async def mark_period_paid(
+        self, period: Period, *, paid_at: datetime, paid_by: str, paid_id: uuid.UUID
+    ) -> PeriodRow:
+        row = await self.conn.fetchrow(
+            "UPDATE periods SET paid_at = $2, paid_by = $3, paid_id = $4 WHERE period = $1"
+            f" RETURNING {_PERIOD_COLUMNS}",
+            str(period),
+            paid_at,
+            paid_by,
+            paid_id,
+        )
+        assert row is not None
+        return PeriodRow(**dict(row))
+
+    async def held_back(self, period: Period) -> list[HeldBackRow]:
+        rows = await self.conn.fetch(
+            "SELECT citizen_id, carried_forward_won FROM statements"
+            " WHERE period = $1 AND held_back ORDER BY citizen_id",
+            str(period),
+        )
+        return _rows(HeldBackRow, rows)
+
+    # --- payees --------------------------------------------------------------------------
+
+    async def upsert_payee(
+        self,
+        *,
+        citizen_id: str,
+        key_id: str,
+        nonce: bytes,
+        ciphertext: bytes,
+        bank_code: str,
+        account_masked: str,
+        holder_masked: str,
+        now: datetime,
+        updated_by: str,
+    ) -> PayeeRow:
+        row = await self.conn.fetchrow(
+            "INSERT INTO payees (citizen_id, key_id, nonce, ciphertext, bank_code, account_masked,"
+            " holder_masked, created_at, updated_at, updated_by)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$8,$9)"
+            " ON CONFLICT (citizen_id) DO UPDATE SET key_id = EXCLUDED.key_id,"
+            " nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext,"
+            " bank_code = EXCLUDED.bank_code, account_masked = EXCLUDED.account_masked,"
+            " holder_masked = EXCLUDED.holder_masked, updated_at = EXCLUDED.updated_at,"
+            " updated_by = EXCLUDED.updated_by"
+            " RETURNING citizen_id, bank_code, account_masked, holder_masked, key_id, created_at,"
+            " updated_at",
+            citizen_id,
+            key_id,
+            nonce,
+            ciphertext,
+            bank_code,
+            account_masked,
+            holder_masked,
+            now,
+            updated_by,
+        )
+        assert row is not None
+        return PayeeRow(**dict(row))
+
+    async def payee_masked(self, citizen_id: str) -> PayeeRow | None:
+        row = await self.conn.fetchrow(
+            "SELECT citizen_id, bank_code, account_masked, holder_masked, key_id, created_at,"
+            " updated_at FROM payees WHERE citizen_id = $1",
+            citizen_id,
+        )
+        return PayeeRow(**dict(row)) if row else None
+
+    async def log_payee_access(
+        self,
+        *,
+        citizens: Sequence[str],
+        key_ids: Sequence[str],
+        action: Literal["write", "decrypt"],
+        purpose: str,
+        actor_role: str,
+        actor_staff_id: str | None,
+        request_id: str | None,
+        at: datetime,
+    ) -> None:
+        """One audit row per citizen, written in one statement."""
+        await self.conn.execute(
+            "INSERT INTO payee_access_log (accessed_at, actor_role, actor_staff_id, request_id,"
+            " citizen_id, action, purpose, key_id)"
+            " SELECT $1, $2, $3, $4, c, $5, $6, k FROM unnest($7::text[], $8::text[]) AS u(c, k)",
+            at,
+            actor_role,
+            actor_staff_id,
+            request_id,
+            action,
+            purpose,
+            list(citizens),
+            list(key_ids),
+        )
+
+    async def payout_file_rows(self, period: Period) -> list[PayoutFileRow]:
+        """The closed month's payouts with the sealed payee details (opened by the caller)."""
+        rows = await self.conn.fetch(
+            "SELECT s.citizen_id, s.payout_won, p.key_id, p.nonce, p.ciphertext, p.bank_code,"
+            " p.account_masked, p.holder_masked"
+            " FROM statements s LEFT JOIN payees p ON p.citizen_id = s.citizen_id"
+            " WHERE s.period = $1 AND s.payout_won > 0 ORDER BY s.citizen_id",
+            str(period),
+        )
+        return _rows(PayoutFileRow, rows)
+
+    # --- ledger reading ------------------------------------------------------------------
+
+    async def current_snapshot(self) -> str:
+        snapshot: str = await self.conn.fetchval("SELECT pg_current_snapshot()::text")
+        return snapshot
+
+    async def ledger_page(
+        self, flt: LedgerFilter, snapshot: str, after_id: int, limit: int
+    ) -> list[LedgerEntryRow]:
+        """Entries after `after_id` that were committed when `snapshot` was taken: pages are
+        stable under inserts (a later commit, even with a lower id, never shifts a page)."""
+        args: list[Any] = []
+        where = flt.where(args)
+        args.extend([after_id, snapshot])
+        sql = (
+            f"{LEDGER_SELECT} WHERE {where} AND e.id > ${len(args) - 1}"
+            f" AND pg_visible_in_snapshot(e.tx_id, ${len(args)}::text::pg_snapshot)"
+            f" ORDER BY e.id LIMIT {int(limit)}"
+        )
+        rows = await self.conn.fetch(sql, *args)
+        return _rows(LedgerEntryRow, rows)
+
+    async def ledger_totals(self, flt: LedgerFilter, snapshot: str) -> LedgerTotalsRow:
+        args: list[Any] = []
+        where = flt.where(args)
+        args.append(snapshot)
+        row = await self.conn.fetchrow(
+            "SELECT count(*)::bigint AS entries_count,"
+            " coalesce(sum(e.amount_won) FILTER (WHERE e.amount_won > 0), 0)::bigint AS debit_won,"
+            " coalesce(-sum(e.amount_won) FILTER (WHERE e.amount_won < 0), 0)::bigint AS credit_won"
+            " FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id"
+            f" WHERE {where} AND pg_visible_in_snapshot(e.tx_id, ${len(args)}::text::pg_snapshot)",
+            *args,
+        )
+        assert row is not None
+        return LedgerTotalsRow(**dict(row))
+
+    # --- session and outbox --------------------------------------------------------------
+
+    async def set_statement_timeout(self, timeout_ms: int) -> None:
+        """A longer (or shorter) statement timeout for the rest of this transaction."""
+        await self.conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+
+    async def lock_policy(self) -> None:
+        """Policy writes one at a time (a rate table is checked against the minimum wages)."""
+        await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('allowance:policy'))")
+
+    async def ledger_batches(
+        self, flt: LedgerFilter, batch_rows: int
+    ) -> AsyncIterator[list[LedgerEntryRow]]:
+        """The whole filtered ledger in entry order, through a server-side cursor, a batch
+        at a time (the caller holds the transaction, so it is one consistent snapshot)."""
+        sql, args = ledger_export_query(flt)
+        batch: list[LedgerEntryRow] = []
+        async for record in self.conn.cursor(sql, *args, prefetch=batch_rows):
+            batch.append(LedgerEntryRow(**dict(record)))
+            if len(batch) >= batch_rows:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    async def emit(
+        self, event: Event, *, producer: str, occurred_at: datetime, event_id: uuid.UUID
+    ) -> None:
+        """Put an event in the outbox, in this transaction (relayed after commit)."""
+        await outbox.add(
+            self.conn, event, producer=producer, occurred_at=occurred_at, event_id=event_id
+        )

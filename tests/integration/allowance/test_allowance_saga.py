@@ -174,8 +174,11 @@ async def test_concurrent_reservations_in_postgres_never_exceed_the_budget(
 
         async def work() -> None:
             async with pool.acquire() as conn, conn.transaction():
-                await usecases.on_posting_submitted(
-                    conn, envelope, event, usecases.Deps(now=datetime.now().astimezone())
+                await usecases.reservations.on_posting_submitted(
+                    usecases.Store(conn),
+                    envelope,
+                    event,
+                    usecases.Deps(now=datetime.now().astimezone()),
                 )
 
         await retry_conflicts(work, attempts_max=50)
@@ -199,8 +202,7 @@ async def test_concurrent_reservations_in_postgres_never_exceed_the_budget(
             assert forced is not None
             with pytest.raises(asyncpg.CheckViolationError, match="never_negative"):
                 async with conn.transaction():
-                    await usecases.store.post(
-                        conn,
+                    await usecases.Store(conn).post(
                         forced,
                         source_event_id=uuid.uuid4(),
                         occurred_at=datetime.now().astimezone(),

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from allowance.domain.budget import decide_reservation, draw, exhausted_by, uncap_draw
+from allowance.domain.budget import (
+    decide_reservation,
+    exhausted_by,
+    take_from_reservation,
+    uncap_drawdown,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,12 +27,12 @@ def test_a_payout_draws_reservation_then_available_then_unfunded(
 ) -> None:
     """The draw takes as much as it can from the reservation, then from available, and
     only the rest is unfunded; it always totals the amount."""
-    got = draw(amount, reserved, available)
+    got = take_from_reservation(amount, reserved, available)
     assert got.total_won == amount
     assert got.from_reserved_won == min(amount, reserved)
     assert got.from_available_won == min(amount - got.from_reserved_won, available)
     assert got.from_unfunded_won == max(amount - reserved - available, 0)
-    a, u = uncap_draw(amount, available)
+    a, u = uncap_drawdown(amount, available)
     assert a + u == amount and a <= available
 
 

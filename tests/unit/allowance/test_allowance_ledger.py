@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import pytest
 from allowance.domain import ledger
-from allowance.domain.budget import Draw, draw, uncap_draw
+from allowance.domain.budget import Drawdown, take_from_reservation, uncap_drawdown
 from allowance.domain.calendar import Period
 from allowance.domain.ledger import Account, LedgerTransaction, Leg, TxnKind
 from allowance.domain.money import MonthTotals, apply_split, split_against_cap
@@ -71,7 +71,7 @@ def test_an_accrual_over_the_cap_records_the_capped_part_visibly() -> None:
     """Gross 1,000 with 300 capped: 1,000 drawn from the reservation, 700 payable to the
     citizen, 300 back to available, and 300 on the capped memorandum account."""
     split = split_against_cap(1_000, MonthTotals(0, 500, 500, 0), 1_200)
-    txn = ledger.accrual(2031, P, "pst_1", "ctz_1", split, Draw(1_000, 0, 0), "m")
+    txn = ledger.accrual(2031, P, "pst_1", "ctz_1", split, Drawdown(1_000, 0, 0), "m")
     assert txn is not None
     by_name = {leg.name.split(":")[1]: leg.amount_won for leg in txn.legs}
     assert by_name == {
@@ -137,14 +137,14 @@ def test_randomized_money_flow_keeps_the_trial_balance_at_zero(
             posting = sorted(reserved_of)[amount % len(reserved_of)]
             gross = amount % 40_000 + 1
             split = split_against_cap(gross, month, cap)
-            source = draw(gross, held(posting), available())
+            source = take_from_reservation(gross, held(posting), available())
             apply(ledger.accrual(2031, P, posting, "ctz_1", split, source, "acc"))
             month = apply_split(month, split, 0)
             lines.append((posting, gross))
         elif op == "correct" and lines:
             posting, gross = lines.pop(amount % len(lines))
             split = split_against_cap(-gross, month, cap)
-            from_available, from_unfunded = uncap_draw(-split.capped_won, available())
+            from_available, from_unfunded = uncap_drawdown(-split.capped_won, available())
             apply(
                 ledger.reversal(
                     2031,

@@ -1,7 +1,7 @@
 """Budget decisions: whether a posting can be funded, and where a payout's money comes from.
 
 The programme budget of a fiscal year is a two-phase budget, as in TigerBeetle's pending
-transfers: submitting a posting reserves its full cost (pending); attendance draws each
+transfers: submitting a posting reserves its full cost (pending); attendance takes each
 seat's payout from that reservation (posting the pending part); what is left is released
 when the posting closes or is cancelled (voiding the rest). Reservations are checked
 against the available budget under a lock, and Postgres refuses a negative available
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from allowance.domain.money import payout_won
 
@@ -44,8 +45,9 @@ def decide_reservation(requested_won: int, available_won: int) -> ReservationDec
 
 
 @dataclass(frozen=True)
-class Draw:
-    """Where a payout's gross comes from, in this order: the posting's reservation, then
+class Drawdown:
+    """Where a payout's gross comes from (money taken from a reservation; not to be confused
+    with the matcher's lottery draw), in this order: the posting's reservation, then
     the available budget (a late correction after the reservation was released), and only
     if that is empty too, `budget_unfunded` (the work was done and is owed; the deficit is
     visible and is covered by the next budget increase)."""
@@ -59,24 +61,31 @@ class Draw:
         return self.from_reserved_won + self.from_available_won + self.from_unfunded_won
 
 
-def draw(amount_won: int, reserved_won: int, available_won: int) -> Draw:
-    """Draw `amount_won` from a reservation holding `reserved_won` (0 once released) and a
+def take_from_reservation(amount_won: int, reserved_won: int, available_won: int) -> Drawdown:
+    """Take `amount_won` from a reservation holding `reserved_won` (0 once released) and a
     budget with `available_won` available."""
     if amount_won < 0:
-        raise ValueError("a draw is never negative")
-    from_reserved = min(amount_won, max(reserved_won, 0))
-    rest = amount_won - from_reserved
-    from_available = min(rest, max(available_won, 0))
-    return Draw(from_reserved, from_available, rest - from_available)
+        raise ValueError("a drawdown is never negative")
+    from_reserved_won = min(amount_won, max(reserved_won, 0))
+    rest_won = amount_won - from_reserved_won
+    from_available_won = min(rest_won, max(available_won, 0))
+    return Drawdown(from_reserved_won, from_available_won, rest_won - from_available_won)
 
 
-def uncap_draw(amount_won: int, available_won: int) -> tuple[int, int]:
-    """(from available, from unfunded) for money a reversal releases from the cap: that
+class UncapDrawdown(NamedTuple):
+    """Where money a reversal releases from the cap comes from."""
+
+    from_available_won: int
+    from_unfunded_won: int
+
+
+def uncap_drawdown(amount_won: int, available_won: int) -> UncapDrawdown:
+    """From available, then from unfunded, for money a reversal releases from the cap: that
     money had gone back to the available budget when it was capped."""
     if amount_won < 0:
-        raise ValueError("a draw is never negative")
-    from_available = min(amount_won, max(available_won, 0))
-    return from_available, amount_won - from_available
+        raise ValueError("a drawdown is never negative")
+    from_available_won = min(amount_won, max(available_won, 0))
+    return UncapDrawdown(from_available_won, amount_won - from_available_won)
 
 
 def typical_shift_won(hourly_rate_won: int, typical_shift_minutes: int) -> int:

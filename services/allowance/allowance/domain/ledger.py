@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-from allowance.domain.budget import Draw
+from allowance.domain.budget import Drawdown
 from allowance.domain.calendar import Period
 from allowance.domain.money import CapSplit
 
@@ -341,7 +341,7 @@ def accrual(
     posting_id: str,
     citizen_id: str,
     split: CapSplit,
-    source: Draw,
+    source: Drawdown,
     memo: str,
     prefix: str = "accrual",
 ) -> LedgerTransaction | None:

@@ -1,0 +1,636 @@
+"""Reads of the allowance: policy tables, budget figures, ledger pages and exports, the
+trial balance, months and statements, the payout file and masked payees — and how each is
+rendered (schemas, CSV, XLSX). Nothing here writes: every write, the payout file's
+access-log rows included, lives in `usecases`."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import asdict
+from datetime import date, datetime
+from typing import Any, Literal
+
+import asyncpg
+import orjson
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
+
+from allowance import exports, schemas
+from allowance.domain import ledger
+from allowance.domain import policy as rules
+from allowance.domain.calendar import Period, seoul_day_bounds
+from allowance.domain.ledger import ACCOUNTS, Account
+from allowance.payees import BankLine
+from allowance.settings import Context
+from allowance.store import (
+    BudgetChange,
+    HeldBackRow,
+    LedgerEntryRow,
+    LedgerFilter,
+    PayeeRow,
+    PayoutFileRow,
+    PeriodRow,
+    PolicyKind,
+    PolicyVersion,
+    StatementRow,
+    StatementTotalsRow,
+    Store,
+)
+from shared import metrics
+from shared.problems import Problem
+from shared.web import page_limit, page_of
+
+log = logging.getLogger(__name__)
+
+ExportFormat = Literal["json", "csv", "xlsx"]
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def parse_period(text: str) -> Period:
+    """A `YYYY-MM` month, or 400 `invalid_period`."""
+    try:
+        return Period.parse(text)
+    except ValueError as exc:
+        raise Problem(400, "invalid_period", str(exc)) from exc
+
+
+def require_offset(as_of: datetime | None) -> None:
+    if as_of is not None and as_of.tzinfo is None:
+        raise Problem(400, "invalid_as_of", "as_of needs a UTC offset (e.g. +09:00)")
+
+
+# --- policy ------------------------------------------------------------------------------
+
+
+async def policy_in_force(ctx: Context, kind: PolicyKind, missing: str) -> PolicyVersion:
+    """The latest version of one policy table, or 404 saying none was set yet."""
+    async with ctx.pool.acquire() as conn:
+        found = await Store(conn).latest_policy(kind)
+    if found is None:
+        raise Problem(404, "not_found", missing)
+    return found
+
+
+def _version(found: PolicyVersion) -> dict[str, Any]:
+    """The fields every policy answer starts with: which version, set when, by whom, why."""
+    return {
+        "version": found.id,
+        "set_at": found.set_at,
+        "set_by": found.set_by,
+        "note": found.note,
+    }
+
+
+def rates_out(found: PolicyVersion) -> schemas.RatesOut:
+    return schemas.RatesOut(**_version(found), rates=[schemas.RateIn(**r) for r in found.body])
+
+
+def minimum_wages_out(
+    found: PolicyVersion, warnings: Sequence[rules.Violation] = ()
+) -> schemas.MinimumWagesOut:
+    return schemas.MinimumWagesOut(
+        **_version(found),
+        minimum_wages=[schemas.MinimumWageIn(**r) for r in found.body],
+        rate_warnings=[schemas.RateWarning(**w.as_error()) for w in warnings],
+    )
+
+
+def caps_out(found: PolicyVersion) -> schemas.CapsOut:
+    return schemas.CapsOut(**_version(found), caps=[schemas.CapIn(**r) for r in found.body])
+
+
+# --- budget ------------------------------------------------------------------------------
+
+
+def budget_out(figures: ledger.BudgetFigures, as_of: datetime | None) -> schemas.BudgetOut:
+    return schemas.BudgetOut(
+        fiscal_year=figures.fiscal_year,
+        total_won=figures.total_won,
+        reserved_won=figures.reserved_won,
+        accrued_won=figures.accrued_won,
+        paid_won=figures.paid_won,
+        available_won=figures.available_won,
+        unfunded_won=figures.unfunded_won,
+        payable_won=figures.payable_won,
+        payout_due_won=figures.payout_due_won,
+        capped_won=figures.capped_won,
+        as_of=as_of,
+    )
+
+
+def admin_budget_out(
+    figures: ledger.BudgetFigures, history: Sequence[BudgetChange]
+) -> schemas.AdminBudgetOut:
+    return schemas.AdminBudgetOut(
+        **budget_out(figures, None).model_dump(),
+        history=[schemas.BudgetChangeOut(**asdict(c)) for c in history],
+    )
+
+
+async def _require_budget(db: Store, fiscal_year: int) -> None:
+    if fiscal_year not in await db.budget_years():
+        raise Problem(404, "no_budget", f"no budget has been set for {fiscal_year}")
+
+
+async def admin_budget(ctx: Context, fiscal_year: int) -> schemas.AdminBudgetOut:
+    """A fiscal year's figures with the history of its changes (404 without a budget)."""
+    async with ctx.pool.acquire() as conn:
+        db = Store(conn)
+        await _require_budget(db, fiscal_year)
+        figures = ledger.budget_figures(fiscal_year, await db.year_balances(fiscal_year))
+        return admin_budget_out(figures, await db.budget_history(fiscal_year))
+
+
+async def budget(
+    ctx: Context, fiscal_year: int | None, as_of: datetime | None
+) -> schemas.BudgetOut:
+    """A fiscal year's figures (the current Seoul year by default), now or as of an instant."""
+    year = fiscal_year if fiscal_year is not None else Period.of(ctx.now()).year
+    require_offset(as_of)
+    async with ctx.pool.acquire() as conn:
+        db = Store(conn)
+        await _require_budget(db, year)
+        balances = (
+            await db.year_balances_as_of(year, as_of)
+            if as_of is not None
+            else await db.year_balances(year)
+        )
+    return budget_out(ledger.budget_figures(year, balances), as_of)
+
+
+async def refresh_budget_metrics(ctx: Context) -> None:
+    """Set the budget gauges (total and available per fiscal year) for the years around
+    now; the alert on a nearly exhausted budget reads them."""
+    current = Period.of(ctx.now()).year
+    async with ctx.pool.acquire() as conn:
+        db = Store(conn)
+        for year in await db.budget_years():
+            if current - 1 <= year <= current + 2:
+                figures = ledger.budget_figures(year, await db.year_balances(year))
+                metrics.BUDGET_TOTAL_WON.labels(str(year)).set(figures.total_won)
+                metrics.BUDGET_AVAILABLE_WON.labels(str(year)).set(figures.available_won)
+
+
+# --- ledger ------------------------------------------------------------------------------
+
+
+def _ledger_row(r: LedgerEntryRow) -> dict[str, Any]:
+    return {
+        "entry_id": r.id,
+        "transaction_id": r.transaction_id,
+        "kind": r.kind,
+        "fiscal_year": r.fiscal_year,
+        "period": r.period,
+        "posted_at": r.posted_at,
+        "occurred_at": r.occurred_at,
+        "account": r.account,
+        "account_name": ACCOUNTS[Account(r.account)].name_ko,
+        "citizen_id": r.citizen_id,
+        "posting_id": r.posting_id,
+        "leg": r.leg,
+        "amount_won": r.amount_won,
+        "debit_won": max(r.amount_won, 0),
+        "credit_won": max(-r.amount_won, 0),
+        "source_event_id": str(r.source_event_id),
+        "memo": r.memo,
+    }
+
+
+# The ledger's cursor carries the snapshot, the last entry id, the filter's fingerprint and
+# the totals of the first page, so a page never recounts and never mixes filters; a bad one
+# is a 400 `invalid_cursor` (the code clients of this list already handle).
+def _encode_cursor(payload: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError) as exc:
+        raise Problem(400, "invalid_cursor", "the cursor is not one this API gave out") from exc
+    if not isinstance(payload, dict):
+        raise Problem(400, "invalid_cursor", "the cursor is not one this API gave out")
+    return payload
+
+
+def ledger_filter(
+    period: str | None,
+    date_from: date | None,
+    date_to: date | None,
+    fiscal_year: int | None,
+    account: str | None,
+    citizen_id: str | None,
+    posting_id: str | None,
+) -> LedgerFilter:
+    """The ledger filter of a request's query, or 400 naming what is wrong."""
+    if period is not None and (date_from is not None or date_to is not None):
+        raise Problem(400, "invalid_filter", "give either period or from/to, not both")
+    if account is not None and account not in {a.value for a in Account}:
+        raise Problem(400, "invalid_account", f"unknown account {account!r}")
+    posted_from = posted_before = None
+    if date_from is not None or date_to is not None:
+        first = date_from or date(2000, 1, 1)
+        last = date_to or date(9998, 12, 31)
+        try:
+            posted_from, posted_before = seoul_day_bounds(first, last)
+        except ValueError as exc:
+            raise Problem(400, "invalid_filter", str(exc)) from exc
+    return LedgerFilter(
+        period=str(parse_period(period)) if period else None,
+        posted_from=posted_from,
+        posted_before=posted_before,
+        fiscal_year=fiscal_year,
+        account=account,
+        citizen_id=citizen_id,
+        posting_id=posting_id,
+    )
+
+
+async def _ledger_batches(ctx: Context, flt: LedgerFilter) -> AsyncIterator[list[dict[str, Any]]]:
+    """The filtered ledger through a server-side cursor, in one consistent snapshot, a
+    batch at a time."""
+    settings = ctx.settings
+    async with (
+        ctx.pool.acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        db = Store(conn)
+        await db.set_statement_timeout(settings.export_statement_timeout_ms)
+        async for batch in db.ledger_batches(flt, max(settings.export_batch_rows, 1)):
+            yield [_ledger_row(r) for r in batch]
+
+
+def _attachment(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
+
+
+def _csv_response(
+    columns: Sequence[exports.Column],
+    batches: AsyncIterator[Sequence[dict[str, Any]]],
+    filename: str,
+) -> StreamingResponse:
+    return StreamingResponse(
+        exports.csv_stream(columns, batches),
+        media_type="text/csv; charset=utf-8",
+        headers=_attachment(filename),
+    )
+
+
+async def _xlsx_response(
+    ctx: Context,
+    batches: AsyncIterator[Sequence[dict[str, Any]]],
+    columns: Sequence[exports.Column],
+    sheet_title: str,
+    filename: str,
+    summary: Callable[[], Sequence[tuple[str, Any]]],
+) -> FileResponse:
+    path = exports.temp_xlsx_path()
+    try:
+        builder = await asyncio.to_thread(
+            exports.XlsxBuilder,
+            path,
+            sheet_title,
+            columns,
+            ctx.settings.xlsx_sheet_rows_max,
+        )
+        async for batch in batches:
+            await asyncio.to_thread(builder.write_rows, batch)
+        await asyncio.to_thread(builder.close, summary())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    return FileResponse(
+        path,
+        media_type=XLSX_MEDIA_TYPE,
+        headers=_attachment(filename),
+        background=BackgroundTask(os.unlink, path),
+    )
+
+
+async def ledger_export(
+    ctx: Context, flt: LedgerFilter, fmt: Literal["csv", "xlsx"], name: str
+) -> Response:
+    """The whole filtered ledger as CSV (streamed) or XLSX (with a summary sheet)."""
+    rows = _ledger_batches(ctx, flt)
+    if fmt == "csv":
+        return _csv_response(exports.LEDGER_COLUMNS, rows, f"{name}.csv")
+    totals = {"debit_won": 0, "credit_won": 0, "entries": 0}
+
+    async def counted() -> AsyncIterator[Sequence[dict[str, Any]]]:
+        async for batch in rows:
+            totals["entries"] += len(batch)
+            totals["debit_won"] += sum(r["debit_won"] for r in batch)
+            totals["credit_won"] += sum(r["credit_won"] for r in batch)
+            yield batch
+
+    return await _xlsx_response(
+        ctx,
+        counted(),
+        exports.LEDGER_COLUMNS,
+        "원장",
+        f"{name}.xlsx",
+        lambda: [
+            ("분개 수 (entries)", totals["entries"]),
+            ("차변 합계 (debits, won)", totals["debit_won"]),
+            ("대변 합계 (credits, won)", totals["credit_won"]),
+            ("조건 (filter)", flt.key()),
+        ],
+    )
+
+
+async def ledger_page(
+    ctx: Context, flt: LedgerFilter, cursor: str | None, limit: int | None
+) -> schemas.LedgerPage:
+    """One JSON page of the filtered ledger: the entries committed when the first page was
+    read (the snapshot rides in the cursor), in entry order."""
+    page_size = page_limit(limit, ctx.settings, ctx.settings.ledger_page_size_default)
+    async with (
+        ctx.pool.acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        db = Store(conn)
+        if cursor is None:
+            snapshot = await db.current_snapshot()
+            after_id = 0
+            totals_out = schemas.LedgerTotals(**asdict(await db.ledger_totals(flt, snapshot)))
+        else:
+            payload = _decode_cursor(cursor)
+            if payload.get("f") != flt.key():
+                raise Problem(400, "invalid_cursor", "the cursor belongs to a different filter")
+            try:
+                snapshot = str(payload["s"])
+                after_id = int(payload["a"])
+                totals_out = schemas.LedgerTotals(**payload["t"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise Problem(400, "invalid_cursor", "the cursor is damaged") from exc
+        try:
+            records = await db.ledger_page(flt, snapshot, after_id, page_size + 1)
+        except asyncpg.DataError as exc:
+            raise Problem(400, "invalid_cursor", "the cursor is damaged") from exc
+    return page_of(
+        schemas.LedgerPage,
+        records,
+        page_size,
+        lambda r: schemas.LedgerEntryOut(**_ledger_row(r)),
+        lambda r: _encode_cursor(
+            {"s": snapshot, "a": r.id, "f": flt.key(), "t": totals_out.model_dump()}
+        ),
+        totals=totals_out,
+        snapshot=snapshot,
+    )
+
+
+async def trial_balance(
+    ctx: Context, fiscal_year: int | None, as_of: datetime | None
+) -> schemas.TrialBalanceOut:
+    """Debits, credits and balance per account, from the entries alone."""
+    require_offset(as_of)
+    async with ctx.pool.acquire() as conn:
+        rows = await Store(conn).trial_balance(fiscal_year, as_of)
+    lines = [schemas.TrialBalanceLine(**asdict(r)) for r in rows]
+    debits = sum(line.debit_won for line in lines)
+    credits = sum(line.credit_won for line in lines)
+    return schemas.TrialBalanceOut(
+        fiscal_year=fiscal_year,
+        as_of=as_of,
+        accounts=lines,
+        debit_won=debits,
+        credit_won=credits,
+        balanced=debits == credits,
+    )
+
+
+# --- periods and statements --------------------------------------------------------------
+
+
+def period_out(row: PeriodRow | None, period: Period) -> schemas.PeriodOut:
+    if row is None:
+        return schemas.PeriodOut(period=str(period), status="open")
+    values = asdict(row)
+    return schemas.PeriodOut(**{k: values[k] for k in schemas.PeriodOut.model_fields})
+
+
+async def periods(ctx: Context, first: Period, last: Period) -> list[schemas.PeriodOut]:
+    async with ctx.pool.acquire() as conn:
+        rows = await Store(conn).periods(first, last)
+    return [period_out(r, Period.parse(r.period)) for r in rows]
+
+
+def _statement_row(r: StatementRow, period: Period, closed: bool) -> dict[str, Any]:
+    adjustment_periods = [p for p in str(r.adjustment_periods or "").split(",") if p]
+    notes: list[str] = []
+    if adjustment_periods:
+        joined = ", ".join(adjustment_periods)
+        notes.append(
+            f"마감월 조정 {rules.won(r.adjustment_won)}원 ({joined} 근무분;"
+            f" adjustment for closed {joined})"
+        )
+    held = bool(r.held_back) if closed else False
+    balance_won = int(r.balance_won or 0)
+    if closed and balance_won != r.payable_won:
+        carried_in_won = balance_won - r.payable_won
+        notes.append(
+            f"이전 미지급 잔액 {rules.won(carried_in_won)}원 포함"
+            f" (includes {rules.won(carried_in_won)} won owed from earlier months)"
+        )
+    if held:
+        notes.append("지급보류: 계좌정보 미등록, 다음 달로 이월 (held back: no payee details)")
+    elif closed and int(r.carried_forward_won or 0) < 0:
+        notes.append("초과지급분 이월, 다음 지급에서 차감 (overpayment netted later)")
+    return {
+        "period": str(period),
+        "citizen_id": r.citizen_id,
+        "lines_count": r.lines_count,
+        "minutes_paid": r.minutes_paid,
+        "gross_won": r.gross_won,
+        "capped_won": r.capped_won,
+        "payable_won": r.payable_won,
+        "adjustment_won": r.adjustment_won,
+        "adjustment_periods": adjustment_periods,
+        "balance_won": balance_won if closed else None,
+        "payout_won": int(r.payout_won or 0) if closed else None,
+        "carried_forward_won": int(r.carried_forward_won or 0) if closed else None,
+        "held_back": held,
+        "note": "; ".join(notes),
+    }
+
+
+def _statement_export_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "held_back": "예" if row["held_back"] else ""}
+
+
+class _Statements:
+    """A month's statements, live (open month) or frozen (closed month)."""
+
+    def __init__(self, period: Period, row: PeriodRow | None) -> None:
+        self.period = period
+        self.row = row
+        self.closed = row is not None and row.closed
+
+    async def fetch(self, db: Store, after: str | None, size: int | None) -> list[dict[str, Any]]:
+        if self.closed:
+            rows = await db.frozen_statements(self.period, after, size)
+        else:
+            rows = await db.live_statements(self.period, after, size)
+        return [_statement_row(r, self.period, self.closed) for r in rows]
+
+    async def totals(self, db: Store) -> StatementTotalsRow:
+        if self.closed:
+            return await db.frozen_totals(self.period)
+        return await db.live_totals(self.period)
+
+
+async def statements(
+    ctx: Context, period: Period, fmt: ExportFormat, cursor: str | None, limit: int | None
+) -> schemas.StatementsPage | Response:
+    """A month's statements: a JSON page (by citizen id), or the whole month as CSV/XLSX."""
+    async with ctx.pool.acquire() as conn:
+        found = _Statements(period, await Store(conn).period_row(period))
+    if fmt != "json":
+        return await _statements_export(ctx, found, fmt)
+    page_size = page_limit(limit, ctx.settings, ctx.settings.ledger_page_size_default)
+    async with ctx.pool.acquire() as conn:
+        db = Store(conn)
+        items = await found.fetch(db, cursor, page_size + 1)
+        totals = await found.totals(db)
+    closed = found.closed
+    # An open month's totals have no close figures (None); a frozen month's have them all.
+    totals_out = schemas.StatementTotals(**asdict(totals))
+    return page_of(
+        schemas.StatementsPage,
+        items,
+        page_size,
+        lambda i: schemas.StatementOut(**i),
+        lambda i: str(i["citizen_id"]),
+        period=str(period),
+        status="closed" if closed else "open",
+        provisional=not closed,
+        closed_at=found.row.closed_at if closed and found.row is not None else None,
+        totals=totals_out,
+    )
+
+
+async def _statements_export(
+    ctx: Context, found: _Statements, fmt: Literal["csv", "xlsx"]
+) -> Response:
+    async def batches() -> AsyncIterator[Sequence[dict[str, Any]]]:
+        after: str | None = None
+        size = max(ctx.settings.export_batch_rows, 1)
+        async with ctx.pool.acquire() as conn:
+            db = Store(conn)
+            while True:
+                batch = await found.fetch(db, after, size)
+                if not batch:
+                    return
+                yield [_statement_export_row(r) for r in batch]
+                after = batch[-1]["citizen_id"]
+
+    name = f"statements-{found.period}"
+    if fmt == "csv":
+        return _csv_response(exports.STATEMENT_COLUMNS, batches(), f"{name}.csv")
+    async with ctx.pool.acquire() as conn:
+        totals = await found.totals(Store(conn))
+    return await _xlsx_response(
+        ctx,
+        batches(),
+        exports.STATEMENT_COLUMNS,
+        "명세서",
+        f"{name}.xlsx",
+        lambda: [
+            ("귀속월 (period)", str(found.period)),
+            ("상태 (status)", "마감 closed" if found.closed else "진행중 open (provisional)"),
+            ("시민 수 (citizens)", totals.citizens_count),
+            ("산정액 합계 (gross, won)", totals.gross_won),
+            ("상한초과 합계 (capped, won)", totals.capped_won),
+            ("지급대상액 합계 (payable, won)", totals.payable_won),
+        ],
+    )
+
+
+# --- payout file and payees --------------------------------------------------------------
+
+
+def _masked_line(r: PayoutFileRow) -> schemas.PayoutLineOut:
+    # A payout line always has payee details (the payout file refuses one without).
+    assert r.bank_code is not None and r.account_masked is not None
+    assert r.holder_masked is not None
+    return schemas.PayoutLineOut(
+        citizen_id=r.citizen_id,
+        bank_code=r.bank_code,
+        account_masked=r.account_masked,
+        holder_masked=r.holder_masked,
+        amount_won=r.payout_won,
+    )
+
+
+def payout_summary(
+    period: Period,
+    closed_at: datetime,
+    lines: Sequence[PayoutFileRow],
+    held: Sequence[HeldBackRow],
+) -> schemas.PayoutFileSummary:
+    """The payout file masked, with the citizens held back (nothing opened)."""
+    return schemas.PayoutFileSummary(
+        period=str(period),
+        closed_at=closed_at,
+        payout_count=len(lines),
+        payout_won=sum(r.payout_won for r in lines),
+        lines=[_masked_line(r) for r in lines],
+        held_back=[
+            schemas.HeldBackOut(
+                citizen_id=h.citizen_id,
+                carried_forward_won=h.carried_forward_won,
+                reason="no_payee_details",
+            )
+            for h in held
+        ],
+    )
+
+
+def payout_csv(period: Period, bank_lines: Sequence[BankLine], held_back_count: int) -> Response:
+    """The bank bulk-transfer file, with headers summing it up."""
+    bank_rows = [asdict(line) for line in bank_lines]
+    body = exports.csv_chunk(exports.PAYOUT_COLUMNS, bank_rows, header=True, guard=False)
+    log.info(
+        "payout file produced",
+        extra={"period": str(period), "lines": len(bank_rows), "held_back": held_back_count},
+    )
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            **_attachment(f"payout-{period}.csv"),
+            "X-Payout-Count": str(len(bank_rows)),
+            "X-Payout-Total-Won": str(sum(r["amount_won"] for r in bank_rows)),
+            "X-Held-Back-Count": str(held_back_count),
+        },
+    )
+
+
+def payee_out(row: PayeeRow) -> schemas.PayeeOut:
+    return schemas.PayeeOut(
+        citizen_ref=row.citizen_id,
+        bank_code=row.bank_code,
+        account_masked=row.account_masked,
+        holder_masked=row.holder_masked,
+        key_id=row.key_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def payee(ctx: Context, citizen_ref: str) -> schemas.PayeeOut:
+    """A citizen's payee details, masked (nothing opened, so nothing logged)."""
+    async with ctx.pool.acquire() as conn:
+        row = await Store(conn).payee_masked(citizen_ref)
+    if row is None:
+        raise Problem(404, "not_found", f"no payee details for {citizen_ref}")
+    return payee_out(row)
