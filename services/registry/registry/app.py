@@ -37,28 +37,17 @@ SPEC = spec(RegistrySettings())
 
 
 def _refine_openapi(app: FastAPI, settings: RegistrySettings) -> None:
-    """Make the OpenAPI document say what the service really does: validation errors are
-    400 problem+json (shared/problems.py), not FastAPI's 422 list; admin routes answer 401;
-    a facility's dong is one of the configured dongs."""
+    """Make the OpenAPI document say which dongs a facility may be in (the configured ones).
+    Validation errors as 400 problem+json and the admin routes' 401 are said by the shared
+    service wiring (shared/problems.py)."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = original()
-        for route, path in schema.get("paths", {}).items():
-            for operation in path.values():
-                responses = operation.get("responses", {})
-                if route.startswith("/v1/admin/"):
-                    responses.setdefault("401", api.problem_doc(401))
-                auto = responses.get("422", {})
-                if "HTTPValidationError" in str(auto):
-                    del responses["422"]
-                    responses.setdefault("400", api.problem_doc(400))
-        schemas = schema.get("components", {}).get("schemas", {})
-        schemas.pop("HTTPValidationError", None)
-        schemas.pop("ValidationError", None)
-        dong = schemas.get("FacilityCreate", {}).get("properties", {}).get("dong")
+        components = schema.get("components", {}).get("schemas", {})
+        dong = components.get("FacilityCreate", {}).get("properties", {}).get("dong")
         if dong is not None:
             dong["enum"] = list(settings.facility_dongs)
         app.openapi_schema = schema

@@ -8,11 +8,16 @@ well-formed request is a 400, never a 500.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from registry.domain import AttendanceStatus, FacilityKind, PostingStatus, Selection
+from registry.domain.attendance import AttendanceStatus
+from registry.domain.facilities import FacilityKind
+from registry.domain.postings import PostingStatus, Selection
+from shared.web import Page
+
+T = TypeVar("T")
 
 ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 YEAR_MIN = 2000
@@ -49,6 +54,21 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class DataPage(Page[T], Generic[T]):
+    """A registry list: the shared page (`items`, `next_cursor`) that also answers its
+    items as `data`, the name registry lists had first (the console and other clients read
+    it)."""
+
+    data: list[T] = Field(description="the same items as `items`")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _data_is_items(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "data" not in values and "items" in values:
+            return {**values, "data": values["items"]}
+        return values
+
+
 # --- admin ----------------------------------------------------------------------------------
 
 
@@ -80,9 +100,8 @@ class FacilityCreated(FacilityView):
     key_id: str
 
 
-class FacilityPage(BaseModel):
-    data: list[FacilityView]
-    next_cursor: str | None
+class FacilityPage(DataPage[FacilityView]):
+    """Facilities, oldest first."""
 
 
 class KeyRotated(BaseModel):
@@ -189,9 +208,8 @@ class PostingView(BaseModel):
     closed_at: datetime | None
 
 
-class PostingPage(BaseModel):
-    data: list[PostingView]
-    next_cursor: str | None
+class PostingPage(DataPage[PostingView]):
+    """A facility's postings, oldest first."""
 
 
 class AttendanceView(BaseModel):
@@ -252,15 +270,3 @@ class AttendanceResult(BaseModel):
     phase: Literal["recording", "correcting"]
     window_closes_at: datetime
     records: list[AttendanceOut]
-
-
-class ProblemDoc(BaseModel):
-    """RFC 9457 problem+json (documentation of error answers)."""
-
-    type: str
-    code: str
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
-    errors: list[dict[str, Any]] | None = None

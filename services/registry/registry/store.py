@@ -1,18 +1,33 @@
-"""The registry's SQL: plain parametrised statements on its own schema.
+"""The registry's SQL: plain parametrised statements on its own schema, and the writer of
+its outbox rows (`emit`).
 
-Every function takes the connection (and so the transaction) it runs in; the callers open
-the transaction that also writes the outbox rows of the change.
+Every function takes the connection (and so the transaction) it runs in; the use cases open
+the transaction that also writes the outbox rows of the change. Reads answer typed rows
+(frozen dataclasses below), never asyncpg Records, so what a query returns is checked where
+it is used.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import asyncpg
 
-from registry import domain
+from registry.domain.attendance import AttendanceInput, RecordedAttendance, Shift
+from registry.domain.budget import BudgetView
+from registry.domain.postings import PostingFilter, PostingState, ShiftTerms
+from shared import outbox
+from shared.events import Event
+
+# The `producer` of every event the registry writes.
+PRODUCER = "registry"
+
+# A position in a list ordered by (created_at, id): stable under inserts.
+Position = tuple[datetime, str]
 
 _POSTING_COLUMNS = """
     p.*, f.name AS facility_name, f.dong AS facility_dong,
@@ -21,6 +36,236 @@ _POSTING_COLUMNS = """
     (SELECT count(*) FROM bookings b WHERE b.posting_id = p.id AND b.status = 'waitlisted')
         AS waitlisted_count
 """
+
+
+# --- typed rows -------------------------------------------------------------------------------
+
+
+class _Row:
+    """A row type: a frozen dataclass built from the record's columns of the same names
+    (other columns are left out; Postgres arrays become tuples)."""
+
+    __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @classmethod
+    def of(cls, record: asyncpg.Record) -> Self:
+        values = {}
+        for name in cls.__dataclass_fields__:
+            value = record[name]
+            values[name] = tuple(value) if isinstance(value, list) else value
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class FacilityRow(_Row):
+    id: str
+    name: str
+    kind: str
+    dong: str
+    address: str | None
+    contact_phone: str | None
+    requires_child_safety_check: bool
+    status: str
+    created_at: datetime
+    suspended_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow(_Row):
+    """A facility key found by its key id, with its facility's status."""
+
+    key_id: str
+    secret_hash: str
+    expires_at: datetime | None
+    facility_id: str
+    facility_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class PostingRow(_Row):
+    """A posting with its facility's name and dong and its roster counts."""
+
+    id: str
+    facility_id: str
+    title: str
+    description: str
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    selection: str
+    applications_close_at: datetime | None
+    requires_child_safety_check: bool
+    tags: tuple[str, ...]
+    status: str
+    revision: int
+    reservation_id: str | None
+    reserved_amount_won: int | None
+    budget_revision: int
+    rejection_reason: str | None
+    rejection_detail: str | None
+    last_update_rejected: dict[str, Any] | None
+    cancel_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    rejected_at: datetime | None
+    cancelled_at: datetime | None
+    closed_at: datetime | None
+    budget_released_at: datetime | None
+    facility_name: str
+    facility_dong: str
+    confirmed_count: int
+    waitlisted_count: int
+
+    @property
+    def terms(self) -> ShiftTerms:
+        return ShiftTerms(
+            starts_at=self.starts_at,
+            ends_at=self.ends_at,
+            capacity=self.capacity,
+            selection="draw" if self.selection == "draw" else "first_come",
+            applications_close_at=self.applications_close_at,
+        )
+
+    @property
+    def state(self) -> PostingState:
+        return PostingState(
+            status=self.status,
+            title=self.title,
+            description=self.description,
+            tags=self.tags,
+            terms=self.terms,
+        )
+
+    @property
+    def budget(self) -> BudgetView:
+        return BudgetView(self.status, self.reservation_id, self.budget_revision)
+
+    @property
+    def shift(self) -> Shift:
+        return Shift(self.starts_at, self.ends_at)
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionRow(_Row):
+    """An accepted change of a posting, with the terms before it."""
+
+    posting_id: str
+    revision: int
+    changed: tuple[str, ...]
+    previous_capacity: int
+    previous_starts_at: datetime
+    previous_ends_at: datetime
+    previous_applications_close_at: datetime | None
+    capacity: int
+    starts_at: datetime
+    ends_at: datetime
+    applications_close_at: datetime | None
+    cause: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DuePosting(_Row):
+    id: str
+    facility_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StalePending:
+    """Postings waiting for a budget answer too long: how many, and the first few ids."""
+
+    count: int
+    ids: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class BookingRow(_Row):
+    booking_id: str
+    posting_id: str
+    application_id: str
+    citizen_id: str
+    citizen_display: str
+    status: str
+    waitlist_position: int | None
+    confirmed_at: datetime | None
+    promoted_at: datetime | None
+    waitlisted_at: datetime | None
+    cancelled_at: datetime | None
+    cancelled_by: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RosterRow(_Row):
+    """A booking of the roster with its attendance record, if any."""
+
+    booking_id: str
+    status: str
+    waitlist_position: int | None
+    citizen_display: str
+    confirmed_at: datetime | None
+    promoted_at: datetime | None
+    waitlisted_at: datetime | None
+    attendance_id: str | None
+    attendance_status: str | None
+    minutes: int | None
+    checked_in_at: datetime | None
+    checked_out_at: datetime | None
+    attendance_revision: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttendanceRow(_Row):
+    attendance_id: str
+    booking_id: str
+    posting_id: str
+    citizen_id: str
+    status: str
+    minutes: int
+    checked_in_at: datetime | None
+    checked_out_at: datetime | None
+    revision: int
+
+    @property
+    def recorded(self) -> RecordedAttendance:
+        return RecordedAttendance(
+            attendance_id=self.attendance_id,
+            entry=AttendanceInput(
+                booking_id=self.booking_id,
+                status="no_show" if self.status == "no_show" else "attended",
+                checked_in_at=self.checked_in_at,
+                checked_out_at=self.checked_out_at,
+            ),
+            minutes=self.minutes,
+            revision=self.revision,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer(_Row):
+    """The answer kept under an Idempotency-Key."""
+
+    request_hash: str
+    response_status: int
+    response_body: bytes
+
+
+# --- the outbox -------------------------------------------------------------------------------
+
+
+async def emit(
+    conn: asyncpg.Connection,
+    event: Event,
+    *,
+    occurred_at: datetime,
+    event_id: uuid.UUID | None = None,
+) -> None:
+    """Write `event` to the registry's outbox in the caller's transaction (published iff it
+    commits); `event_id` derived from a consumed cause makes a retry write the same event."""
+    await outbox.add(conn, event, producer=PRODUCER, occurred_at=occurred_at, event_id=event_id)
+
 
 # --- facilities and keys --------------------------------------------------------------------
 
@@ -36,7 +281,7 @@ async def insert_facility(
     contact_phone: str | None,
     requires_child_safety_check: bool,
     now: datetime,
-) -> asyncpg.Record:
+) -> FacilityRow:
     row = await conn.fetchrow(
         """INSERT INTO facilities (id, name, kind, dong, address, contact_phone,
                requires_child_safety_check, created_at)
@@ -51,7 +296,7 @@ async def insert_facility(
         now,
     )
     assert row is not None
-    return row
+    return FacilityRow.of(row)
 
 
 async def insert_key(
@@ -83,32 +328,28 @@ async def get_facility(
     *,
     for_update: bool = False,
     for_share: bool = False,
-) -> asyncpg.Record | None:
+) -> FacilityRow | None:
     """One facility. `for_share` holds off a concurrent suspension (which locks it for
     update) until the caller's transaction ends, so no posting slips past a suspension."""
     lock = " FOR UPDATE" if for_update else " FOR SHARE" if for_share else ""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        f"SELECT * FROM facilities WHERE id = $1{lock}", facility_id
-    )
-    return row
+    row = await conn.fetchrow(f"SELECT * FROM facilities WHERE id = $1{lock}", facility_id)
+    return None if row is None else FacilityRow.of(row)
 
 
 async def list_facilities(
-    conn: asyncpg.Connection, *, limit: int, after: domain.Cursor | None
-) -> list[asyncpg.Record]:
+    conn: asyncpg.Connection, *, limit: int, after: Position | None
+) -> list[FacilityRow]:
     if after is None:
-        return list(
-            await conn.fetch("SELECT * FROM facilities ORDER BY created_at, id LIMIT $1", limit)
-        )
-    return list(
-        await conn.fetch(
+        rows = await conn.fetch("SELECT * FROM facilities ORDER BY created_at, id LIMIT $1", limit)
+    else:
+        rows = await conn.fetch(
             "SELECT * FROM facilities WHERE (created_at, id) > ($1, $2)"
             " ORDER BY created_at, id LIMIT $3",
-            after.created_at,
-            after.id,
+            after[0],
+            after[1],
             limit,
         )
-    )
+    return [FacilityRow.of(r) for r in rows]
 
 
 async def suspend_facility(conn: asyncpg.Connection, facility_id: str, now: datetime) -> None:
@@ -120,15 +361,15 @@ async def suspend_facility(conn: asyncpg.Connection, facility_id: str, now: date
     )
 
 
-async def find_key(conn: asyncpg.Connection, key_id: str) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(
+async def find_key(conn: asyncpg.Connection, key_id: str) -> KeyRow | None:
+    row = await conn.fetchrow(
         """SELECT k.key_id, k.secret_hash, k.expires_at, f.id AS facility_id,
                   f.status AS facility_status
            FROM facility_keys k JOIN facilities f ON f.id = k.facility_id
            WHERE k.key_id = $1""",
         key_id,
     )
-    return row
+    return None if row is None else KeyRow.of(row)
 
 
 # --- postings ---------------------------------------------------------------------------------
@@ -141,7 +382,7 @@ async def insert_posting(
     facility_id: str,
     title: str,
     description: str,
-    terms: domain.ShiftTerms,
+    terms: ShiftTerms,
     requires_child_safety_check: bool,
     tags: Sequence[str],
     now: datetime,
@@ -172,7 +413,7 @@ async def get_posting(
     *,
     facility_id: str | None = None,
     for_update: bool = False,
-) -> asyncpg.Record | None:
+) -> PostingRow | None:
     """One posting with its facility's name and dong and its roster counts. With
     `facility_id`, a posting of another facility is not found (object-level authorization
     lives in the query, not in a check after it)."""
@@ -185,56 +426,40 @@ async def get_posting(
         )
         if locked is None:
             return None
-    row: asyncpg.Record | None = await conn.fetchrow(
+    row = await conn.fetchrow(
         f"""SELECT {_POSTING_COLUMNS} FROM postings p JOIN facilities f ON f.id = p.facility_id
             WHERE p.id = $1 AND ($2::text IS NULL OR p.facility_id = $2)""",
         posting_id,
         facility_id,
     )
-    return row
+    return None if row is None else PostingRow.of(row)
 
 
 async def list_postings(
-    conn: asyncpg.Connection, facility_id: str, page: domain.PageRequest
-) -> list[asyncpg.Record]:
-    return list(
-        await conn.fetch(
-            f"""SELECT {_POSTING_COLUMNS} FROM postings p JOIN facilities f ON f.id = p.facility_id
-                WHERE p.facility_id = $1
-                  AND (cardinality($2::text[]) = 0 OR p.status = ANY($2::text[]))
-                  AND ($3::timestamptz IS NULL OR p.starts_at >= $3)
-                  AND ($4::timestamptz IS NULL OR p.starts_at < $4)
-                  AND ($5::timestamptz IS NULL OR (p.created_at, p.id) > ($5, $6::text))
-                ORDER BY p.created_at, p.id LIMIT $7""",
-            facility_id,
-            list(page.statuses),
-            page.starts_from,
-            page.starts_before,
-            page.after.created_at if page.after else None,
-            page.after.id if page.after else None,
-            page.limit,
-        )
+    conn: asyncpg.Connection,
+    facility_id: str,
+    narrow: PostingFilter,
+    *,
+    limit: int,
+    after: Position | None,
+) -> list[PostingRow]:
+    rows = await conn.fetch(
+        f"""SELECT {_POSTING_COLUMNS} FROM postings p JOIN facilities f ON f.id = p.facility_id
+            WHERE p.facility_id = $1
+              AND (cardinality($2::text[]) = 0 OR p.status = ANY($2::text[]))
+              AND ($3::timestamptz IS NULL OR p.starts_at >= $3)
+              AND ($4::timestamptz IS NULL OR p.starts_at < $4)
+              AND ($5::timestamptz IS NULL OR (p.created_at, p.id) > ($5, $6::text))
+            ORDER BY p.created_at, p.id LIMIT $7""",
+        facility_id,
+        list(narrow.statuses),
+        narrow.starts_from,
+        narrow.starts_before,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
     )
-
-
-def terms_of(row: asyncpg.Record) -> domain.ShiftTerms:
-    return domain.ShiftTerms(
-        starts_at=row["starts_at"],
-        ends_at=row["ends_at"],
-        capacity=row["capacity"],
-        selection=row["selection"],
-        applications_close_at=row["applications_close_at"],
-    )
-
-
-def state_of(row: asyncpg.Record) -> domain.PostingState:
-    return domain.PostingState(
-        status=row["status"],
-        title=row["title"],
-        description=row["description"],
-        tags=tuple(row["tags"]),
-        terms=terms_of(row),
-    )
+    return [PostingRow.of(r) for r in rows]
 
 
 async def open_posting(
@@ -316,7 +541,7 @@ async def apply_terms(
     conn: asyncpg.Connection,
     posting_id: str,
     *,
-    state: domain.PostingState,
+    state: PostingState,
     revision: int,
     now: datetime,
     last_update_rejected: dict[str, Any] | None = None,
@@ -351,8 +576,8 @@ async def insert_revision(
     *,
     revision: int,
     changed: Sequence[str],
-    previous: domain.ShiftTerms,
-    new: domain.ShiftTerms,
+    previous: ShiftTerms,
+    new: ShiftTerms,
     cause: str,
     now: datetime,
 ) -> None:
@@ -379,13 +604,13 @@ async def insert_revision(
 
 async def get_revision(
     conn: asyncpg.Connection, posting_id: str, revision: int
-) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(
+) -> RevisionRow | None:
+    row = await conn.fetchrow(
         "SELECT * FROM posting_revisions WHERE posting_id = $1 AND revision = $2",
         posting_id,
         revision,
     )
-    return row
+    return None if row is None else RevisionRow.of(row)
 
 
 async def cost_changed_since(conn: asyncpg.Connection, posting_id: str, revision: int) -> bool:
@@ -413,21 +638,20 @@ async def cancellable_postings(conn: asyncpg.Connection, facility_id: str) -> li
 
 async def postings_due_for_close(
     conn: asyncpg.Connection, *, ended_before: datetime, limit: int
-) -> list[asyncpg.Record]:
+) -> list[DuePosting]:
     """Open postings whose attendance window has passed, locked (others skip them)."""
-    return list(
-        await conn.fetch(
-            """SELECT id, facility_id FROM postings WHERE status = 'open' AND ends_at <= $1
-               ORDER BY ends_at, id LIMIT $2 FOR UPDATE SKIP LOCKED""",
-            ended_before,
-            limit,
-        )
+    rows = await conn.fetch(
+        """SELECT id, facility_id FROM postings WHERE status = 'open' AND ends_at <= $1
+           ORDER BY ends_at, id LIMIT $2 FOR UPDATE SKIP LOCKED""",
+        ended_before,
+        limit,
     )
+    return [DuePosting.of(r) for r in rows]
 
 
 async def stale_pending(
     conn: asyncpg.Connection, *, created_before: datetime, ids_max: int
-) -> tuple[int, list[str]]:
+) -> StalePending:
     count = await conn.fetchval(
         "SELECT count(*) FROM postings WHERE status = 'pending_budget' AND created_at < $1",
         created_before,
@@ -438,7 +662,7 @@ async def stale_pending(
         created_before,
         ids_max,
     )
-    return int(count), [r["id"] for r in rows]
+    return StalePending(int(count), [r["id"] for r in rows])
 
 
 # --- roster read model ------------------------------------------------------------------------
@@ -515,10 +739,11 @@ async def cancel_booking(
 
 async def roster(
     conn: asyncpg.Connection, posting_id: str, *, waitlist_max: int
-) -> list[asyncpg.Record]:
-    return list(
-        await conn.fetch(
-            """(SELECT b.*, a.attendance_id, a.status AS attendance_status, a.minutes,
+) -> list[RosterRow]:
+    """Every confirmed booking with its attendance, then at most `waitlist_max` of the
+    waitlist in order."""
+    rows = await conn.fetch(
+        """(SELECT b.*, a.attendance_id, a.status AS attendance_status, a.minutes,
                        a.checked_in_at, a.checked_out_at, a.revision AS attendance_revision,
                        0 AS section
                 FROM bookings b LEFT JOIN attendance a ON a.booking_id = b.booking_id
@@ -530,21 +755,21 @@ async def roster(
                   FROM bookings b WHERE b.posting_id = $1 AND b.status = 'waitlisted'
                   ORDER BY b.waitlist_position, b.booking_id LIMIT $2) w)
                ORDER BY section, waitlist_position NULLS FIRST, confirmed_at, booking_id""",
-            posting_id,
-            waitlist_max,
-        )
+        posting_id,
+        waitlist_max,
     )
+    return [RosterRow.of(r) for r in rows]
 
 
 async def bookings_by_id(
     conn: asyncpg.Connection, posting_id: str, booking_ids: Sequence[str]
-) -> dict[str, asyncpg.Record]:
+) -> dict[str, BookingRow]:
     rows = await conn.fetch(
         "SELECT * FROM bookings WHERE posting_id = $1 AND booking_id = ANY($2::text[])",
         posting_id,
         list(booking_ids),
     )
-    return {r["booking_id"]: r for r in rows}
+    return {r["booking_id"]: BookingRow.of(r) for r in rows}
 
 
 # --- attendance -------------------------------------------------------------------------------
@@ -552,12 +777,13 @@ async def bookings_by_id(
 
 async def attendance_by_booking(
     conn: asyncpg.Connection, booking_ids: Sequence[str]
-) -> dict[str, asyncpg.Record]:
+) -> dict[str, AttendanceRow]:
+    """The stored records of these bookings, locked for the request that changes them."""
     rows = await conn.fetch(
         "SELECT * FROM attendance WHERE booking_id = ANY($1::text[]) FOR UPDATE",
         list(booking_ids),
     )
-    return {r["booking_id"]: r for r in rows}
+    return {r["booking_id"]: AttendanceRow.of(r) for r in rows}
 
 
 async def upsert_attendance(
@@ -567,7 +793,7 @@ async def upsert_attendance(
     booking_id: str,
     posting_id: str,
     citizen_id: str,
-    entry: domain.AttendanceInput,
+    entry: AttendanceInput,
     minutes: int,
     revision: int,
     now: datetime,
@@ -610,14 +836,14 @@ async def lock_idempotency_key(conn: asyncpg.Connection, facility_id: str, key: 
 
 async def get_idempotency(
     conn: asyncpg.Connection, facility_id: str, key: str
-) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(
+) -> StoredAnswer | None:
+    row = await conn.fetchrow(
         "SELECT request_hash, response_status, response_body FROM idempotency_keys"
         " WHERE facility_id = $1 AND idempotency_key = $2",
         facility_id,
         key,
     )
-    return row
+    return None if row is None else StoredAnswer.of(row)
 
 
 async def save_idempotency(

@@ -15,7 +15,10 @@ from typing import Any
 import asyncpg
 import pytest
 from prometheus_client import REGISTRY as METRICS
-from registry import domain, handlers, store, sweepers
+from registry import handlers, store, sweepers
+from registry.domain.attendance import AttendanceInput, attendance_id_for
+from registry.domain.ids import new_id
+from registry.domain.postings import PostingState, ShiftTerms
 from registry.settings import RegistrySettings
 
 from shared import migrations
@@ -57,7 +60,7 @@ async def ctx(admin_dsn: str) -> AsyncIterator[Ctx]:
 
 
 async def facility(conn: asyncpg.Connection) -> str:
-    fid = domain.new_id("fac")
+    fid = new_id("fac")
     await store.insert_facility(
         conn,
         facility_id=fid,
@@ -75,7 +78,7 @@ async def facility(conn: asyncpg.Connection) -> str:
 async def posting(
     conn: asyncpg.Connection, fid: str, start_in: timedelta = timedelta(days=1), capacity: int = 2
 ) -> str:
-    pid = domain.new_id("pst")
+    pid = new_id("pst")
     starts = NOW + start_in
     await store.insert_posting(
         conn,
@@ -83,7 +86,7 @@ async def posting(
         facility_id=fid,
         title="t",
         description="",
-        terms=domain.ShiftTerms(starts, starts + timedelta(hours=2), capacity, "first_come"),
+        terms=ShiftTerms(starts, starts + timedelta(hours=2), capacity, "first_come"),
         requires_child_safety_check=False,
         tags=[],
         now=NOW,
@@ -135,14 +138,14 @@ async def test_the_database_allows_attendance_only_for_seated_bookings_once(ctx:
         fid = await facility(conn)
         pid = await posting(conn, fid)
         other = await posting(conn, fid)
-        entry = domain.AttendanceInput("bkg_1", "attended")
+        entry = AttendanceInput("bkg_1", "attended")
 
         async def record(
             booking_id: str, posting_id: str, attendance_id: str | None = None
         ) -> None:
             await store.upsert_attendance(
                 conn,
-                attendance_id=attendance_id or domain.attendance_id_for(booking_id),
+                attendance_id=attendance_id or attendance_id_for(booking_id),
                 booking_id=booking_id,
                 posting_id=posting_id,
                 citizen_id="ctz_1",
@@ -212,23 +215,23 @@ async def test_budget_handlers_open_reject_and_revert_only_current_changes(ctx: 
     async with ctx.pool.acquire() as conn:
         row = await store.get_posting(conn, pid)
         assert row is not None
-        assert row["status"] == "open" and row["reservation_id"] == "rsv_1"
+        assert row.status == "open" and row.reservation_id == "rsv_1"
         assert await outbox_types(conn, pid) == ["PostingPublished"]
         refused_id = await posting(conn, fid)
     await deliver(refusal.model_copy(update={"posting_id": refused_id}))
     await deliver(reserved.model_copy(update={"posting_id": refused_id}))
     async with ctx.pool.acquire() as conn:
         row = await store.get_posting(conn, refused_id)
-        assert row is not None and row["status"] == "rejected" and row["reservation_id"] is None
-        assert row["rejection_reason"] == "r" and "short by 1 won" in row["rejection_detail"]
+        assert row is not None and row.status == "rejected" and row.reservation_id is None
+        assert row.rejection_reason == "r" and "short by 1 won" in row.rejection_detail
         assert await outbox_types(conn, refused_id) == ["PostingRejected"]
 
         async def change(revision: int, capacity: int) -> None:
             async with conn.transaction():
                 current = await store.get_posting(conn, pid, for_update=True)
                 assert current is not None
-                state = store.state_of(current)
-                new_terms = domain.ShiftTerms(
+                state = current.state
+                new_terms = ShiftTerms(
                     state.terms.starts_at, state.terms.ends_at, capacity, "first_come"
                 )
                 await store.insert_revision(
@@ -241,7 +244,7 @@ async def test_budget_handlers_open_reject_and_revert_only_current_changes(ctx: 
                     cause="facility",
                     now=NOW,
                 )
-                new_state = domain.PostingState("open", "t", "", (), new_terms)
+                new_state = PostingState("open", "t", "", (), new_terms)
                 await store.apply_terms(conn, pid, state=new_state, revision=revision, now=NOW)
 
         await change(1, 4)
@@ -249,12 +252,12 @@ async def test_budget_handlers_open_reject_and_revert_only_current_changes(ctx: 
     await deliver(refusal.model_copy(update={"for_revision": 1}))  # superseded by 2
     async with ctx.pool.acquire() as conn:
         row = await store.get_posting(conn, pid)
-        assert row is not None and row["capacity"] == 6 and row["last_update_rejected"] is None
+        assert row is not None and row.capacity == 6 and row.last_update_rejected is None
     await deliver(refusal.model_copy(update={"for_revision": 2}))
     async with ctx.pool.acquire() as conn:
         row = await store.get_posting(conn, pid)
-        assert row is not None and row["capacity"] == 4 and row["revision"] == 3
-        assert row["last_update_rejected"]["revision"] == 2
+        assert row is not None and row.capacity == 4 and row.revision == 3
+        assert row.last_update_rejected["revision"] == 2
         assert await outbox_types(conn, pid) == ["PostingPublished", "PostingUpdated"]
         payload = await conn.fetchval(
             "SELECT payload FROM outbox WHERE event_type = 'PostingUpdated'"
@@ -286,7 +289,7 @@ async def test_sweepers_close_due_postings_and_report_stale_pending_ones(
     assert await sweepers.close_due_postings(ctx) == 0  # type: ignore[arg-type]
     async with ctx.pool.acquire() as conn:
         row = await store.get_posting(conn, due)
-        assert row is not None and row["status"] == "closed"
+        assert row is not None and row.status == "closed"
         assert await outbox_types(conn, due) == ["PostingClosed"]
 
     with caplog.at_level(logging.WARNING, logger="registry.sweepers"):
@@ -298,4 +301,4 @@ async def test_sweepers_close_due_postings_and_report_stale_pending_ones(
     assert len(lines) == 2 and all(waiting in r.posting_ids for r in lines)  # type: ignore[attr-defined]
     async with ctx.pool.acquire() as conn:
         row = await store.get_posting(conn, waiting)
-        assert row is not None and row["status"] == "pending_budget"
+        assert row is not None and row.status == "pending_budget"

@@ -1,0 +1,183 @@
+"""Facilities (admin API) and their keys: register, rotate a key, suspend, and authenticate
+a facility key on the facility API."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from registry import store
+from registry.domain.errors import invalid
+from registry.domain.facilities import (
+    FacilityDraft,
+    key_admits,
+    previous_keys_valid_until,
+    validate_dong,
+)
+from registry.domain.ids import new_id
+from registry.settings import Context
+from registry.usecases import refused
+from shared.auth import IssuedKey, issue_key, key_id_of, matches
+from shared.db import retry_conflicts
+from shared.events import PostingCancelled
+from shared.problems import Problem
+
+log = logging.getLogger(__name__)
+
+UNAUTHORIZED_DETAIL = "send a valid facility key: `Authorization: Bearer <key>`"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The facility a request acts for."""
+
+    facility_id: str
+
+
+@dataclass(frozen=True)
+class Registered:
+    facility: store.FacilityRow
+    key: IssuedKey
+
+
+@dataclass(frozen=True)
+class Rotated:
+    facility_id: str
+    key: IssuedKey
+    previous_keys_valid_until: datetime
+
+
+@dataclass(frozen=True)
+class Suspended:
+    facility: store.FacilityRow
+    cancelled_posting_ids: list[str]
+
+
+def _no_such_facility() -> Problem:
+    return Problem(404, "not_found", "no such facility")
+
+
+async def create(ctx: Context, draft: FacilityDraft) -> Registered:
+    """Register a facility with its first key (the key's secret is answered this once)."""
+    errors = validate_dong(draft.dong, ctx.settings.facility_dongs)
+    if errors:
+        raise refused(invalid(errors))
+    key = issue_key()
+    now = ctx.now()
+    facility_id = new_id("fac")
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        row = await store.insert_facility(
+            conn,
+            facility_id=facility_id,
+            name=draft.name,
+            kind=draft.kind,
+            dong=draft.dong,
+            address=draft.address,
+            contact_phone=draft.contact_phone,
+            requires_child_safety_check=draft.requires_child_safety_check,
+            now=now,
+        )
+        await store.insert_key(
+            conn, key_id=key.key_id, facility_id=facility_id, secret_hash=key.secret_hash, now=now
+        )
+    log.info("facility registered", extra={"facility": facility_id})
+    return Registered(row, key)
+
+
+async def rotate_key(ctx: Context, facility_id: str) -> Rotated:
+    """A new key; the ones issued before stop working after the configured overlap."""
+    key = issue_key()
+    now = ctx.now()
+    until = previous_keys_valid_until(
+        now, timedelta(seconds=ctx.settings.facility_key_rotation_overlap_s)
+    )
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        row = await store.get_facility(conn, facility_id, for_update=True)
+        if row is None:
+            raise _no_such_facility()
+        if row.status != "active":
+            raise Problem(409, "facility_suspended", "a suspended facility gets no new keys")
+        await store.expire_keys(conn, facility_id, until)
+        await store.insert_key(
+            conn, key_id=key.key_id, facility_id=facility_id, secret_hash=key.secret_hash, now=now
+        )
+    log.info("facility key rotated", extra={"facility": facility_id, "key_id": key.key_id})
+    return Rotated(facility_id, key, until)
+
+
+async def suspend(ctx: Context, facility_id: str) -> Suspended:
+    """Suspend a facility: its keys stop now and every pending or open posting of it is
+    cancelled (PostingCancelled each). Suspending a suspended facility changes nothing."""
+    now = ctx.now()
+
+    async def work() -> Suspended:
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            row = await store.get_facility(conn, facility_id, for_update=True)
+            if row is None:
+                raise _no_such_facility()
+            cancelled: list[str] = []
+            if row.status == "active":
+                await store.suspend_facility(conn, facility_id, now)
+                await store.expire_keys(conn, facility_id, now)
+                for posting_id in await store.cancellable_postings(conn, facility_id):
+                    await store.cancel_posting(
+                        conn, posting_id, reason="facility_suspended", now=now
+                    )
+                    await store.emit(
+                        conn,
+                        PostingCancelled(
+                            posting_id=posting_id,
+                            facility_id=facility_id,
+                            reason="facility_suspended",
+                            cancelled_at=now,
+                        ),
+                        occurred_at=now,
+                    )
+                    cancelled.append(posting_id)
+                row = await store.get_facility(conn, facility_id)
+                assert row is not None
+            return Suspended(row, cancelled)
+
+    result = await retry_conflicts(work)
+    log.info(
+        "facility suspended",
+        extra={"facility": facility_id, "postings_cancelled": len(result.cancelled_posting_ids)},
+    )
+    return result
+
+
+def _staff_role(token: str, ctx: Context) -> str | None:
+    """The staff role whose static token this is (every comparison runs, in constant
+    time), so a staff token on the facility API is told apart from a bad key."""
+    found: str | None = None
+    for role, secret in ctx.settings.staff_tokens().items():
+        expected = secret.get_secret_value().encode()
+        if expected and hmac.compare_digest(token.encode(), expected) and found is None:
+            found = role
+    return found
+
+
+async def authenticate(ctx: Context, token: str) -> Caller:
+    """The facility a bearer token acts for: a live key, found by its key id, its hash
+    compared in constant time, not rotated out, of an active facility — else 401. A staff
+    token (the admin's) is 403: it is valid, but not a facility."""
+    role = _staff_role(token, ctx)
+    if role is not None:
+        raise Problem(403, "forbidden", f"the {role} token cannot act as a facility")
+    unauthorized = Problem(
+        401, "unauthorized", UNAUTHORIZED_DETAIL, headers={"WWW-Authenticate": "Bearer"}
+    )
+    key_id = key_id_of(token)
+    if key_id is None:
+        raise unauthorized
+    async with ctx.pool.acquire() as conn:
+        found = await store.find_key(conn, key_id)
+    if found is None or not matches(token, found.secret_hash):
+        raise unauthorized
+    if not key_admits(
+        expires_at=found.expires_at, facility_status=found.facility_status, now=ctx.now()
+    ):
+        raise unauthorized
+    return Caller(found.facility_id)
