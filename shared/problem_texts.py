@@ -141,6 +141,7 @@ FIELD_KO: dict[str, str] = {
     "outside_shift": "근무 시간 밖의 시각입니다.",
     "required_for_draw": "추첨 방식에는 꼭 필요합니다.",
     "too_far_ahead": "너무 먼 날짜입니다.",
+    "too_many": "한 번에 보낼 수 있는 개수를 넘었습니다.",
     "window_closed": "기록할 수 있는 기간이 지났습니다.",
     "big": "값이 너무 큽니다.",
     "booked": "이미 예약이 있어 바꿀 수 없습니다.",
