@@ -165,3 +165,24 @@ async def test_a_failed_request_stores_nothing_under_its_key(registry: Registry)
     assert bad.status_code == 400
     good = await registry.post(fac["api_key"], body, idem)
     assert good.status_code == 201
+
+
+async def test_a_key_id_tried_with_too_many_bad_secrets_is_locked_out(registry: Registry) -> None:
+    """More than 20 bad secrets for one facility key id within a minute answer 429 with
+    Retry-After for that key id — even its right secret, for the rest of the window — while
+    other facilities' keys keep working (OWASP API2: no brute force on a key id)."""
+    victim = await registry.create_facility()
+    bystander = await registry.create_facility()
+    key_id = victim["api_key"].split("_")[1]
+    guesses = [
+        (
+            await registry.request(f"fk_{key_id}_{'g' * 40}{i:03d}", "GET", "/v1/postings")
+        ).status_code
+        for i in range(21)
+    ]
+    assert guesses == [401] * 21
+    locked = await registry.request(victim["api_key"], "GET", "/v1/postings")
+    assert locked.status_code == 429, locked.text
+    assert locked.json()["code"] == "too_many_requests"
+    assert 1 <= int(locked.headers["retry-after"]) <= 60
+    assert (await registry.request(bystander["api_key"], "GET", "/v1/postings")).status_code == 200

@@ -23,6 +23,7 @@ from shared.auth import IssuedKey, issue_key, key_id_of, matches
 from shared.db import retry_conflicts
 from shared.events import PostingCancelled
 from shared.problems import Problem
+from shared.web import note_bad_secret, refuse_locked_out
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +173,14 @@ async def authenticate(ctx: Context, token: str) -> Caller:
     key_id = key_id_of(token)
     if key_id is None:
         raise unauthorized
+    # A key id that keeps being tried with bad secrets is locked out (429) for a while: a
+    # guessing attack on one facility's key stops, the facility's own key works again after.
+    lockout_key = f"facility-key:{key_id}"
+    refuse_locked_out(ctx, lockout_key)
     async with ctx.pool.acquire() as conn:
         found = await store.find_key(conn, key_id)
     if found is None or not matches(token, found.secret_hash):
+        note_bad_secret(ctx, lockout_key)
         raise unauthorized
     if not key_admits(
         expires_at=found.expires_at, facility_status=found.facility_status, now=ctx.now()
