@@ -1,5 +1,6 @@
 """What a decision tells the world: the Kafka event (matcher.bookings.v1) and the partner
-notification (BRIEF §6) for each booking change, built from the same facts so they agree.
+notification (BRIEF §6) for each booking change, built from the same facts so they agree,
+and `Effects`, which writes both in the decision's transaction.
 
 Notification bodies are `{"type", "timestamp", "data"}`, like the partner's webhooks; the
 bytes are fixed when the notification is written, so every attempt sends (and signs) the
@@ -11,12 +12,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-import asyncpg
 import orjson
 
-from matcher.store import Notification
+from matcher import store
+from matcher.settings import PRODUCER
+from matcher.store import ApplicationRow, HeldRow, Notification
+from shared import metrics, outbox
+from shared.db import Connection
 from shared.events import (
     BookingCancelled,
     BookingConfirmed,
@@ -47,17 +51,38 @@ class BookingFacts:
     ends_at: datetime
 
     @classmethod
-    def of(cls, row: asyncpg.Record | dict[str, Any]) -> BookingFacts:
+    def of(cls, row: ApplicationRow) -> BookingFacts:
         return cls(
-            application_id=row["application_id"],
-            posting_id=row["posting_id"],
-            citizen_id=row["citizen_id"],
-            citizen_display=row["citizen_display"],
-            partner_user_id=row["partner_user_id"],
-            booking_id=row["booking_id"],
-            starts_at=row["starts_at"],
-            ends_at=row["ends_at"],
+            application_id=row.application_id,
+            posting_id=row.posting_id,
+            citizen_id=row.citizen_id,
+            citizen_display=row.citizen_display,
+            partner_user_id=row.partner_user_id,
+            booking_id=row.booking_id,
+            starts_at=row.starts_at,
+            ends_at=row.ends_at,
         )
+
+    @classmethod
+    def of_held(cls, row: HeldRow) -> BookingFacts:
+        """A held application never had a booking; its times are its arrival's."""
+        return cls(
+            application_id=row.application_id,
+            posting_id=row.posting_id,
+            citizen_id=row.citizen_id,
+            citizen_display=row.citizen_display,
+            partner_user_id=row.partner_user_id,
+            booking_id=None,
+            starts_at=row.received_at,
+            ends_at=row.received_at,
+        )
+
+
+class BookingChange(NamedTuple):
+    """A booking change as the event and as the partner notification."""
+
+    event: Event
+    note: Notification
 
 
 def _body(kind: str, at: datetime, data: dict[str, Any]) -> bytes:
@@ -100,15 +125,15 @@ def _held(facts: BookingFacts) -> dict[str, Any]:
     }
 
 
-def confirmed(facts: BookingFacts, at: datetime) -> tuple[Event, Notification]:
-    return (
+def confirmed(facts: BookingFacts, at: datetime) -> BookingChange:
+    return BookingChange(
         BookingConfirmed(**_held(facts)),
         _booking_note("booking.confirmed", facts, at, status="confirmed"),
     )
 
 
-def waitlisted(facts: BookingFacts, at: datetime, position: int) -> tuple[Event, Notification]:
-    return (
+def waitlisted(facts: BookingFacts, at: datetime, position: int) -> BookingChange:
+    return BookingChange(
         BookingWaitlisted(**_held(facts), waitlist_position=position),
         _booking_note(
             "booking.waitlisted", facts, at, status="waitlisted", waitlist_position=position
@@ -116,15 +141,15 @@ def waitlisted(facts: BookingFacts, at: datetime, position: int) -> tuple[Event,
     )
 
 
-def promoted(facts: BookingFacts, at: datetime) -> tuple[Event, Notification]:
-    return (
+def promoted(facts: BookingFacts, at: datetime) -> BookingChange:
+    return BookingChange(
         BookingPromoted(**_held(facts)),
         _booking_note("booking.promoted", facts, at, status="confirmed"),
     )
 
 
-def rejected(facts: BookingFacts, at: datetime, reason: str) -> tuple[Event, Notification]:
-    return (
+def rejected(facts: BookingFacts, at: datetime, reason: str) -> BookingChange:
+    return BookingChange(
         BookingRejected(
             posting_id=facts.posting_id,
             application_id=facts.application_id,
@@ -144,8 +169,8 @@ def cancelled(
     reason: str,
     was_confirmed: bool,
     strike: bool = False,
-) -> tuple[Event, Notification]:
-    return (
+) -> BookingChange:
+    return BookingChange(
         BookingCancelled(
             **_held(facts),
             cancelled_by=cancelled_by,
@@ -203,3 +228,52 @@ def posting_note(
         booking_id=None,
         payload=_body(kind, at, data),
     )
+
+
+_OUTCOME_OF = {
+    "BookingConfirmed": "confirmed",
+    "BookingWaitlisted": "waitlisted",
+    "BookingRejected": "rejected",
+    "BookingPromoted": "promoted",
+    "BookingCancelled": "cancelled",
+}
+
+
+class Effects:
+    """Events and notifications a transaction will write, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.notes: list[Notification] = []
+
+    def add(self, change: BookingChange) -> None:
+        self.events.append(change.event)
+        self.notes.append(change.note)
+
+    async def write(self, conn: Connection, at: datetime) -> None:
+        for event in self.events:
+            outcome = _OUTCOME_OF.get(event.TYPE)
+            if outcome is not None:
+                metrics.MATCHER_DECISIONS.labels(outcome).inc()
+        await outbox.add_many(conn, self.events, producer=PRODUCER, occurred_at=at)
+        await store.add_notifications(conn, self.notes)
+        self.events, self.notes = [], []
+
+
+@dataclass(frozen=True)
+class Resent:
+    """The answer to a re-send: the notification's status now, or why there is none."""
+
+    status: str | None
+    known: bool
+
+
+async def resend(conn: Connection, notification_id: str) -> Resent:
+    """Put a parked (or any undelivered) notification back in the queue with a fresh retry
+    budget (same `webhook-id`); `known` says whether a delivered one exists instead."""
+    async with conn.transaction():
+        status = await store.resend_notification(conn, notification_id)
+        if status is not None:
+            metrics.PARTNER_NOTIFICATIONS.labels("resent").inc()
+            return Resent(status, True)
+        return Resent(None, await store.notification_status(conn, notification_id) is not None)
