@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import pydantic
 from fastapi import APIRouter, Depends, Request
@@ -58,6 +58,7 @@ WEBHOOK_NAMESPACE = uuid.UUID("3b0b6f0e-7d43-4c1b-a7f5-1a6f2d1b9e55")
 # The admin credential, declared once and named by every admin route.
 Admin = Annotated[Staff, Depends(staff("admin"))]
 MatcherCtx = Ctx[MatcherSettings]
+T = TypeVar("T")
 
 partner = APIRouter(tags=["partner"])
 
@@ -161,6 +162,13 @@ admin = APIRouter(
 )
 
 
+def _found(found: T | None, detail: str) -> T:
+    """The view, or the admin API's 404 saying what was not found."""
+    if found is None:
+        raise _not_found(detail)
+    return found
+
+
 def _not_found(detail: str) -> Problem:
     return Problem(404, "not_found", detail)
 
@@ -215,10 +223,7 @@ async def resend_notification(notification_id: str, _: Admin, ctx: MatcherCtx) -
 )
 async def get_draw(posting_id: str, _: Admin, ctx: MatcherCtx) -> DrawView:
     async with ctx.pool.acquire() as conn:
-        found = await views.draw(conn, posting_id)
-    if found is None:
-        raise _not_found(f"no draw for posting {posting_id}")
-    return found
+        return _found(await views.draw(conn, posting_id), f"no draw for posting {posting_id}")
 
 
 @admin.post(
@@ -228,10 +233,9 @@ async def get_draw(posting_id: str, _: Admin, ctx: MatcherCtx) -> DrawView:
 )
 async def verify_draw(posting_id: str, _: Admin, ctx: MatcherCtx) -> DrawCheck:
     async with ctx.pool.acquire() as conn:
-        check = await views.verify_draw(conn, posting_id)
-    if check is None:
-        raise _not_found(f"no draw for posting {posting_id}")
-    return check
+        return _found(
+            await views.verify_draw(conn, posting_id), f"no draw for posting {posting_id}"
+        )
 
 
 @admin.get(
@@ -241,10 +245,9 @@ async def verify_draw(posting_id: str, _: Admin, ctx: MatcherCtx) -> DrawCheck:
 )
 async def get_application(application_id: str, _: Admin, ctx: MatcherCtx) -> ApplicationView:
     async with ctx.pool.acquire() as conn:
-        found = await views.application(conn, application_id)
-    if found is None:
-        raise _not_found(f"no application {application_id}")
-    return found
+        return _found(
+            await views.application(conn, application_id), f"no application {application_id}"
+        )
 
 
 @admin.get(
@@ -254,10 +257,7 @@ async def get_application(application_id: str, _: Admin, ctx: MatcherCtx) -> App
 )
 async def get_posting(posting_id: str, _: Admin, ctx: MatcherCtx) -> PostingView:
     async with ctx.pool.acquire() as conn:
-        found = await views.posting(conn, posting_id)
-    if found is None:
-        raise _not_found(f"no posting {posting_id}")
-    return found
+        return _found(await views.posting(conn, posting_id), f"no posting {posting_id}")
 
 
 @admin.get(
@@ -285,7 +285,4 @@ async def list_posting_applications(
 )
 async def get_citizen(citizen_id: str, _: Admin, ctx: MatcherCtx) -> CitizenView:
     async with ctx.pool.acquire() as conn:
-        found = await views.citizen(conn, citizen_id, ctx.now())
-    if found is None:
-        raise _not_found(f"no citizen {citizen_id}")
-    return found
+        return _found(await views.citizen(conn, citizen_id, ctx.now()), f"no citizen {citizen_id}")

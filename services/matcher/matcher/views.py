@@ -20,7 +20,7 @@ from matcher.schemas import (
     StrikeView,
     SuspensionView,
 )
-from matcher.store import ApplicationRow, DrawRow, HeldRow
+from matcher.store import ApplicationRow, HeldRow
 from shared.db import Connection
 from shared.web import CursorCodec, page_of
 
@@ -72,26 +72,9 @@ async def notifications(
     )
 
 
-def _draw_view(row: DrawRow) -> DrawView:
-    return DrawView(
-        posting_id=row.posting_id,
-        algorithm=row.algorithm,
-        salt=row.salt,
-        seed=row.seed,
-        month=row.month,
-        half_weight_minutes=row.half_weight_minutes,
-        seats=row.seats,
-        waitlist_room=row.waitlist_room,
-        inputs=row.inputs,
-        excluded=row.excluded,
-        outcome=row.outcome,
-        drawn_at=row.drawn_at,
-    )
-
-
 async def draw(conn: Connection, posting_id: str) -> DrawView | None:
     row = await store.draw(conn, posting_id)
-    return None if row is None else _draw_view(row)
+    return None if row is None else DrawView(**vars(row))
 
 
 async def verify_draw(conn: Connection, posting_id: str) -> DrawCheck | None:
@@ -123,20 +106,7 @@ async def verify_draw(conn: Connection, posting_id: str) -> DrawCheck | None:
 
 
 def _application_view(row: ApplicationRow, waitlist_position: int | None) -> ApplicationView:
-    return ApplicationView(
-        application_id=row.application_id,
-        posting_id=row.posting_id,
-        citizen_id=row.citizen_id,
-        citizen_display=row.citizen_display,
-        status=row.status,
-        reason=row.reason,
-        booking_id=row.booking_id,
-        waitlist_position=waitlist_position,
-        received_at=row.received_at,
-        decided_at=row.decided_at,
-        cancelled_by=row.cancelled_by,
-        strike=row.strike,
-    )
+    return ApplicationView(**vars(row), waitlist_position=waitlist_position)
 
 
 def _held_view(row: HeldRow) -> ApplicationView:
@@ -213,17 +183,6 @@ async def citizen(conn: Connection, citizen_id: str, now: datetime) -> CitizenVi
         display=row.display,
         suspended=until is not None and now < until,
         suspended_until=until,
-        strikes=[
-            StrikeView(
-                booking_id=s.booking_id,
-                kind=s.kind,
-                occurred_at=s.occurred_at,
-                voided_at=s.voided_at,
-            )
-            for s in strikes
-        ],
-        suspensions=[
-            SuspensionView(starts_at=s.starts_at, ends_at=s.ends_at, lifted_at=s.lifted_at)
-            for s in suspensions
-        ],
+        strikes=[StrikeView(**s._asdict()) for s in strikes],
+        suspensions=[SuspensionView(**s._asdict()) for s in suspensions],
     )

@@ -18,13 +18,14 @@ from matcher.domain.decide import (
     plan_promotions,
 )
 from matcher.domain.eligibility import Booked, Profile, week_window
+from matcher.domain.notifications import BookingFacts
 from matcher.domain.policy import Reason
 from matcher.domain.strikes import is_late_cancellation
 from matcher.store import ApplicationRow, BookedOn, CitizenRef, Decided, HeldRow, PostingRow
 from matcher.usecases import notifications
 from matcher.usecases.attendance import record_strike
 from matcher.usecases.deps import Deps
-from matcher.usecases.notifications import BookingFacts, Effects
+from matcher.usecases.notifications import Effects
 from shared.db import Connection
 from shared.events import ApplicationReceived, ApplicationWithdrawn
 
@@ -363,7 +364,7 @@ async def _cancel_booking(
     effects = Effects()
     effects.add(
         notifications.cancelled(
-            BookingFacts.of(app),
+            notifications.facts_of(app),
             now,
             cancelled_by="citizen",
             reason=Reason.WITHDRAWN.value,
@@ -443,7 +444,7 @@ async def _promote_round(
         )
         effects.add(
             notifications.cancelled(
-                BookingFacts.of(by_id[application_id]),
+                notifications.facts_of(by_id[application_id]),
                 now,
                 cancelled_by="system",
                 reason=reason.value,
@@ -454,5 +455,5 @@ async def _promote_round(
         conn, posting_id, [Decided(a, "confirmed") for a in plan.promote], now
     )
     for application_id in plan.promote:
-        effects.add(notifications.promoted(BookingFacts.of(by_id[application_id]), now))
+        effects.add(notifications.promoted(notifications.facts_of(by_id[application_id]), now))
     return True

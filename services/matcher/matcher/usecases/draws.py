@@ -13,11 +13,12 @@ from matcher.domain import draw as draw_rules
 from matcher.domain.decide import PostingView
 from matcher.domain.draw import DrawEntry, DrawOutcome, seoul_month
 from matcher.domain.eligibility import standing_refusal, week_window
+from matcher.domain.notifications import BookingFacts
 from matcher.domain.policy import Reason
 from matcher.store import ApplicationRow, Decided, DrawRow, PostingRow
 from matcher.usecases import notifications
 from matcher.usecases.deps import Deps
-from matcher.usecases.notifications import BookingFacts, Effects
+from matcher.usecases.notifications import Effects
 from shared.db import Connection, Pool, retry_conflicts
 
 log = logging.getLogger(__name__)

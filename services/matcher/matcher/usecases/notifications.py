@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from matcher import store
+from matcher.domain.notifications import BookingFacts, booking_data, booking_event_fields
 from matcher.settings import PRODUCER
 from matcher.store import ApplicationRow, HeldRow, Notification
 from shared import metrics, outbox
@@ -37,45 +38,31 @@ def new_notification_id() -> str:
     return "msg_" + uuid.uuid4().hex
 
 
-@dataclass(frozen=True)
-class BookingFacts:
-    """One application/booking as both outputs describe it."""
+def facts_of(row: ApplicationRow) -> BookingFacts:
+    return BookingFacts(
+        application_id=row.application_id,
+        posting_id=row.posting_id,
+        citizen_id=row.citizen_id,
+        citizen_display=row.citizen_display,
+        partner_user_id=row.partner_user_id,
+        booking_id=row.booking_id,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+    )
 
-    application_id: str
-    posting_id: str
-    citizen_id: str
-    citizen_display: str
-    partner_user_id: str
-    booking_id: str | None
-    starts_at: datetime
-    ends_at: datetime
 
-    @classmethod
-    def of(cls, row: ApplicationRow) -> BookingFacts:
-        return cls(
-            application_id=row.application_id,
-            posting_id=row.posting_id,
-            citizen_id=row.citizen_id,
-            citizen_display=row.citizen_display,
-            partner_user_id=row.partner_user_id,
-            booking_id=row.booking_id,
-            starts_at=row.starts_at,
-            ends_at=row.ends_at,
-        )
-
-    @classmethod
-    def of_held(cls, row: HeldRow) -> BookingFacts:
-        """A held application never had a booking; its times are its arrival's."""
-        return cls(
-            application_id=row.application_id,
-            posting_id=row.posting_id,
-            citizen_id=row.citizen_id,
-            citizen_display=row.citizen_display,
-            partner_user_id=row.partner_user_id,
-            booking_id=None,
-            starts_at=row.received_at,
-            ends_at=row.received_at,
-        )
+def facts_of_held(row: HeldRow) -> BookingFacts:
+    """A held application never had a booking; its times are its arrival's."""
+    return BookingFacts(
+        application_id=row.application_id,
+        posting_id=row.posting_id,
+        citizen_id=row.citizen_id,
+        citizen_display=row.citizen_display,
+        partner_user_id=row.partner_user_id,
+        booking_id=None,
+        starts_at=row.received_at,
+        ends_at=row.received_at,
+    )
 
 
 class BookingChange(NamedTuple):
@@ -90,16 +77,6 @@ def _body(kind: str, at: datetime, data: dict[str, Any]) -> bytes:
 
 
 def _booking_note(kind: str, facts: BookingFacts, at: datetime, **extra: Any) -> Notification:
-    data: dict[str, Any] = {
-        "application_id": facts.application_id,
-        "posting_id": facts.posting_id,
-        "partner_user_id": facts.partner_user_id,
-    }
-    if facts.booking_id is not None:
-        data["booking_id"] = facts.booking_id
-        data["starts_at"] = facts.starts_at.isoformat()
-        data["ends_at"] = facts.ends_at.isoformat()
-    data.update(extra)
     return Notification(
         notification_id=new_notification_id(),
         type=kind,
@@ -108,33 +85,20 @@ def _booking_note(kind: str, facts: BookingFacts, at: datetime, **extra: Any) ->
         posting_id=facts.posting_id,
         application_id=facts.application_id,
         booking_id=facts.booking_id,
-        payload=_body(kind, at, data),
+        payload=_body(kind, at, booking_data(facts, **extra)),
     )
-
-
-def _held(facts: BookingFacts) -> dict[str, Any]:
-    assert facts.booking_id is not None, "a booking event needs a booking id"
-    return {
-        "posting_id": facts.posting_id,
-        "application_id": facts.application_id,
-        "citizen_id": facts.citizen_id,
-        "citizen_display": facts.citizen_display,
-        "booking_id": facts.booking_id,
-        "starts_at": facts.starts_at,
-        "ends_at": facts.ends_at,
-    }
 
 
 def confirmed(facts: BookingFacts, at: datetime) -> BookingChange:
     return BookingChange(
-        BookingConfirmed(**_held(facts)),
+        BookingConfirmed(**booking_event_fields(facts)),
         _booking_note("booking.confirmed", facts, at, status="confirmed"),
     )
 
 
 def waitlisted(facts: BookingFacts, at: datetime, position: int) -> BookingChange:
     return BookingChange(
-        BookingWaitlisted(**_held(facts), waitlist_position=position),
+        BookingWaitlisted(**booking_event_fields(facts), waitlist_position=position),
         _booking_note(
             "booking.waitlisted", facts, at, status="waitlisted", waitlist_position=position
         ),
@@ -143,7 +107,7 @@ def waitlisted(facts: BookingFacts, at: datetime, position: int) -> BookingChang
 
 def promoted(facts: BookingFacts, at: datetime) -> BookingChange:
     return BookingChange(
-        BookingPromoted(**_held(facts)),
+        BookingPromoted(**booking_event_fields(facts)),
         _booking_note("booking.promoted", facts, at, status="confirmed"),
     )
 
@@ -172,7 +136,7 @@ def cancelled(
 ) -> BookingChange:
     return BookingChange(
         BookingCancelled(
-            **_held(facts),
+            **booking_event_fields(facts),
             cancelled_by=cancelled_by,
             reason=reason,
             was_confirmed=was_confirmed,

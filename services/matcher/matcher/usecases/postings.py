@@ -13,7 +13,7 @@ from matcher.store import PostingRow
 from matcher.usecases import notifications
 from matcher.usecases.applications import Candidate, PostingBatch, decide, promote
 from matcher.usecases.deps import Deps
-from matcher.usecases.notifications import BookingFacts, Effects
+from matcher.usecases.notifications import Effects
 from shared.db import Connection, Pool, retry_conflicts
 from shared.events import PostingCancelled, PostingClosed, PostingPublished, PostingUpdated
 
@@ -103,7 +103,7 @@ async def _move_bookings(
             if app.application_id in clashing:
                 effects.add(
                     notifications.cancelled(
-                        BookingFacts.of(app),
+                        notifications.facts_of(app),
                         now,
                         cancelled_by="system",
                         reason=Reason.RESCHEDULED_OVERLAP.value,
@@ -217,7 +217,7 @@ async def _end_bookings(
     for app in bookings:
         effects.add(
             notifications.cancelled(
-                BookingFacts.of(app),
+                notifications.facts_of(app),
                 now,
                 cancelled_by=cancelled_by,
                 reason=reason.value,
@@ -234,7 +234,7 @@ async def _end_bookings(
         at=now,
     )
     for app in pending:
-        effects.add(notifications.rejected(BookingFacts.of(app), now, reason.value))
+        effects.add(notifications.rejected(notifications.facts_of(app), now, reason.value))
 
 
 async def _reject_held(
@@ -247,7 +247,7 @@ async def _reject_held(
         conn, [h.application_id for h in held], status="rejected", reason=reason.value, at=now
     )
     for h in held:
-        effects.add(notifications.rejected(BookingFacts.of_held(h), now, reason.value))
+        effects.add(notifications.rejected(notifications.facts_of_held(h), now, reason.value))
 
 
 async def expire_held(conn: Connection, deps: Deps, posting_id: str) -> int:
@@ -269,7 +269,9 @@ async def expire_held(conn: Connection, deps: Deps, posting_id: str) -> int:
     effects = Effects()
     for h in expired:
         effects.add(
-            notifications.rejected(BookingFacts.of_held(h), now, Reason.UNKNOWN_POSTING.value)
+            notifications.rejected(
+                notifications.facts_of_held(h), now, Reason.UNKNOWN_POSTING.value
+            )
         )
     await effects.write(conn, now)
     return len(expired)
