@@ -89,8 +89,8 @@ class CitizenStanding(NamedTuple):
 
 
 @dataclass(frozen=True)
-class ApplicationRow:
-    """An application with its citizen's partner id, masked display and suspension."""
+class NewApplication:
+    """An application as a decision writes it."""
 
     application_id: str
     posting_id: str
@@ -105,6 +105,13 @@ class ApplicationRow:
     starts_at: datetime
     ends_at: datetime
     decided_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ApplicationRow(NewApplication):
+    """An application as stored (what its decision wrote and what happened since), with
+    its citizen's partner id, masked display and suspension."""
+
     confirmed_at: datetime | None
     cancelled_at: datetime | None
     cancelled_by: str | None
@@ -543,23 +550,6 @@ async def live_applications(
         [c for _, c in wanted],
     )
     return {(r["posting_id"], r["citizen_id"]) for r in rows}
-
-
-@dataclass(frozen=True)
-class NewApplication:
-    application_id: str
-    posting_id: str
-    citizen_id: str
-    citizen_no: int
-    webhook_id: str
-    received_at: datetime
-    status: str
-    reason: str | None
-    booking_id: str | None
-    queue_pos: int | None
-    starts_at: datetime
-    ends_at: datetime
-    decided_at: datetime | None
 
 
 async def insert_applications(conn: asyncpg.Connection, apps: Sequence[NewApplication]) -> None:

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from matcher import store
 from matcher.domain.policy import Reason
-from matcher.store import PostingRow
+from matcher.store import ApplicationRow, PostingRow
 from matcher.usecases import notifications
 from matcher.usecases.applications import Candidate, PostingBatch, decide, promote
 from matcher.usecases.deps import Deps
@@ -89,27 +89,15 @@ async def _move_bookings(
     clashing = set(
         await store.overlapping_elsewhere(conn, event.posting_id, event.starts_at, event.ends_at)
     )
-    if clashing:
-        await store.cancel_applications(
-            conn,
-            event.posting_id,
-            sorted(clashing),
-            status="cancelled",
-            reason=Reason.RESCHEDULED_OVERLAP.value,
-            cancelled_by="system",
-            at=now,
-        )
-        for app in confirmed:
-            if app.application_id in clashing:
-                effects.add(
-                    notifications.cancelled(
-                        notifications.facts_of(app),
-                        now,
-                        cancelled_by="system",
-                        reason=Reason.RESCHEDULED_OVERLAP.value,
-                        was_confirmed=True,
-                    )
-                )
+    await _cancel_bookings(
+        conn,
+        event.posting_id,
+        [a for a in confirmed if a.application_id in clashing],
+        now,
+        effects,
+        cancelled_by="system",
+        reason=Reason.RESCHEDULED_OVERLAP,
+    )
     await store.move_bookings(conn, event.posting_id, event.starts_at, event.ends_at)
 
 
@@ -205,6 +193,34 @@ async def _end_bookings(
     live = await store.applications_of_posting(conn, posting_id, [*statuses, "pending"])
     bookings = [a for a in live if a.status != "pending"]
     pending = [a for a in live if a.status == "pending"]
+    await _cancel_bookings(
+        conn, posting_id, bookings, now, effects, cancelled_by=cancelled_by, reason=reason
+    )
+    await store.cancel_applications(
+        conn,
+        posting_id,
+        [a.application_id for a in pending],
+        status="rejected",
+        reason=reason.value,
+        cancelled_by=None,
+        at=now,
+    )
+    for app in pending:
+        effects.add(notifications.rejected(notifications.facts_of(app), now, reason.value))
+
+
+async def _cancel_bookings(
+    conn: Connection,
+    posting_id: str,
+    bookings: list[ApplicationRow],
+    now: datetime,
+    effects: Effects,
+    *,
+    cancelled_by: str,
+    reason: Reason,
+) -> None:
+    """Cancel bookings of one posting in one statement (never a strike) and tell the
+    citizen and the partner of each."""
     await store.cancel_applications(
         conn,
         posting_id,
@@ -224,17 +240,6 @@ async def _end_bookings(
                 was_confirmed=app.status == "confirmed",
             )
         )
-    await store.cancel_applications(
-        conn,
-        posting_id,
-        [a.application_id for a in pending],
-        status="rejected",
-        reason=reason.value,
-        cancelled_by=None,
-        at=now,
-    )
-    for app in pending:
-        effects.add(notifications.rejected(notifications.facts_of(app), now, reason.value))
 
 
 async def _reject_held(
