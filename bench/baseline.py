@@ -1,7 +1,7 @@
 """The ingest baseline: `python -m bench.baseline PORT`.
 
 A bare FastAPI endpoint at the matcher's webhook path that reads the body, parses it with
-the same pydantic model the matcher uses (`matcher.api.WEBHOOK_BODY`) and answers 202 —
+the same pydantic model the matcher uses (`matcher.schemas.WEBHOOK_BODY`) and answers 202 —
 no signature, no Kafka, no middleware. Configured and started like a service (FastAPI's
 OpenTelemetry hooks off, the start-up heap frozen for the garbage collector) and served
 exactly like one (`shared.service.serve` settings: one uvicorn
@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 import pydantic
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from matcher.api import WEBHOOK_BODY
+from matcher.schemas import WEBHOOK_BODY
 
 from shared.service import NO_TELEMETRY, freeze_heap
 

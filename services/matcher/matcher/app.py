@@ -15,15 +15,12 @@ from shared.service import ServiceSpec, create_app
 
 async def on_start(ctx: Context) -> None:
     """What every role needs: the webhook secrets, split once."""
-    settings = ctx.settings
-    assert isinstance(settings, MatcherSettings)
-    ctx.provide(WebhookSecrets(tuple(settings.webhook_secrets())))
+    ctx.provide(WebhookSecrets(tuple(ctx.settings.webhook_secrets())))
 
 
 async def start_sender(ctx: Context) -> None:
     """Start the partner notification sender (the HTTP side of its outbox)."""
     settings = ctx.settings
-    assert isinstance(settings, MatcherSettings)
     sender = notify.NotificationSender(
         pool=ctx.pool,
         url=settings.partner_notify_url,

@@ -1,22 +1,19 @@
 """Consumer handlers: each consumed event, applied once (the guard in `shared/consumer.py`
-records its id in the same transaction), becomes one use case of `matcher.decisions`."""
+records its id in the same transaction), becomes one use case of `matcher.usecases`."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import asyncpg
-
-from matcher import decisions
-from matcher.settings import Context, MatcherSettings
+from matcher.settings import Context
+from matcher.usecases import applications, attendance, postings
+from matcher.usecases.deps import deps_of
 from shared.consumer import EventConsumer
+from shared.db import Connection
 from shared.events import (
     ApplicationReceived,
     ApplicationWithdrawn,
     AttendanceCorrected,
     AttendanceRecorded,
     Envelope,
-    Event,
     PostingCancelled,
     PostingClosed,
     PostingPublished,
@@ -24,53 +21,48 @@ from shared.events import (
 )
 
 
-def deps_of(ctx: Context) -> decisions.Deps:
-    settings = ctx.settings
-    assert isinstance(settings, MatcherSettings)
-    return decisions.Deps(
-        policy=settings.policy(),
-        now=ctx.now,
-        held_application_wait=timedelta(seconds=settings.held_application_wait_s),
-    )
-
-
 def register(consumer: EventConsumer, ctx: Context) -> None:
     deps = deps_of(ctx)
 
     async def applications_received(
-        conn: asyncpg.Connection, batch: list[tuple[Envelope, ApplicationReceived]]
+        conn: Connection, batch: list[tuple[Envelope, ApplicationReceived]]
     ) -> None:
         """A run of consecutive applications (one fetched batch, maybe several postings),
         decided together in a fixed number of statements: every posting locked at once in
         id order (so two batches never wait for each other in a cycle), each posting's
         applications in arrival order, postings in id order."""
-        await decisions.decide_applications(conn, deps, [event for _, event in batch])
+        await applications.decide_applications(conn, deps, [event for _, event in batch])
 
     async def application_withdrawn(
-        conn: asyncpg.Connection, envelope: Envelope, event: Event
+        conn: Connection, envelope: Envelope, event: ApplicationWithdrawn
     ) -> None:
-        assert isinstance(event, ApplicationWithdrawn)
-        await decisions.withdraw_application(conn, deps, event)
+        await applications.withdraw_application(conn, deps, event)
 
-    async def posting_published(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
-        assert isinstance(event, PostingPublished)
-        await decisions.open_posting(conn, deps, event)
+    async def posting_published(
+        conn: Connection, envelope: Envelope, event: PostingPublished
+    ) -> None:
+        await postings.open_posting(conn, deps, event)
 
-    async def posting_updated(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
-        assert isinstance(event, PostingUpdated)
-        await decisions.update_posting(conn, deps, event)
+    async def posting_updated(conn: Connection, envelope: Envelope, event: PostingUpdated) -> None:
+        await postings.update_posting(conn, deps, event)
 
-    async def posting_cancelled(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
-        assert isinstance(event, PostingCancelled)
-        await decisions.cancel_posting(conn, deps, event)
+    async def posting_cancelled(
+        conn: Connection, envelope: Envelope, event: PostingCancelled
+    ) -> None:
+        await postings.cancel_posting(conn, deps, event)
 
-    async def posting_closed(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
-        assert isinstance(event, PostingClosed)
-        await decisions.close_posting(conn, deps, event)
+    async def posting_closed(conn: Connection, envelope: Envelope, event: PostingClosed) -> None:
+        await postings.close_posting(conn, deps, event)
 
-    async def attendance(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
-        assert isinstance(event, AttendanceRecorded | AttendanceCorrected)
-        await decisions.record_attendance(conn, deps, event, envelope.occurred_at)
+    async def attendance_recorded(
+        conn: Connection, envelope: Envelope, event: AttendanceRecorded
+    ) -> None:
+        await attendance.record_attendance(conn, deps, event, envelope.occurred_at)
+
+    async def attendance_corrected(
+        conn: Connection, envelope: Envelope, event: AttendanceCorrected
+    ) -> None:
+        await attendance.record_attendance(conn, deps, event, envelope.occurred_at)
 
     consumer.on_batch(ApplicationReceived, applications_received)
     consumer.on(ApplicationWithdrawn, application_withdrawn)
@@ -78,5 +70,5 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
     consumer.on(PostingUpdated, posting_updated)
     consumer.on(PostingCancelled, posting_cancelled)
     consumer.on(PostingClosed, posting_closed)
-    consumer.on(AttendanceRecorded, attendance)
-    consumer.on(AttendanceCorrected, attendance)
+    consumer.on(AttendanceRecorded, attendance_recorded)
+    consumer.on(AttendanceCorrected, attendance_corrected)

@@ -26,14 +26,14 @@ import random
 import time
 from collections import deque
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
 import aiohttp
 import asyncpg
 from prometheus_client import Histogram
 
+from matcher import store
 from matcher.domain.delivery import backoff_delay_s, verdict
-from matcher.store import NOTIFY_CHANNEL
+from matcher.store import NOTIFY_CHANNEL, DeliveredMark, DueNotification, FailedAttempt
 from shared import metrics
 from shared.clock import utc_now
 from shared.leader import keep_running, lead
@@ -49,35 +49,7 @@ NOTIFICATION_LATENCY = Histogram(
 
 _LOCK_KEY = "matcher:partner-notifications"
 
-# Due: pending, its time come, and the head of its ordering key (the oldest notification
-# of the key not yet delivered). The head test is a scalar subquery on purpose: Postgres
-# cannot turn it into a join, so it is always one probe of the (ordering_key, seq) index
-# per candidate. Written as NOT EXISTS, the planner chose a nested loop that scanned the
-# whole index per candidate whenever the statistics still said "nothing pending" (as they
-# do right after a quiet spell): 520 ms instead of 3 ms for 1,000 due among 1.2 million
-# delivered rows (docs/performance.md).
-_DUE_SQL = """
-SELECT n.seq, n.notification_id, n.type, n.ordering_key, n.payload, n.attempts,
-       n.first_attempt_at, n.created_at
-  FROM partner_notifications n
- WHERE n.status = 'pending' AND n.next_attempt_at <= now()
-   AND n.ordering_key <> ALL($2::text[])
-   AND n.seq = (SELECT min(e.seq) FROM partner_notifications e
-                 WHERE e.ordering_key = n.ordering_key AND e.status <> 'delivered')
- ORDER BY n.seq
- LIMIT $1
-"""
-
-
-class _Delivered(NamedTuple):
-    """A 2xx answer not yet marked `delivered` in the table (marked in bulk)."""
-
-    seq: int
-    ordering_key: str
-    attempts: int
-    first_attempt_at: datetime
-    delivered_at: datetime
-    status_code: int
+# The due query and its plan note live with the rest of the SQL (`store.DUE_SQL`).
 
 
 class NotificationSender:
@@ -119,7 +91,7 @@ class NotificationSender:
         # Delivered, not yet marked. Their keys stay out of the due query until the mark
         # is written: the row still reads `pending` until then, and fetching it would
         # send it again.
-        self._delivered: list[_Delivered] = []
+        self._delivered: list[DeliveredMark] = []
         self._task: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
 
@@ -174,7 +146,7 @@ class NotificationSender:
         (one per ordering key), refilled by one query when it runs low; deliveries are
         marked in bulk before each refill, so the next notification of a key is seen as due
         as soon as the previous one is marked."""
-        queue: deque[asyncpg.Record] = deque()
+        queue: deque[DueNotification] = deque()
         queued: set[str] = set()
         gauges_at = 0.0
         while True:
@@ -182,16 +154,16 @@ class NotificationSender:
             await self._flush_delivered(conn)
             if len(queue) < self._concurrency_max:
                 exclude = [*self._inflight, *queued, *(d.ordering_key for d in self._delivered)]
-                rows = await conn.fetch(_DUE_SQL, self._prefetch_max - len(queue), exclude)
+                rows = await store.due_notifications(conn, self._prefetch_max - len(queue), exclude)
                 for row in rows:
-                    key = row["ordering_key"]
+                    key = row.ordering_key
                     if key not in queued and key not in self._inflight:
                         queue.append(row)
                         queued.add(key)
             while queue and len(self._inflight) < self._concurrency_max and not self._stopping:
                 row = queue.popleft()
-                queued.discard(row["ordering_key"])
-                self._inflight[row["ordering_key"]] = asyncio.create_task(self._deliver(row))
+                queued.discard(row.ordering_key)
+                self._inflight[row.ordering_key] = asyncio.create_task(self._deliver(row))
             if time.monotonic() - gauges_at > 10:
                 await self._refresh_gauges(conn)
                 gauges_at = time.monotonic()
@@ -203,21 +175,7 @@ class NotificationSender:
         if not done:
             return
         try:
-            await conn.execute(
-                """
-                UPDATE partner_notifications n SET status = 'delivered', attempts = u.attempts,
-                       first_attempt_at = u.first_at, last_attempt_at = u.at,
-                       last_status_code = u.code, delivered_at = u.at, last_error = NULL
-                  FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::timestamptz[],
-                              $5::int[]) AS u(seq, attempts, first_at, at, code)
-                 WHERE n.seq = u.seq
-                """,
-                [d.seq for d in done],
-                [d.attempts for d in done],
-                [d.first_attempt_at for d in done],
-                [d.delivered_at for d in done],
-                [d.status_code for d in done],
-            )
+            await store.mark_delivered(conn, done)
         except BaseException:
             self._delivered[:0] = done  # marked later; worst case re-sent, same webhook-id
             raise
@@ -225,39 +183,31 @@ class NotificationSender:
     async def _refresh_gauges(self, conn: asyncpg.Connection) -> None:
         """Refresh the backlog gauge and drop delivered rows past their retention (bounded
         batch; the partner had them long ago and deduplicates by webhook-id anyway)."""
-        pending = await conn.fetchval(
-            "SELECT count(*) FROM partner_notifications WHERE status <> 'delivered'"
-        )
-        metrics.PARTNER_NOTIFICATIONS_PENDING.set(int(pending))
-        await conn.execute(
-            "DELETE FROM partner_notifications WHERE seq IN (SELECT seq FROM"
-            " partner_notifications WHERE status = 'delivered' AND delivered_at < $1"
-            " ORDER BY delivered_at LIMIT 10000)",
-            utc_now() - self._retention,
-        )
+        metrics.PARTNER_NOTIFICATIONS_PENDING.set(await store.undelivered_count(conn))
+        await store.delete_delivered_before(conn, utc_now() - self._retention)
 
-    async def _deliver(self, row: asyncpg.Record) -> None:
-        key = row["ordering_key"]
+    async def _deliver(self, row: DueNotification) -> None:
+        key = row.ordering_key
         try:
             await self._attempt(row)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("notification %s: recording the attempt failed", row["notification_id"])
+            log.exception("notification %s: recording the attempt failed", row.notification_id)
             # Keep the key's slot a moment: a failing database must not become a hot loop.
             await asyncio.sleep(self._poll_s)
         finally:
             self._inflight.pop(key, None)
             self._wake.set()  # the next notification of this key may be due now
 
-    async def _attempt(self, row: asyncpg.Record) -> None:
+    async def _attempt(self, row: DueNotification) -> None:
         assert self._http is not None
         started = utc_now()
         status_code: int | None = None
         error: str | None = None
-        headers = sign(self._secret, row["notification_id"], started, row["payload"])
+        headers = sign(self._secret, row.notification_id, started, row.payload)
         try:
-            async with self._http.post(self._url, data=row["payload"], headers=headers) as response:
+            async with self._http.post(self._url, data=row.payload, headers=headers) as response:
                 status_code = response.status
                 if not 200 <= status_code < 300:
                     error = (await response.read())[:500].decode("utf-8", "replace")
@@ -265,8 +215,8 @@ class NotificationSender:
                     await response.read()  # drain, so the connection is reused
         except (aiohttp.ClientError, TimeoutError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
-        attempts = row["attempts"] + 1
-        first_attempt_at: datetime = row["first_attempt_at"] or started
+        attempts = row.attempts + 1
+        first_attempt_at: datetime = row.first_attempt_at or started
         now = utc_now()
         outcome = verdict(
             status_code,
@@ -279,29 +229,20 @@ class NotificationSender:
         if outcome == "delivered":
             assert status_code is not None
             self._delivered.append(
-                _Delivered(
-                    row["seq"], row["ordering_key"], attempts, first_attempt_at, now, status_code
+                DeliveredMark(
+                    row.seq, row.ordering_key, attempts, first_attempt_at, now, status_code
                 )
             )
             metrics.PARTNER_NOTIFICATIONS.labels("delivered").inc()
-            NOTIFICATION_LATENCY.observe(max((now - row["created_at"]).total_seconds(), 0))
+            NOTIFICATION_LATENCY.observe(max((now - row.created_at).total_seconds(), 0))
             return
+        failed = FailedAttempt(row.seq, attempts, first_attempt_at, now, status_code, error)
         if outcome == "park":
-            await self._pool.execute(
-                "UPDATE partner_notifications SET status = 'failed', attempts = $2,"
-                " first_attempt_at = $3, last_attempt_at = $4, last_status_code = $5,"
-                " last_error = $6, failed_at = $4 WHERE seq = $1",
-                row["seq"],
-                attempts,
-                first_attempt_at,
-                now,
-                status_code,
-                error,
-            )
+            await store.park_notification(self._pool, failed)
             metrics.PARTNER_NOTIFICATIONS.labels("failed").inc()
             log.warning(
                 "notification %s parked as failed after %d attempts: %s %s",
-                row["notification_id"],
+                row.notification_id,
                 attempts,
                 status_code,
                 error,
@@ -310,34 +251,8 @@ class NotificationSender:
         delay_s = backoff_delay_s(
             attempts, self._backoff_base_ms, self._backoff_cap_ms, random.random()
         )
-        await self._pool.execute(
-            "UPDATE partner_notifications SET attempts = $2, first_attempt_at = $3,"
-            " last_attempt_at = $4, last_status_code = $5, last_error = $6,"
-            " next_attempt_at = $7 WHERE seq = $1",
-            row["seq"],
-            attempts,
-            first_attempt_at,
-            now,
-            status_code,
-            error,
-            now + timedelta(seconds=delay_s),
-        )
+        await store.retry_notification_at(self._pool, failed, now + timedelta(seconds=delay_s))
         metrics.PARTNER_NOTIFICATIONS.labels("retried").inc()
         # Sleep out the delay here so this key's slot stays taken (order) and the loop is
         # woken when it is due, not only at the next poll.
         await asyncio.sleep(delay_s)
-
-
-async def resend(pool: asyncpg.Pool, notification_id: str) -> asyncpg.Record | None:
-    """Put a parked (or any) notification back in the queue with a fresh retry budget."""
-    row: asyncpg.Record | None = await pool.fetchrow(
-        "UPDATE partner_notifications SET status = 'pending', attempts = 0,"
-        " first_attempt_at = NULL, next_attempt_at = now(), failed_at = NULL"
-        " WHERE notification_id = $1 AND status <> 'delivered'"
-        " RETURNING notification_id, status",
-        notification_id,
-    )
-    if row is not None:
-        metrics.PARTNER_NOTIFICATIONS.labels("resent").inc()
-        await pool.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
-    return row

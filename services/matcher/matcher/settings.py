@@ -15,6 +15,9 @@ from matcher.domain.policy import Policy
 from shared.context import ServiceContext
 from shared.settings import ServiceSettings
 
+# The `producer` of every event the matcher writes (its outbox and its webhook ingest).
+PRODUCER = "matcher"
+
 # Gwangsan-gu's 21 administrative dongs (광산구 행정동; BRIEF §5, district website, 2024).
 GWANGSAN_DONGS = (
     "송정1동,송정2동,도산동,신흥동,어룡동,우산동,월곡1동,월곡2동,비아동,첨단1동,첨단2동,"

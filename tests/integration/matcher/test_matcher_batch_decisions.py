@@ -461,4 +461,4 @@ async def test_lock_postings_sees_a_posting_opened_while_it_waited(
             if not committed:  # an early failure: release the lock
                 await opening.rollback()
     assert list(rows) == [posting_id]
-    assert rows[posting_id]["status"] == "open"
+    assert rows[posting_id].status == "open"

@@ -20,7 +20,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiohttp import web
-from matcher import notify, store
+from matcher import store
 from matcher.notify import NotificationSender
 
 from shared import migrations
@@ -153,7 +153,7 @@ async def test_the_due_query_probes_each_candidate_once_even_with_stale_statisti
     await _write(pool, keys=1_000, per_key=1)
     exclude = [f"key-{k}" for k in range(10)]
     plan = await pool.fetchval(
-        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + notify._DUE_SQL, 1_000, exclude
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + store.DUE_SQL, 1_000, exclude
     )
     top = plan[0]["Plan"]  # the pool decodes json
     assert top["Actual Rows"] == 990  # every candidate but the excluded keys' heads

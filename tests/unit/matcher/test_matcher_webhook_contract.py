@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pydantic
 import pytest
-from matcher.api import WEBHOOK_BODY, ApplicationSubmittedWebhook, webhook_problem
+from matcher.schemas import WEBHOOK_BODY, ApplicationSubmittedWebhook, webhook_problem
 
 from shared.webhooks import SignatureError, sign, verify
 from tools.partner_sim.app import create_app

@@ -24,6 +24,9 @@ import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+
+from matcher.domain.eligibility import SEOUL
 
 ALGORITHM = "efraimidis-spirakis/hmac-sha256/v1"
 
@@ -41,6 +44,20 @@ class DrawOutcome:
     confirmed: tuple[str, ...]
     waitlisted: tuple[str, ...]
     not_selected: tuple[str, ...]
+
+    def as_record(self) -> dict[str, list[str]]:
+        """The outcome as the draw's audit record stores it (and a verify compares)."""
+        return {
+            "ranking": list(self.ranking),
+            "confirmed": list(self.confirmed),
+            "waitlisted": list(self.waitlisted),
+            "not_selected": list(self.not_selected),
+        }
+
+
+def seoul_month(at: datetime) -> str:
+    """`YYYY-MM` of the Seoul month of `at` (attended minutes are counted by it)."""
+    return at.astimezone(SEOUL).strftime("%Y-%m")
 
 
 def new_salt() -> str:
@@ -99,3 +116,35 @@ def run_draw(
         waitlisted=tuple(ranking[seats : seats + room]),
         not_selected=tuple(ranking[seats + room :]),
     )
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A stored draw re-run from its seed and inputs."""
+
+    seed_matches: bool
+    matches: bool
+    recomputed: dict[str, list[str]]
+
+
+def verify(
+    posting_id: str,
+    salt: str,
+    seed: str,
+    entries: Sequence[DrawEntry],
+    *,
+    seats: int,
+    waitlist_room: int,
+    half_weight_minutes: int,
+    outcome: dict[str, list[str]],
+) -> Verification:
+    """Re-run a stored draw; say whether its seed and its outcome match."""
+    recomputed = run_draw(
+        make_seed(posting_id, salt),
+        entries,
+        seats=seats,
+        waitlist_room=waitlist_room,
+        half_weight_minutes=half_weight_minutes,
+    ).as_record()
+    seed_matches = make_seed(posting_id, salt) == seed
+    return Verification(seed_matches, seed_matches and recomputed == outcome, recomputed)

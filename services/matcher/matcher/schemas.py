@@ -1,0 +1,225 @@
+"""The matcher's HTTP models: the partner's webhook bodies (the partner contract: strict,
+closed, validated exactly as documented) and the admin API's views."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, TypeAdapter
+
+from shared.events import CitizenProfile
+from shared.problems import Problem, validation_errors
+from shared.web import Page
+
+# --- partner webhooks (in) -------------------------------------------------------------------
+
+_Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SubmittedData(_Body):
+    application_id: _Id
+    posting_id: _Id
+    citizen: CitizenProfile
+
+
+class WithdrawnData(_Body):
+    application_id: _Id
+    posting_id: _Id
+    partner_user_id: str = Field(min_length=1, max_length=100)
+
+
+class ApplicationSubmittedWebhook(_Body):
+    type: Literal["application.submitted"]
+    timestamp: AwareDatetime
+    data: SubmittedData
+
+
+class ApplicationWithdrawnWebhook(_Body):
+    type: Literal["application.withdrawn"]
+    timestamp: AwareDatetime
+    data: WithdrawnData
+
+
+PartnerWebhook = Annotated[
+    ApplicationSubmittedWebhook | ApplicationWithdrawnWebhook, Field(discriminator="type")
+]
+WEBHOOK_BODY = TypeAdapter(PartnerWebhook)
+
+
+def inline_schema() -> dict[str, Any]:
+    """The webhook body's JSON schema with its `$defs` inlined, so it can sit inside the
+    OpenAPI document (where `#/$defs/…` would not resolve)."""
+    schema = WEBHOOK_BODY.json_schema()
+    defs = schema.pop("$defs", {})
+    schema.pop("discriminator", None)  # its mapping points into $defs; `type` is a const
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+def webhook_problem(exc: pydantic.ValidationError) -> Problem:
+    """The 400 of a body that fails validation, naming each bad field by its path in the
+    body (not by the union's tag)."""
+    errors = validation_errors(exc.errors())
+    for err, raw in zip(errors, exc.errors(), strict=True):
+        loc = [str(p) for p in raw.get("loc", ())]
+        if loc and loc[0] in ("application.submitted", "application.withdrawn"):
+            loc = loc[1:]  # the union's tag, not a field of the body
+        err["field"] = ".".join(loc) or ("type" if "tag" in str(raw.get("type")) else "body")
+    fields = ", ".join(sorted({e["field"] for e in errors}))
+    return Problem(400, "invalid_payload", f"invalid webhook payload: {fields}", errors=errors)
+
+
+class Accepted(BaseModel):
+    status: Literal["accepted"] = "accepted"
+    webhook_id: str
+
+
+# --- admin views (out) ---------------------------------------------------------------------
+
+# An instant as the admin API has always written it: `datetime.isoformat()` (`+00:00`).
+Instant = Annotated[datetime, PlainSerializer(lambda at: at.isoformat(), return_type=str)]
+
+
+class NotificationView(BaseModel):
+    notification_id: str
+    type: str
+    status: str
+    posting_id: str | None
+    application_id: str | None
+    booking_id: str | None
+    attempts: int
+    created_at: datetime
+    first_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+    failed_at: datetime | None
+
+
+class NotificationPage(Page[NotificationView]):
+    """Partner notifications of one status, oldest first."""
+
+
+class ResendView(BaseModel):
+    notification_id: str
+    status: str
+
+
+class ApplicationView(BaseModel):
+    """An application and its decision (a held one reads `held`, never booked)."""
+
+    application_id: str
+    posting_id: str
+    citizen_id: str
+    citizen_display: str
+    status: str
+    reason: str | None
+    booking_id: str | None
+    waitlist_position: int | None
+    received_at: Instant | None
+    decided_at: Instant | None
+    cancelled_by: str | None
+    strike: bool
+
+
+class ApplicationPage(Page[ApplicationView]):
+    """A posting's applications by application id."""
+
+
+class PostingView(BaseModel):
+    """A posting as the matcher sees it, with its applications counted by status."""
+
+    posting_id: str
+    facility_id: str
+    facility_name: str
+    facility_dong: str
+    title: str
+    description: str
+    tags: list[str]
+    starts_at: Instant
+    ends_at: Instant
+    capacity: int
+    selection: str
+    applications_close_at: Instant | None
+    requires_child_safety_check: bool
+    status: str
+    revision: int
+    confirmed_count: int
+    waitlisted_count: int
+    waitlist_max: int
+    queue_next: int
+    drawn_at: Instant | None
+    published_at: Instant
+    updated_at: Instant
+    applications: dict[str, int]
+    held: int
+
+
+class DrawView(BaseModel):
+    """A stored draw: seed, inputs and outcome, enough for an auditor to re-run it."""
+
+    posting_id: str
+    algorithm: str
+    salt: str
+    seed: str
+    month: str
+    half_weight_minutes: int
+    seats: int
+    waitlist_room: int
+    inputs: list[dict[str, Any]]
+    excluded: list[dict[str, str]]
+    outcome: dict[str, list[str]]
+    drawn_at: Instant
+
+
+class DrawCheck(BaseModel):
+    """A stored draw re-run from its seed and inputs."""
+
+    posting_id: str
+    algorithm: str
+    seed_matches: bool
+    matches: bool
+    recomputed: dict[str, list[str]]
+
+
+class StrikeView(BaseModel):
+    booking_id: str
+    kind: str
+    occurred_at: Instant
+    voided_at: Instant | None
+
+
+class SuspensionView(BaseModel):
+    starts_at: Instant
+    ends_at: Instant
+    lifted_at: Instant | None
+
+
+class CitizenView(BaseModel):
+    """A citizen's standing: strikes and suspensions (no profile data)."""
+
+    citizen_id: str
+    display: str
+    suspended: bool
+    suspended_until: Instant | None
+    strikes: list[StrikeView]
+    suspensions: list[SuspensionView]

@@ -1,0 +1,459 @@
+"""Applications: decide a batch of ApplicationReceived, withdraw one, promote from the
+waitlist when a seat frees up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from matcher import store
+from matcher.domain.decide import (
+    Arrival,
+    Decision,
+    PostingView,
+    Waiting,
+    decide_arrivals,
+    plan_promotions,
+)
+from matcher.domain.eligibility import Booked, Profile, week_window
+from matcher.domain.notifications import BookingFacts
+from matcher.domain.policy import Reason
+from matcher.domain.strikes import is_late_cancellation
+from matcher.store import ApplicationRow, BookedOn, CitizenRef, Decided, HeldRow, PostingRow
+from matcher.usecases import notifications
+from matcher.usecases.attendance import record_strike
+from matcher.usecases.deps import Deps
+from matcher.usecases.notifications import Effects
+from shared.db import Connection
+from shared.events import ApplicationReceived, ApplicationWithdrawn
+
+log = logging.getLogger(__name__)
+
+# Bound of the promotion loop (each round promotes or drops at least one waiting booking).
+PROMOTION_ROUNDS_MAX = 1_000
+
+
+def _profile(event: ApplicationReceived) -> Profile:
+    c = event.citizen
+    return Profile(c.dong, c.neighbourhood_verified_at, c.birth_date, c.child_safety_check)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An application about to be decided, with its citizen (whose row is locked)."""
+
+    application_id: str
+    webhook_id: str
+    received_at: datetime
+    profile: Profile
+    citizen_id: str
+    citizen_no: int
+    partner_user_id: str
+    citizen_display: str
+    suspended_until: datetime | None
+
+    @classmethod
+    def arriving(cls, event: ApplicationReceived, citizen: CitizenRef) -> Candidate:
+        return cls(
+            application_id=event.application_id,
+            webhook_id=event.webhook_id,
+            received_at=event.received_at,
+            profile=_profile(event),
+            citizen_id=citizen.citizen_id,
+            citizen_no=citizen.citizen_no,
+            partner_user_id=citizen.partner_user_id,
+            citizen_display=citizen.display,
+            suspended_until=citizen.suspended_until,
+        )
+
+    @classmethod
+    def released(cls, held: HeldRow, suspended_until: datetime | None) -> Candidate:
+        """A held application, decided now that its posting is known."""
+        return cls(
+            application_id=held.application_id,
+            webhook_id=held.webhook_id,
+            received_at=held.received_at,
+            profile=held.profile,
+            citizen_id=held.citizen_id,
+            citizen_no=held.citizen_no,
+            partner_user_id=held.partner_user_id,
+            citizen_display=held.citizen_display,
+            suspended_until=suspended_until,
+        )
+
+
+@dataclass(frozen=True)
+class PostingBatch:
+    """A posting's locked row and its candidates in arrival order."""
+
+    row: PostingRow
+    candidates: Sequence[Candidate]
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """A posting's candidates with the domain's decision for each."""
+
+    posting: PostingView
+    candidates: Sequence[Candidate]
+    decisions: list[Decision]
+
+
+# --- decide a batch ------------------------------------------------------------------------
+
+
+async def decide_applications(
+    conn: Connection, deps: Deps, applications: Sequence[ApplicationReceived]
+) -> None:
+    """Decide a batch of applications (arrival order; any number of postings) in this
+    transaction with a fixed number of statements, whatever the number of postings: one
+    lock of all the postings, one look-up of known ids, one citizen upsert, one hold of the
+    applications for unknown postings, then `decide` (one statement per step for all).
+
+    The outcome is the one of deciding posting by posting in posting id order: each
+    posting's applications in arrival order, and a booking confirmed for an earlier
+    posting counts for a later one's overlap and weekly-cap checks. Applications already
+    recorded (a replay under another webhook id) are skipped. For a posting not seen yet,
+    applications are held until its PostingPublished (bounded).
+    """
+    now = deps.now()
+    by_posting: dict[str, list[ApplicationReceived]] = {}
+    for a in applications:
+        by_posting.setdefault(a.posting_id, []).append(a)
+    rows = await store.lock_postings(conn, by_posting)
+    fresh = await _fresh_by_posting(conn, by_posting)
+    if not fresh:
+        return
+    citizens = await store.upsert_citizens(
+        conn,
+        [
+            store.CitizenIn(a.citizen.partner_user_id, _profile(a), a.received_at)
+            for apps in fresh.values()
+            for a in apps
+        ],
+    )
+    held: list[store.HeldApplication] = []
+    batches: list[PostingBatch] = []
+    for posting_id, apps in fresh.items():
+        row = rows.get(posting_id)
+        if row is None:
+            held.extend(
+                store.HeldApplication(
+                    application_id=a.application_id,
+                    posting_id=posting_id,
+                    citizen_id=citizens[a.citizen.partner_user_id].citizen_id,
+                    webhook_id=a.webhook_id,
+                    received_at=a.received_at,
+                    held_until=now + deps.held_application_wait,
+                )
+                for a in apps
+            )
+            log.info("posting %s not known yet: %d application(s) held", posting_id, len(apps))
+            continue
+        candidates = [Candidate.arriving(a, citizens[a.citizen.partner_user_id]) for a in apps]
+        batches.append(PostingBatch(row, candidates))
+    await store.hold_applications(conn, held)
+    await decide(conn, deps, batches, now, Effects())
+
+
+async def _fresh_by_posting(
+    conn: Connection, by_posting: dict[str, list[ApplicationReceived]]
+) -> dict[str, list[ApplicationReceived]]:
+    """The applications not recorded yet, by posting in posting id order (a repeat inside
+    the batch counts once)."""
+    known = await store.known_application_ids(
+        conn, [a.application_id for apps in by_posting.values() for a in apps]
+    )
+    fresh: dict[str, list[ApplicationReceived]] = {}
+    for posting_id in sorted(by_posting):
+        for a in by_posting[posting_id]:
+            if a.application_id in known:
+                log.info("application %s already recorded; skipped", a.application_id)
+                continue
+            known.add(a.application_id)
+            fresh.setdefault(posting_id, []).append(a)
+    return fresh
+
+
+async def decide(
+    conn: Connection,
+    deps: Deps,
+    batches: Sequence[PostingBatch],
+    now: datetime,
+    effects: Effects,
+) -> None:
+    """Decide each posting's candidates and write the decisions, events and notifications
+    of all of them (`effects` may already hold some): one statement per step, whatever the
+    number of postings."""
+    if not batches:
+        await effects.write(conn, now)
+        return
+    decided = await _decide_in_order(conn, deps, batches)
+    waitlisted = {
+        d.posting.posting_id: sum(1 for x in d.decisions if x.outcome == "waitlisted")
+        for d in decided
+    }
+    queue_next = await store.take_queue_positions_of(conn, waitlisted)
+    rows: list[store.NewApplication] = []
+    for d in decided:
+        rows.extend(_record(d, queue_next.get(d.posting.posting_id, 0), now, effects))
+    await store.insert_applications(conn, rows)
+    await effects.write(conn, now)
+
+
+async def _decide_in_order(
+    conn: Connection, deps: Deps, batches: Sequence[PostingBatch]
+) -> list[_Decided]:
+    """The domain's decisions, posting by posting in the given order (posting id order):
+    each one's confirmed bookings are added to what the next ones see, as if they had been
+    written in between."""
+    postings = [store.posting_view(b.row) for b in batches]
+    live = await store.live_applications(
+        conn, [(b.row.posting_id, c.citizen_id) for b in batches for c in b.candidates]
+    )
+    windows = {p.posting_id: week_window(p.shift) for p in postings}
+    booked = await store.confirmed_bookings_in(
+        conn, [c.citizen_id for b in batches for c in b.candidates], windows.values()
+    )
+    decided: list[_Decided] = []
+    for posting, batch in zip(postings, batches, strict=True):
+        posting_id = posting.posting_id
+        window_start, window_end = windows[posting_id]
+        arrivals = [
+            Arrival(
+                application_id=c.application_id,
+                citizen_id=c.citizen_id,
+                received_at=c.received_at,
+                profile=c.profile,
+                suspended_until=c.suspended_until,
+                booked=tuple(
+                    b.booked
+                    for b in booked.get(c.citizen_id, ())
+                    if b.posting_id != posting_id
+                    and b.booked.starts_at < window_end
+                    and b.booked.ends_at > window_start
+                ),
+                has_live_application=(posting_id, c.citizen_id) in live,
+            )
+            for c in batch.candidates
+        ]
+        decisions = decide_arrivals(posting, arrivals, deps.policy)
+        for c, d in zip(batch.candidates, decisions, strict=True):
+            if d.outcome == "confirmed":  # seen by the postings decided after this one
+                booked.setdefault(c.citizen_id, []).append(
+                    BookedOn(posting_id, Booked(posting.shift.starts_at, posting.shift.ends_at))
+                )
+        decided.append(_Decided(posting, batch.candidates, decisions))
+    return decided
+
+
+def _record(
+    decided: _Decided, queue_pos: int, now: datetime, effects: Effects
+) -> list[store.NewApplication]:
+    """The rows of one posting's decisions (waitlist positions from `queue_pos` on), their
+    events and notifications added to `effects`."""
+    posting = decided.posting
+    rows: list[store.NewApplication] = []
+    for c, decision in zip(decided.candidates, decided.decisions, strict=True):
+        booking_id = (
+            store.new_booking_id() if decision.outcome in ("confirmed", "waitlisted") else None
+        )
+        position: int | None = None
+        if decision.outcome == "waitlisted":
+            position, queue_pos = queue_pos, queue_pos + 1
+        rows.append(
+            store.NewApplication(
+                application_id=c.application_id,
+                posting_id=posting.posting_id,
+                citizen_id=c.citizen_id,
+                citizen_no=c.citizen_no,
+                webhook_id=c.webhook_id,
+                received_at=c.received_at,
+                status=decision.outcome,
+                reason=decision.reason.value if decision.reason else None,
+                booking_id=booking_id,
+                queue_pos=position,
+                starts_at=posting.shift.starts_at,
+                ends_at=posting.shift.ends_at,
+                decided_at=None if decision.outcome == "pending" else now,
+            )
+        )
+        facts = BookingFacts(
+            application_id=c.application_id,
+            posting_id=posting.posting_id,
+            citizen_id=c.citizen_id,
+            citizen_display=c.citizen_display,
+            partner_user_id=c.partner_user_id,
+            booking_id=booking_id,
+            starts_at=posting.shift.starts_at,
+            ends_at=posting.shift.ends_at,
+        )
+        if decision.outcome == "confirmed":
+            effects.add(notifications.confirmed(facts, now))
+        elif decision.outcome == "waitlisted":
+            assert decision.waitlist_position is not None
+            effects.add(notifications.waitlisted(facts, now, decision.waitlist_position))
+        elif decision.outcome == "rejected":
+            assert decision.reason is not None
+            effects.add(notifications.rejected(facts, now, decision.reason.value))
+    return rows
+
+
+# --- withdraw ------------------------------------------------------------------------------
+
+
+async def withdraw_application(conn: Connection, deps: Deps, event: ApplicationWithdrawn) -> None:
+    """The citizen withdrew: a booking is cancelled (a strike if late), the waitlist moves."""
+    now = deps.now()
+    row = await store.lock_posting(conn, event.posting_id)
+    app = await store.application(conn, event.application_id) if row is not None else None
+    if app is None:
+        held = await store.held_application(conn, event.application_id)
+        if (
+            held is not None
+            and held.status == "held"
+            and held.partner_user_id == event.partner_user_id
+        ):
+            await store.resolve_held(
+                conn, [event.application_id], status="withdrawn", reason="withdrawn", at=now
+            )
+            return
+        log.warning("withdrawal of unknown application %s ignored", event.application_id)
+        return
+    if app.posting_id != event.posting_id or app.partner_user_id != event.partner_user_id:
+        log.warning(
+            "withdrawal of %s does not match its posting or citizen; ignored",
+            event.application_id,
+        )
+        return
+    if app.status == "pending":
+        await store.cancel_applications(
+            conn,
+            event.posting_id,
+            [event.application_id],
+            status="withdrawn",
+            reason=Reason.WITHDRAWN.value,
+            cancelled_by="citizen",
+            at=event.received_at,
+        )
+        return
+    if app.status not in ("confirmed", "waitlisted"):
+        log.info("withdrawal of %s (already %s) changes nothing", event.application_id, app.status)
+        return
+    await _cancel_booking(conn, deps, event, app, now)
+
+
+async def _cancel_booking(
+    conn: Connection, deps: Deps, event: ApplicationWithdrawn, app: ApplicationRow, now: datetime
+) -> None:
+    """A withdrawn booking: cancelled, a strike if late, and its seat to the waitlist."""
+    was_confirmed = app.status == "confirmed"
+    strike = was_confirmed and is_late_cancellation(event.received_at, app.starts_at, deps.policy)
+    await store.cancel_applications(
+        conn,
+        event.posting_id,
+        [event.application_id],
+        status="cancelled",
+        reason=Reason.WITHDRAWN.value,
+        cancelled_by="citizen",
+        at=event.received_at,
+        strike=strike,
+    )
+    effects = Effects()
+    effects.add(
+        notifications.cancelled(
+            notifications.facts_of(app),
+            now,
+            cancelled_by="citizen",
+            reason=Reason.WITHDRAWN.value,
+            was_confirmed=was_confirmed,
+            strike=strike,
+        )
+    )
+    if strike:
+        assert app.booking_id is not None
+        await record_strike(
+            conn, deps, app.citizen_id, app.booking_id, "late_cancellation", event.received_at
+        )
+    if was_confirmed:
+        await promote(conn, deps, event.posting_id, now, effects)
+    await effects.write(conn, now)
+
+
+# --- promote -------------------------------------------------------------------------------
+
+
+async def promote(
+    conn: Connection, deps: Deps, posting_id: str, now: datetime, effects: Effects
+) -> None:
+    """Give free seats to the head of the waitlist while promotion is allowed. The caller
+    holds the posting's lock."""
+    for _ in range(PROMOTION_ROUNDS_MAX):
+        row = await store.posting(conn, posting_id)
+        assert row is not None
+        posting = store.posting_view(row)
+        if posting.seats_free <= 0 or posting.status != "open":
+            return
+        if not await _promote_round(conn, deps, posting, now, effects):
+            return
+    log.error("promotion on %s stopped after %d rounds", posting_id, PROMOTION_ROUNDS_MAX)
+
+
+async def _promote_round(
+    conn: Connection, deps: Deps, posting: PostingView, now: datetime, effects: Effects
+) -> bool:
+    """One round: the head of the waitlist re-checked, promoted or dropped. False when
+    nothing changed (no one waits, or no one may be promoted now)."""
+    posting_id = posting.posting_id
+    heads = await store.waitlist_head(conn, posting_id, posting.seats_free * 2 + 8)
+    if not heads:
+        return False
+    citizens = await store.lock_citizens(conn, [h.citizen_id for h in heads])
+    window_start, window_end = week_window(posting.shift)
+    booked = await store.confirmed_bookings(
+        conn, list(citizens), window_start, window_end, exclude_posting_id=posting_id
+    )
+    plan = plan_promotions(
+        posting,
+        [
+            Waiting(
+                h.application_id,
+                h.citizen_id,
+                citizens[h.citizen_id].suspended_until,
+                tuple(booked.get(h.citizen_id, ())),
+            )
+            for h in heads
+        ],
+        deps.policy,
+        now,
+    )
+    if not plan.promote and not plan.drop:
+        return False
+    by_id = {h.application_id: h for h in heads}
+    for application_id, reason in plan.drop:
+        await store.cancel_applications(
+            conn,
+            posting_id,
+            [application_id],
+            status="cancelled",
+            reason=reason.value,
+            cancelled_by="system",
+            at=now,
+        )
+        effects.add(
+            notifications.cancelled(
+                notifications.facts_of(by_id[application_id]),
+                now,
+                cancelled_by="system",
+                reason=reason.value,
+                was_confirmed=False,
+            )
+        )
+    await store.set_decisions(
+        conn, posting_id, [Decided(a, "confirmed") for a in plan.promote], now
+    )
+    for application_id in plan.promote:
+        effects.add(notifications.promoted(notifications.facts_of(by_id[application_id]), now))
+    return True
