@@ -21,6 +21,7 @@ SERVICES = ("registry", "matcher", "allowance")
 FILE_SET = (
     "api.py",
     "handlers.py",
+    "sweepers.py",
     "usecases",
     "views.py",
     "domain",
