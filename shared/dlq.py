@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.kafka import make_producer
+from shared.kafka import KafkaSecurity, make_producer, stack_security
 from shared.topics import DLQ_SUFFIX, TOPICS, dlq_of
 
 REPLAY_GROUP_PREFIX = "gwangsan-dlq-replay."
@@ -54,8 +54,9 @@ async def _assign_from_replay_offsets(
     return tps
 
 
-def _consumer(bootstrap: str, group: str | None) -> AIOKafkaConsumer:
+def _consumer(bootstrap: str, group: str | None, security: KafkaSecurity) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
+        **security.client_kwargs(),
         bootstrap_servers=bootstrap,
         group_id=group,
         enable_auto_commit=False,
@@ -64,10 +65,15 @@ def _consumer(bootstrap: str, group: str | None) -> AIOKafkaConsumer:
     )
 
 
-async def pending(bootstrap: str, source_topic: str, limit: int = 1000) -> list[DeadLetter]:
-    """Dead letters of `source_topic` not replayed yet (after the replay group's offsets)."""
+async def pending(
+    bootstrap: str, source_topic: str, limit: int = 1000, security: KafkaSecurity | None = None
+) -> list[DeadLetter]:
+    """Dead letters of `source_topic` not replayed yet (after the replay group's offsets).
+    An operator's tool: `security` is the admin user (only it reads every DLQ); by default
+    the one stack.env or the environment names."""
+    security = security or stack_security()
     topic = dlq_of(source_topic)
-    consumer = _consumer(bootstrap, REPLAY_GROUP_PREFIX + topic)
+    consumer = _consumer(bootstrap, REPLAY_GROUP_PREFIX + topic, security)
     await consumer.start()
     letters: list[DeadLetter] = []
     try:
@@ -99,13 +105,16 @@ async def pending(bootstrap: str, source_topic: str, limit: int = 1000) -> list[
     return letters
 
 
-async def replay(bootstrap: str, source_topic: str, limit: int = 1000) -> int:
+async def replay(
+    bootstrap: str, source_topic: str, limit: int = 1000, security: KafkaSecurity | None = None
+) -> int:
     """Republish up to `limit` pending dead letters to `source_topic`; returns how many."""
     if source_topic.endswith(DLQ_SUFFIX):
         raise ValueError("name the source topic, not its .dlq")
+    security = security or stack_security()
     topic = dlq_of(source_topic)
-    consumer = _consumer(bootstrap, REPLAY_GROUP_PREFIX + topic)
-    producer = make_producer(bootstrap, "gwangsan-dlq-replay")
+    consumer = _consumer(bootstrap, REPLAY_GROUP_PREFIX + topic, security)
+    producer = make_producer(bootstrap, "gwangsan-dlq-replay", security)
     await consumer.start()
     await producer.start()
     sent = 0
