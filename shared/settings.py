@@ -55,6 +55,7 @@ class ServiceSettings(BaseSettings):
     # over TLS with one user per service, whose ACLs allow only its own topics. PLAINTEXT
     # is for an external Kafka without security (KAFKA_BOOTSTRAP_SERVERS); never production.
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    # The SASL mechanism of the user (the local stack and deploy/k8s use SCRAM-SHA-512).
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
     # This service's own Kafka user and password (the launcher and the k8s Secret give each
     # process only its own).

@@ -282,10 +282,14 @@ async def test_kafka_refuses_a_client_without_credentials(test_stack: StackUnder
         await _send_once(make_producer(bootstrap, "acl-anon", anonymous), 10)
 
 
-async def test_kafka_refuses_a_wrong_password(test_stack: StackUnderTest) -> None:
+async def test_kafka_refuses_a_wrong_password(
+    test_stack: StackUnderTest, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiokafka reports "Unable to bootstrap"; the reason is in its log."""
     bootstrap, admin = _security(test_stack)
-    with pytest.raises(KafkaError, match=r"(?i)authentication|sasl"):
+    with pytest.raises(KafkaError):
         await _send_once(make_producer(bootstrap, "acl-wrong", admin.as_user("matcher", "no")))
+    assert "SaslAuthenticationFailed" in caplog.text
 
 
 async def test_the_registry_may_not_write_the_matchers_applications(
@@ -305,7 +309,8 @@ async def test_acls_allow_each_service_its_reads_and_nothing_else(
     test_stack: StackUnderTest,
 ) -> None:
     """Every service's user can join its own groups and fetch what ACCESS says it reads;
-    reading a topic it does not consume, or with another service's group, is refused."""
+    joining another service's group is refused (topic reads: the unit tests of the table
+    and the registry's refused write above)."""
     from aiokafka.errors import GroupAuthorizationFailedError
 
     bootstrap, _ = _security(test_stack)
@@ -331,14 +336,13 @@ async def test_acls_allow_each_service_its_reads_and_nothing_else(
             enable_auto_commit=False,
             **user.client_kwargs(),
         )
-        await refused.start()
         try:
             with pytest.raises(GroupAuthorizationFailedError):
+                await asyncio.wait_for(refused.start(), 20)
                 await asyncio.wait_for(refused.getmany(timeout_ms=2000), 20)
         finally:
             with contextlib.suppress(Exception):
                 await refused.stop()
-
 
 
 @pytest.mark.parametrize("variable", ["KAFKA_PORT", "POSTGRES_PORT"])

@@ -70,9 +70,7 @@ def test_rules_are_literal_topics_and_a_prefixed_group() -> None:
         ]
         topics = [r for r in rules if r.resource_type == "topic"]
         assert all(r.pattern == "literal" for r in topics)
-        assert {r.name for r in topics if r.operation == "Write"} == set(
-            ACCESS[service].all_writes
-        )
+        assert {r.name for r in topics if r.operation == "Write"} == set(ACCESS[service].all_writes)
         assert {r.name for r in topics if r.operation == "Read"} == set(ACCESS[service].reads)
 
 
