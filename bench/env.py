@@ -187,6 +187,9 @@ class Env:
                 "SERVICE_NAME": "matcher",
                 "ROLE": role,
                 "APP_ENV": self.env.get("APP_ENV", "demo"),
+                # As the matcher's own Kafka user, like the launcher starts it (not admin).
+                "KAFKA_SASL_USERNAME": "matcher",
+                "KAFKA_SASL_PASSWORD": self.env.get("MATCHER_KAFKA_PASSWORD", ""),
             },
         )
         if role == "worker":
