@@ -66,6 +66,8 @@ def start(config: StackConfig, name: str, stack_env: Mapping[str, str]) -> int:
     # admin's, which the stack.env default KAFKA_SASL_* would otherwise be).
     for other in SERVICES:
         env.pop(f"{other.upper()}_KAFKA_PASSWORD", None)
+        if other != name:  # nor another role's Postgres password
+            env.pop(f"{other.upper()}_DATABASE_URL", None)
     env.update(
         {
             "KAFKA_SASL_USERNAME": name,
