@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.events import PostingPublished
+from shared.kafka import KafkaSecurity
 from shared.stackenv import load_stack_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,7 +128,10 @@ class Env:
         self.http = httpx.AsyncClient(timeout=30)
         self.pool = await asyncpg.create_pool(env["DATABASE_URL"], min_size=1, max_size=4)
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], acks="all", enable_idempotence=True
+            bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+            acks="all",
+            enable_idempotence=True,
+            **KafkaSecurity.from_env(env).client_kwargs(),
         )
         await self.producer.start()
         health = (await self.http.get(self.env["MATCHER_URL"] + "/healthz")).json()
@@ -183,6 +187,9 @@ class Env:
                 "SERVICE_NAME": "matcher",
                 "ROLE": role,
                 "APP_ENV": self.env.get("APP_ENV", "demo"),
+                # As the matcher's own Kafka user, like the launcher starts it (not admin).
+                "KAFKA_SASL_USERNAME": "matcher",
+                "KAFKA_SASL_PASSWORD": self.env.get("MATCHER_KAFKA_PASSWORD", ""),
             },
         )
         if role == "worker":

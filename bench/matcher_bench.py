@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.env import Env
 from bench.stats import percentiles
+from shared.kafka import KafkaSecurity
 
 WEBHOOK_PATH = "/v1/partner/webhooks"
 GENERATOR_PROCESSES = 2
@@ -264,16 +265,20 @@ async def kafka_roundtrip(env: Env, quick: bool) -> dict[str, Any]:
     rate = 500.0
     bootstrap = env.env["KAFKA_BOOTSTRAP_SERVERS"]
     topic = "bench.roundtrip"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    security = KafkaSecurity.from_env(env.env).client_kwargs()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security)
     await admin.start()
     try:
         if topic not in await admin.list_topics():
             await admin.create_topics([NewTopic(topic, 6, 1)])
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **security
+    )
     consumer = AIOKafkaConsumer(
         topic,
+        **security,
         bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="latest",

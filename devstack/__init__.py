@@ -33,6 +33,7 @@ from devstack.config import COMPONENTS, DATABASE_NAME, SERVICES, StackConfig
 from devstack.envfile import build_env, local_admin_url, write_env_file
 from devstack.errors import StackError, os_error_to_stack_error
 from shared import provision
+from shared.kafka import KafkaSecurity
 from shared.stackenv import load_stack_env, read_env_file
 
 __all__ = [
@@ -152,8 +153,20 @@ def _up_locked(config: StackConfig, with_services: bool, say: Say) -> dict[str, 
     kafka_address = external_kafka or kafka.bootstrap(config)
     admin_url = external_pg or local_admin_url(config, DATABASE_NAME)
 
-    env = build_env(config, kafka_address, admin_url, read_env_file(config.env_file))
+    env = build_env(
+        config,
+        kafka_address,
+        admin_url,
+        read_env_file(config.env_file),
+        external_kafka=bool(external_kafka),
+    )
     write_env_file(config.env_file, env)
+    if external_kafka:
+        broker_security = kafka.BrokerSecurity(sasl_ssl=False)
+        kafka_client = KafkaSecurity.from_env(env)
+    else:
+        broker_security = kafka.broker_security(config, env)
+        kafka_client = broker_security.client()
 
     wanted = [name for name in SERVICES if with_services and services_mod.installed(name)]
     if with_services:
@@ -170,7 +183,7 @@ def _up_locked(config: StackConfig, with_services: bool, say: Say) -> dict[str, 
         if kafka_pid is None:
             kafka.check_ports(config)
         else:
-            _check_running_kafka_ports(config)
+            _check_running_kafka_ports(config, broker_security)
     if not external_pg:
         if pg_pid is None:
             postgres.check_port(config)
@@ -192,8 +205,8 @@ def _up_locked(config: StackConfig, with_services: bool, say: Say) -> dict[str, 
     elif kafka_pid is None:
         java = kafka.ensure_java()
         libs = kafka.ensure_jars(config, say)
-        kafka.write_properties(config)
-        kafka.ensure_formatted(config, java, libs)
+        kafka.write_properties(config, broker_security)
+        kafka.ensure_formatted(config, java, libs, broker_security)
         kafka_pid = kafka.start(config, java, libs)
         kafka_started = True
     if external_pg:
@@ -214,13 +227,17 @@ def _up_locked(config: StackConfig, with_services: bool, say: Say) -> dict[str, 
                     kafka_address,
                     kafka_pid if kafka_started else None,
                     None if external_kafka else config.log_file("kafka"),
+                    security=kafka_client,
                 )
             except StackError:
                 if kafka_started and kafka_pid is not None:
                     procs.terminate(kafka_pid, 5.0)  # so the next `up` starts afresh
                 raise
             try:
-                return await provision.ensure_topics(kafka_address)
+                created = await provision.ensure_topics(kafka_address, security=kafka_client)
+                if kafka_client.uses_sasl:
+                    await provision.ensure_acls(kafka_address, kafka_client)
+                return created
             except provision.ProvisionError as exc:
                 raise StackError(str(exc)) from None
             except Exception as exc:  # a Kafka protocol error, said in one sentence
@@ -313,17 +330,16 @@ def _first_error(failures: BaseExceptionGroup[BaseException]) -> BaseException:
     return flat[0] if flat else failures
 
 
-def _check_running_kafka_ports(config: StackConfig) -> None:
+def _check_running_kafka_ports(config: StackConfig, security: kafka.BrokerSecurity) -> None:
     try:
         text = kafka.properties_file(config).read_text()
     except OSError:
         return
-    expected = f"listeners=PLAINTEXT://127.0.0.1:{config.kafka_port},"
-    expected += f"CONTROLLER://127.0.0.1:{config.kafka_controller_port}"
-    if expected not in text.splitlines():
+    if kafka.listeners_line(config, security) not in text.splitlines():
         raise StackError(
-            f"Kafka of {config.run_dir} already runs on other ports; run "
-            "`python -m devstack down` before changing KAFKA_PORT or KAFKA_CONTROLLER_PORT."
+            f"Kafka of {config.run_dir} already runs on other ports or with another "
+            "security protocol; run `python -m devstack down` before changing KAFKA_PORT, "
+            "KAFKA_CONTROLLER_PORT or KAFKA_SECURITY_PROTOCOL."
         )
 
 

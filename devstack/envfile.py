@@ -22,6 +22,7 @@ from devstack.config import LOCALHOST, SERVICES, StackConfig
 from devstack.errors import os_error_to_stack_error
 from shared.provision import url_password
 from shared.stackenv import KEYS
+from shared.topics import ADMIN_USER
 
 PARTNER_NOTIFY_URL_DEFAULT = "http://127.0.0.1:8009/notifications"
 APP_ENV_DEFAULT = "demo"
@@ -78,16 +79,35 @@ def local_admin_url(config: StackConfig, database: str) -> str:
 
 
 def build_env(
-    config: StackConfig, kafka_bootstrap: str, admin_url: str, existing: Mapping[str, str]
+    config: StackConfig,
+    kafka_bootstrap: str,
+    admin_url: str,
+    existing: Mapping[str, str],
+    external_kafka: bool = False,
 ) -> dict[str, str]:
-    """Every key of stack.env: environment first, then kept secrets, then new or default."""
+    """Every key of stack.env: environment first, then kept secrets, then new or default.
+
+    The local Kafka runs SASL_SSL unless KAFKA_SECURITY_PROTOCOL=PLAINTEXT; an external
+    one (KAFKA_BOOTSTRAP_SERVERS) is taken as plaintext unless the variables say otherwise.
+    """
     env = config.environ
 
     def secret(key: str, make: str) -> str:
         return env.get(key) or existing.get(key) or make
 
+    protocol = env.get("KAFKA_SECURITY_PROTOCOL") or ("PLAINTEXT" if external_kafka else "SASL_SSL")
     values: dict[str, str] = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_SECURITY_PROTOCOL": protocol,
+        "KAFKA_SASL_MECHANISM": env.get("KAFKA_SASL_MECHANISM") or "SCRAM-SHA-512",
+        "KAFKA_SSL_CAFILE": env.get("KAFKA_SSL_CAFILE")
+        or ("" if external_kafka else str(config.kafka_dir / "tls" / "ca.pem")),
+        "KAFKA_SASL_USERNAME": env.get("KAFKA_SASL_USERNAME") or ADMIN_USER,
+        "KAFKA_SASL_PASSWORD": secret("KAFKA_SASL_PASSWORD", new_token()),
+        **{
+            f"{name.upper()}_KAFKA_PASSWORD": secret(f"{name.upper()}_KAFKA_PASSWORD", new_token())
+            for name in SERVICES
+        },
         "DATABASE_URL": admin_url,
     }
     for name in SERVICES:

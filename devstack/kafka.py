@@ -15,16 +15,20 @@ import contextlib
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack import procs
+from devstack import procs, tls
 from devstack.config import LOCALHOST, STACK_DIR, StackConfig
 from devstack.errors import StackError, os_error_to_stack_error
+from shared.kafka import KafkaSecurity
+from shared.topics import ADMIN_USER
 
 POM = STACK_DIR / "kafka-pom.xml"
 LOG4J2_CONFIG = STACK_DIR / "log4j2.properties"
@@ -172,20 +176,126 @@ def ensure_jars(config: StackConfig, say: Say) -> Path:
     return libs
 
 
+# --- security ------------------------------------------------------------------------------
+
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+# The broker's own principal towards its controller (SASL/PLAIN on the loopback-only
+# controller listener: KRaft controllers cannot use SCRAM, whose credentials live in the
+# metadata log they serve).
+CONTROLLER_USER = "controller"
+_SCRAM_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"
+_PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """What the local broker enforces: SASL_SSL with SCRAM users, or nothing (PLAINTEXT).
+
+    `users` maps every SCRAM user (the services and the admin) to its password; they are
+    added when the storage is formatted, so a wiped run dir gets them again."""
+
+    sasl_ssl: bool
+    users: Mapping[str, str] = field(default_factory=dict)
+    controller_secret: str = ""
+    tls_files: tls.TlsFiles | None = None
+
+    @property
+    def listener(self) -> str:
+        return "SASL_SSL" if self.sasl_ssl else "PLAINTEXT"
+
+    def client(self) -> KafkaSecurity:
+        """How the launcher itself (the admin user) connects."""
+        if not self.sasl_ssl or self.tls_files is None:
+            return KafkaSecurity()
+        return KafkaSecurity(
+            "SASL_SSL",
+            SCRAM_MECHANISM,
+            ADMIN_USER,
+            self.users[ADMIN_USER],
+            str(self.tls_files.ca_cert),
+        )
+
+
+def tls_dir(config: StackConfig) -> Path:
+    return config.kafka_dir / "tls"
+
+
+def broker_security(config: StackConfig, env: Mapping[str, str]) -> BrokerSecurity:
+    """The broker's security from stack.env's values; certificates and the controller's
+    secret are made once per run dir."""
+    if env.get("KAFKA_SECURITY_PROTOCOL", "SASL_SSL") != "SASL_SSL":
+        return BrokerSecurity(sasl_ssl=False)
+    files = tls.ensure_certificates(tls_dir(config), LOCALHOST)
+    secret_file = config.kafka_dir / "controller.secret"
+    try:
+        secret = secret_file.read_text().strip() if secret_file.exists() else ""
+        if not secret:
+            secret = secrets.token_urlsafe(32)
+            fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secret + "\n")
+    except OSError as exc:
+        raise os_error_to_stack_error(exc, secret_file) from None
+    from shared.provision import SERVICES
+
+    users = {ADMIN_USER: env["KAFKA_SASL_PASSWORD"]}
+    users.update({name: env[f"{name.upper()}_KAFKA_PASSWORD"] for name in SERVICES})
+    return BrokerSecurity(True, users, secret, files)
+
+
+def _security_properties(security: BrokerSecurity) -> dict[str, str]:
+    if not security.sasl_ssl or security.tls_files is None:
+        return {"listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"}
+    admin_password = security.users[ADMIN_USER]
+    secret = security.controller_secret
+    return {
+        "listener.security.protocol.map": "CONTROLLER:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config": (
+            f'{_PLAIN_MODULE} required username="{CONTROLLER_USER}" password="{secret}" '
+            f'user_{CONTROLLER_USER}="{secret}";'
+        ),
+        "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+        "listener.name.sasl_ssl.sasl.enabled.mechanisms": SCRAM_MECHANISM,
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+            f'{_SCRAM_MODULE} required username="{ADMIN_USER}" password="{admin_password}";'
+        ),
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(security.tls_files.broker_keystore),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(security.tls_files.ca_cert),
+        "ssl.enabled.protocols": "TLSv1.3,TLSv1.2",
+        # Nobody may do anything that no ACL allows; the admin (provisioning, tests) and the
+        # broker's own controller connection are super users. ACLs: shared/topics.py ACCESS.
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:{ADMIN_USER};User:{CONTROLLER_USER}",
+    }
+
+
+def listeners_line(config: StackConfig, security: BrokerSecurity) -> str:
+    return (
+        f"listeners={security.listener}://{LOCALHOST}:{config.kafka_port},"
+        f"CONTROLLER://{LOCALHOST}:{config.kafka_controller_port}"
+    )
+
+
 # --- configuration and storage -------------------------------------------------------------
 
 
-def _server_properties(config: StackConfig) -> str:
+def _server_properties(config: StackConfig, security: BrokerSecurity) -> str:
     port, controller_port = config.kafka_port, config.kafka_controller_port
+    listener = security.listener
     lines = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.bootstrap.servers": f"{LOCALHOST}:{controller_port}",
-        "listeners": f"PLAINTEXT://{LOCALHOST}:{port},CONTROLLER://{LOCALHOST}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{LOCALHOST}:{port}",
+        "listeners": listeners_line(config, security).removeprefix("listeners="),
+        "advertised.listeners": f"{listener}://{LOCALHOST}:{port}",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name": listener,
+        **_security_properties(security),
         "log.dirs": str(data_dir(config)),
         # Topics are created by the launcher from shared/topics.py with their settings; a
         # typo in a topic name must fail loudly, not create a stray topic.
@@ -215,11 +325,15 @@ def _server_properties(config: StackConfig) -> str:
     return header + "".join(f"{key}={value}\n" for key, value in lines.items())
 
 
-def write_properties(config: StackConfig) -> Path:
+def write_properties(config: StackConfig, security: BrokerSecurity) -> Path:
+    """Written with mode 600: it holds the admin's and the controller's passwords."""
     path = properties_file(config)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(_server_properties(config))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(_server_properties(config, security))
     except OSError as exc:
         raise os_error_to_stack_error(exc, path) from None
     return path
@@ -238,10 +352,25 @@ def _formatted_marker(config: StackConfig) -> Path:
     return config.kafka_dir / "formatted-controller-port"
 
 
-def ensure_formatted(config: StackConfig, java: str, libs: Path) -> None:
-    """Format the KRaft storage once; the cluster id is kept in the run dir."""
+def _security_marker(config: StackConfig) -> Path:
+    return config.kafka_dir / "formatted-security"
+
+
+def ensure_formatted(config: StackConfig, java: str, libs: Path, security: BrokerSecurity) -> None:
+    """Format the KRaft storage once, with the SCRAM users; the cluster id is kept."""
     marker = _formatted_marker(config)
     if (data_dir(config) / "meta.properties").exists():
+        try:
+            formatted_with = _security_marker(config).read_text().strip()
+        except OSError:
+            formatted_with = "PLAINTEXT"  # formatted before the stack had security
+        if formatted_with != security.listener:
+            raise StackError(
+                f"The Kafka data in {data_dir(config)} was formatted for {formatted_with}, "
+                f"but the stack now runs {security.listener}; run "
+                "`python -m devstack down --wipe` first (the SCRAM users are added when the "
+                "storage is formatted)."
+            )
         # `--standalone` records the controller's address in the metadata log, so the
         # controller port cannot change afterwards without reformatting.
         try:
@@ -281,6 +410,14 @@ def ensure_formatted(config: StackConfig, java: str, libs: Path) -> None:
                     cluster_id,
                     "-c",
                     str(properties_file(config)),
+                    *(
+                        arg
+                        for name, password in security.users.items()
+                        for arg in (
+                            "--add-scram",
+                            f"{SCRAM_MECHANISM}=[name={name},password={password}]",
+                        )
+                    ),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -296,6 +433,7 @@ def ensure_formatted(config: StackConfig, java: str, libs: Path) -> None:
         raise StackError(f"Formatting the Kafka storage failed; see {log_path}.")
     try:
         marker.write_text(f"{config.kafka_controller_port}\n")
+        _security_marker(config).write_text(f"{security.listener}\n")
     except OSError as exc:
         raise os_error_to_stack_error(exc, marker) from None
 
@@ -365,11 +503,15 @@ def start(config: StackConfig, java: str, libs: Path) -> int:
     return pid
 
 
-async def _list_topics(bootstrap_servers: str, timeout_s: float) -> list[str]:
+async def _list_topics(
+    bootstrap_servers: str, timeout_s: float, security: KafkaSecurity
+) -> list[str]:
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin: Any = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
+        bootstrap_servers=bootstrap_servers,
+        request_timeout_ms=int(timeout_s * 1000),
+        **security.client_kwargs(),
     )
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
@@ -385,8 +527,10 @@ async def wait_ready(
     pid: int | None,
     log_path: Path | None,
     timeout_s: float = READY_TIMEOUT_S,
+    security: KafkaSecurity | None = None,
 ) -> None:
-    """Ready means a TCP connect works and an admin client can list topics."""
+    """Ready means a TCP connect works and an admin client can list topics (as the admin
+    user, over TLS, when the broker has security)."""
     deadline = time.monotonic() + timeout_s
     host, _, port_text = bootstrap_servers.split(",")[0].rpartition(":")
     port = int(port_text)
@@ -403,7 +547,7 @@ async def wait_ready(
             )
         if procs.tcp_open(host or LOCALHOST, port):
             try:
-                await _list_topics(bootstrap_servers, 5.0)
+                await _list_topics(bootstrap_servers, 5.0, security or KafkaSecurity())
                 return
             except Exception as exc:  # any failure means "not yet"; the deadline bounds it
                 last_error = f"{type(exc).__name__}: {exc}"

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from devstack import procs
-from devstack.config import LOCALHOST, ROOT_DIR, StackConfig
+from devstack.config import LOCALHOST, ROOT_DIR, SERVICES, StackConfig
 from devstack.errors import StackError, os_error_to_stack_error
 
 READY_TIMEOUT_S = 60.0
@@ -62,6 +62,21 @@ def start(config: StackConfig, name: str, stack_env: Mapping[str, str]) -> int:
     """Start one service detached with its own role's database URL."""
     env = dict(config.environ)
     env.update(stack_env)
+    # Each service is its own Kafka user and gets no other user's password (not the
+    # admin's, which the stack.env default KAFKA_SASL_* would otherwise be).
+    for other in SERVICES:
+        env.pop(f"{other.upper()}_KAFKA_PASSWORD", None)
+        if other != name:  # nor another role's Postgres password
+            env.pop(f"{other.upper()}_DATABASE_URL", None)
+    if name != "allowance":  # the payee key and the finance token are the allowance's alone
+        env.pop("ALLOWANCE_PAYEE_KEYS", None)
+        env.pop("FINANCE_TOKEN", None)
+    env.update(
+        {
+            "KAFKA_SASL_USERNAME": name,
+            "KAFKA_SASL_PASSWORD": stack_env.get(f"{name.upper()}_KAFKA_PASSWORD", ""),
+        }
+    )
     env.update(
         {
             "DATABASE_URL": stack_env[f"{name.upper()}_DATABASE_URL"],

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.kafka import make_producer
+from shared.kafka import KafkaSecurity, make_producer, stack_security
 from shared.topics import DLQ_SUFFIX, SOURCE_TOPICS, TOPICS, dlq_of
 
 REPLAY_GROUP_PREFIX = "gwangsan-dlq-replay."
@@ -84,8 +84,9 @@ async def _assign_from_replay_offsets(
     return tps
 
 
-def _consumer(bootstrap: str, group: str | None) -> AIOKafkaConsumer:
+def _consumer(bootstrap: str, group: str | None, security: KafkaSecurity) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
+        **security.client_kwargs(),
         bootstrap_servers=bootstrap,
         group_id=group,
         enable_auto_commit=False,
@@ -94,10 +95,15 @@ def _consumer(bootstrap: str, group: str | None) -> AIOKafkaConsumer:
     )
 
 
-async def pending(bootstrap: str, source_topic: str, limit: int = 1000) -> list[DeadLetter]:
-    """Dead letters of `source_topic` not replayed yet (after the replay group's offsets)."""
+async def pending(
+    bootstrap: str, source_topic: str, limit: int = 1000, security: KafkaSecurity | None = None
+) -> list[DeadLetter]:
+    """Dead letters of `source_topic` not replayed yet (after the replay group's offsets).
+    An operator's tool: `security` is the admin user (only it reads every DLQ); by default
+    the one stack.env or the environment names."""
+    security = security or stack_security()
     topic = dlq_of(source_topic)
-    consumer = _consumer(bootstrap, REPLAY_GROUP_PREFIX + topic)
+    consumer = _consumer(bootstrap, REPLAY_GROUP_PREFIX + topic, security)
     await consumer.start()
     letters: list[DeadLetter] = []
     try:
@@ -135,14 +141,16 @@ async def replay(
     source_topic: str,
     limit: int = 1000,
     discarded: Collection[Position] = (),
+    security: KafkaSecurity | None = None,
 ) -> int:
     """Republish up to `limit` pending dead letters to `source_topic`; returns how many.
     Discarded ones are stepped over (their offsets committed, nothing sent)."""
     if source_topic.endswith(DLQ_SUFFIX):
         raise ValueError("name the source topic, not its .dlq")
+    security = security or stack_security()
     topic = dlq_of(source_topic)
-    consumer = _consumer(bootstrap, REPLAY_GROUP_PREFIX + topic)
-    producer = make_producer(bootstrap, "gwangsan-dlq-replay")
+    consumer = _consumer(bootstrap, REPLAY_GROUP_PREFIX + topic, security)
+    producer = make_producer(bootstrap, "gwangsan-dlq-replay", security)
     await consumer.start()
     await producer.start()
     sent = 0

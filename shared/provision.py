@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from shared.kafka import KafkaSecurity
+
 SERVICES: tuple[str, ...] = ("registry", "matcher", "allowance")
 DATABASE_NAME = "gwangsan"
 TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
@@ -176,17 +178,30 @@ async def _provision(conn: Any, database: str, credentials: Mapping[str, tuple[s
     await conn.execute(f"GRANT SELECT, INSERT, UPDATE ON {clock}.shared_clock TO {role_list}")
 
 
-async def ensure_topics(bootstrap_servers: str, timeout_s: float = 30.0) -> list[str]:
+def admin_client(
+    bootstrap_servers: str, security: KafkaSecurity | None = None, timeout_s: float = 30.0
+) -> Any:
+    """An aiokafka admin client (not started) with the provisioning user's security."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    return AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers,
+        request_timeout_ms=int(timeout_s * 1000),
+        **(security or KafkaSecurity()).client_kwargs(),
+    )
+
+
+async def ensure_topics(
+    bootstrap_servers: str, timeout_s: float = 30.0, security: KafkaSecurity | None = None
+) -> list[str]:
     """Create every topic of shared.topics.TOPICS that does not exist yet, then wait until
     each of their partitions has a leader, so a producer can write at once (also right
     after a crash restart). Returns the names of the topics it created."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.admin import NewTopic
 
     from shared.topics import TOPICS
 
-    admin: Any = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
-    )
+    admin = admin_client(bootstrap_servers, security, timeout_s)
     try:
         await admin.start()
         existing = set(await admin.list_topics())
@@ -219,6 +234,58 @@ async def ensure_topics(bootstrap_servers: str, timeout_s: float = 30.0) -> list
     finally:
         with contextlib.suppress(Exception):
             await admin.close()
+
+
+# Kafka protocol codes (org.apache.kafka.common.acl / resource).
+_RESOURCE_TYPES = {"topic": 2, "group": 3, "cluster": 4}
+_PATTERN_TYPES = {"literal": 3, "prefixed": 4}
+_OPERATIONS = {"Read": 3, "Write": 4, "Describe": 8}
+_ALLOW = 3
+SECURITY_DISABLED = 54  # no authorizer configured: a plaintext dev Kafka
+
+
+async def ensure_acls(
+    bootstrap_servers: str, security: KafkaSecurity | None = None, timeout_s: float = 30.0
+) -> int:
+    """Add the ALLOW rules of shared.topics.ACCESS for every service's user (creating an
+    existing rule is a no-op in Kafka, so this is idempotent). Rules no longer in the table
+    are not removed here; on Kubernetes the User Operator owns them (deploy/k8s).
+
+    Returns how many rules were sent; 0 when the cluster has no authorizer."""
+    from aiokafka.protocol.admin import CreateAclsRequest
+
+    from shared.topics import ACCESS, acl_rules
+
+    admin = admin_client(bootstrap_servers, security, timeout_s)
+    sent = 0
+    try:
+        await admin.start()
+        for service in ACCESS:
+            for rule in acl_rules(service):
+                request = CreateAclsRequest(
+                    _RESOURCE_TYPES[rule.resource_type],
+                    rule.name,
+                    _PATTERN_TYPES[rule.pattern],
+                    rule.principal,
+                    "*",
+                    _OPERATIONS[rule.operation],
+                    _ALLOW,
+                )
+                response = await admin._send_request(request)
+                for entry in response.creation_responses:
+                    code, message = entry[0], entry[1]
+                    if code == SECURITY_DISABLED:
+                        return 0
+                    if code != 0:
+                        raise ProvisionError(
+                            f"Kafka refused the ACL {rule.operation} on {rule.resource_type} "
+                            f"{rule.name} for {rule.principal} (error {code}: {message})."
+                        )
+                sent += 1
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+    return sent
 
 
 async def _wait_for_leaders(admin: Any, names: list[str], timeout_s: float) -> None:
@@ -255,8 +322,9 @@ def _parser() -> argparse.ArgumentParser:
     return argparse.ArgumentParser(
         prog="python -m shared.provision",
         description="Provision an existing Postgres and Kafka (database, roles, schemas, "
-        "clock table, topics) from DATABASE_URL, <SERVICE>_DATABASE_URL and "
-        "KAFKA_BOOTSTRAP_SERVERS: for containers and Kubernetes jobs.",
+        "clock table, topics, and with KAFKA_SECURITY_PROTOCOL=SASL_* the services' ACLs) "
+        "from DATABASE_URL, <SERVICE>_DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS and the "
+        "KAFKA_SASL_*/KAFKA_SSL_CAFILE of an admin user: for containers and Kubernetes jobs.",
     )
 
 
@@ -273,7 +341,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
         async def run() -> None:
             await provision(env["DATABASE_URL"], env)
-            await ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"])
+            security = KafkaSecurity.from_env(env)
+            await ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], security=security)
+            if security.uses_sasl:
+                await ensure_acls(env["KAFKA_BOOTSTRAP_SERVERS"], security)
 
         asyncio.run(run())
     except ProvisionError as exc:

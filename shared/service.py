@@ -34,7 +34,7 @@ from shared.consumer import EventConsumer
 from shared.context import ServiceContext as ServiceContext
 from shared.db import create_pool
 from shared.http import FastRoute, ServiceMiddleware
-from shared.kafka import make_producer
+from shared.kafka import KafkaSecurity, make_producer
 from shared.logs import configure as configure_logs
 from shared.outbox import OutboxRelay
 from shared.outbox import backlog as outbox_backlog
@@ -252,7 +252,10 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             else Clock()
         )
         await clock.start()
-        producer = make_producer(settings.kafka_bootstrap_servers, f"{spec.name}-producer")
+        security = KafkaSecurity.from_settings(settings)
+        producer = make_producer(
+            settings.kafka_bootstrap_servers, f"{spec.name}-producer", security
+        )
         await producer.start()
         relay = OutboxRelay(
             pool=pool,
@@ -273,7 +276,13 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         )
         ctx = ServiceContext(settings, pool, producer, clock, consumer, relay)
         ctx.provide(Lockout(settings.auth_failures_max, settings.auth_failure_window_s))
-        broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id=f"{spec.name}-consumer")
+        broker = KafkaBroker(
+            settings.kafka_bootstrap_servers,
+            client_id=f"{spec.name}-consumer",
+            security=security.faststream(),
+            # Topics are provisioned (shared.provision); a service has no CREATE right.
+            allow_auto_create_topics=False,
+        )
         if runs_worker:
             if spec.register_handlers is not None:
                 spec.register_handlers(consumer, ctx)

@@ -55,6 +55,18 @@ class ServiceSettings(BaseSettings):
 
     # Comma-separated host:port list.
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # How this process authenticates to Kafka (docs/decisions/0010): SASL/SCRAM-SHA-512
+    # over TLS with one user per service, whose ACLs allow only its own topics. PLAINTEXT
+    # is for an external Kafka without security (KAFKA_BOOTSTRAP_SERVERS); never production.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    # The SASL mechanism of the user (the local stack and deploy/k8s use SCRAM-SHA-512).
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    # This service's own Kafka user and password (the launcher and the k8s Secret give each
+    # process only its own).
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    # The CA that signed the brokers' certificates (PEM); empty = the system's CAs.
+    kafka_ssl_cafile: str = ""
 
     # The admin staff token (compared in constant time); from the environment or a Secret
     # only. The finance token is the allowance service's alone (AllowanceSettings).

@@ -19,6 +19,15 @@ ROOT_DIR = Path(__file__).resolve().parent.parent
 # Every key the launcher writes, in the order it writes them.
 KEYS: tuple[str, ...] = (
     "KAFKA_BOOTSTRAP_SERVERS",
+    # Kafka security: the protocol and the CA for every client; the SASL user and password
+    # are the admin's (tests, tools); each service gets its own user and only its own
+    # `<SERVICE>_KAFKA_PASSWORD` from the launcher.
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SSL_CAFILE",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    *(f"{name.upper()}_KAFKA_PASSWORD" for name in SERVICES),
     "DATABASE_URL",
     *(f"{name.upper()}_DATABASE_URL" for name in SERVICES),
     *(f"{name.upper()}_URL" for name in SERVICES),

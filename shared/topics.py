@@ -59,3 +59,77 @@ TOPICS: list[TopicSpec] = [
         for name in _SOURCES
     ),
 ]
+
+
+# --- who may touch which topic (Kafka ACLs) --------------------------------------------------
+#
+# The one table the broker's ACLs come from: the local launcher and `python -m
+# shared.provision` apply it to a running Kafka, and deploy/k8s's KafkaUsers are checked
+# against it (tests/deploy). A service writes only its own topics and reads only what it
+# consumes (BRIEF §3). Its consumer guard dead-letters a message it cannot process to
+# `<topic>.dlq` of the topic it read it from, so a reader also writes that topic's DLQ.
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one service's Kafka user may do: produce to `writes`, consume `reads`."""
+
+    writes: tuple[str, ...]
+    reads: tuple[str, ...]
+
+    @property
+    def dlq_writes(self) -> tuple[str, ...]:
+        """The dead-letter topics its consumer guard writes to."""
+        return tuple(dlq_of(topic) for topic in self.reads)
+
+    @property
+    def all_writes(self) -> tuple[str, ...]:
+        return (*self.writes, *self.dlq_writes)
+
+
+ACCESS: dict[str, Access] = {
+    "registry": Access(
+        writes=(REGISTRY_POSTINGS, REGISTRY_ATTENDANCE),
+        reads=(MATCHER_BOOKINGS, ALLOWANCE_BUDGET),
+    ),
+    "matcher": Access(
+        # The webhook handler writes applications; the matcher loop reads them back.
+        writes=(MATCHER_APPLICATIONS, MATCHER_BOOKINGS),
+        reads=(REGISTRY_POSTINGS, REGISTRY_ATTENDANCE, MATCHER_APPLICATIONS),
+    ),
+    "allowance": Access(
+        writes=(ALLOWANCE_BUDGET, ALLOWANCE_PAYOUTS),
+        reads=(REGISTRY_POSTINGS, MATCHER_BOOKINGS, REGISTRY_ATTENDANCE),
+    ),
+}
+
+# The Kafka user that provisions topics and ACLs (a super user); tests and tools use it too.
+ADMIN_USER = "admin"
+
+
+def group_prefix(service: str) -> str:
+    """Consumer groups of `service` start with this (`EventConsumer.group_id`)."""
+    return f"{service}."
+
+
+@dataclass(frozen=True)
+class AclRule:
+    """One ALLOW rule in Kafka's terms (resource type, name, pattern, operation)."""
+
+    principal: str  # "User:<name>"
+    resource_type: str  # "topic" | "group"
+    name: str
+    pattern: str  # "literal" | "prefixed"
+    operation: str  # "Read" | "Write" | "Describe"
+
+
+def acl_rules(service: str) -> list[AclRule]:
+    """The ALLOW rules of one service's user. WRITE implies DESCRIBE and, since Kafka 3.0
+    (KIP-679), IDEMPOTENT_WRITE on the cluster, so idempotent producers need nothing more;
+    no service uses transactions, so there are no transactional-id rules."""
+    access = ACCESS[service]
+    principal = f"User:{service}"
+    rules = [AclRule(principal, "topic", t, "literal", "Write") for t in access.all_writes]
+    rules += [AclRule(principal, "topic", t, "literal", "Read") for t in access.reads]
+    rules.append(AclRule(principal, "group", group_prefix(service), "prefixed", "Read"))
+    return rules

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from shared.kafka import KafkaSecurity
 from shared.stackenv import client_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,9 +64,11 @@ async def make_schema(admin_dsn: str) -> AsyncIterator[object]:
 
 
 @pytest.fixture
-async def new_topic(kafka_bootstrap: str) -> AsyncIterator[object]:
+async def new_topic(kafka_bootstrap: str, stack_env: dict[str, str]) -> AsyncIterator[object]:
     """A factory of fresh topics (and their DLQs), so tests never see each other's messages."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=kafka_bootstrap, **KafkaSecurity.from_env(stack_env).client_kwargs()
+    )
     await admin.start()
     made: list[str] = []
 

@@ -515,9 +515,13 @@ async def _dead_letter_topics(bootstrap: str) -> dict[str, list[str | None]]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from shared import topics
+    from shared.kafka import stack_client_kwargs
 
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **stack_client_kwargs(),
     )
     await consumer.start()
     keys: dict[str, list[str | None]] = {}

@@ -20,8 +20,9 @@ import pytest
 import yaml
 
 from shared.settings import Role
-from shared.topics import TOPICS, dlq_of
+from shared.topics import ACCESS, ADMIN_USER, TOPICS, acl_rules, dlq_of
 from tests.deploy import deploy_check as dc
+from tools import kafka_users
 
 SERVICES = ("registry", "matcher", "allowance")
 OVERLAYS = ("local", "production")
@@ -38,12 +39,12 @@ CONSUMES = {
 # verifies webhooks and serves staff routes, a `worker` signs partner notifications; only
 # the allowance serves finance staff, so only it takes FINANCE_TOKEN.
 SECRET_KEYS = {
-    ("registry", "all"): {"DATABASE_URL", "ADMIN_TOKEN"},
-    ("matcher", "all"): {"DATABASE_URL", "ADMIN_TOKEN",
+    ("registry", "all"): {"DATABASE_URL", "KAFKA_SASL_PASSWORD", "ADMIN_TOKEN"},
+    ("matcher", "all"): {"DATABASE_URL", "KAFKA_SASL_PASSWORD", "ADMIN_TOKEN",
                          "PARTNER_WEBHOOK_SECRET", "PARTNER_NOTIFY_SECRET"},
-    ("matcher", "api"): {"DATABASE_URL", "ADMIN_TOKEN", "PARTNER_WEBHOOK_SECRET"},
-    ("matcher", "worker"): {"DATABASE_URL", "PARTNER_NOTIFY_SECRET"},
-    ("allowance", "all"): {"DATABASE_URL", "ADMIN_TOKEN", "FINANCE_TOKEN",
+    ("matcher", "api"): {"DATABASE_URL", "KAFKA_SASL_PASSWORD", "ADMIN_TOKEN", "PARTNER_WEBHOOK_SECRET"},
+    ("matcher", "worker"): {"DATABASE_URL", "KAFKA_SASL_PASSWORD", "PARTNER_NOTIFY_SECRET"},
+    ("allowance", "all"): {"DATABASE_URL", "KAFKA_SASL_PASSWORD", "ADMIN_TOKEN", "FINANCE_TOKEN",
                            "ALLOWANCE_PAYEE_KEYS"},
 }  # fmt: skip
 RUNBOOK = "https://github.com/gwangsan/danggeun/blob/main/docs/operations.md#"
@@ -252,7 +253,12 @@ def test_deployments_run_the_image_with_probes_env_and_a_locked_down_context(
         assert env["HOST"]["value"] == "0.0.0.0"
         assert env["PORT"]["value"] == "8000"
         assert env["SERVICE_NAME"]["value"] == service
-        from_config = {"APP_ENV", "KAFKA_BOOTSTRAP_SERVERS"}
+        from_config = {
+            "APP_ENV",
+            "KAFKA_BOOTSTRAP_SERVERS",
+            "KAFKA_SECURITY_PROTOCOL",
+            "KAFKA_SSL_CAFILE",
+        }
         if service == "matcher" and role != "api":  # the notification sender's target
             from_config.add("PARTNER_NOTIFY_URL")
         for key in from_config:
@@ -412,6 +418,86 @@ def test_every_topic_has_a_well_formed_kafka_topic(
         assert resource["spec"]["replicas"] == replicas
         config = {k: str(v) for k, v in resource["spec"]["config"].items()}
         assert config == {**spec.config, "min.insync.replicas": min_isr}
+
+
+# --- Kafka security (issue 21, decision 0010) -----------------------------------------------
+
+
+def test_kafka_users_file_is_generated_from_the_acl_table() -> None:
+    """deploy/k8s/base/kafka-users.yaml is the current rendering of shared/topics.py ACCESS
+    (regenerate with `.venv/bin/python -m tools.kafka_users > deploy/k8s/base/kafka-users.yaml`)."""
+    path = dc.K8S / "base" / "kafka-users.yaml"
+    assert path.read_text() == kafka_users.render()
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_is_a_scram_kafka_user_with_exactly_the_tables_acls(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    users = _by_kind(rendered[overlay], "KafkaUser")
+    assert set(users) == {*ACCESS, ADMIN_USER}
+    for name, user in users.items():
+        assert user["apiVersion"] == STRIMZI
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == "gwangsan"
+        assert user["metadata"]["namespace"] == "gwangsan"
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+        if name == ADMIN_USER:
+            assert "authorization" not in user["spec"]  # a super user of the cluster
+            continue
+        authorization = user["spec"]["authorization"]
+        assert authorization["type"] == "simple"
+        found = {
+            (acl["resource"]["type"], acl["resource"]["name"], acl["resource"]["patternType"], op)
+            for acl in authorization["acls"]
+            for op in acl["operations"]
+        }
+        assert all(acl["host"] == "*" for acl in authorization["acls"])
+        expected = {(r.resource_type, r.name, r.pattern, r.operation) for r in acl_rules(name)}
+        assert found == expected, name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_connect_as_their_own_kafka_user_over_tls(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    """Every Deployment and the provisioning Job: SASL_SSL from the ConfigMap, its own user
+    name, the password from that KafkaUser's Secret, and Strimzi's cluster CA mounted at
+    the path KAFKA_SSL_CAFILE names."""
+    resources = rendered[overlay]
+    config = next(iter(_by_kind(resources, "ConfigMap").values()))["data"]
+    assert config["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert config["KAFKA_BOOTSTRAP_SERVERS"].endswith(":9093")
+    workloads = [
+        *((_service_of(d), d) for d in _by_kind(resources, "Deployment").values()),
+        (ADMIN_USER, _by_kind(resources, "Job")["gwangsan-provision"]),
+    ]
+    for user, workload in workloads:
+        [container] = _containers(workload)
+        env = _env(container)
+        assert env["KAFKA_SASL_USERNAME"]["value"] == user
+        assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": user,
+            "key": "password",
+        }
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        assert config["KAFKA_SSL_CAFILE"] == mounts["kafka-ca"]["mountPath"] + "/ca.crt"
+        volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["kafka-ca"]["secret"]["secretName"] == "gwangsan-cluster-ca-cert"
+
+
+def test_the_kafka_cluster_has_only_a_tls_scram_listener_and_simple_authorization() -> None:
+    _tool(dc.kustomize)
+    resources = dc.render(dc.K8S / "kafka")
+    [cluster] = [r for r in resources if r["kind"] == "Kafka"]
+    assert cluster["apiVersion"] == STRIMZI and cluster["metadata"]["name"] == "gwangsan"
+    kafka = cluster["spec"]["kafka"]
+    [listener] = kafka["listeners"]
+    assert listener["tls"] is True
+    assert listener["authentication"] == {"type": "scram-sha-512"}
+    assert listener["port"] == 9093
+    assert kafka["authorization"] == {"type": "simple", "superUsers": [ADMIN_USER]}
+    assert kafka["config"]["allow.everyone.if.no.acl.found"] is False
+    assert "userOperator" in cluster["spec"]["entityOperator"]
 
 
 # --- Prometheus -----------------------------------------------------------------------------

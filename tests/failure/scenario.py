@@ -40,6 +40,7 @@ from aiokafka.errors import KafkaError
 import devstack as stack
 from shared import topics
 from shared.events import Envelope
+from shared.kafka import stack_client_kwargs
 from tools import invariants
 from tools.invariants import Report
 from tools.partner_sim import client as partner
@@ -448,8 +449,10 @@ async def consumers_behind(bootstrap: str, wait_s: float) -> dict[str, int]:
     (at most `wait_s`) until each group has committed up to them. Returns how far each
     group still is behind that snapshot (empty: all caught up). Traffic that arrives
     after the snapshot (other suites) does not count."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **stack_client_kwargs())
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **stack_client_kwargs()
+    )
     await admin.start()
     await consumer.start()
     try:
@@ -570,7 +573,9 @@ async def settle(
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **stack_client_kwargs()
+    )
     await consumer.start()
     try:
         partitions = {t.name: t.partitions for t in topics.TOPICS}[topic]
@@ -586,7 +591,10 @@ async def read_topic(
     """Every record of `topic` from `since` (default: the beginning) to its end now, as
     (partition, offset, key, value)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **stack_client_kwargs(),
     )
     await consumer.start()
     try:

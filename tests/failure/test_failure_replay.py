@@ -28,7 +28,7 @@ from shared.events import (
     UnknownEventError,
     parse_event,
 )
-from shared.kafka import make_producer
+from shared.kafka import make_producer, stack_client_kwargs, stack_security
 
 from .scenario import (
     Scenario,
@@ -128,7 +128,7 @@ async def test_republished_events_are_applied_once(
     )
     keys = set(scenario.posting_ids)
     before = await snapshot(admin_dsn, scenario.posting_ids)
-    producer = make_producer(kafka_bootstrap, "failure-republish")
+    producer = make_producer(kafka_bootstrap, "failure-republish", stack_security())
     await producer.start()
     sent = 0
     try:
@@ -172,6 +172,7 @@ async def _redeliver(
     """Read `matcher.bookings.v1` from the beginning in a new consumer group and feed it
     through `consumer`; returns the outcomes and how many records were not events."""
     reader = AIOKafkaConsumer(
+        **stack_client_kwargs(),
         bootstrap_servers=kafka_bootstrap,
         group_id=group,
         enable_auto_commit=False,
@@ -218,7 +219,7 @@ async def test_topic_redelivered_from_the_beginning_into_a_fresh_group(
         admin_dsn, min_size=1, max_size=2, server_settings={"search_path": schema}
     )
     assert pool is not None
-    producer = make_producer(kafka_bootstrap, "failure-redeliver")
+    producer = make_producer(kafka_bootstrap, "failure-redeliver", stack_security())
     await producer.start()
     try:
         await pool.execute(

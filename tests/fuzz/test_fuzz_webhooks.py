@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared import topics
+from shared.kafka import stack_client_kwargs
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -222,7 +223,9 @@ def _webhook_ids_on_applications(bootstrap: str, since: dict[int, int]) -> set[s
     """The `webhook_id`s of every ApplicationReceived/Withdrawn written since `since`."""
 
     async def read() -> set[str]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, **stack_client_kwargs()
+        )
         await consumer.start()
         try:
             tps = [TopicPartition(topics.MATCHER_APPLICATIONS, p) for p in since]
@@ -246,7 +249,9 @@ def _webhook_ids_on_applications(bootstrap: str, since: dict[int, int]) -> set[s
 
 def _end_offsets(bootstrap: str) -> dict[int, int]:
     async def ends() -> dict[int, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, **stack_client_kwargs()
+        )
         await consumer.start()
         try:
             partitions = {t.name: t.partitions for t in topics.TOPICS}[topics.MATCHER_APPLICATIONS]

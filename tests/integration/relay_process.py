@@ -15,13 +15,13 @@ import sys
 from typing import Any
 
 from shared.db import create_pool
-from shared.kafka import make_producer
+from shared.kafka import make_producer, stack_security
 from shared.outbox import OutboxRelay
 
 
 async def main(dsn: str, schema: str, bootstrap: str, crash_after_acks: int) -> None:
     pool = await create_pool(dsn, schema=schema)
-    producer = make_producer(bootstrap, "test-relay")
+    producer = make_producer(bootstrap, "test-relay", stack_security())
     await producer.start()
     acked = 0
     real_send = producer.send

@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 
 from shared.consumer import EventConsumer
 from shared.db import create_pool
-from shared.kafka import make_producer
+from shared.kafka import make_producer, stack_client_kwargs, stack_security
 from tests.integration.test_outbox import event_class, read_topic, wait_until
 
 pytestmark = pytest.mark.stack
@@ -34,7 +34,7 @@ async def test_redelivered_event_has_one_effect_and_poison_goes_to_dlq(
     cls = event_class(topic)
     pool = await create_pool(admin_dsn, schema=schema)
     await pool.execute("CREATE TABLE effects (n int PRIMARY KEY)")
-    producer = make_producer(kafka_bootstrap, "test")
+    producer = make_producer(kafka_bootstrap, "test", stack_security())
     await producer.start()
 
     attempts: dict[int, int] = {}
@@ -53,7 +53,7 @@ async def test_redelivered_event_has_one_effect_and_poison_goes_to_dlq(
         retry_backoff_ms=10,
     )
     guard.on(cls, apply)
-    broker = KafkaBroker(kafka_bootstrap)
+    broker = KafkaBroker(kafka_bootstrap, security=stack_security().faststream())
     guard.subscribe(broker)
     for sub in broker.subscribers:
         assert sub.ack_policy is AckPolicy.MANUAL  # never FastStream's at-most-once default
@@ -95,7 +95,10 @@ async def test_redelivered_event_has_one_effect_and_poison_goes_to_dlq(
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     probe = AIOKafkaConsumer(
-        bootstrap_servers=kafka_bootstrap, group_id=guard.group_id(topic), enable_auto_commit=False
+        bootstrap_servers=kafka_bootstrap,
+        group_id=guard.group_id(topic),
+        enable_auto_commit=False,
+        **stack_client_kwargs(),
     )
     await probe.start()
     committed = await probe.committed(TopicPartition(topic, 0))
@@ -115,7 +118,7 @@ async def test_transient_database_errors_are_retried_not_dead_lettered(
     cls = event_class(topic)
     pool = await create_pool(admin_dsn, schema=schema)
     await pool.execute("CREATE TABLE effects (n int PRIMARY KEY)")
-    producer = make_producer(kafka_bootstrap, "test")
+    producer = make_producer(kafka_bootstrap, "test", stack_security())
     await producer.start()
     failures = {"left": 5}
 
@@ -156,7 +159,7 @@ async def test_batches_apply_runs_together_and_skip_duplicates(
     cls = event_class(topic)
     pool = await create_pool(admin_dsn, schema=schema)
     await pool.execute("CREATE TABLE effects (n int PRIMARY KEY)")
-    producer = make_producer(kafka_bootstrap, "test")
+    producer = make_producer(kafka_bootstrap, "test", stack_security())
     await producer.start()
     run_sizes: list[int] = []
 
@@ -172,7 +175,7 @@ async def test_batches_apply_runs_together_and_skip_duplicates(
         for _ in range(2 if n % 10 == 0 else 1):
             await producer.send(topic, env.to_bytes(), key=b"k")
     await producer.flush()
-    broker = KafkaBroker(kafka_bootstrap)
+    broker = KafkaBroker(kafka_bootstrap, security=stack_security().faststream())
     guard.subscribe(broker)
     await broker.start()
     try:

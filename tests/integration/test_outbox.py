@@ -19,7 +19,7 @@ from shared import outbox
 from shared.consumer import EventConsumer, RawMessage
 from shared.db import create_pool
 from shared.events import Event, register
-from shared.kafka import make_producer
+from shared.kafka import make_producer, stack_client_kwargs, stack_security
 from shared.outbox import OutboxRelay
 
 pytestmark = pytest.mark.stack
@@ -57,6 +57,7 @@ async def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float
     """Every record of `topic` from the beginning, once at least `expected` arrived."""
     consumer = AIOKafkaConsumer(
         topic,
+        **stack_client_kwargs(),
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -138,7 +139,7 @@ async def test_relay_killed_after_broker_ack_loses_nothing_and_effects_apply_onc
     consumer_schema = await make_schema()
     cpool = await create_pool(admin_dsn, schema=consumer_schema)
     await cpool.execute("CREATE TABLE effects (n int PRIMARY KEY)")
-    producer = make_producer(kafka_bootstrap, "test")
+    producer = make_producer(kafka_bootstrap, "test", stack_security())
     await producer.start()
     guard = EventConsumer(service="test", pool=cpool, producer=producer)
 
@@ -168,7 +169,7 @@ async def test_transactions_committing_out_of_order_lose_no_row(
     topic = await new_topic(partitions=2)
     cls = event_class(topic)
     pool = await create_pool(admin_dsn, schema=schema, size_max=30)
-    producer = make_producer(kafka_bootstrap, "test")
+    producer = make_producer(kafka_bootstrap, "test", stack_security())
     await producer.start()
     relay = OutboxRelay(pool=pool, producer=producer, schema=schema, poll_interval_ms=50)
     await relay.start()

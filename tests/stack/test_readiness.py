@@ -56,6 +56,10 @@ async def test_readyz_turns_503_when_kafka_stops_and_200_when_it_is_back(
         settings = ServiceSettings(
             database_url=env["DATABASE_URL"],
             kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+            kafka_security_protocol=env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+            kafka_sasl_username=env.get("KAFKA_SASL_USERNAME", ""),
+            kafka_sasl_password=env.get("KAFKA_SASL_PASSWORD", ""),
+            kafka_ssl_cafile=env.get("KAFKA_SSL_CAFILE", ""),
             app_env="test",
         )
         app = create_app(spec, settings)

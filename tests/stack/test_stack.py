@@ -8,6 +8,7 @@ in file order and share that one stack: up, up again, crash, recover, down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -22,12 +23,15 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
 import devstack as stack
 from devstack.config import ROOT_DIR, SERVICES
+from shared.kafka import KafkaSecurity, make_producer
 from shared.stackenv import KEYS
-from shared.topics import TOPICS
+from shared.topics import ACCESS, MATCHER_APPLICATIONS, TOPICS, group_prefix
 
 pytestmark = pytest.mark.stack
 
@@ -105,9 +109,13 @@ def cli(*args: str, environ: Mapping[str, str]) -> subprocess.CompletedProcess[s
     )
 
 
-async def kafka_topics(bootstrap: str) -> dict[str, int]:
-    """topic -> partition count, through a real admin client."""
-    admin: Any = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+async def kafka_topics(bootstrap: str, env: Mapping[str, str]) -> dict[str, int]:
+    """topic -> partition count, through a real admin client (the stack's admin user)."""
+    admin: Any = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=10000,
+        **KafkaSecurity.from_env(env).client_kwargs(),
+    )
     await admin.start()
     try:
         names = await admin.list_topics()
@@ -129,7 +137,7 @@ async def test_up_creates_topics_and_provisions_isolated_schemas(
     another's and on public, and can use the shared clock."""
     env = await asyncio.to_thread(stack.up, test_stack.run_dir, False, environ=test_stack.environ)
 
-    topics = await kafka_topics(env["KAFKA_BOOTSTRAP_SERVERS"])
+    topics = await kafka_topics(env["KAFKA_BOOTSTRAP_SERVERS"], env)
     for spec in TOPICS:
         assert topics.get(spec.name) == spec.partitions, spec.name
 
@@ -217,7 +225,7 @@ async def test_up_recovers_after_kill9(test_stack: StackUnderTest) -> None:
     assert after["kafka"] not in (None, before["kafka"])
     assert after["postgres"] not in (None, before["postgres"])
 
-    topics = await kafka_topics(env["KAFKA_BOOTSTRAP_SERVERS"])
+    topics = await kafka_topics(env["KAFKA_BOOTSTRAP_SERVERS"], env)
     assert {spec.name for spec in TOPICS} <= set(topics)
     conn = await asyncpg.connect(env["MATCHER_DATABASE_URL"])
     try:
@@ -238,6 +246,108 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+# --- Kafka security (issue 21): SASL/SCRAM over TLS and the ACL table -------------------------
+#
+# On the test stack (no services run there, so what the matcher's user writes is consumed by
+# nobody). The hole the probe used: an unauthenticated producer wrote an ApplicationReceived
+# to matcher.applications.v1 and the matcher booked it.
+
+
+def _security(test_stack: StackUnderTest, user: str | None = None) -> tuple[str, KafkaSecurity]:
+    env = stack.load_stack_env(test_stack.run_dir)
+    admin = KafkaSecurity.from_env(env)
+    assert admin.protocol == "SASL_SSL" and admin.username == "admin"
+    if user is None:
+        return env["KAFKA_BOOTSTRAP_SERVERS"], admin
+    return env["KAFKA_BOOTSTRAP_SERVERS"], admin.as_user(
+        user, env[f"{user.upper()}_KAFKA_PASSWORD"]
+    )
+
+
+async def _send_once(producer: AIOKafkaProducer, timeout_s: float = 20) -> None:
+    try:
+        await asyncio.wait_for(producer.start(), timeout_s)
+        await asyncio.wait_for(
+            producer.send_and_wait(MATCHER_APPLICATIONS, b"{}", key=b"acl-test"), timeout_s
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            await producer.stop()
+
+
+async def test_kafka_refuses_a_client_without_credentials(test_stack: StackUnderTest) -> None:
+    """Neither plaintext nor TLS without a SASL user gets anywhere."""
+    bootstrap, admin = _security(test_stack)
+    with pytest.raises((KafkaError, OSError, TimeoutError)):
+        await _send_once(AIOKafkaProducer(bootstrap_servers=bootstrap), 10)
+    anonymous = KafkaSecurity("SSL", cafile=admin.cafile)
+    with pytest.raises((KafkaError, OSError, TimeoutError)):
+        await _send_once(make_producer(bootstrap, "acl-anon", anonymous), 10)
+
+
+async def test_kafka_refuses_a_wrong_password(
+    test_stack: StackUnderTest, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiokafka reports "Unable to bootstrap"; the reason is in its log."""
+    bootstrap, admin = _security(test_stack)
+    with pytest.raises(KafkaError):
+        await _send_once(make_producer(bootstrap, "acl-wrong", admin.as_user("matcher", "no")))
+    assert "SaslAuthenticationFailed" in caplog.text
+
+
+async def test_the_registry_may_not_write_the_matchers_applications(
+    test_stack: StackUnderTest,
+) -> None:
+    bootstrap, registry = _security(test_stack, "registry")
+    with pytest.raises(TopicAuthorizationFailedError):
+        await _send_once(make_producer(bootstrap, "acl-registry", registry))
+
+
+async def test_the_matcher_may_write_its_applications(test_stack: StackUnderTest) -> None:
+    bootstrap, matcher = _security(test_stack, "matcher")
+    await _send_once(make_producer(bootstrap, "acl-matcher", matcher))
+
+
+async def test_acls_allow_each_service_its_reads_and_nothing_else(
+    test_stack: StackUnderTest,
+) -> None:
+    """Every service's user can join its own groups and fetch what ACCESS says it reads;
+    joining another service's group is refused (topic reads: the unit tests of the table
+    and the registry's refused write above)."""
+    from aiokafka.errors import GroupAuthorizationFailedError
+
+    bootstrap, _ = _security(test_stack)
+    for service, access in ACCESS.items():
+        _, user = _security(test_stack, service)
+        allowed = AIOKafkaConsumer(
+            *access.reads,
+            bootstrap_servers=bootstrap,
+            group_id=f"{group_prefix(service)}acl-test",
+            enable_auto_commit=False,
+            **user.client_kwargs(),
+        )
+        await allowed.start()
+        try:
+            await asyncio.wait_for(allowed.getmany(timeout_ms=500), 20)
+        finally:
+            await allowed.stop()
+        other = next(s for s in ACCESS if s != service)
+        refused = AIOKafkaConsumer(
+            access.reads[0],
+            bootstrap_servers=bootstrap,
+            group_id=f"{group_prefix(other)}acl-test",
+            enable_auto_commit=False,
+            **user.client_kwargs(),
+        )
+        try:
+            with pytest.raises(GroupAuthorizationFailedError):
+                await asyncio.wait_for(refused.start(), 20)
+                await asyncio.wait_for(refused.getmany(timeout_ms=2000), 20)
+        finally:
+            with contextlib.suppress(Exception):
+                await refused.stop()
 
 
 @pytest.mark.parametrize("variable", ["KAFKA_PORT", "POSTGRES_PORT"])
@@ -271,6 +381,8 @@ async def test_external_kafka_and_postgres_are_used_not_started(
     main_env = stack.load_stack_env(test_stack.run_dir)
     run_dir = tmp_path / "external-run"
     given = {key: main_env[key] for key in KEYS if key.endswith("DATABASE_URL")}
+    # The external Kafka is the test stack's, with its SASL_SSL and admin user.
+    given.update({key: main_env[key] for key in KEYS if key.startswith(("KAFKA_S", "KAFKA_A"))})
     environ = clean_environ(
         run_dir,
         KAFKA_BOOTSTRAP_SERVERS=main_env["KAFKA_BOOTSTRAP_SERVERS"],

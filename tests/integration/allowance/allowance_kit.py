@@ -31,7 +31,7 @@ from shared.events import (
     PostingSubmitted,
     PostingUpdated,
 )
-from shared.kafka import make_producer
+from shared.kafka import make_producer, stack_client_kwargs, stack_security
 
 SEOUL_OFFSET = "+09:00"
 WAIT_S = 30.0
@@ -61,6 +61,7 @@ class Watcher:
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
+            **stack_client_kwargs(),
             bootstrap_servers=self.bootstrap,
             group_id=None,
             enable_auto_commit=False,
@@ -141,7 +142,9 @@ class Kit:
         self.admin = {"Authorization": f"Bearer {env['ADMIN_TOKEN']}"}
         self.finance = {"Authorization": f"Bearer {env['FINANCE_TOKEN']}"}
         self.http = httpx.AsyncClient(base_url=self.url, timeout=60)
-        self.producer = make_producer(env["KAFKA_BOOTSTRAP_SERVERS"], "allowance-tests")
+        self.producer = make_producer(
+            env["KAFKA_BOOTSTRAP_SERVERS"], "allowance-tests", stack_security()
+        )
         self.watcher = Watcher(env["KAFKA_BOOTSTRAP_SERVERS"])
         self.db: asyncpg.Pool | None = None
 

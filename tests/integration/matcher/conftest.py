@@ -17,7 +17,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.kafka import make_producer
+from shared.kafka import make_producer, stack_security
 
 from .helpers import BookingsWatcher, Matcher, Simulator
 
@@ -81,7 +81,7 @@ def sim(http: httpx.AsyncClient, sim_url: str) -> Simulator:
 
 @pytest.fixture(scope="session")
 async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    p = make_producer(kafka_bootstrap, "matcher-tests")
+    p = make_producer(kafka_bootstrap, "matcher-tests", stack_security())
     await p.start()
     yield p
     await p.stop()

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared import topics
 from shared.events import Envelope, Event, PostingPublished
+from shared.kafka import stack_client_kwargs
 
 T = TypeVar("T")
 
@@ -166,6 +167,7 @@ class BookingsWatcher:
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
+            **stack_client_kwargs(),
             bootstrap_servers=self._bootstrap,
             enable_auto_commit=False,
             isolation_level="read_committed",

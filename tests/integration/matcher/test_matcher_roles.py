@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import topics
+from shared.kafka import stack_client_kwargs
 from tools.partner_sim import client
 
 from .conftest import ROOT
@@ -82,7 +83,7 @@ async def _ready(http: httpx.AsyncClient, url: str) -> dict[str, str]:
 
 
 async def _members(kafka_bootstrap: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, **stack_client_kwargs())
     await admin.start()
     try:
         [response] = await admin.describe_consumer_groups([APPLICATIONS_GROUP])

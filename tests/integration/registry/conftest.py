@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from shared.clock import seoul_date
-from shared.kafka import make_producer
+from shared.kafka import make_producer, stack_security
 from tests.integration.registry.registry_client import Registry, TopicWatcher
 from tools.api_client import Api, ApiError, Endpoints
 
@@ -48,7 +48,7 @@ async def ensure_budget(api: Api, now: datetime) -> None:
 async def registry(stack_env: dict[str, str], kafka_bootstrap: str) -> AsyncIterator[Registry]:
     watcher = TopicWatcher(kafka_bootstrap)
     await watcher.start()
-    producer = make_producer(kafka_bootstrap, "registry-tests")
+    producer = make_producer(kafka_bootstrap, "registry-tests", stack_security())
     await producer.start()
     endpoints = Endpoints.from_env(stack_env)
     async with Api(endpoints, timeout_s=30) as api:

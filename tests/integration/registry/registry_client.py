@@ -26,6 +26,7 @@ from shared.events import (
     Envelope,
     Event,
 )
+from shared.kafka import stack_client_kwargs
 from tools.api_client import Api, ApiError
 from tools.api_client.calls import Facility
 
@@ -43,6 +44,7 @@ class TopicWatcher:
     def __init__(self, bootstrap: str) -> None:
         self._consumer = AIOKafkaConsumer(
             *WATCHED,
+            **stack_client_kwargs(),
             bootstrap_servers=bootstrap,
             group_id=None,
             enable_auto_commit=False,
