@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import logging
 import os
 import re
+import secrets
 from dataclasses import dataclass
 
 import orjson
@@ -26,9 +26,6 @@ log = logging.getLogger(__name__)
 KEY_BYTES = 32
 NONCE_BYTES = 12
 DEV_KEY_ID = "dev"
-# Only for APP_ENV test/demo without configured keys: a fixed, public key, so that data
-# sealed by one demo run opens in the next. Production refuses to start without real keys.
-_DEV_KEY = hashlib.sha256(b"gwangsan-allowance-payee-dev-key-not-secret").digest()
 
 _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
@@ -132,7 +129,8 @@ class PayeeCipher:
 
 def load_cipher(app_env: str, keys_spec: str, active_key_id: str) -> PayeeCipher:
     """The cipher from configuration. Production without keys is refused; test and demo
-    fall back to a fixed development key, with a warning."""
+    without keys get a random key of this process alone, with a warning — never a key
+    written in the code (the local stack gives every stack its own in stack.env)."""
     keys = parse_keys(keys_spec)
     if not keys:
         if app_env == "production":
@@ -140,8 +138,11 @@ def load_cipher(app_env: str, keys_spec: str, active_key_id: str) -> PayeeCipher
                 "ALLOWANCE_PAYEE_KEYS is not set: production refuses to store bank details"
                 " without an encryption key (k1:<base64 of 32 random bytes>)"
             )
-        log.warning("no ALLOWANCE_PAYEE_KEYS configured: using the public development key")
-        return PayeeCipher({DEV_KEY_ID: _DEV_KEY}, DEV_KEY_ID)
+        log.warning(
+            "no ALLOWANCE_PAYEE_KEYS configured: bank details are sealed with a random key"
+            " of this process and cannot be opened after a restart"
+        )
+        return PayeeCipher({DEV_KEY_ID: secrets.token_bytes(KEY_BYTES)}, DEV_KEY_ID)
     if not active_key_id:
         if len(keys) != 1:
             raise PayeeKeyError("several payee keys: set ALLOWANCE_PAYEE_ACTIVE_KEY_ID")

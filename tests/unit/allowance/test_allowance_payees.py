@@ -73,3 +73,13 @@ def test_masks_show_only_the_last_four_digits() -> None:
     assert mask_holder("김광산") == "김*산"
     assert mask_holder("이수") == "이*"
     assert mask_holder("남궁광산") == "남**산"
+
+
+def test_without_configured_keys_test_and_demo_seal_under_a_key_of_this_process_only() -> None:
+    """The fallback key is random, never one written in the code: what one process sealed
+    another cannot open (so a copied database or dump of a demo reveals nothing)."""
+    first, second = load_cipher("demo", "", ""), load_cipher("test", "", "")
+    sealed = first.seal("ctz_a", DETAILS)
+    assert first.open("ctz_a", sealed) == DETAILS
+    with pytest.raises(PayeeDecryptError):
+        second.open("ctz_a", sealed)
