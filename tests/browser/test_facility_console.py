@@ -120,7 +120,8 @@ async def test_staff_post_repeat_book_attend_edit_duplicate_cancel(
     await expect(card(page, first["id"])).to_contain_text(
         f"{day.month}월 {day.day}일 ({'월화수목금토일'[day.weekday()]}) 오전 10:00 ~ 오후 12:00"
     )
-    await expect(page.get_by_role("status")).to_contain_text("근무 3건을 등록했습니다")  # still there
+    # the message stays after the list reloads
+    await expect(page.get_by_role("status")).to_contain_text("근무 3건을 등록했습니다")
     await check_screen(page, "console-list")
 
     # the week calendar: this week (the page's clock is the shared clock), then on

@@ -280,7 +280,7 @@ function postingCard(p) {
     el("p", { text: span(p.starts_at, p.ends_at) }),
     el("p", { class: "muted", text: countsText(p) }),
     why ? el("p", { class: "muted", text: why }) : null,
-    el("button", { type: "button", class: "open", "aria-label": `명단과 출석 보기: ${p.title}`, text: "명단과 출석 보기", onclick: () => openDetail(p.id) }),
+    el("button", { type: "button", class: "open-posting", "aria-label": `명단과 출석 보기: ${p.title}`, text: "명단과 출석 보기", onclick: () => openDetail(p.id) }),
   );
 }
 
@@ -601,7 +601,8 @@ function renderDetail() {
   $("detail-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
   const live = p.status === "pending_budget" || p.status === "open";
   $("edit").hidden = !live;
-  $("cancel-open").hidden = !live;
+  // a shift that has started can no longer be cancelled (the API would refuse it)
+  $("cancel-open").hidden = !live || new Date(p.starts_at) <= Date.now();
   renderRoster();
 }
 
@@ -655,7 +656,7 @@ function attendanceFields(e, i) {
       el("input", { id, type: "time", class: cls, value: value ? timeValue(seoul(value)) : "", "aria-describedby": `${name}-err` }));
   };
   const box = el("fieldset", { class: "att", "aria-describedby": `${name}-err` },
-    el("legend", { text: `${e.citizen_display} 출석` }),
+    el("legend", { text: "출석 여부" }),
     el("div", { class: "choices" }, radio("attended", "출석"), radio("no_show", "불참")),
     el("div", { class: "times" }, time("in", "입실 시각", a?.checked_in_at), time("out", "퇴실 시각", a?.checked_out_at)),
     el("p", { class: "hint", text: a ? (a.status === "attended" ? `인정 시간 ${duration(a.minutes)} (${count(a.minutes, "분")})` : "불참으로 기록됨 (0분)") : "시각을 비우면 근무 시작·끝 시각으로 기록됩니다." }),
