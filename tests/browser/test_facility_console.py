@@ -247,3 +247,23 @@ async def test_the_list_follows_next_cursor_and_shows_the_newest_first(
         re.compile("열람실 정리 85번째")
     )
     await check_screen(page, "console-list-paged")
+
+
+async def test_the_apis_korean_field_errors_stand_next_to_their_fields(
+    page: Page, registry_url: str, facility_key: str, system: Api
+) -> None:
+    now = await system.clock.get()
+    await page.clock.set_fixed_time(now)
+    yesterday = (now.astimezone(SEOUL) - timedelta(days=1)).date()
+    await sign_in(page, registry_url, facility_key)
+    await page.get_by_role("button", name="새 근무 등록").click()
+    await page.get_by_role("button", name="등록").click()  # no title: caught before sending
+    await expect(page.locator("#err-title")).to_have_text("제목을 입력해 주세요.")
+    await page.get_by_label("제목").fill("어제 근무")
+    await page.get_by_label("날짜").fill(yesterday.isoformat())
+    await page.get_by_role("button", name="등록").click()
+    await expect(page.get_by_role("alert")).to_contain_text("잘못된 요청")
+    await expect(page.locator("#err-starts_at")).to_contain_text("이미 지난 시각입니다")
+    await expect(page.get_by_label("날짜")).to_have_attribute("aria-invalid", "true")
+    await check_screen(page, "console-form-errors")
+    assert (await system.facility(facility_key).list_postings())["data"] == []
