@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from matcher.domain.policy import Policy
 from shared.context import ServiceContext
@@ -38,6 +38,8 @@ class MatcherSettings(ServiceSettings):
     partner_notify_secret: SecretStr = SecretStr("")
     # A webhook is a few hundred bytes; 16 KiB leaves room and bounds parsing work (413).
     webhook_body_size_max_bytes: int = 16 * 1024
+    # The longest a webhook waits for Kafka to take it before the 503 (docs/decisions/0004).
+    webhook_enqueue_timeout_s: float = Field(default=2.0, gt=0)
 
     # --- eligibility (BRIEF §5) ---------------------------------------------------------
     eligible_dongs: str = GWANGSAN_DONGS
