@@ -116,7 +116,7 @@ async def accept_webhook(
         event = ApplicationReceived(
             application_id=webhook.data.application_id,
             posting_id=webhook.data.posting_id,
-            citizen=webhook.data.citizen.to_profile(),
+            citizen=webhook.data.citizen.to_profile(ctx.settings.age_min_years),
             received_at=received_at,
             webhook_id=webhook_id,
         )

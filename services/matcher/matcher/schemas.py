@@ -18,6 +18,7 @@ from pydantic import (
     TypeAdapter,
 )
 
+from matcher.domain.eligibility import adult_from
 from shared.events import CitizenProfile
 from shared.problems import Problem, validation_errors
 from shared.web import Page
@@ -60,12 +61,13 @@ class CitizenData(_Body):
     birth_date: date
     child_safety_check: bool
 
-    def to_profile(self) -> CitizenProfile:
+    def to_profile(self, age_min_years: int) -> CitizenProfile:
+        """What the topic carries: the day of the minimum age, not the birth date."""
         return CitizenProfile(
             partner_user_id=self.partner_user_id,
             dong=self.dong,
             neighbourhood_verified_at=self.neighbourhood_verified_at,
-            birth_date=self.birth_date,
+            adult_from=adult_from(self.birth_date, age_min_years),
             child_safety_check=self.child_safety_check,
         )
 
@@ -153,7 +155,17 @@ def _surrogate_paths(node: Any, path: tuple[str, ...] = ()) -> list[tuple[str, .
 def parse_webhook(body: bytes) -> ApplicationSubmittedWebhook | ApplicationWithdrawnWebhook:
     """The body as its typed model, or the 400 `Problem` naming each bad field. A JSON
     string escaping a lone surrogate (`"\\ud800"`) is invalid JSON to the fast parser;
-    the slow, lenient one runs only then, to say which field held it."""
+    the slow, lenient one runs only then, to say which field held it. A body that is not
+    UTF-8 is refused first: the fast parser would read an encoded surrogate
+    (`\\xed\\xa0\\x80`) as text, even in a field's name."""
+    try:
+        body.decode()
+    except UnicodeDecodeError as exc:
+        message = f"the body is not UTF-8 (byte {exc.start})"
+        errors = [{"field": "body", "message": message, "code": "utf8_invalid"}]
+        raise Problem(
+            400, "invalid_payload", f"invalid webhook payload: {message}", errors=errors
+        ) from None
     try:
         return WEBHOOK_BODY.validate_json(body)
     except pydantic.ValidationError as exc:
@@ -164,7 +176,9 @@ def parse_webhook(body: bytes) -> ApplicationSubmittedWebhook | ApplicationWithd
         except ValueError:
             paths = []
         if paths:
-            fields = sorted(".".join(p) for p in paths)
+            # a name may itself hold the surrogate: written as its escape, or the answer
+            # could not be encoded
+            fields = sorted(".".join(p).encode("utf-8", "backslashreplace").decode() for p in paths)
             message = "a lone surrogate is not allowed in text"
             errors = [{"field": f, "message": message, "code": "string_surrogate"} for f in fields]
             detail = f"invalid webhook payload: {', '.join(fields)}"

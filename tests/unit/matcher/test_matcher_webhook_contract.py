@@ -11,7 +11,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 import httpx
@@ -295,3 +295,58 @@ async def test_a_webhook_fails_fast_with_503_and_retry_after_when_kafka_is_away(
     assert time.monotonic() - started < 1.5
     assert info.value.status == 503
     assert (info.value.headers or {}).get("Retry-After")
+
+
+def test_the_topic_carries_adult_from_never_the_birth_date() -> None:
+    """Ingest publishes the first day of the minimum age, not the birth date (1,005 birth
+    dates sat in clear on `matcher.applications.v1`); an old event with a birth date still
+    parses and reads as the same `adult_from`."""
+    from matcher.usecases.applications import citizen_adult_from
+
+    from shared.events import ApplicationReceived, Envelope, parse_event
+
+    webhook = parse_webhook(
+        _submitted(citizen={**citizen_profile("k"), "birth_date": "2004-02-29"})
+    )
+    assert isinstance(webhook, ApplicationSubmittedWebhook)
+    profile = webhook.data.citizen.to_profile(19)
+    event = ApplicationReceived(
+        application_id="a",
+        posting_id="p",
+        citizen=profile,
+        received_at=datetime.now(UTC),
+        webhook_id="m",
+    )
+    raw = event.envelope(producer="matcher", occurred_at=datetime.now(UTC)).to_bytes()
+    assert b"birth_date" not in raw and b"2004-02-29" not in raw
+    assert b'"adult_from":"2023-03-01"' in raw
+    old = orjson.loads(raw)
+    del old["data"]["citizen"]["adult_from"]
+    old["data"]["citizen"]["birth_date"] = "2004-02-29"
+    parsed = parse_event(Envelope.from_bytes(orjson.dumps(old)))
+    assert isinstance(parsed, ApplicationReceived)
+    assert citizen_adult_from(parsed.citizen, 19) == date(2023, 3, 1)
+    assert citizen_adult_from(profile, 19) == date(2023, 3, 1)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _submitted().replace(
+            b"neighbourhood_verified_at", b"neighbourhood_verified_a\xed\xa0\x80t"
+        ),
+        _submitted().replace("수완동".encode(), b"\xed\xa0\x80"),
+        _submitted().replace(b"pst_1", b"pst_\xff"),
+        b'{"type": "application.submitted", "\\ud800": 1}',
+    ],
+)
+def test_bodies_that_are_not_utf8_or_name_a_surrogate_are_answerable_400s(body: bytes) -> None:
+    """Found by the fuzzer: an encoded surrogate in a field's name was read as text by the
+    parser and the problem naming it could not be encoded (500). Each is a 400 whose
+    answer encodes."""
+    problem = _problem_of(body)
+    assert problem.status == 400
+    orjson.dumps({"detail": problem.detail, "errors": problem.errors})
+    problem.detail.encode()
+    for e in problem.errors or []:
+        str(e["field"]).encode()
