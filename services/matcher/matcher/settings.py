@@ -73,6 +73,13 @@ class MatcherSettings(ServiceSettings):
     # How long an application waits for its PostingPublished before `unknown_posting`.
     held_application_wait_s: int = 600
     held_sweep_interval_ms: int = 1_000
+
+    # --- citizen data retention (PIPA art. 21: destroy once no longer needed) -------------
+    # A citizen's profile is cleared after this long without activity (no profile
+    # received, no shift of theirs ending): 365 days, the 동네 인증's own validity
+    # (BRIEF §5), after which the stored profile could not pass eligibility anyway.
+    citizen_profile_retention_days: int = Field(default=365, ge=1)
+    retention_sweep_interval_ms: int = 60_000
     # Bound of one sweep's work (held applications expired, draws run) per pass.
     sweep_batch_size_max: int = 500
 

@@ -302,16 +302,20 @@ async def upsert_citizens(
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
                              $5::timestamptz[], $6::date[], $7::bool[], $8::timestamptz[])
         ON CONFLICT (partner_user_id) DO UPDATE SET
-            dong = CASE WHEN EXCLUDED.profile_received_at >= c.profile_received_at
+            -- the newer profile wins; a cleared one (retention, NULL) loses to any
+            dong = CASE WHEN EXCLUDED.profile_received_at
+                        >= coalesce(c.profile_received_at, '-infinity')
                         THEN EXCLUDED.dong ELSE c.dong END,
             neighbourhood_verified_at = CASE WHEN EXCLUDED.profile_received_at
-                        >= c.profile_received_at THEN EXCLUDED.neighbourhood_verified_at
+                        >= coalesce(c.profile_received_at, '-infinity')
+                        THEN EXCLUDED.neighbourhood_verified_at
                         ELSE c.neighbourhood_verified_at END,
-            adult_from = CASE WHEN EXCLUDED.profile_received_at >= c.profile_received_at
+            adult_from = CASE WHEN EXCLUDED.profile_received_at
+                        >= coalesce(c.profile_received_at, '-infinity')
                         THEN EXCLUDED.adult_from ELSE c.adult_from END,
             child_safety_check = CASE WHEN EXCLUDED.profile_received_at
-                        >= c.profile_received_at THEN EXCLUDED.child_safety_check
-                        ELSE c.child_safety_check END,
+                        >= coalesce(c.profile_received_at, '-infinity')
+                        THEN EXCLUDED.child_safety_check ELSE c.child_safety_check END,
             profile_received_at = greatest(c.profile_received_at, EXCLUDED.profile_received_at),
             updated_at = now()
         RETURNING citizen_id, citizen_no, partner_user_id, display, suspended_until
@@ -326,6 +330,36 @@ async def upsert_citizens(
         [c.received_at for c in ordered],
     )
     return {r["partner_user_id"]: CitizenRef(*r) for r in rows}
+
+
+async def clear_idle_profiles(
+    conn: asyncpg.Connection, idle_since: datetime, cleared_at: datetime, limit: int
+) -> list[str]:
+    """Clear the profile of citizens idle since `idle_since`: no profile received since,
+    no application whose shift ends after it, nothing held. Their ids (at most `limit`)."""
+    rows = await conn.fetch(
+        """
+        WITH idle AS (
+            SELECT c.citizen_id FROM citizens c
+             WHERE c.profile_received_at < $1
+               AND NOT EXISTS (SELECT 1 FROM applications a
+                                WHERE a.citizen_id = c.citizen_id AND a.ends_at >= $1)
+               AND NOT EXISTS (SELECT 1 FROM held_applications h
+                                WHERE h.citizen_id = c.citizen_id AND h.status = 'held')
+             ORDER BY c.profile_received_at
+             LIMIT $3
+             FOR UPDATE SKIP LOCKED)
+        UPDATE citizens c SET dong = NULL, neighbourhood_verified_at = NULL, adult_from = NULL,
+               child_safety_check = NULL, profile_received_at = NULL, profile_cleared_at = $2,
+               updated_at = now()
+          FROM idle WHERE c.citizen_id = idle.citizen_id
+        RETURNING c.citizen_id
+        """,
+        idle_since,
+        cleared_at,
+        limit,
+    )
+    return [r["citizen_id"] for r in rows]
 
 
 async def lock_citizens(
