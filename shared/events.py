@@ -12,7 +12,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared import topics
 
@@ -220,15 +220,28 @@ class AttendanceCorrected(_AttendanceEvent):
 
 
 class CitizenProfile(BaseModel):
-    """What the partner tells us of a citizen: only what the eligibility rules need."""
+    """What the partner tells us of a citizen: only what the eligibility rules need.
+
+    No birth date in clear on the topic (docs/decisions/0013): ingest publishes
+    `adult_from`, the first day the citizen is of the policy's minimum age. `birth_date`
+    is read only from events written before that change, never written now."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     partner_user_id: str = Field(min_length=1, max_length=100)
     dong: str = Field(min_length=1, max_length=50)
     neighbourhood_verified_at: AwareDatetime
-    birth_date: date
+    adult_from: date | None = None
+    birth_date: date | None = Field(default=None, exclude_if=lambda v: v is None)
     child_safety_check: bool
+
+    @model_validator(mode="after")
+    def _an_age(self) -> CitizenProfile:
+        if self.adult_from is None and self.birth_date is None:
+            raise ValueError(
+                "a citizen profile needs `adult_from` (or, in old events, `birth_date`)"
+            )
+        return self
 
 
 class _ApplicationEvent(Event):

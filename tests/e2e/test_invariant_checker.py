@@ -96,9 +96,9 @@ async def test_the_checker_names_each_violation_and_holds_on_a_clean_database(
         await conn.execute("SET search_path TO matcher")
         await conn.execute(
             """INSERT INTO matcher.citizens (citizen_id, partner_user_id, display, dong,
-                   neighbourhood_verified_at, birth_date, child_safety_check,
+                   neighbourhood_verified_at, adult_from, child_safety_check,
                    profile_received_at)
-               VALUES ('ctz_2', 'karrot_2', 'kar…02', '수완동', $1, '1990-01-01', true, $1)""",
+               VALUES ('ctz_2', 'karrot_2', 'kar…02', '수완동', $1, '2009-01-01', true, $1)""",
             T0,
         )
         no = await conn.fetchval("SELECT citizen_no FROM matcher.citizens")

@@ -130,9 +130,46 @@ def malformed(draw: st.DrawFn) -> Malformed:
     paths = leaves(body)
     kind = draw(
         st.sampled_from(
-            ["missing", "wrong_type", "bad_value", "extra", "type", "not_json", "json", "oversize"]
+            [
+                "missing",
+                "wrong_type",
+                "bad_value",
+                "extra",
+                "type",
+                "not_json",
+                "json",
+                "oversize",
+                "bad_text",
+                "loose_type",
+                "not_utf8",
+            ]
         )
     )
+    if kind == "bad_text":
+        # a NUL or a lone surrogate anywhere in a citizen's text: Postgres cannot store it
+        path = draw(st.sampled_from([p for p in paths if p[-1] in ("partner_user_id", "dong")]))
+        text = str(_node(body, path))
+        at = draw(st.integers(0, len(text)))
+        bad = draw(st.sampled_from(["\x00", "\ud800", "\udbff", "\udc00", "\udfff"]))
+        parent_of(body, path)[path[-1]] = text[:at] + bad + text[at:]
+        # ASCII JSON: a lone surrogate is written as its `\\uXXXX` escape
+        return Malformed(kind, json.dumps(body).encode(), 400, ".".join(path))
+    if kind == "loose_type":
+        # strict types: a boolean is a JSON boolean, a date or a time an ISO string
+        loose = {
+            "child_safety_check": st.sampled_from(["yes", "no", "1", "0", "true", 1, 0, 1.0]),
+            "birth_date": st.integers(-(2**31), 2**31),
+            "neighbourhood_verified_at": st.integers(0, 2**33),
+            "timestamp": st.integers(0, 2**33),
+        }
+        path = draw(st.sampled_from([p for p in paths if p[-1] in loose]))
+        parent_of(body, path)[path[-1]] = draw(loose[path[-1]])
+        return Malformed(kind, _dumps(body), 400, ".".join(path))
+    if kind == "not_utf8":
+        raw = bytearray(_dumps(body))
+        at = draw(st.integers(0, len(raw)))
+        raw[at:at] = draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x80\x80"]))
+        return Malformed(kind, bytes(raw), 400, None)
     if kind == "missing":
         path = draw(st.sampled_from(paths))
         del parent_of(body, path)[path[-1]]
@@ -269,7 +306,9 @@ def test_malformed_webhook_bodies_are_refused_and_write_nothing(
     stack_env: dict[str, str], kafka_bootstrap: str
 ) -> None:
     """300 generated malformed bodies (a field missing, of the wrong type or value, an
-    unknown field, a wrong `type`, not JSON, any other JSON, over the size limit), each
+    unknown field, a wrong `type`, not JSON, any other JSON, over the size limit, a NUL or a
+    lone surrogate in a text, a loose type — `"yes"` for a boolean, a number for a date —,
+    not UTF-8), each
     correctly signed: every one is answered 400 problem+json whose `errors` name the field
     (413 for the oversize ones), and none of their webhook ids appears on
     `matcher.applications.v1` — while a valid control delivery does."""

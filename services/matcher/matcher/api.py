@@ -9,17 +9,16 @@ saved on it is measured.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping
 from typing import Annotated, Literal, TypeVar
 
-import pydantic
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from matcher import views
 from matcher.schemas import (
-    WEBHOOK_BODY,
     Accepted,
     ApplicationPage,
     ApplicationSubmittedWebhook,
@@ -31,14 +30,14 @@ from matcher.schemas import (
     PostingView,
     ResendView,
     inline_schema,
-    webhook_problem,
+    parse_webhook,
 )
 from matcher.settings import PRODUCER, Context, MatcherSettings, WebhookSecrets
 from matcher.usecases import notifications
 from shared import topics
 from shared.events import ApplicationReceived, ApplicationWithdrawn, Event
 from shared.http import FastRoute
-from shared.problems import Problem
+from shared.problems import RETRY_AFTER_S, Problem
 from shared.web import (
     Ctx,
     CursorParam,
@@ -110,17 +109,14 @@ async def accept_webhook(
         webhook_id = verify(body, headers, secrets)
     except SignatureError as exc:
         raise Problem(401, "invalid_signature", str(exc)) from None
-    try:
-        webhook = WEBHOOK_BODY.validate_json(body)
-    except pydantic.ValidationError as exc:
-        raise webhook_problem(exc) from None
+    webhook = parse_webhook(body)
     received_at = ctx.now()
     event: Event
     if isinstance(webhook, ApplicationSubmittedWebhook):
         event = ApplicationReceived(
             application_id=webhook.data.application_id,
             posting_id=webhook.data.posting_id,
-            citizen=webhook.data.citizen,
+            citizen=webhook.data.citizen.to_profile(ctx.settings.age_min_years),
             received_at=received_at,
             webhook_id=webhook_id,
         )
@@ -137,13 +133,30 @@ async def accept_webhook(
         occurred_at=received_at,
         event_id=uuid.uuid5(WEBHOOK_NAMESPACE, webhook_id),
     )
+    # Fail fast (docs/decisions/0004): with the broker away the producer would hold the
+    # partner's request for its whole delivery timeout; after the bounded wait it is told
+    # to retry, and the same webhook-id keeps the retry idempotent.
+    wait_s = ctx.settings.webhook_enqueue_timeout_s
     try:
-        await ctx.producer.send_and_wait(
-            topics.MATCHER_APPLICATIONS, envelope.to_bytes(), key=envelope.key.encode()
+        await asyncio.wait_for(
+            ctx.producer.send_and_wait(
+                topics.MATCHER_APPLICATIONS, envelope.to_bytes(), key=envelope.key.encode()
+            ),
+            timeout=wait_s,
         )
+    except TimeoutError:
+        raise Problem(
+            503,
+            "queue_unavailable",
+            f"could not queue the webhook within {wait_s:g} s, retry",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        ) from None
     except Exception as exc:
         raise Problem(
-            503, "queue_unavailable", f"could not queue the webhook, retry: {type(exc).__name__}"
+            503,
+            "queue_unavailable",
+            f"could not queue the webhook, retry: {type(exc).__name__}",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
         ) from None
     return 202, {"status": "accepted", "webhook_id": webhook_id}
 

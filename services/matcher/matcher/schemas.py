@@ -3,12 +3,22 @@ closed, validated exactly as documented) and the admin API's views."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+)
 
+from matcher.domain.eligibility import adult_from
 from shared.events import CitizenProfile
 from shared.problems import Problem, validation_errors
 from shared.web import Page
@@ -18,20 +28,60 @@ from shared.web import Page
 _Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")]
 
 
+def _is_surrogate(ch: str) -> bool:
+    return "\ud800" <= ch <= "\udfff"
+
+
+def _storable_text(value: str) -> str:
+    """Text Postgres (UTF-8) can store: no NUL character, no lone surrogate. Refused at
+    the door, never accepted and then lost to a consumer that cannot write it."""
+    if "\x00" in value:
+        raise ValueError("a NUL character (U+0000) is not allowed in text")
+    if any(_is_surrogate(ch) for ch in value):
+        raise ValueError("a lone surrogate is not allowed in text")
+    return value
+
+
+_Text = Annotated[str, AfterValidator(_storable_text)]
+
+
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a boolean is a JSON boolean only (`"yes"`, `"1"`, `1` are refused), a number
+    # a JSON number, a date or a time an ISO string (never a number of seconds).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class CitizenData(_Body):
+    """The citizen as the partner sends it (BRIEF §6); what reaches our topic is derived
+    from it (`to_profile`: no birth date in clear, docs/decisions/0013)."""
+
+    partner_user_id: _Text = Field(min_length=1, max_length=100)
+    dong: _Text = Field(min_length=1, max_length=50)
+    neighbourhood_verified_at: AwareDatetime
+    birth_date: date
+    child_safety_check: bool
+
+    def to_profile(self, age_min_years: int) -> CitizenProfile:
+        """What the topic carries: the day of the minimum age, not the birth date."""
+        return CitizenProfile(
+            partner_user_id=self.partner_user_id,
+            dong=self.dong,
+            neighbourhood_verified_at=self.neighbourhood_verified_at,
+            adult_from=adult_from(self.birth_date, age_min_years),
+            child_safety_check=self.child_safety_check,
+        )
 
 
 class SubmittedData(_Body):
     application_id: _Id
     posting_id: _Id
-    citizen: CitizenProfile
+    citizen: CitizenData
 
 
 class WithdrawnData(_Body):
     application_id: _Id
     posting_id: _Id
-    partner_user_id: str = Field(min_length=1, max_length=100)
+    partner_user_id: _Text = Field(min_length=1, max_length=100)
 
 
 class ApplicationSubmittedWebhook(_Body):
@@ -84,6 +134,56 @@ def webhook_problem(exc: pydantic.ValidationError) -> Problem:
         err["field"] = ".".join(loc) or ("type" if "tag" in str(raw.get("type")) else "body")
     fields = ", ".join(sorted({e["field"] for e in errors}))
     return Problem(400, "invalid_payload", f"invalid webhook payload: {fields}", errors=errors)
+
+
+def _surrogate_paths(node: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The field paths of every text (key or value) holding a lone surrogate."""
+    found: list[tuple[str, ...]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if any(_is_surrogate(ch) for ch in str(key)):
+                found.append((*path, str(key)))
+            found.extend(_surrogate_paths(value, (*path, str(key))))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found.extend(_surrogate_paths(value, (*path, str(i))))
+    elif isinstance(node, str) and any(_is_surrogate(ch) for ch in node):
+        found.append(path)
+    return found
+
+
+def parse_webhook(body: bytes) -> ApplicationSubmittedWebhook | ApplicationWithdrawnWebhook:
+    """The body as its typed model, or the 400 `Problem` naming each bad field. A JSON
+    string escaping a lone surrogate (`"\\ud800"`) is invalid JSON to the fast parser;
+    the slow, lenient one runs only then, to say which field held it. A body that is not
+    UTF-8 is refused first: the fast parser would read an encoded surrogate
+    (`\\xed\\xa0\\x80`) as text, even in a field's name."""
+    try:
+        body.decode()
+    except UnicodeDecodeError as exc:
+        message = f"the body is not UTF-8 (byte {exc.start})"
+        errors = [{"field": "body", "message": message, "code": "utf8_invalid"}]
+        raise Problem(
+            400, "invalid_payload", f"invalid webhook payload: {message}", errors=errors
+        ) from None
+    try:
+        return WEBHOOK_BODY.validate_json(body)
+    except pydantic.ValidationError as exc:
+        problem = webhook_problem(exc)
+    if any(e.get("code") == "json_invalid" for e in problem.errors or []):
+        try:
+            paths = _surrogate_paths(json.loads(body))
+        except ValueError:
+            paths = []
+        if paths:
+            # a name may itself hold the surrogate: written as its escape, or the answer
+            # could not be encoded
+            fields = sorted(".".join(p).encode("utf-8", "backslashreplace").decode() for p in paths)
+            message = "a lone surrogate is not allowed in text"
+            errors = [{"field": f, "message": message, "code": "string_surrogate"} for f in fields]
+            detail = f"invalid webhook payload: {', '.join(fields)}"
+            problem = Problem(400, "invalid_payload", detail, errors=errors)
+    raise problem
 
 
 class Accepted(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from matcher.domain.policy import Policy
 from shared.context import ServiceContext
@@ -38,6 +38,8 @@ class MatcherSettings(ServiceSettings):
     partner_notify_secret: SecretStr = SecretStr("")
     # A webhook is a few hundred bytes; 16 KiB leaves room and bounds parsing work (413).
     webhook_body_size_max_bytes: int = 16 * 1024
+    # The longest a webhook waits for Kafka to take it before the 503 (docs/decisions/0004).
+    webhook_enqueue_timeout_s: float = Field(default=2.0, gt=0)
 
     # --- eligibility (BRIEF §5) ---------------------------------------------------------
     eligible_dongs: str = GWANGSAN_DONGS
@@ -71,6 +73,13 @@ class MatcherSettings(ServiceSettings):
     # How long an application waits for its PostingPublished before `unknown_posting`.
     held_application_wait_s: int = 600
     held_sweep_interval_ms: int = 1_000
+
+    # --- citizen data retention (PIPA art. 21: destroy once no longer needed) -------------
+    # A citizen's profile is cleared after this long without activity (no profile
+    # received, no shift of theirs ending): 365 days, the 동네 인증's own validity
+    # (BRIEF §5), after which the stored profile could not pass eligibility anyway.
+    citizen_profile_retention_days: int = Field(default=365, ge=1)
+    retention_sweep_interval_ms: int = 60_000
     # Bound of one sweep's work (held applications expired, draws run) per pass.
     sweep_batch_size_max: int = 500
 

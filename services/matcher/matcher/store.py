@@ -140,7 +140,7 @@ class HeldRow:
     citizen_no: int
     dong: str
     neighbourhood_verified_at: datetime
-    birth_date: date
+    adult_from: date
     child_safety_check: bool
 
     @property
@@ -148,7 +148,7 @@ class HeldRow:
         return Profile(
             dong=self.dong,
             neighbourhood_verified_at=self.neighbourhood_verified_at,
-            birth_date=self.birth_date,
+            adult_from=self.adult_from,
             child_safety_check=self.child_safety_check,
         )
 
@@ -298,20 +298,24 @@ async def upsert_citizens(
     rows = await conn.fetch(
         """
         INSERT INTO citizens AS c (citizen_id, partner_user_id, display, dong,
-            neighbourhood_verified_at, birth_date, child_safety_check, profile_received_at)
+            neighbourhood_verified_at, adult_from, child_safety_check, profile_received_at)
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
                              $5::timestamptz[], $6::date[], $7::bool[], $8::timestamptz[])
         ON CONFLICT (partner_user_id) DO UPDATE SET
-            dong = CASE WHEN EXCLUDED.profile_received_at >= c.profile_received_at
+            -- the newer profile wins; a cleared one (retention, NULL) loses to any
+            dong = CASE WHEN EXCLUDED.profile_received_at
+                        >= coalesce(c.profile_received_at, '-infinity')
                         THEN EXCLUDED.dong ELSE c.dong END,
             neighbourhood_verified_at = CASE WHEN EXCLUDED.profile_received_at
-                        >= c.profile_received_at THEN EXCLUDED.neighbourhood_verified_at
+                        >= coalesce(c.profile_received_at, '-infinity')
+                        THEN EXCLUDED.neighbourhood_verified_at
                         ELSE c.neighbourhood_verified_at END,
-            birth_date = CASE WHEN EXCLUDED.profile_received_at >= c.profile_received_at
-                        THEN EXCLUDED.birth_date ELSE c.birth_date END,
+            adult_from = CASE WHEN EXCLUDED.profile_received_at
+                        >= coalesce(c.profile_received_at, '-infinity')
+                        THEN EXCLUDED.adult_from ELSE c.adult_from END,
             child_safety_check = CASE WHEN EXCLUDED.profile_received_at
-                        >= c.profile_received_at THEN EXCLUDED.child_safety_check
-                        ELSE c.child_safety_check END,
+                        >= coalesce(c.profile_received_at, '-infinity')
+                        THEN EXCLUDED.child_safety_check ELSE c.child_safety_check END,
             profile_received_at = greatest(c.profile_received_at, EXCLUDED.profile_received_at),
             updated_at = now()
         RETURNING citizen_id, citizen_no, partner_user_id, display, suspended_until
@@ -321,11 +325,41 @@ async def upsert_citizens(
         [mask_partner_id(c.partner_user_id) for c in ordered],
         [c.profile.dong for c in ordered],
         [c.profile.neighbourhood_verified_at for c in ordered],
-        [c.profile.birth_date for c in ordered],
+        [c.profile.adult_from for c in ordered],
         [c.profile.child_safety_check for c in ordered],
         [c.received_at for c in ordered],
     )
     return {r["partner_user_id"]: CitizenRef(*r) for r in rows}
+
+
+async def clear_idle_profiles(
+    conn: asyncpg.Connection, idle_since: datetime, cleared_at: datetime, limit: int
+) -> list[str]:
+    """Clear the profile of citizens idle since `idle_since`: no profile received since,
+    no application whose shift ends after it, nothing held. Their ids (at most `limit`)."""
+    rows = await conn.fetch(
+        """
+        WITH idle AS (
+            SELECT c.citizen_id FROM citizens c
+             WHERE c.profile_received_at < $1
+               AND NOT EXISTS (SELECT 1 FROM applications a
+                                WHERE a.citizen_id = c.citizen_id AND a.ends_at >= $1)
+               AND NOT EXISTS (SELECT 1 FROM held_applications h
+                                WHERE h.citizen_id = c.citizen_id AND h.status = 'held')
+             ORDER BY c.profile_received_at
+             LIMIT $3
+             FOR UPDATE SKIP LOCKED)
+        UPDATE citizens c SET dong = NULL, neighbourhood_verified_at = NULL, adult_from = NULL,
+               child_safety_check = NULL, profile_received_at = NULL, profile_cleared_at = $2,
+               updated_at = now()
+          FROM idle WHERE c.citizen_id = idle.citizen_id
+        RETURNING c.citizen_id
+        """,
+        idle_since,
+        cleared_at,
+        limit,
+    )
+    return [r["citizen_id"] for r in rows]
 
 
 async def lock_citizens(
@@ -791,7 +825,7 @@ _HELD_COLUMNS = """
     h.seq, h.application_id, h.posting_id, h.citizen_id, h.webhook_id, h.received_at,
     h.held_until, h.status, h.reason, h.resolved_at,
     c.partner_user_id, c.display AS citizen_display, c.citizen_no,
-    c.dong, c.neighbourhood_verified_at, c.birth_date, c.child_safety_check
+    c.dong, c.neighbourhood_verified_at, c.adult_from, c.child_safety_check
 """
 
 

@@ -1,11 +1,14 @@
 """Timers of the matcher, run on the shared clock: draws at `applications_close_at`, and
-applications that waited too long for an unknown posting. Each posting is handled in its
+applications that waited too long for an unknown posting, and the retention of citizens'
+profiles. Each posting is handled in its
 own transaction under its lock, so every replica may run them safely."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from matcher.settings import Context, MatcherSettings
-from matcher.usecases import draws, postings
+from matcher.usecases import citizens, draws, postings
 from matcher.usecases.deps import deps_of
 from shared.service import SweeperSpec
 
@@ -20,8 +23,18 @@ async def expire_held(ctx: Context) -> None:
     )
 
 
+async def clear_idle_profiles(ctx: Context) -> None:
+    await citizens.clear_idle_profiles(
+        ctx.pool,
+        ctx.now(),
+        timedelta(days=ctx.settings.citizen_profile_retention_days),
+        ctx.settings.sweep_batch_size_max,
+    )
+
+
 def sweepers(settings: MatcherSettings) -> list[SweeperSpec]:
     return [
         SweeperSpec("draws", run_due_draws, settings.draw_sweep_interval_ms),
         SweeperSpec("held-applications", expire_held, settings.held_sweep_interval_ms),
+        SweeperSpec("citizen-retention", clear_idle_profiles, settings.retention_sweep_interval_ms),
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from matcher.domain.decide import Arrival, PostingView
-from matcher.domain.eligibility import SEOUL, Booked, Profile, Shift
+from matcher.domain.eligibility import SEOUL, Booked, Profile, Shift, adult_from
 
 
 def seoul(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -19,7 +19,9 @@ def profile(
     birth_date: date = date(1990, 5, 17),
     child_safety_check: bool = True,
 ) -> Profile:
-    return Profile(dong, verified_at or seoul(2026, 1, 10), birth_date, child_safety_check)
+    return Profile(
+        dong, verified_at or seoul(2026, 1, 10), adult_from(birth_date, 19), child_safety_check
+    )
 
 
 def shift(

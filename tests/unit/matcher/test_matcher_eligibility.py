@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 from matcher.domain.eligibility import (
+    adult_from,
     age_years_on,
     exceeds_week_cap,
     iso_week_start,
@@ -149,3 +150,16 @@ def test_weekly_cap_matches_a_plain_sum(durations: list[int]) -> None:
     new = shift(seoul(2026, 3, 2, 9), minutes=120)
     total = 120 + sum(int((b.ends_at - b.starts_at).total_seconds() // 60) for b in bookings)
     assert exceeds_week_cap(new, bookings, policy) == (total > 13 * 60)
+
+
+def test_adult_from_is_the_first_day_of_the_age() -> None:
+    """`adult_from` (what the topic and the citizens table keep instead of the birth date,
+    docs/decisions/0013) refuses exactly the days `age_years_on` counts under 19."""
+    start = date(1999, 12, 1)
+    for offset in range(0, 6 * 366, 7):
+        born = start + timedelta(days=offset)
+        first = adult_from(born, 19)
+        assert age_years_on(born, first) == 19
+        assert age_years_on(born, first - timedelta(days=1)) == 18
+    assert adult_from(date(2004, 2, 29), 19) == date(2023, 3, 1)
+    assert adult_from(date(2004, 2, 29), 20) == date(2024, 2, 29)

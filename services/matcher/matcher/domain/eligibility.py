@@ -26,7 +26,7 @@ class Profile:
 
     dong: str
     neighbourhood_verified_at: datetime
-    birth_date: date
+    adult_from: date  # the first day of the minimum age (no birth date is kept)
     child_safety_check: bool
 
 
@@ -61,6 +61,16 @@ def age_years_on(birth_date: date, day: date) -> int:
     if (day.month, day.day) < (birth_date.month, birth_date.day):
         years -= 1
     return years
+
+
+def adult_from(birth_date: date, age_years: int) -> date:
+    """The first day on which `age_years_on(birth_date, day) >= age_years`: the birthday of
+    that age, 1 March for a 29 February birthday in a common year."""
+    year = birth_date.year + age_years
+    try:
+        return birth_date.replace(year=year)
+    except ValueError:  # 29 February, common year
+        return date(year, 3, 1)
 
 
 def iso_week_start(at: datetime) -> datetime:
@@ -101,7 +111,7 @@ def profile_refusal(profile: Profile, shift: Shift, policy: Policy, at: datetime
         return Reason.NOT_RESIDENT
     if profile.neighbourhood_verified_at < at - policy.neighbourhood_verified_max_age:
         return Reason.NEIGHBOURHOOD_VERIFICATION_EXPIRED
-    if age_years_on(profile.birth_date, seoul_day(shift.starts_at)) < policy.age_min_years:
+    if seoul_day(shift.starts_at) < profile.adult_from:
         return Reason.UNDER_AGE
     if shift.requires_child_safety_check and not profile.child_safety_check:
         return Reason.CHILD_SAFETY_CHECK_REQUIRED

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from matcher import store
 from matcher.domain.decide import (
@@ -17,7 +17,7 @@ from matcher.domain.decide import (
     decide_arrivals,
     plan_promotions,
 )
-from matcher.domain.eligibility import Booked, Profile, week_window
+from matcher.domain.eligibility import Booked, Profile, adult_from, week_window
 from matcher.domain.notifications import BookingFacts
 from matcher.domain.policy import Reason
 from matcher.domain.strikes import is_late_cancellation
@@ -27,7 +27,7 @@ from matcher.usecases.attendance import record_strike
 from matcher.usecases.deps import Deps
 from matcher.usecases.notifications import Effects
 from shared.db import Connection
-from shared.events import ApplicationReceived, ApplicationWithdrawn
+from shared.events import ApplicationReceived, ApplicationWithdrawn, CitizenProfile
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,21 @@ log = logging.getLogger(__name__)
 PROMOTION_ROUNDS_MAX = 1_000
 
 
-def _profile(event: ApplicationReceived) -> Profile:
-    c = event.citizen
-    return Profile(c.dong, c.neighbourhood_verified_at, c.birth_date, c.child_safety_check)
+def _profile(event: ApplicationReceived, age_min_years: int) -> Profile:
+    return Profile(
+        event.citizen.dong,
+        event.citizen.neighbourhood_verified_at,
+        citizen_adult_from(event.citizen, age_min_years),
+        event.citizen.child_safety_check,
+    )
+
+
+def citizen_adult_from(citizen: CitizenProfile, age_min_years: int) -> date:
+    """`adult_from` as ingest publishes it, or derived from an old event's birth date."""
+    if citizen.adult_from is not None:
+        return citizen.adult_from
+    assert citizen.birth_date is not None  # the model requires one of the two
+    return adult_from(citizen.birth_date, age_min_years)
 
 
 @dataclass(frozen=True)
@@ -55,12 +67,14 @@ class Candidate:
     suspended_until: datetime | None
 
     @classmethod
-    def arriving(cls, event: ApplicationReceived, citizen: CitizenRef) -> Candidate:
+    def arriving(
+        cls, event: ApplicationReceived, citizen: CitizenRef, age_min_years: int
+    ) -> Candidate:
         return cls(
             application_id=event.application_id,
             webhook_id=event.webhook_id,
             received_at=event.received_at,
-            profile=_profile(event),
+            profile=_profile(event, age_min_years),
             citizen_id=citizen.citizen_id,
             citizen_no=citizen.citizen_no,
             partner_user_id=citizen.partner_user_id,
@@ -129,7 +143,11 @@ async def decide_applications(
     citizens = await store.upsert_citizens(
         conn,
         [
-            store.CitizenIn(a.citizen.partner_user_id, _profile(a), a.received_at)
+            store.CitizenIn(
+                a.citizen.partner_user_id,
+                _profile(a, deps.policy.age_min_years),
+                a.received_at,
+            )
             for apps in fresh.values()
             for a in apps
         ],
@@ -152,7 +170,10 @@ async def decide_applications(
             )
             log.info("posting %s not known yet: %d application(s) held", posting_id, len(apps))
             continue
-        candidates = [Candidate.arriving(a, citizens[a.citizen.partner_user_id]) for a in apps]
+        candidates = [
+            Candidate.arriving(a, citizens[a.citizen.partner_user_id], deps.policy.age_min_years)
+            for a in apps
+        ]
         batches.append(PostingBatch(row, candidates))
     await store.hold_applications(conn, held)
     await decide(conn, deps, batches, now, Effects())
