@@ -196,17 +196,21 @@ async def test_hostile_keys_neither_redirect_nor_bloat_nor_slow_the_healthy_ones
     hostile, url = partner
     # Per-key failures on an endpoint that works: far fewer failures in a row than the
     # breaker's threshold, so it must stay closed throughout.
-    sender = sender_for(pool, url, breaker_failures=1_000)
+    sender = sender_for(
+        pool, url, breaker_failures=1_000, attempts_max=1_000, retry_for=timedelta(seconds=3)
+    )
     await sender.start()
     try:
         baseline = await healthy_stream(pool, hostile, "a")
 
         rss_before = rss_bytes()
-        keys = [f"hang-{i}" for i in range(3)] + [f"fail-{i}" for i in range(3)]
+        # More failing keys than send slots, failing for 3 s (then parked by time).
+        keys = [f"hang-{i}" for i in range(6)] + [f"fail-{i}" for i in range(6)]
         keys += ["redirect-0", "redirect-1", "huge-0"]
         for key in keys:
             await write(pool, key, 0)
             await write(pool, key, 1)  # held back behind the first until it is delivered
+        await asyncio.sleep(0.6)  # every hostile key has failed once: they are retrying now
         with_hostile = await healthy_stream(pool, hostile, "b")
 
         deadline = time.monotonic() + 20
@@ -229,27 +233,31 @@ async def test_hostile_keys_neither_redirect_nor_bloat_nor_slow_the_healthy_ones
     firsts = [r for r in rows if r["status"] != "pending"]
     assert len(firsts) == 2
     for r in firsts:
-        assert (r["status"], r["last_status_code"], r["attempts"]) == ("failed", 307, 4)
+        assert (r["status"], r["last_status_code"]) == ("failed", 307)
         assert "not followed" in r["last_error"]
     assert [r["status"] for r in rows].count("pending") == 2  # held back in order
     # 500 and hang: retried, then parked with what they answered.
     for r in await statuses(pool, "fail-"):
         if r["status"] != "pending":
-            assert (r["status"], r["last_status_code"], r["attempts"]) == ("failed", 500, 4)
+            assert (r["status"], r["last_status_code"]) == ("failed", 500)
     for r in await statuses(pool, "hang-"):
         if r["status"] != "pending":
-            assert (r["status"], r["last_status_code"], r["attempts"]) == ("failed", None, 4)
+            assert (r["status"], r["last_status_code"]) == ("failed", None)
             assert "Timeout" in r["last_error"]
     # The huge 200: delivered, but barely read.
     assert hostile.huge_sent < 32 * 1024 * 1024, (
         f"{hostile.huge_sent} bytes of the huge answer sent"
     )
     grown = rss_after - rss_before
-    assert grown < 24 * 1024 * 1024, f"RSS grew by {grown / 2**20:.0f} MiB"
+    assert grown < 16 * 1024 * 1024, f"RSS grew by {grown / 2**20:.1f} MiB"
     # Healthy keys: every notification once and in order, latency unharmed.
     assert all(n == 1 for n in hostile.seen.values())
     assert all(order == list(range(15)) for order in hostile.order.values())
     bound = 3 * p99(baseline) + 0.1
+    print(
+        f"\nhealthy p99 {p99(baseline) * 1000:.0f} ms alone, {p99(with_hostile) * 1000:.0f} ms"
+        f" with hostile keys; RSS +{grown / 2**20:.1f} MiB; {hostile.huge_sent} huge bytes sent"
+    )
     assert p99(with_hostile) <= bound, (
         f"healthy p99 {p99(with_hostile) * 1000:.0f} ms with hostile keys around,"
         f" {p99(baseline) * 1000:.0f} ms without"
