@@ -67,6 +67,14 @@ PARTNER_NOTIFICATIONS = Counter(
     "Partner notifications by outcome (delivered, retried, failed, resent)",
     ["outcome"],
 )
+PARTNER_ENDPOINT_DOWN = Gauge(
+    "gwangsan_partner_endpoint_down",
+    "1 while the partner endpoint has failed every attempt for notify_endpoint_down_after_s",
+)
+PARTNER_ENDPOINT_BREAKER_OPEN = Gauge(
+    "gwangsan_partner_endpoint_breaker_open",
+    "1 while the partner endpoint's circuit breaker is open or half-open (no sends)",
+)
 PARTNER_NOTIFICATIONS_PENDING = Gauge(
     "gwangsan_partner_notifications_pending", "Partner notifications not yet acknowledged"
 )

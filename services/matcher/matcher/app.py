@@ -34,6 +34,11 @@ async def start_sender(ctx: Context) -> None:
         poll_interval_ms=settings.notify_poll_interval_ms,
         prefetch_max=settings.notify_prefetch_max,
         retention=timedelta(days=settings.notify_retention_days),
+        response_read_max_bytes=settings.notify_response_read_max_bytes,
+        retry_concurrency_max=settings.notify_retry_concurrency_max,
+        breaker_failures=settings.notify_breaker_failures,
+        breaker_cooldown_ms=settings.notify_breaker_cooldown_ms,
+        endpoint_down_after_s=settings.notify_endpoint_down_after_s,
     )
     ctx.provide(sender)
     await sender.start()

@@ -9,10 +9,18 @@ decision committed) and sent here after commit, signed per Standard Webhooks wit
   (its booking, or its posting) was delivered; a parked one holds the later ones back until
   an operator re-sends it, so a partner never sees `cancelled` before `confirmed`.
 * Concurrent across keys, bounded by `notify_concurrency_max`.
-* Retried on timeouts, refused connections, 5xx, 408 and 429 with exponential backoff and
-  full jitter, for at most `notify_retry_for_s` / `notify_attempts_max`; then parked as
+* Retried on timeouts, refused connections, 3xx, 5xx, 408 and 429 with exponential backoff
+  and full jitter, for at most `notify_retry_for_s` / `notify_attempts_max`; then parked as
   `failed` (metric `gwangsan_partner_notifications_total{outcome="failed"}`), listed and
   re-sent through `/v1/admin/notifications`. Another 4xx parks it at once.
+* A well-behaved webhook client: redirects are never followed (the signed body goes only to
+  `PARTNER_NOTIFY_URL`; a 3xx is a failed attempt), at most `notify_response_read_max_bytes`
+  of an answer is read (a longer one is dropped with its connection), no compression is
+  asked for or decoded. A backoff never holds a send slot (the retry is scheduled in the
+  row's `next_attempt_at`), retries take at most `notify_retry_concurrency_max` slots, and
+  a circuit breaker on the endpoint (`domain/breaker.py`) stops sending to a failing
+  partner, one probe per cooldown; failing for `notify_endpoint_down_after_s` sets
+  `gwangsan_partner_endpoint_down` (alert GwangsanPartnerEndpointDown).
 * One sender per schema at a time (an advisory lock, like the Kafka outbox relay); a crash
   mid-send re-sends after restart under the same `webhook-id`.
 """
@@ -32,7 +40,8 @@ import asyncpg
 from prometheus_client import Histogram
 
 from matcher import store
-from matcher.domain.delivery import backoff_delay_s, verdict
+from matcher.domain.breaker import CircuitBreaker
+from matcher.domain.delivery import backoff_delay_s, is_retryable, verdict
 from matcher.store import NOTIFY_CHANNEL, DeliveredMark, DueNotification, FailedAttempt
 from shared import metrics
 from shared.clock import utc_now
@@ -71,6 +80,11 @@ class NotificationSender:
         prefetch_max: int = 1_000,
         retention: timedelta = timedelta(days=30),
         lock_key: str = _LOCK_KEY,
+        response_read_max_bytes: int = 4 * 1024,
+        retry_concurrency_max: int | None = None,
+        breaker_failures: int = 20,
+        breaker_cooldown_ms: int = 10_000,
+        endpoint_down_after_s: float = 300,
     ) -> None:
         self._pool = pool
         self._lock_key = lock_key
@@ -94,6 +108,18 @@ class NotificationSender:
         self._delivered: list[DeliveredMark] = []
         self._task: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
+        self._read_max = response_read_max_bytes
+        self._retry_slots = min(
+            concurrency_max,
+            retry_concurrency_max if retry_concurrency_max else max(concurrency_max // 2, 1),
+        )
+        self._retrying = 0  # sends in flight of rows already tried once
+        # One breaker per endpoint; this sender sends to one (`url`).
+        self.breaker = CircuitBreaker(
+            failures_max=breaker_failures,
+            cooldown_s=breaker_cooldown_ms / 1000,
+            down_after_s=endpoint_down_after_s,
+        )
 
     async def start(self) -> None:
         # aiohttp rather than httpx: httpx's per-request CPU capped the sender at ~400
@@ -102,7 +128,10 @@ class NotificationSender:
         self._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._concurrency_max),
             timeout=aiohttp.ClientTimeout(total=self._timeout_s),
-            skip_auto_headers=("User-Agent",),
+            # Ask for no compression and decode none: a small compressed answer must not
+            # unpack into a large one in memory.
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            auto_decompress=False,
         )
         self._task = asyncio.create_task(self._run(), name="partner-notifications")
 
@@ -160,15 +189,27 @@ class NotificationSender:
                     if key not in queued and key not in self._inflight:
                         queue.append(row)
                         queued.add(key)
+            wait_s = self._poll_s
+            held: list[DueNotification] = []  # retries over their share of the slots
             while queue and len(self._inflight) < self._concurrency_max and not self._stopping:
+                if not self.breaker.allow(time.monotonic()):
+                    if self.breaker.state == "open":  # else a probe is out; its end wakes us
+                        wait_s = min(wait_s, max(self.breaker.retry_in(time.monotonic()), 0.01))
+                    break
                 row = queue.popleft()
+                if row.attempts and self._retrying >= self._retry_slots:
+                    held.append(row)
+                    continue
                 queued.discard(row.ordering_key)
+                if row.attempts:
+                    self._retrying += 1
                 self._inflight[row.ordering_key] = asyncio.create_task(self._deliver(row))
+            queue.extendleft(reversed(held))
             if time.monotonic() - gauges_at > 10:
                 await self._refresh_gauges(conn)
                 gauges_at = time.monotonic()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s)
+                await asyncio.wait_for(self._wake.wait(), timeout=wait_s)
 
     async def _flush_delivered(self, conn: asyncpg.Connection) -> None:
         done, self._delivered = self._delivered, []
@@ -197,6 +238,8 @@ class NotificationSender:
             # Keep the key's slot a moment: a failing database must not become a hot loop.
             await asyncio.sleep(self._poll_s)
         finally:
+            if row.attempts:
+                self._retrying -= 1
             self._inflight.pop(key, None)
             self._wake.set()  # the next notification of this key may be due now
 
@@ -207,14 +250,19 @@ class NotificationSender:
         error: str | None = None
         headers = sign(self._secret, row.notification_id, started, row.payload)
         try:
-            async with self._http.post(self._url, data=row.payload, headers=headers) as response:
+            async with self._http.post(
+                self._url, data=row.payload, headers=headers, allow_redirects=False
+            ) as response:
                 status_code = response.status
-                if not 200 <= status_code < 300:
-                    error = (await response.read())[:500].decode("utf-8", "replace")
-                else:
-                    await response.read()  # drain, so the connection is reused
+                body = await _read_at_most(response, self._read_max)
+                if 300 <= status_code < 400:
+                    location = response.headers.get("Location", "")
+                    error = f"redirect to {location!r} not followed"[:500]
+                elif not 200 <= status_code < 300:
+                    error = body[:500].decode("utf-8", "replace")
         except (aiohttp.ClientError, TimeoutError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
+        self._record_endpoint(status_code)
         attempts = row.attempts + 1
         first_attempt_at: datetime = row.first_attempt_at or started
         now = utc_now()
@@ -253,6 +301,38 @@ class NotificationSender:
         )
         await store.retry_notification_at(self._pool, failed, now + timedelta(seconds=delay_s))
         metrics.PARTNER_NOTIFICATIONS.labels("retried").inc()
-        # Sleep out the delay here so this key's slot stays taken (order) and the loop is
-        # woken when it is due, not only at the next poll.
-        await asyncio.sleep(delay_s)
+        # The slot is released now: the row stays its key's head (order holds) and is due
+        # again at `next_attempt_at`; the loop is woken then, not only at the next poll.
+        asyncio.get_running_loop().call_later(delay_s, self._wake.set)
+
+    def _record_endpoint(self, status_code: int | None) -> None:
+        """Feed the endpoint's breaker: an answer that is not worth a retry (2xx, or a 4xx
+        refusing this one notification) shows the endpoint works."""
+        breaker = self.breaker
+        if is_retryable(status_code):
+            now = time.monotonic()
+            breaker.failed(now)
+            metrics.PARTNER_ENDPOINT_BREAKER_OPEN.set(breaker.state != "closed")
+            if breaker.down(now):
+                metrics.PARTNER_ENDPOINT_DOWN.set(1)
+        elif breaker.failing_since is not None or breaker.state != "closed":
+            breaker.succeeded()
+            metrics.PARTNER_ENDPOINT_BREAKER_OPEN.set(0)
+            metrics.PARTNER_ENDPOINT_DOWN.set(0)
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most `limit` bytes of the body; if more follows, the connection is dropped rather
+    than the rest read (a partner's answer is a status, not a download)."""
+    if response.content_length is not None and response.content_length > limit:
+        response.close()
+        return b""
+    body = bytearray()
+    while len(body) < limit:
+        chunk = await response.content.read(limit - len(body))
+        if not chunk:
+            return bytes(body)
+        body += chunk
+    if not response.content.at_eof():
+        response.close()
+    return bytes(body)

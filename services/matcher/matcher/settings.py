@@ -98,6 +98,19 @@ class MatcherSettings(ServiceSettings):
     notify_retention_days: int = 30
     # The sender is woken by NOTIFY after each commit; this poll is only the fallback.
     notify_poll_interval_ms: int = 1_000
+    # Of any partner answer at most this much is read (its status is what counts); a longer
+    # body is dropped with its connection, so a partner cannot fill the matcher's memory.
+    notify_response_read_max_bytes: int = 4 * 1024
+    # Retries (rows already tried) take at most this many of the concurrent sends, so keys
+    # that keep failing never hold every slot; first attempts always find one.
+    notify_retry_concurrency_max: int = 16
+    # Circuit breaker of the partner endpoint: this many consecutive failed attempts open
+    # it; while open nothing is sent (rows wait, their retry budget untouched); after the
+    # cooldown one probe decides. Failing this long without a success: the endpoint is
+    # reported down (`gwangsan_partner_endpoint_down`, alert GwangsanPartnerEndpointDown).
+    notify_breaker_failures: int = 20
+    notify_breaker_cooldown_ms: int = 10_000
+    notify_endpoint_down_after_s: int = 300
 
     def webhook_secrets(self) -> list[str]:
         raw = self.partner_webhook_secret.get_secret_value()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from matcher.domain.breaker import CircuitBreaker
 from matcher.domain.citizens import mask_partner_id
 from matcher.domain.delivery import backoff_delay_s, is_retryable, verdict
 
@@ -24,8 +25,10 @@ def test_backoff_doubles_up_to_the_cap_and_jitter_scales_it() -> None:
 
 
 def test_what_is_retried() -> None:
-    """No answer, 5xx, 408 and 429 are retried; other 4xx are the partner refusing."""
+    """No answer, 3xx (never followed), 5xx, 408 and 429 are retried; other 4xx are the
+    partner refusing."""
     assert is_retryable(None) and is_retryable(500) and is_retryable(503)
+    assert is_retryable(301) and is_retryable(307) and is_retryable(308)
     assert is_retryable(408) and is_retryable(429)
     assert not is_retryable(400) and not is_retryable(401) and not is_retryable(410)
 
@@ -41,6 +44,26 @@ def test_verdicts() -> None:
     later = T0 + timedelta(hours=1)
     assert verdict(503, attempts=2, now=later, **kwargs) == "park"  # type: ignore[arg-type]
     assert verdict(400, attempts=1, now=T0, **kwargs) == "park"  # type: ignore[arg-type]
+
+
+def test_the_breaker_opens_after_failures_in_a_row_and_one_probe_decides() -> None:
+    breaker = CircuitBreaker(failures_max=3, cooldown_s=10, down_after_s=25)
+    for t in (0, 1):
+        breaker.failed(t)
+    breaker.succeeded()  # a success in between: the count starts again
+    for t in (2, 3):
+        breaker.failed(t)
+    assert breaker.state == "closed" and breaker.allow(3)
+    breaker.failed(4)
+    assert breaker.state == "open" and not breaker.allow(5) and not breaker.allow(13.9)
+    assert breaker.retry_in(9) == 5
+    assert breaker.allow(14) and breaker.state == "half_open"  # the probe
+    assert not breaker.allow(14) and not breaker.allow(20)  # one probe at a time
+    breaker.failed(21)  # the probe failed: open for another cooldown
+    assert breaker.state == "open" and not breaker.allow(30) and breaker.allow(31)
+    assert not breaker.down(26) and breaker.down(27)  # failing since t=2 for 25 s
+    breaker.succeeded()
+    assert breaker.state == "closed" and breaker.allow(31) and not breaker.down(100)
 
 
 def test_partner_ids_are_masked_for_rosters() -> None:

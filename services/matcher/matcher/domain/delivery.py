@@ -22,10 +22,17 @@ def backoff_delay_s(attempts: int, base_ms: int, cap_ms: int, jitter: float) -> 
 
 
 def is_retryable(status_code: int | None) -> bool:
-    """Worth another try: no answer (timeout, refused connection), 5xx, 408 or 429. Any
-    other 4xx means the partner refuses this notification; retrying the same bytes would
-    be refused again, so it is parked for an operator at once."""
-    return status_code is None or status_code >= 500 or status_code in (408, 429)
+    """Worth another try: no answer (timeout, refused connection), 3xx, 5xx, 408 or 429.
+    A 3xx is not followed (the signed body goes to the configured URL only) but may be a
+    passing misconfiguration of the partner. Any other 4xx means the partner refuses this
+    notification; retrying the same bytes would be refused again, so it is parked for an
+    operator at once."""
+    return (
+        status_code is None
+        or status_code >= 500
+        or status_code in (408, 429)
+        or 300 <= status_code < 400
+    )
 
 
 def verdict(
