@@ -94,7 +94,9 @@ async def test_chains_verify_and_name_an_altered_or_deleted_row(kit: Kit) -> Non
             said = _refused(("ledger", "verify"), first)
             assert "content no longer matches" in said
         finally:
-            await _tamper(conn, "UPDATE ledger_transactions SET memo = $2 WHERE id = $1", first, memo)
+            await _tamper(
+                conn, "UPDATE ledger_transactions SET memo = $2 WHERE id = $1", first, memo
+            )
         assert _verified(("ledger", "verify")) == ledger_rows
 
         # an entry's amount, and deletions, inside a transaction rolled back afterwards
@@ -158,7 +160,7 @@ async def test_chains_verify_and_name_an_altered_or_deleted_row(kit: Kit) -> Non
 
 
 async def test_the_access_log_records_the_authenticated_who(kit: Kit) -> None:
-    """"Who" is the credential's role, the request id and the client address; a stated
+    """ "Who" is the credential's role, the request id and the client address; a stated
     `X-Staff-Id` is kept only in stated_staff_id (self-declared), never as the actor."""
     _, citizens = await _write_some(kit)
     row = await kit.pool.fetchrow(

@@ -140,8 +140,7 @@ async def test_close_payout_file_and_a_late_correction_in_the_next_month(kit: Ki
     )
     # who: the finance credential, the request, the address; fin-007 is only a statement
     assert [
-        (r["action"], r["actor_role"], r["actor_staff_id"], r["stated_staff_id"])
-        for r in log_rows
+        (r["action"], r["actor_role"], r["actor_staff_id"], r["stated_staff_id"]) for r in log_rows
     ] == [
         ("write", "finance", None, "fin-007"),
         ("decrypt", "finance", None, "fin-007"),
