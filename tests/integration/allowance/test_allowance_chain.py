@@ -8,17 +8,24 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from shared import migrations
 from tests.integration.allowance.allowance_kit import Kit, new_id
 from tools.cli import verify_chain
 
 pytestmark = pytest.mark.stack
+
+MIGRATIONS = Path(__file__).resolve().parents[3] / "services/allowance/allowance/migrations"
 
 
 def gwangsan(*args: str) -> subprocess.CompletedProcess[str]:
@@ -179,3 +186,77 @@ async def test_the_access_log_records_the_authenticated_who(kit: Kit) -> None:
         " WHERE attrelid = 'payee_access_log'::regclass AND attname = 'stated_staff_id'"
     )
     assert "self-declared" in comment
+
+
+async def test_the_migration_chains_existing_rows_as_the_verifier_recomputes(
+    stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Rows written before migration 0004 (Korean text, NULLs, microseconds, legs whose
+    byte order differs from any locale's) are chained by its SQL in id order, and the
+    Python verifier recomputes exactly those hashes: the two serializations agree."""
+    source = MIGRATIONS
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for path in sorted(source.glob("*.sql")):
+        if path.name < "0004":
+            shutil.copy(path, before / path.name)
+    schema = f"chain_mig_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(stack_env["DATABASE_URL"])
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        await migrations.apply(conn, schema, before)
+        await conn.execute(f'SET search_path TO "{schema}"')
+        at = datetime(2031, 3, 10, 1, 2, 3, 456789, tzinfo=UTC)
+        for n in range(3):
+            src = uuid.uuid4()
+            async with conn.transaction():
+                txn = await conn.fetchval(
+                    "INSERT INTO ledger_transactions (kind, fiscal_year, period,"
+                    " source_event_id, occurred_at, posted_at, memo) VALUES"
+                    " ('budget_appropriated', 2031, '2031-03', $1, $2, $3, $4) RETURNING id",
+                    src,
+                    at,
+                    at + timedelta(microseconds=n),
+                    f"예산 배정 {n} — ünïcode",
+                )
+                for leg, account, won in (
+                    ("가:available", "budget_available", -700),
+                    ("Z:appropriation", "budget_appropriation", 1000),
+                    ("a:available", "budget_available", -300),
+                ):
+                    await conn.execute(
+                        "INSERT INTO ledger_entries (transaction_id, account, amount_won, leg,"
+                        " source_event_id) VALUES ($1, $2, $3, $4, $5)",
+                        txn,
+                        account,
+                        won,
+                        leg,
+                        src,
+                    )
+        for staff_id, request_id in (("fin-1", "req-1"), (None, None)):
+            await conn.execute(
+                "INSERT INTO payee_access_log (accessed_at, actor_role, actor_staff_id,"
+                " request_id, citizen_id, action, purpose, key_id) VALUES"
+                " ($1, 'finance', $2, $3, 'C-1', 'decrypt', '지급 파일 2031-03', 'k1')",
+                at,
+                staff_id,
+                request_id,
+            )
+        await migrations.apply(conn, schema, source)
+        await conn.execute(f'SET search_path TO "{schema}"')
+        async with conn.transaction():
+            ledger = await verify_chain(conn, "ledger")
+            audit = await verify_chain(conn, "payee_access")
+        assert ledger.ok and ledger.rows == 3, ledger.render("ledger")
+        assert audit.ok and audit.rows == 2, audit.render("audit")
+        moved = await conn.fetch(
+            "SELECT stated_staff_id, actor_staff_id FROM payee_access_log ORDER BY id"
+        )
+        assert [(r["stated_staff_id"], r["actor_staff_id"]) for r in moved] == [
+            ("fin-1", None),
+            (None, None),
+        ]
+    finally:
+        await conn.execute("RESET search_path")
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
