@@ -5,6 +5,7 @@ triggers (switched off for the tampering transaction only: session_replication_r
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import re
@@ -260,3 +261,16 @@ async def test_the_migration_chains_existing_rows_as_the_verifier_recomputes(
         await conn.execute("RESET search_path")
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
+
+
+async def test_concurrent_writers_do_not_fork_the_chain(kit: Kit) -> None:
+    """Budget changes of different fiscal years share no row but the chain head: sent all
+    at once, they still form one unbroken chain (no two rows with the same predecessor)."""
+    years = random.sample(range(5000, 8999), 8)
+    await asyncio.gather(*(kit.set_budget(y, 1_000 + i) for i, y in enumerate(years)))
+    forks = await kit.pool.fetchval(
+        "SELECT count(*) FROM (SELECT prev_hash FROM ledger_transactions"
+        " GROUP BY prev_hash HAVING count(*) > 1) f"
+    )
+    assert forks == 0
+    _verified(("ledger", "verify"))
