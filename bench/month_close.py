@@ -28,6 +28,7 @@ payout_lines) TO STDOUT` of the same rows. Peak RSS is the worker process's own
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import resource
 import sys
@@ -93,6 +94,15 @@ def _accrual_template() -> list[Any]:
     )
     assert txn is not None
     return [txn, gross]
+
+
+@functools.cache
+def _cipher() -> Any:
+    """One cipher for loading and for the payout file: without configured keys each
+    `load_cipher` draws a random key of its own, so a second one could not open the first's."""
+    from allowance import payees
+
+    return payees.load_cipher("test", "", "")
 
 
 async def _load(conn: asyncpg.Connection, schema: str, rows: int) -> dict[str, Any]:
@@ -259,7 +269,7 @@ async def _load(conn: asyncpg.Connection, schema: str, rows: int) -> dict[str, A
         """
     )
     await conn.execute("INSERT INTO periods (period) VALUES ($1)", PERIOD)
-    cipher = payees.load_cipher("test", "", "")
+    cipher = _cipher()
     payee_rows = []
     for c in range(CITIZENS):
         cid = f"ctz_bench_{c:05d}"
@@ -346,7 +356,7 @@ async def worker(rows: int, dsn: str) -> dict[str, Any]:
         async with conn.transaction():
             lines = await Store(conn).payout_file_rows(period)
             held = await Store(conn).held_back(period)
-        cipher = payees.load_cipher("test", "", "")
+        cipher = _cipher()
         bank_rows = []
         for r in lines:
             assert r.key_id is not None and r.nonce is not None and r.ciphertext is not None

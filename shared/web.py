@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hmac
 import json
 from collections.abc import Awaitable, Callable, Sequence
@@ -72,6 +73,19 @@ class Staff:
     role: str
     staff_id: str | None
     request_id: str | None
+    # the address the request came from (audit rows record it as part of "who")
+    client_address: str | None = None
+    # True when `staff_id` is only what the client stated (`X-Staff-Id` with a static role
+    # token), False when the credential itself names the staff member
+    staff_id_self_declared: bool = False
+
+    @property
+    def authenticated_staff_id(self) -> str | None:
+        return None if self.staff_id_self_declared else self.staff_id
+
+    @property
+    def stated_staff_id(self) -> str | None:
+        return self.staff_id if self.staff_id_self_declared else None
 
     @property
     def label(self) -> str:
@@ -137,14 +151,23 @@ def staff(
         # 256-bit token cannot be guessed anyway, and the per-address rate limit applies.
         token = bearer(request)
         role = _static_role(token, ctx.settings)
+        client = request.client.host if request.client is not None else None
         who: Staff | None = None
         if role is not None:
             stated = request.headers.get("x-staff-id", "").strip()[:100] or None
-            who = Staff(role, stated, request_id_of())
+            who = Staff(
+                role,
+                stated,
+                request_id_of(),
+                client_address=client,
+                staff_id_self_declared=stated is not None,
+            )
         else:
             directory = ctx.resource_or_none(StaffDirectory)
             if directory is not None:
                 who = await directory.find(ctx, token)
+                if who is not None and who.client_address is None:
+                    who = dataclasses.replace(who, client_address=client)
         if who is None:
             sentence = foreign(token) if foreign is not None else None
             if sentence is not None:

@@ -14,7 +14,7 @@ import socket
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import httpx
@@ -260,6 +260,48 @@ async def cmd_invariants(args: argparse.Namespace, env: dict[str, str]) -> int:
     return 0 if report.ok else 1
 
 
+# --- tamper evidence ----------------------------------------------------------------------
+
+
+ChainName = Literal["ledger", "payee_access"]
+CHAIN_TITLES: dict[str, str] = {"ledger": "ledger transactions", "payee_access": "payee access log"}
+
+
+async def verify_chain(conn: asyncpg.Connection, name: ChainName) -> Any:
+    """Recompute one hash chain of the allowance (allowance/domain/chain.py) on `conn`
+    (search path: the allowance schema), in the caller's snapshot; the `chain.Verdict`."""
+    from allowance.domain import chain
+    from allowance.store import Store
+
+    db = Store(conn)
+    head = await db.chain_head(name)
+    checker = chain.Verifier()
+    async for row in db.ledger_links() if name == "ledger" else db.access_links():
+        found = checker.step(row)
+        if found is not None:
+            return found
+    return checker.finish(head)
+
+
+async def _verify_command(url: str, name: ChainName) -> int:
+    conn = await asyncpg.connect(url, server_settings={"search_path": "allowance"})
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            verdict = await verify_chain(conn, name)
+    finally:
+        await conn.close()
+    print(verdict.render(CHAIN_TITLES[name]))
+    return 0 if verdict.ok else 1
+
+
+async def cmd_ledger_verify(args: argparse.Namespace, env: dict[str, str]) -> int:
+    return await _verify_command(need(env, "DATABASE_URL"), "ledger")
+
+
+async def cmd_audit_verify(args: argparse.Namespace, env: dict[str, str]) -> int:
+    return await _verify_command(need(env, "DATABASE_URL"), "payee_access")
+
+
 Command = Callable[[argparse.Namespace, dict[str, str]], Coroutine[Any, Any, int]]
 
 
@@ -267,7 +309,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gwangsan",
         description="Operate Danggeun Gwangsan: dead letters, partner notifications, invariants,"
-        " facility keys, budget, month close. Reads .run/stack.env or the environment.",
+        " facility keys, budget, month close, ledger and audit-log verification."
+        " Reads .run/stack.env or the environment.",
     )
     sub = p.add_subparsers(dest="group", required=True, metavar="COMMAND")
 
@@ -332,6 +375,19 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--fiscal-year", type=int, help="only postings of this fiscal year")
     i.add_argument("--settle", type=float, default=0.0, help="retry for up to this many seconds")
     i.set_defaults(run=cmd_invariants)
+
+    lg = sub.add_parser("ledger", help="the allowance ledger's hash chain")
+    lgsub = lg.add_subparsers(dest="action", required=True)
+    lv = lgsub.add_parser(
+        "verify", help="recompute the ledger transactions' hash chain (exit 0 verified, 1 not)"
+    )
+    lv.set_defaults(run=cmd_ledger_verify)
+    au = sub.add_parser("audit", help="the payee access log's hash chain")
+    ausub = au.add_subparsers(dest="action", required=True)
+    av = ausub.add_parser(
+        "verify", help="recompute the payee access log's hash chain (exit 0 verified, 1 not)"
+    )
+    av.set_defaults(run=cmd_audit_verify)
     return p
 
 

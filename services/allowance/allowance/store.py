@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar
 import asyncpg
 import orjson
 
-from allowance.domain import policy
+from allowance.domain import chain, policy
 from allowance.domain.calendar import Period
 from allowance.domain.ledger import Account, LedgerTransaction
 from allowance.domain.money import MonthTotals
@@ -44,10 +44,12 @@ class PolicyVersion:
 
 _INSERT_HEADERS = """
 INSERT INTO ledger_transactions
-    (id, kind, fiscal_year, period, source_event_id, occurred_at, posted_at, memo)
+    (id, kind, fiscal_year, period, source_event_id, occurred_at, posted_at, memo,
+     chain_seq, prev_hash, row_hash)
 OVERRIDING SYSTEM VALUE
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::uuid[],
-                     $6::timestamptz[], $7::timestamptz[], $8::text[])
+                     $6::timestamptz[], $7::timestamptz[], $8::text[],
+                     $9::bigint[], $10::bytea[], $11::bytea[])
 """
 
 _INSERT_ENTRIES = """
@@ -518,6 +520,7 @@ class Store:
         their number: a month close posts one per citizen. Returns the transaction ids."""
         if not items:
             return []
+        head = await self.lock_chain_head("ledger")
         ids: list[int] = [
             r["id"]
             for r in await self.conn.fetch(
@@ -526,6 +529,33 @@ class Store:
                 len(items),
             )
         ]
+        links = chain.append(
+            head,
+            [
+                chain.TransactionFields(
+                    txn_id,
+                    i.txn.kind.value,
+                    i.txn.fiscal_year,
+                    str(i.txn.period),
+                    i.source_event_id,
+                    i.occurred_at,
+                    i.posted_at,
+                    i.txn.memo[:500],
+                    tuple(
+                        chain.EntryFields(
+                            leg.name,
+                            leg.account.value,
+                            leg.citizen_id,
+                            leg.posting_id,
+                            leg.amount_won,
+                        )
+                        for leg in i.txn.legs
+                    ),
+                )
+                for txn_id, i in zip(ids, items, strict=True)
+            ],
+        )
+        await self.set_chain_head("ledger", links[-1])
         await self.conn.execute(
             _INSERT_HEADERS,
             ids,
@@ -536,6 +566,9 @@ class Store:
             [i.occurred_at for i in items],
             [i.posted_at for i in items],
             [i.txn.memo[:500] for i in items],
+            [h.seq for h in links],
+            [prev.hash for prev in (head, *links[:-1])],
+            [h.hash for h in links],
         )
         cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
         for txn_id, item in zip(ids, items, strict=True):
@@ -1106,23 +1139,161 @@ class Store:
         purpose: str,
         actor_role: str,
         actor_staff_id: str | None,
+        stated_staff_id: str | None,
         request_id: str | None,
+        client_address: str | None,
         at: datetime,
     ) -> None:
-        """One audit row per citizen, written in one statement."""
+        """One audit row per citizen, written in one statement, appended to the access
+        log's hash chain (its head locked until this transaction ends)."""
+        if not citizens:
+            return
+        head = await self.lock_chain_head("payee_access")
+        ids: list[int] = [
+            r["id"]
+            for r in await self.conn.fetch(
+                "SELECT nextval(pg_get_serial_sequence('payee_access_log', 'id')) AS id"
+                " FROM generate_series(1, $1)",
+                len(citizens),
+            )
+        ]
+        rows = [
+            chain.AccessFields(
+                row_id,
+                at,
+                actor_role,
+                actor_staff_id,
+                stated_staff_id,
+                request_id,
+                client_address,
+                citizen,
+                action,
+                purpose,
+                key_id,
+            )
+            for row_id, citizen, key_id in zip(ids, citizens, key_ids, strict=True)
+        ]
+        links = chain.append(head, rows)
+        await self.set_chain_head("payee_access", links[-1])
         await self.conn.execute(
-            "INSERT INTO payee_access_log (accessed_at, actor_role, actor_staff_id, request_id,"
-            " citizen_id, action, purpose, key_id)"
-            " SELECT $1, $2, $3, $4, c, $5, $6, k FROM unnest($7::text[], $8::text[]) AS u(c, k)",
+            "INSERT INTO payee_access_log (id, accessed_at, actor_role, actor_staff_id,"
+            " stated_staff_id, request_id, client_address, citizen_id, action, purpose, key_id,"
+            " chain_seq, prev_hash, row_hash) OVERRIDING SYSTEM VALUE"
+            " SELECT i, $1, $2, $3, $4, $5, $6, c, $7, $8, k, q, p, h"
+            " FROM unnest($9::bigint[], $10::text[], $11::text[], $12::bigint[], $13::bytea[],"
+            " $14::bytea[]) AS u(i, c, k, q, p, h)",
             at,
             actor_role,
             actor_staff_id,
+            stated_staff_id,
             request_id,
+            client_address,
             action,
             purpose,
+            ids,
             list(citizens),
             list(key_ids),
+            [h.seq for h in links],
+            [prev.hash for prev in (head, *links[:-1])],
+            [h.hash for h in links],
         )
+
+    # --- hash chains ---------------------------------------------------------------------
+
+    async def lock_chain_head(self, name: Literal["ledger", "payee_access"]) -> chain.Head:
+        """The chain's head, locked until this transaction ends: appends to one chain are
+        serialized, so two writers never link to the same previous row."""
+        row = await self.conn.fetchrow(
+            "SELECT seq, hash FROM chain_heads WHERE chain = $1 FOR UPDATE", name
+        )
+        assert row is not None, f"chain head {name} missing (migration 0004)"
+        return chain.Head(int(row["seq"]), bytes(row["hash"]))
+
+    async def set_chain_head(
+        self, name: Literal["ledger", "payee_access"], head: chain.Head
+    ) -> None:
+        await self.conn.execute(
+            "UPDATE chain_heads SET seq = $2, hash = $3 WHERE chain = $1", name, head.seq, head.hash
+        )
+
+    async def chain_head(self, name: Literal["ledger", "payee_access"]) -> chain.Head:
+        row = await self.conn.fetchrow("SELECT seq, hash FROM chain_heads WHERE chain = $1", name)
+        assert row is not None, f"chain head {name} missing (migration 0004)"
+        return chain.Head(int(row["seq"]), bytes(row["hash"]))
+
+    async def ledger_links(self, batch_rows: int = 2000) -> AsyncIterator[chain.StoredLink]:
+        """Every ledger transaction with its entries, in chain order (unchained rows last,
+        by id), through a cursor (the caller holds the transaction)."""
+        async for r in self.conn.cursor(
+            "SELECT t.id, t.kind, t.fiscal_year, t.period, t.source_event_id, t.occurred_at,"
+            " t.posted_at, t.memo, t.chain_seq, t.prev_hash, t.row_hash,"
+            " array(SELECT e.leg FROM ledger_entries e WHERE e.transaction_id = t.id"
+            " ORDER BY e.id) AS legs,"
+            " array(SELECT e.account FROM ledger_entries e WHERE e.transaction_id = t.id"
+            " ORDER BY e.id) AS accounts,"
+            " array(SELECT e.citizen_id FROM ledger_entries e WHERE e.transaction_id = t.id"
+            " ORDER BY e.id) AS citizens,"
+            " array(SELECT e.posting_id FROM ledger_entries e WHERE e.transaction_id = t.id"
+            " ORDER BY e.id) AS postings,"
+            " array(SELECT e.amount_won FROM ledger_entries e WHERE e.transaction_id = t.id"
+            " ORDER BY e.id) AS amounts"
+            " FROM ledger_transactions t ORDER BY t.chain_seq NULLS LAST, t.id",
+            prefetch=batch_rows,
+        ):
+            entries = tuple(
+                chain.EntryFields(*e)
+                for e in zip(
+                    r["legs"],
+                    r["accounts"],
+                    r["citizens"],
+                    r["postings"],
+                    r["amounts"],
+                    strict=True,
+                )
+            )
+            yield chain.StoredLink(
+                chain.TransactionFields(
+                    r["id"],
+                    r["kind"],
+                    r["fiscal_year"],
+                    r["period"],
+                    r["source_event_id"],
+                    r["occurred_at"],
+                    r["posted_at"],
+                    r["memo"],
+                    entries,
+                ),
+                r["chain_seq"],
+                r["prev_hash"],
+                r["row_hash"],
+            )
+
+    async def access_links(self, batch_rows: int = 2000) -> AsyncIterator[chain.StoredLink]:
+        """Every payee access-log row in chain order (unchained rows last, by id)."""
+        async for r in self.conn.cursor(
+            "SELECT id, accessed_at, actor_role, actor_staff_id, stated_staff_id, request_id,"
+            " client_address, citizen_id, action, purpose, key_id, chain_seq, prev_hash,"
+            " row_hash FROM payee_access_log ORDER BY chain_seq NULLS LAST, id",
+            prefetch=batch_rows,
+        ):
+            yield chain.StoredLink(
+                chain.AccessFields(
+                    r["id"],
+                    r["accessed_at"],
+                    r["actor_role"],
+                    r["actor_staff_id"],
+                    r["stated_staff_id"],
+                    r["request_id"],
+                    r["client_address"],
+                    r["citizen_id"],
+                    r["action"],
+                    r["purpose"],
+                    r["key_id"],
+                ),
+                r["chain_seq"],
+                r["prev_hash"],
+                r["row_hash"],
+            )
 
     async def payout_file_rows(self, period: Period) -> list[PayoutFileRow]:
         """The closed month's payouts with the sealed payee details (opened by the caller)."""

@@ -134,14 +134,18 @@ async def test_close_payout_file_and_a_late_correction_in_the_next_month(kit: Ki
     assert not any(bob in line for line in lines)
     assert int(file.headers["X-Held-Back-Count"]) >= 1
     log_rows = await kit.pool.fetch(
-        "SELECT action, actor_role, actor_staff_id, purpose, request_id FROM payee_access_log"
-        " WHERE citizen_id = $1 ORDER BY id",
+        "SELECT action, actor_role, actor_staff_id, stated_staff_id, purpose, request_id,"
+        " client_address FROM payee_access_log WHERE citizen_id = $1 ORDER BY id",
         alice,
     )
-    assert [(r["action"], r["actor_staff_id"]) for r in log_rows] == [
-        ("write", "fin-007"),
-        ("decrypt", "fin-007"),
+    # who: the finance credential, the request, the address; fin-007 is only a statement
+    assert [
+        (r["action"], r["actor_role"], r["actor_staff_id"], r["stated_staff_id"]) for r in log_rows
+    ] == [
+        ("write", "finance", None, "fin-007"),
+        ("decrypt", "finance", None, "fin-007"),
     ]
+    assert all(r["client_address"] for r in log_rows)
     assert log_rows[1]["purpose"] == f"payout file {month}" and log_rows[1]["request_id"]
 
     # Bob's attendance is corrected to the full shift after the close.

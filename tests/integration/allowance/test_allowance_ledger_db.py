@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 
 import asyncpg
 import pytest
+from allowance.domain.calendar import Period
+from allowance.domain.ledger import Account, LedgerTransaction, Leg, TxnKind
+from allowance.store import Store
 
 from tests.integration.allowance.allowance_kit import Kit
 
@@ -36,6 +39,19 @@ async def _header(conn: asyncpg.Connection, source: uuid.UUID) -> int:
         datetime.now(UTC),
     )
     return txn_id
+
+
+async def _post(conn: asyncpg.Connection, source: uuid.UUID, won: int) -> int:
+    """A committed test transaction (legs "a", "b"), written by the store so that it joins
+    the ledger's hash chain (`gwangsan ledger verify` stays green after this suite)."""
+    now = datetime.now(UTC)
+    legs = (
+        Leg("a", Account.BUDGET_APPROPRIATION, won),
+        Leg("b", Account.BUDGET_AVAILABLE, -won),
+    )
+    kind = TxnKind.BUDGET_APPROPRIATED if won > 0 else TxnKind.BUDGET_CUT
+    txn = LedgerTransaction(kind, 2999, Period(2999, 1), "test", legs)
+    return await Store(conn).post(txn, source_event_id=source, occurred_at=now, posted_at=now)
 
 
 async def _entry(
@@ -101,10 +117,8 @@ async def test_an_event_leg_posts_once_and_old_transactions_stay_closed(
     """A second entry with the same (event, leg) is refused; balanced entries added later
     to a committed transaction are refused too."""
     source = uuid.uuid4()
-    async with service_conn.transaction():
-        txn_id = await _header(service_conn, source)
-        await _entry(service_conn, txn_id, source, "budget_appropriation", 5, "a")
-        await _entry(service_conn, txn_id, source, "budget_available", -5, "b")
+    async with service_conn.transaction():  # committed: written chained, as the store does
+        txn_id = await _post(service_conn, source, 5)
     with pytest.raises(asyncpg.UniqueViolationError):
         async with service_conn.transaction():
             other = await _header(service_conn, source)
@@ -117,9 +131,7 @@ async def test_an_event_leg_posts_once_and_old_transactions_stay_closed(
     # undo the test's appropriation the only way the ledger allows: a reversing transaction
     undo = uuid.uuid4()
     async with service_conn.transaction():
-        txn = await _header(service_conn, undo)
-        await _entry(service_conn, txn, undo, "budget_available", 5, "a")
-        await _entry(service_conn, txn, undo, "budget_appropriation", -5, "b")
+        await _post(service_conn, undo, -5)
 
 
 async def test_balances_can_only_come_from_entries(service_conn: asyncpg.Connection) -> None:

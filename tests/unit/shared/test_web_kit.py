@@ -53,6 +53,14 @@ def _app(ctx: ServiceContext[Any]) -> FastAPI:
     async def admin_only(who: Annotated[Staff, Depends(staff("admin"))]) -> dict[str, str]:
         return {"role": who.role, "label": who.label}
 
+    @app.get("/who")
+    async def who_is(who: Annotated[Staff, Depends(staff("admin"))]) -> dict[str, Any]:
+        return {
+            "authenticated": who.authenticated_staff_id,
+            "stated": who.stated_staff_id,
+            "client": who.client_address,
+        }
+
     @app.get("/finance")
     async def finance(
         who: Annotated[Staff, Depends(staff("finance", strict_query=True))], q: str = ""
@@ -178,3 +186,15 @@ def test_resources_are_looked_up_by_class_and_a_missing_one_fails_loudly() -> No
     assert ctx.resource_or_none(Cipher) is None
     with pytest.raises(LookupError):
         ctx.resource(Cipher)
+
+
+async def test_a_stated_staff_id_is_self_declared_and_the_client_address_is_kept() -> None:
+    """With a role token, `X-Staff-Id` is only a statement: never the authenticated staff
+    id that audit rows record as the actor; the request's client address comes along."""
+    app = _app(_ctx(SETTINGS))
+    said = await _get(app, "/who", "adm-secret", **{"x-staff-id": "kim"})
+    assert said.json() == {"authenticated": None, "stated": "kim", "client": "127.0.0.1"}
+    silent = await _get(app, "/who", "adm-secret")
+    assert silent.json() == {"authenticated": None, "stated": None, "client": "127.0.0.1"}
+    named = Staff("finance", "fin-7", "r-1")
+    assert (named.authenticated_staff_id, named.stated_staff_id) == ("fin-7", None)

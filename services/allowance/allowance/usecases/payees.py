@@ -46,8 +46,10 @@ async def put_payee(
             action="write",
             purpose="payee details entered from the registration form",
             actor_role=staff.role,
-            actor_staff_id=staff.staff_id,
+            actor_staff_id=staff.authenticated_staff_id,
+            stated_staff_id=staff.stated_staff_id,
             request_id=staff.request_id,
+            client_address=staff.client_address,
             at=now,
         )
     return row
@@ -90,8 +92,10 @@ async def payout_file(ctx: Context, period: Period, staff: Staff, *, open_: bool
             action="decrypt",
             purpose=f"payout file {period}",
             actor_role=staff.role,
-            actor_staff_id=staff.staff_id,
+            actor_staff_id=staff.authenticated_staff_id,
+            stated_staff_id=staff.stated_staff_id,
             request_id=staff.request_id,
+            client_address=staff.client_address,
             at=ctx.now(),
         )
     cipher = ctx.resource(PayeeCipher)
