@@ -11,7 +11,7 @@ from datetime import datetime
 from matcher import store
 from matcher.domain import draw as draw_rules
 from matcher.domain.decide import PostingView
-from matcher.domain.draw import DrawEntry, DrawOutcome, seoul_month
+from matcher.domain.draw import DrawEntry, DrawOutcome
 from matcher.domain.eligibility import standing_refusal, week_window
 from matcher.domain.notifications import BookingFacts
 from matcher.domain.policy import Reason
@@ -20,6 +20,7 @@ from matcher.usecases import notifications
 from matcher.usecases.deps import Deps
 from matcher.usecases.notifications import Effects
 from shared.db import Connection, Pool, retry_conflicts
+from shared.seoul import month_of
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ async def _freeze_entries(
             entering.append(p)
         else:
             excluded.append(Excluded(p.application_id, reason.value))
-    month = seoul_month(now)
+    month = month_of(now)
     minutes = await store.minutes_in_month(conn, [p.citizen_id for p in entering], month)
     entries = [
         DrawEntry(p.application_id, p.citizen_id, minutes.get(p.citizen_id, 0)) for p in entering
