@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from matcher import store
@@ -24,7 +24,7 @@ from matcher.domain.strikes import is_late_cancellation
 from matcher.store import ApplicationRow, BookedOn, CitizenRef, Decided, HeldRow, PostingRow
 from matcher.usecases import notifications
 from matcher.usecases.attendance import record_strike
-from matcher.usecases.deps import Deps
+from matcher.usecases.deps import Deps, policy_now
 from matcher.usecases.notifications import Effects
 from shared.db import Connection
 from shared.events import ApplicationReceived, ApplicationWithdrawn
@@ -214,9 +214,13 @@ async def _decide_in_order(
         conn, [(b.row.posting_id, c.citizen_id) for b in batches for c in b.candidates]
     )
     windows = {p.posting_id: week_window(p.shift) for p in postings}
-    booked = await store.confirmed_bookings_in(
+    # The bookings and the weekly caps in one statement: the caps are the allowance's, held
+    # in `week_caps`, read in this transaction (decision 0011).
+    checks = await store.week_checks_in(
         conn, [c.citizen_id for b in batches for c in b.candidates], windows.values()
     )
+    booked = checks.booked
+    policy = replace(deps.policy, week_caps=checks.week_caps)
     decided: list[_Decided] = []
     for posting, batch in zip(postings, batches, strict=True):
         posting_id = posting.posting_id
@@ -239,7 +243,7 @@ async def _decide_in_order(
             )
             for c in batch.candidates
         ]
-        decisions = decide_arrivals(posting, arrivals, deps.policy)
+        decisions = decide_arrivals(posting, arrivals, policy)
         for c, d in zip(batch.candidates, decisions, strict=True):
             if d.outcome == "confirmed":  # seen by the postings decided after this one
                 booked.setdefault(c.citizen_id, []).append(
@@ -426,7 +430,7 @@ async def _promote_round(
             )
             for h in heads
         ],
-        deps.policy,
+        await policy_now(conn, deps),
         now,
     )
     if not plan.promote and not plan.drop:

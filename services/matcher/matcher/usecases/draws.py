@@ -17,7 +17,7 @@ from matcher.domain.notifications import BookingFacts
 from matcher.domain.policy import Reason
 from matcher.store import ApplicationRow, Decided, DrawRow, PostingRow
 from matcher.usecases import notifications
-from matcher.usecases.deps import Deps
+from matcher.usecases.deps import Deps, policy_now
 from matcher.usecases.notifications import Effects
 from shared.db import Connection, Pool, retry_conflicts
 from shared.seoul import month_of
@@ -122,12 +122,13 @@ async def _freeze_entries(
     )
     entering: list[ApplicationRow] = []
     excluded: list[Excluded] = []
+    policy = await policy_now(conn, deps)
     for p in pending:
         reason = standing_refusal(
             citizens[p.citizen_id].suspended_until,
             booked.get(p.citizen_id, ()),
             posting.shift,
-            deps.policy,
+            policy,
             now,
         )
         if reason is None:
