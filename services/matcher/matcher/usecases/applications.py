@@ -19,7 +19,7 @@ from matcher.domain.decide import (
 )
 from matcher.domain.eligibility import Booked, Profile, week_window
 from matcher.domain.notifications import BookingFacts
-from matcher.domain.policy import Reason
+from matcher.domain.policy import Policy, Reason
 from matcher.domain.strikes import is_late_cancellation
 from matcher.store import ApplicationRow, BookedOn, CitizenRef, Decided, HeldRow, PostingRow
 from matcher.usecases import notifications
@@ -393,20 +393,21 @@ async def promote(
     conn: Connection, deps: Deps, posting_id: str, now: datetime, effects: Effects
 ) -> None:
     """Give free seats to the head of the waitlist while promotion is allowed. The caller
-    holds the posting's lock."""
+    holds the posting's lock. The weekly caps are read once, in this transaction."""
+    policy = await policy_now(conn, deps)
     for _ in range(PROMOTION_ROUNDS_MAX):
         row = await store.posting(conn, posting_id)
         assert row is not None
         posting = store.posting_view(row)
         if posting.seats_free <= 0 or posting.status != "open":
             return
-        if not await _promote_round(conn, deps, posting, now, effects):
+        if not await _promote_round(conn, policy, posting, now, effects):
             return
     log.error("promotion on %s stopped after %d rounds", posting_id, PROMOTION_ROUNDS_MAX)
 
 
 async def _promote_round(
-    conn: Connection, deps: Deps, posting: PostingView, now: datetime, effects: Effects
+    conn: Connection, policy: Policy, posting: PostingView, now: datetime, effects: Effects
 ) -> bool:
     """One round: the head of the waitlist re-checked, promoted or dropped. False when
     nothing changed (no one waits, or no one may be promoted now)."""
@@ -430,7 +431,7 @@ async def _promote_round(
             )
             for h in heads
         ],
-        await policy_now(conn, deps),
+        policy,
         now,
     )
     if not plan.promote and not plan.drop:
