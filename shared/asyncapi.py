@@ -22,6 +22,7 @@ _PRODUCERS = {
     topics.MATCHER_BOOKINGS: "matcher",
     topics.ALLOWANCE_BUDGET: "allowance",
     topics.ALLOWANCE_PAYOUTS: "allowance",
+    topics.ALLOWANCE_POLICY: "allowance",
 }
 _CONSUMERS = {
     topics.REGISTRY_POSTINGS: ["matcher", "allowance"],
@@ -30,6 +31,7 @@ _CONSUMERS = {
     topics.MATCHER_BOOKINGS: ["registry"],
     topics.ALLOWANCE_BUDGET: ["registry"],
     topics.ALLOWANCE_PAYOUTS: [],
+    topics.ALLOWANCE_POLICY: ["matcher"],
 }
 
 

@@ -14,11 +14,8 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import asyncpg
-
-SEOUL = ZoneInfo("Asia/Seoul")
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +136,3 @@ class SharedClock(Clock):
                 await self.refresh()
             except Exception as exc:  # the DB may be down; keep the last offset
                 log.debug("clock refresh failed: %s", exc)
-
-
-def seoul_date(at: datetime) -> datetime:
-    """`at` seen in Asia/Seoul, where every business date (week, month) is counted."""
-    return at.astimezone(SEOUL)

@@ -438,3 +438,32 @@ class PeriodClosed(_PayoutEvent):
     closed_at: AwareDatetime
     citizens_count: int = Field(ge=0)
     payable_won: int = Field(ge=0)
+
+
+# --- allowance.policy.v1 (key: the table's name) ---------------------------------------
+
+
+class CapYear(BaseModel):
+    """One year of the allowance's cap table (BRIEF §5: both caps are policy values per year)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    year: int = Field(ge=2000, le=9998)
+    weekly_hours_max: int = Field(ge=1, le=168, description="booked hours per ISO week")
+    monthly_amount_max_won: int = Field(ge=0, description="allowance won per Seoul month")
+    source: str = Field(min_length=1)
+
+
+@register
+class CapsChanged(Event):
+    """The cap table in force, every year of it, sent each time a version is adopted (the
+    seed at first start, then each `PUT /v1/admin/caps`). The allowance owns the table; the
+    matcher enforces its weekly hours from this event, so there is one source for the cap.
+    `caps_version` grows with each version: a consumer keeps the highest it has seen."""
+
+    TYPE: ClassVar[str] = "CapsChanged"
+    TOPIC: ClassVar[str] = topics.ALLOWANCE_POLICY
+    KEY_FIELD: ClassVar[str] = "table"
+    table: Literal["caps"] = "caps"
+    caps_version: int = Field(ge=1)
+    caps: list[CapYear] = Field(min_length=1, max_length=200)

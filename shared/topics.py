@@ -1,8 +1,9 @@
 """Topic names and their settings, in one place.
 
 Keys give per-entity order (BRIEF §3): every topic about a posting is keyed by posting id,
-payouts by citizen. Partition counts bound how far each consumer group scales out: a group
-can use at most as many processes as the topic has partitions.
+payouts by citizen, policy tables by the table's name. Partition counts bound how far each
+consumer group scales out: a group can use at most as many processes as the topic has
+partitions.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ MATCHER_APPLICATIONS = "matcher.applications.v1"
 MATCHER_BOOKINGS = "matcher.bookings.v1"
 ALLOWANCE_BUDGET = "allowance.budget.v1"
 ALLOWANCE_PAYOUTS = "allowance.payouts.v1"
+# Policy tables other services enforce (today the cap table, read by the matcher). Compacted:
+# each table has one key, so the topic keeps the latest version of every table for as long
+# as the topic exists, and a consumer group started from scratch still learns it.
+ALLOWANCE_POLICY = "allowance.policy.v1"
 
 DLQ_SUFFIX = ".dlq"
 
@@ -45,13 +50,23 @@ _SOURCES: dict[str, int] = {
     MATCHER_BOOKINGS: 6,
     ALLOWANCE_BUDGET: 6,
     ALLOWANCE_PAYOUTS: 6,
+    ALLOWANCE_POLICY: 6,
 }
+
+# Topics that hold state (the latest value per key) rather than history.
+_COMPACTED = {ALLOWANCE_POLICY}
 
 SOURCE_TOPICS: tuple[str, ...] = tuple(_SOURCES)
 
 TOPICS: list[TopicSpec] = [
     *(
-        TopicSpec(name, partitions, {"retention.ms": _RETENTION_MS, "min.insync.replicas": "1"})
+        TopicSpec(
+            name,
+            partitions,
+            {"cleanup.policy": "compact", "min.insync.replicas": "1"}
+            if name in _COMPACTED
+            else {"retention.ms": _RETENTION_MS, "min.insync.replicas": "1"},
+        )
         for name, partitions in _SOURCES.items()
     ),
     *(
@@ -95,10 +110,11 @@ ACCESS: dict[str, Access] = {
     "matcher": Access(
         # The webhook handler writes applications; the matcher loop reads them back.
         writes=(MATCHER_APPLICATIONS, MATCHER_BOOKINGS),
-        reads=(REGISTRY_POSTINGS, REGISTRY_ATTENDANCE, MATCHER_APPLICATIONS),
+        # The allowance's cap table (CapsChanged): the weekly hour cap it enforces.
+        reads=(REGISTRY_POSTINGS, REGISTRY_ATTENDANCE, MATCHER_APPLICATIONS, ALLOWANCE_POLICY),
     ),
     "allowance": Access(
-        writes=(ALLOWANCE_BUDGET, ALLOWANCE_PAYOUTS),
+        writes=(ALLOWANCE_BUDGET, ALLOWANCE_PAYOUTS, ALLOWANCE_POLICY),
         reads=(REGISTRY_POSTINGS, MATCHER_BOOKINGS, REGISTRY_ATTENDANCE),
     ),
 }

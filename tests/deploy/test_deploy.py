@@ -32,7 +32,12 @@ K8S_VERSIONS = ("1.30.0", "1.37.0")
 # What each service consumes (docs/architecture.md); its HPA may not exceed their partitions.
 CONSUMES = {
     "registry": ("matcher.bookings.v1", "allowance.budget.v1"),
-    "matcher": ("registry.postings.v1", "registry.attendance.v1", "matcher.applications.v1"),
+    "matcher": (
+        "registry.postings.v1",
+        "registry.attendance.v1",
+        "matcher.applications.v1",
+        "allowance.policy.v1",
+    ),
     "allowance": ("registry.postings.v1", "registry.attendance.v1"),
 }
 # The secrets each process takes, by service and ROLE (decision 0008): an `api` process

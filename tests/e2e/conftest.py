@@ -11,16 +11,15 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import pytest
 
+from shared.seoul import seoul_date
 from tools.api_client import Api, Endpoints, partner
 from tools.api_client.calls import Clock
 from tools.demo.services import simulator
 
 T = TypeVar("T")
-SEOUL = ZoneInfo("Asia/Seoul")
 RATE_WON = 13_303  # the rate in force since 2026 (BRIEF §5); checked in test_e2e_finance
 
 
@@ -76,7 +75,7 @@ def citizen_at(now: datetime, **kw: Any) -> dict[str, Any]:
 
 
 def seoul_year(at: datetime) -> int:
-    return at.astimezone(SEOUL).year
+    return seoul_date(at).year
 
 
 def shift(start: datetime, minutes: int = 120, **fields: Any) -> dict[str, Any]:

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from shared.seoul import SEOUL
 from tools.api_client import Api, partner
 
 from .conftest import (
     RATE_WON,
-    SEOUL,
     BudgetRoom,
     FacilityMaker,
     citizen_at,

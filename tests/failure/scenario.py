@@ -28,7 +28,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -41,13 +40,13 @@ import devstack as stack
 from shared import topics
 from shared.events import Envelope
 from shared.kafka import stack_client_kwargs
+from shared.seoul import SEOUL
 from tools import invariants
 from tools.invariants import Report
 from tools.partner_sim import client as partner
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("registry", "matcher", "allowance")
-SEOUL = ZoneInfo("Asia/Seoul")
 DECISIONS = ("BookingConfirmed", "BookingWaitlisted", "BookingRejected")
 DECISION_NOTES = ("booking.confirmed", "booking.waitlisted", "booking.rejected")
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}

@@ -125,6 +125,10 @@ class AllowanceAdmin(Surface):
     async def get_caps(self) -> Json:
         return await self.json("GET", "/v1/admin/caps")
 
+    async def set_caps(self, caps: list[Json], note: str = "") -> Json:
+        """Replace the caps per year (the matcher learns the weekly hours from it)."""
+        return await self.json("PUT", "/v1/admin/caps", json={"caps": caps, "note": note})
+
     async def get_budget(self, fiscal_year: int) -> Json | None:
         """The fiscal year's budget, or None if none was ever set."""
         params = {"fiscal_year": fiscal_year}

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
+from shared.seoul import SEOUL
 from tools.api_client import Api, partner
-from tools.demo.scenario import SEOUL, CitizenPlan, Plan, PostingPlan, outcome_roll
+from tools.demo.scenario import CitizenPlan, Plan, PostingPlan, outcome_roll
 
 T = TypeVar("T")
 CONCURRENCY_MAX = 16  # requests in flight at once

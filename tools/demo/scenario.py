@@ -14,16 +14,13 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo
 
-SEOUL = ZoneInfo("Asia/Seoul")
+from shared.gwangsan import GWANGSAN_DONGS
+from shared.seoul import SEOUL
+
 SEED_DEFAULT = 20220701  # the pilot's launch month, as a number
 
-DONGS: tuple[str, ...] = (
-    "송정1동", "송정2동", "도산동", "신흥동", "어룡동", "우산동", "월곡1동", "월곡2동", "비아동",
-    "첨단1동", "첨단2동", "신가동", "운남동", "수완동", "하남동", "임곡동", "동곡동", "평동",
-    "삼도동", "본량동", "신창동",
-)  # fmt: skip
+DONGS: tuple[str, ...] = GWANGSAN_DONGS
 OUTSIDE_DONGS: tuple[str, ...] = ("치평동", "봉선동", "용봉동")  # Gwangju, not Gwangsan-gu
 
 Kind = Literal["children_centre", "small_library", "welfare_centre", "senior_centre"]

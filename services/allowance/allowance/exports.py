@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import xlsxwriter
 
-from allowance.domain.calendar import SEOUL
+from shared.seoul import SEOUL
 
 BOM = "\ufeff"
 ColumnKind = Literal["text", "int", "won", "datetime"]

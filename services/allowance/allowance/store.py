@@ -497,6 +497,21 @@ class Store:
         """One seeding at a time (two instances starting together)."""
         await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('allowance:seed-policy'))")
 
+    async def lock_caps_announce(self) -> None:
+        """One announcement of the cap table at a time (a PUT and a start-up together)."""
+        await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('allowance:caps-announce'))")
+
+    async def mark_caps_announced(self, policy_version: int, now: datetime) -> bool:
+        """Record that version `policy_version` of the cap table was announced (CapsChanged);
+        False if it was already."""
+        fresh = await self.conn.fetchval(
+            "INSERT INTO caps_announcements (policy_version, announced_at) VALUES ($1, $2)"
+            " ON CONFLICT (policy_version) DO NOTHING RETURNING true",
+            policy_version,
+            now,
+        )
+        return bool(fresh)
+
     async def rate_table(self) -> policy.RateTable:
         found = await self.latest_policy("rates")
         return policy.rates_from_json(found.body, found.id) if found else policy.RateTable(())

@@ -24,7 +24,7 @@ from starlette.background import BackgroundTask
 from allowance import exports, schemas
 from allowance.domain import ledger
 from allowance.domain import policy as rules
-from allowance.domain.calendar import Period, seoul_day_bounds
+from allowance.domain.calendar import Period
 from allowance.domain.ledger import ACCOUNTS, Account
 from allowance.payees import BankLine
 from allowance.settings import Context
@@ -44,6 +44,7 @@ from allowance.store import (
 )
 from shared import metrics
 from shared.problems import Problem
+from shared.seoul import day_bounds
 from shared.web import page_limit, page_of
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,7 @@ def ledger_filter(
         first = date_from or date(2000, 1, 1)
         last = date_to or date(9998, 12, 31)
         try:
-            posted_from, posted_before = seoul_day_bounds(first, last)
+            posted_from, posted_before = day_bounds(first, last)
         except ValueError as exc:
             raise Problem(400, "invalid_filter", str(exc)) from exc
     return LedgerFilter(

@@ -4,7 +4,7 @@ records its id in the same transaction), becomes one use case of `matcher.usecas
 from __future__ import annotations
 
 from matcher.settings import Context
-from matcher.usecases import applications, attendance, postings
+from matcher.usecases import applications, attendance, caps, postings
 from matcher.usecases.deps import deps_of
 from shared.consumer import EventConsumer
 from shared.db import Connection
@@ -13,6 +13,7 @@ from shared.events import (
     ApplicationWithdrawn,
     AttendanceCorrected,
     AttendanceRecorded,
+    CapsChanged,
     Envelope,
     PostingCancelled,
     PostingClosed,
@@ -64,6 +65,10 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
     ) -> None:
         await attendance.record_attendance(conn, deps, event, envelope.occurred_at)
 
+    async def caps_changed(conn: Connection, envelope: Envelope, event: CapsChanged) -> None:
+        """The allowance's cap table: the weekly hour cap the matcher enforces."""
+        await caps.adopt_caps(conn, deps, event)
+
     consumer.on_batch(ApplicationReceived, applications_received)
     consumer.on(ApplicationWithdrawn, application_withdrawn)
     consumer.on(PostingPublished, posting_published)
@@ -72,3 +77,4 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
     consumer.on(PostingClosed, posting_closed)
     consumer.on(AttendanceRecorded, attendance_recorded)
     consumer.on(AttendanceCorrected, attendance_corrected)
+    consumer.on(CapsChanged, caps_changed)

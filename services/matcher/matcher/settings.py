@@ -11,18 +11,13 @@ from datetime import timedelta
 
 from pydantic import Field, SecretStr
 
-from matcher.domain.policy import Policy
+from matcher.domain.policy import Policy, WeekCaps
 from shared.context import ServiceContext
+from shared.gwangsan import GWANGSAN_DONGS
 from shared.settings import ServiceSettings
 
 # The `producer` of every event the matcher writes (its outbox and its webhook ingest).
 PRODUCER = "matcher"
-
-# Gwangsan-gu's 21 administrative dongs (광산구 행정동; BRIEF §5, district website, 2024).
-GWANGSAN_DONGS = (
-    "송정1동,송정2동,도산동,신흥동,어룡동,우산동,월곡1동,월곡2동,비아동,첨단1동,첨단2동,"
-    "신가동,운남동,수완동,하남동,임곡동,동곡동,평동,삼도동,본량동,신창동"
-)
 
 
 class MatcherSettings(ServiceSettings):
@@ -42,13 +37,15 @@ class MatcherSettings(ServiceSettings):
     webhook_enqueue_timeout_s: float = Field(default=2.0, gt=0)
 
     # --- eligibility (BRIEF §5) ---------------------------------------------------------
-    eligible_dongs: str = GWANGSAN_DONGS
+    # The verified neighbourhood must be one of Gwangsan-gu's 21 dongs (shared.gwangsan,
+    # with its source); comma-separated.
+    eligible_dongs: str = ",".join(GWANGSAN_DONGS)
     # 동네 인증 must be at most this old on the day of the application (BRIEF §5: 1 year).
     neighbourhood_verified_max_age_days: int = 365
     # Minimum age on the shift date (BRIEF §5: 19, the civil-law age of majority).
     age_min_years: int = 19
-    # Booked hours per ISO week, Asia/Seoul (BRIEF §5 weekly cap: 13 h).
-    week_hours_max: int = 13
+    # The weekly hour cap is not a setting: it is the allowance's cap table (PUT
+    # /v1/admin/caps), announced as CapsChanged and held in `week_caps` (domain.WeekCaps).
 
     # --- waitlists, promotion, strikes (BRIEF §5) ---------------------------------------
     # Bound of each posting's waitlist; large enough that a rush of 5,000 applications for
@@ -116,12 +113,14 @@ class MatcherSettings(ServiceSettings):
         raw = self.partner_webhook_secret.get_secret_value()
         return [s.strip() for s in raw.split(",") if s.strip()]
 
-    def policy(self) -> Policy:
+    def policy(self, week_caps: WeekCaps | None = None) -> Policy:
+        """The rules' configuration; `week_caps` is what the matcher holds from the
+        allowance (`store.week_caps`), none known when not given."""
         return Policy(
             eligible_dongs=frozenset(d.strip() for d in self.eligible_dongs.split(",") if d),
             neighbourhood_verified_max_age=timedelta(days=self.neighbourhood_verified_max_age_days),
             age_min_years=self.age_min_years,
-            week_minutes_max=self.week_hours_max * 60,
+            week_caps=week_caps or WeekCaps(),
             waitlist_length_max=self.waitlist_length_max,
             promotion_cutoff=timedelta(minutes=self.promotion_cutoff_minutes),
             late_cancel_cutoff=timedelta(minutes=self.late_cancel_cutoff_minutes),

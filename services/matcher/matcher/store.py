@@ -21,7 +21,8 @@ import asyncpg
 from matcher.domain.citizens import mask_partner_id, new_citizen_id
 from matcher.domain.decide import PostingStatus, PostingView, Selection
 from matcher.domain.eligibility import Booked, Profile, Shift
-from shared.events import PostingPublished, PostingUpdated
+from matcher.domain.policy import WeekCaps
+from shared.events import CapYear, PostingPublished, PostingUpdated
 
 # Statuses of an application that hold (or wait for) a seat.
 LIVE_STATUSES = ("pending", "confirmed", "waitlisted")
@@ -429,6 +430,78 @@ async def confirmed_bookings_in(
             BookedOn(r["posting_id"], Booked(r["starts_at"], r["ends_at"]))
         )
     return out
+
+
+@dataclass(frozen=True)
+class WeekChecks:
+    """What the overlap and weekly-cap checks of a batch read: each citizen's confirmed
+    bookings (with their posting) in the windows, and the weekly caps held now."""
+
+    booked: dict[str, list[BookedOn]]
+    week_caps: WeekCaps
+
+
+async def week_checks_in(
+    conn: asyncpg.Connection,
+    citizen_ids: Iterable[str],
+    windows: Iterable[tuple[datetime, datetime]],
+) -> WeekChecks:
+    """`confirmed_bookings_in` and `week_caps` in one round trip, so that deciding a batch
+    still costs a fixed, small number of statements (test_matcher_batch_decisions)."""
+    ids = sorted(set(citizen_ids))
+    spans = sorted(set(windows))
+    rows = await conn.fetch(
+        """
+        SELECT a.citizen_id, a.posting_id, a.starts_at, a.ends_at,
+               NULL::integer AS year, NULL::integer AS hours_max
+          FROM applications a
+         WHERE a.citizen_id = ANY($1::text[]) AND a.status = 'confirmed'
+           AND EXISTS (SELECT 1 FROM unnest($2::timestamptz[], $3::timestamptz[]) AS w(s, e)
+                        WHERE a.starts_at < w.e AND a.ends_at > w.s)
+        UNION ALL
+        SELECT NULL, NULL, NULL, NULL, c.year, c.hours_max FROM week_caps c
+        """,
+        ids,
+        [s for s, _ in spans],
+        [e for _, e in spans],
+    )
+    booked: dict[str, list[BookedOn]] = {}
+    caps: dict[int, int] = {}
+    for r in rows:
+        if r["year"] is not None:
+            caps[int(r["year"])] = int(r["hours_max"])
+            continue
+        booked.setdefault(r["citizen_id"], []).append(
+            BookedOn(r["posting_id"], Booked(r["starts_at"], r["ends_at"]))
+        )
+    return WeekChecks(booked, WeekCaps(caps))
+
+
+# --- weekly caps (the allowance's cap table) ---------------------------------------------
+
+
+async def week_caps(conn: asyncpg.Connection) -> WeekCaps:
+    """The weekly hour caps held now (a few rows: one per year of the allowance's table)."""
+    rows = await conn.fetch("SELECT year, hours_max FROM week_caps")
+    return WeekCaps({int(r["year"]): int(r["hours_max"]) for r in rows})
+
+
+async def replace_week_caps(
+    conn: asyncpg.Connection, caps_version: int, caps: Sequence[CapYear], now: datetime
+) -> bool:
+    """Hold version `caps_version` of the cap table instead of the one held, if it is newer;
+    True if it was adopted. The advisory lock orders two deliveries of different versions."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('matcher.week_caps'))")
+    held = await conn.fetchval("SELECT max(caps_version) FROM week_caps")
+    if held is not None and held >= caps_version:
+        return False
+    await conn.execute("DELETE FROM week_caps")
+    await conn.executemany(
+        "INSERT INTO week_caps (year, hours_max, source, caps_version, received_at)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        [(c.year, c.weekly_hours_max, c.source, caps_version, now) for c in caps],
+    )
+    return True
 
 
 # --- postings ---------------------------------------------------------------------------

@@ -9,40 +9,16 @@ from __future__ import annotations
 from pydantic import Field
 
 from shared.context import ServiceContext
+from shared.gwangsan import GWANGSAN_DONGS
 from shared.settings import ServiceSettings
-
-# The 21 administrative dongs (행정동) of Gwangsan-gu, Gwangju. Source: BRIEF §5, matching
-# the district office's list of 행정동 (gwangsan.go.kr, 2024). A facility must be in one of
-# them; change the list by configuration (FACILITY_DONGS, a JSON list).
-GWANGSAN_DONGS: tuple[str, ...] = (
-    "송정1동",
-    "송정2동",
-    "도산동",
-    "신흥동",
-    "어룡동",
-    "우산동",
-    "월곡1동",
-    "월곡2동",
-    "비아동",
-    "첨단1동",
-    "첨단2동",
-    "신가동",
-    "운남동",
-    "수완동",
-    "하남동",
-    "임곡동",
-    "동곡동",
-    "평동",
-    "삼도동",
-    "본량동",
-    "신창동",
-)
 
 
 class RegistrySettings(ServiceSettings):
     service_name: str = "registry"
     port: int = 8001
 
+    # A facility must be in one of Gwangsan-gu's 21 dongs (shared.gwangsan, with its source);
+    # change the list by configuration (FACILITY_DONGS, a JSON list).
     facility_dongs: list[str] = Field(default_factory=lambda: list(GWANGSAN_DONGS))
 
     # Key rotation: how long the previous key keeps working after a rotation, so a facility

@@ -19,7 +19,6 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 from matcher import handlers, store
-from matcher.domain.eligibility import SEOUL, iso_week_start
 from matcher.settings import MatcherSettings
 
 from shared.consumer import BatchHandler, EventConsumer
@@ -31,6 +30,7 @@ from shared.events import (
     Event,
     PostingPublished,
 )
+from shared.seoul import SEOUL, iso_week_start
 from shared.service import ServiceContext
 
 from .helpers import Matcher, Simulator, eventually, publish_posting

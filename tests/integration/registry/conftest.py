@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 
-from shared.clock import seoul_date
 from shared.kafka import make_producer, stack_security
+from shared.seoul import seoul_date
 from tests.integration.registry.registry_client import Registry, TopicWatcher
 from tools.api_client import Api, ApiError, Endpoints
 

@@ -6,16 +6,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from allowance.domain.calendar import (
-    SEOUL,
-    NaiveDatetimeError,
     Period,
     fiscal_year_of,
-    iso_week_of,
     period_within_year,
     scheduled_minutes,
-    seoul_date,
-    seoul_day_bounds,
 )
+
+from shared.seoul import SEOUL, NaiveDatetimeError, day_bounds, iso_week_label, seoul_date
 
 
 def kst(*args: int) -> datetime:
@@ -28,15 +25,15 @@ def test_sunday_2330_kst_is_in_that_sundays_iso_week() -> None:
     sunday = kst(2025, 6, 1, 23, 30)
     monday = kst(2025, 6, 2, 0, 30)
     assert sunday.astimezone(UTC).weekday() == monday.astimezone(UTC).weekday() == 6
-    assert iso_week_of(sunday) == "2025-W22"
-    assert iso_week_of(monday) == "2025-W23"
-    assert iso_week_of(sunday.astimezone(UTC)) == "2025-W22"
+    assert iso_week_label(sunday) == "2025-W22"
+    assert iso_week_label(monday) == "2025-W23"
+    assert iso_week_label(sunday.astimezone(UTC)) == "2025-W22"
 
 
 def test_iso_week_year_differs_from_calendar_year_at_new_year() -> None:
     """Monday 2024-12-30 KST is in ISO week 2025-W01 but in fiscal year 2024."""
     at = kst(2024, 12, 30, 10, 0)
-    assert iso_week_of(at) == "2025-W01"
+    assert iso_week_label(at) == "2025-W01"
     assert fiscal_year_of(at) == 2024
 
 
@@ -91,5 +88,5 @@ def test_scheduled_minutes_and_day_bounds() -> None:
     assert scheduled_minutes(start, start + timedelta(hours=3, seconds=59)) == 180
     with pytest.raises(ValueError):
         scheduled_minutes(start, start)
-    low, high = seoul_day_bounds(date(2031, 5, 1), date(2031, 5, 31))
+    low, high = day_bounds(date(2031, 5, 1), date(2031, 5, 31))
     assert (low, high) == (kst(2031, 5, 1), kst(2031, 6, 1))

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from matcher.domain.decide import Arrival, PostingView
-from matcher.domain.eligibility import SEOUL, Booked, Profile, Shift, adult_from
+from matcher.domain.eligibility import Booked, Profile, Shift, adult_from
+from matcher.domain.policy import WeekCaps
+
+from shared.seoul import SEOUL
+
+
+def seeded_week_caps() -> WeekCaps:
+    """The weekly caps a fresh stack gives the matcher: the allowance's seeded cap table
+    (announced as CapsChanged), 13 h per ISO week (BRIEF §5)."""
+    from allowance.domain.policy import SEED_CAPS
+
+    return WeekCaps({c.year: c.weekly_hours_max for c in SEED_CAPS})
 
 
 def seoul(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:

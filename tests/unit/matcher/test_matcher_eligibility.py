@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 
 from hypothesis import given
@@ -10,12 +11,14 @@ from matcher.domain.eligibility import (
     adult_from,
     age_years_on,
     exceeds_week_cap,
-    iso_week_start,
     profile_refusal,
     standing_refusal,
     weeks_touched,
 )
-from matcher.domain.policy import Policy, Reason
+from matcher.domain.policy import Policy, Reason, WeekCaps
+from matcher.settings import MatcherSettings
+
+from shared.seoul import iso_week_start
 
 from .builders import booked, profile, seoul, shift
 
@@ -132,7 +135,7 @@ def test_weekly_cap_matches_a_plain_sum(durations: list[int]) -> None:
         eligible_dongs=frozenset(),
         neighbourhood_verified_max_age=timedelta(days=365),
         age_min_years=19,
-        week_minutes_max=13 * 60,
+        week_caps=WeekCaps({2026: 13}),
         waitlist_length_max=10,
         promotion_cutoff=timedelta(hours=1),
         late_cancel_cutoff=timedelta(hours=2),
@@ -163,3 +166,42 @@ def test_adult_from_is_the_first_day_of_the_age() -> None:
         assert age_years_on(born, first - timedelta(days=1)) == 18
     assert adult_from(date(2004, 2, 29), 19) == date(2023, 3, 1)
     assert adult_from(date(2004, 2, 29), 20) == date(2024, 2, 29)
+
+
+def test_the_weekly_cap_of_each_week_is_its_iso_years() -> None:
+    """The cap of a week is the row of the week's ISO year: a lower 2027 cap applies from
+    ISO week 2027-W01, which starts on Monday 4 January 2027; the week of Monday
+    28 December 2026 (ISO year 2026, even on New Year's Day) keeps 2026's cap."""
+    policy = dataclasses.replace(
+        MatcherSettings().policy(), week_caps=WeekCaps({2026: 13, 2027: 3})
+    )
+    four_hours_2026_w53 = shift(seoul(2027, 1, 1, 9), minutes=240)
+    four_hours_2027_w01 = shift(seoul(2027, 1, 4, 9), minutes=240)
+    assert not exceeds_week_cap(four_hours_2026_w53, [], policy)
+    assert exceeds_week_cap(four_hours_2027_w01, [], policy)
+    assert not exceeds_week_cap(shift(seoul(2027, 1, 4, 9), minutes=180), [], policy)
+
+
+def test_a_year_without_a_row_takes_the_allowances_rule() -> None:
+    """Like the allowance's `CapTable.caps_for`: a later year carries the latest earlier
+    row forward, a year before the table takes the earliest row; with no table at all no
+    cap is known and the week counts as full (refused rather than unchecked)."""
+    caps = WeekCaps({2022: 13, 2025: 10})
+    assert [caps.hours_max(y) for y in (2019, 2022, 2024, 2025, 2031)] == [13, 13, 13, 10, 10]
+    assert WeekCaps().hours_max(2026) is None
+    assert WeekCaps().minutes_max(2026) == 0
+    policy = dataclasses.replace(MatcherSettings().policy(), week_caps=WeekCaps())
+    assert standing_refusal(None, [], SHIFT, policy, AT) == Reason.WEEKLY_HOURS_CAP
+
+
+def test_the_matcher_reads_a_year_of_the_cap_table_as_the_allowance_does() -> None:
+    """One table, one reading: for every year around the seeded table and a table with gaps,
+    the matcher's weekly cap equals the allowance's `caps_for(year).weekly_hours_max`."""
+    from allowance.domain.policy import SEED_CAPS, CapEntry, CapTable
+
+    gappy = (CapEntry(2021, 9, 100, "s"), CapEntry(2024, 11, 100, "s"), CapEntry(2026, 5, 0, "s"))
+    for entries in (SEED_CAPS, gappy):
+        table = CapTable(entries)
+        caps = WeekCaps({e.year: e.weekly_hours_max for e in entries})
+        for year in range(2015, 2035):
+            assert caps.hours_max(year) == table.caps_for(year).weekly_hours_max, year

@@ -174,4 +174,6 @@ def test_never_more_confirmed_than_free_seats(
 def _policy() -> Policy:
     from matcher.settings import MatcherSettings
 
-    return MatcherSettings().policy()
+    from .builders import seeded_week_caps
+
+    return MatcherSettings().policy(seeded_week_caps())

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from registry.domain import attendance, budget, facilities, idempotency, postings
 from registry.domain.errors import FieldError, Refusal
 from registry.domain.ids import new_id
-from registry.settings import GWANGSAN_DONGS
+
+from shared.gwangsan import GWANGSAN_DONGS
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 BOUNDS = postings.PostingBounds()

@@ -8,6 +8,7 @@ from shared.topics import (
     ACCESS,
     ALLOWANCE_BUDGET,
     ALLOWANCE_PAYOUTS,
+    ALLOWANCE_POLICY,
     MATCHER_APPLICATIONS,
     MATCHER_BOOKINGS,
     REGISTRY_ATTENDANCE,
@@ -21,7 +22,7 @@ from shared.topics import (
 # Who consumes what (BRIEF §3 and §4), written out here independently of the table.
 CONSUMES = {
     "registry": {MATCHER_BOOKINGS, ALLOWANCE_BUDGET},
-    "matcher": {REGISTRY_POSTINGS, REGISTRY_ATTENDANCE, MATCHER_APPLICATIONS},
+    "matcher": {REGISTRY_POSTINGS, REGISTRY_ATTENDANCE, MATCHER_APPLICATIONS, ALLOWANCE_POLICY},
     "allowance": {REGISTRY_POSTINGS, MATCHER_BOOKINGS, REGISTRY_ATTENDANCE},
 }
 

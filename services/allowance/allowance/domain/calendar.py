@@ -1,36 +1,15 @@
-"""Business dates: every month, week and fiscal year is counted in Asia/Seoul (BRIEF §5).
-
-Instants are stored in UTC; a shift that starts at 23:30 KST on a Sunday belongs to that
-Sunday's ISO week and that day's month, even though it is 14:30 UTC the same day, and a
-shift at 00:30 KST on the 1st belongs to the new month although it is still the previous
-month in UTC.
-"""
+"""The allowance's business periods: fiscal years and months (`Period`), counted on the
+Seoul calendar of `shared.seoul` (BRIEF §5: every business date is Asia/Seoul)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
-SEOUL = ZoneInfo("Asia/Seoul")
+from shared.seoul import day_start, require_aware, seoul_date
 
 _PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
-
-
-class NaiveDatetimeError(ValueError):
-    """Business dates need an aware instant: a naive one has no defined Seoul date."""
-
-
-def _require_aware(at: datetime) -> datetime:
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise NaiveDatetimeError(f"{at.isoformat()} has no time zone")
-    return at
-
-
-def seoul_date(at: datetime) -> date:
-    """The calendar date of `at` in Seoul."""
-    return _require_aware(at).astimezone(SEOUL).date()
 
 
 def fiscal_year_of(at: datetime) -> int:
@@ -39,15 +18,9 @@ def fiscal_year_of(at: datetime) -> int:
     return seoul_date(at).year
 
 
-def iso_week_of(at: datetime) -> str:
-    """The ISO week (Monday to Sunday, Seoul) of `at`, as `YYYY-Www` (ISO week-year)."""
-    year, week, _ = seoul_date(at).isocalendar()
-    return f"{year:04d}-W{week:02d}"
-
-
 def scheduled_minutes(starts_at: datetime, ends_at: datetime) -> int:
     """Whole minutes between start and end (a partial minute is not scheduled)."""
-    seconds = (_require_aware(ends_at) - _require_aware(starts_at)).total_seconds()
+    seconds = (require_aware(ends_at) - require_aware(starts_at)).total_seconds()
     if seconds <= 0:
         raise ValueError("a shift must end after it starts")
     return int(seconds // 60)
@@ -90,7 +63,7 @@ class Period:
 
     def starts_at(self) -> datetime:
         """The first instant of the month in Seoul (an aware datetime)."""
-        return datetime.combine(date(self.year, self.month, 1), time(0), tzinfo=SEOUL)
+        return day_start(date(self.year, self.month, 1))
 
     def ends_at(self) -> datetime:
         """The first instant after the month (exclusive end)."""
@@ -98,10 +71,10 @@ class Period:
 
     def has_ended(self, now: datetime) -> bool:
         """True once the whole month lies in the past of `now`."""
-        return _require_aware(now) >= self.ends_at()
+        return require_aware(now) >= self.ends_at()
 
     def contains(self, at: datetime) -> bool:
-        return self.starts_at() <= _require_aware(at) < self.ends_at()
+        return self.starts_at() <= require_aware(at) < self.ends_at()
 
 
 def period_within_year(now: datetime, fiscal_year: int) -> Period:
@@ -114,12 +87,3 @@ def period_within_year(now: datetime, fiscal_year: int) -> Period:
     if current.year > fiscal_year:
         return Period(fiscal_year, 12)
     return current
-
-
-def seoul_day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
-    """The instants [start of `first`, start of the day after `last`) in Seoul."""
-    if last < first:
-        raise ValueError("the range ends before it starts")
-    start = datetime.combine(first, time(0), tzinfo=SEOUL)
-    end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=SEOUL)
-    return start, end

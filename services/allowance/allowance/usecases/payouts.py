@@ -16,7 +16,7 @@ from allowance.domain.budget import (
     take_from_reservation,
     uncap_drawdown,
 )
-from allowance.domain.calendar import Period, iso_week_of
+from allowance.domain.calendar import Period
 from allowance.domain.money import (
     CapSplit,
     MonthTotals,
@@ -37,6 +37,7 @@ from shared.events import (
     PayoutCapped,
     PayoutReversed,
 )
+from shared.seoul import iso_week_label
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +306,7 @@ async def _accrue(
                 booking_id=event.booking_id,
                 shift_starts_at=event.shift_starts_at,
                 shift_period=shift_period,
-                iso_week=iso_week_of(event.shift_starts_at),
+                iso_week=iso_week_label(event.shift_starts_at),
                 statement_period=statement_period,
                 fiscal_year=fiscal_year,
                 hourly_rate_won=reservation.hourly_rate_won,

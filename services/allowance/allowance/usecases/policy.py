@@ -17,7 +17,9 @@ from allowance.domain.calendar import period_within_year
 from allowance.domain.policy import won
 from allowance.settings import Context
 from allowance.store import BudgetChange, PolicyKind, PolicyVersion, Store
+from allowance.usecases.common import PRODUCER
 from shared.db import retry_conflicts
+from shared.events import CapsChanged, CapYear
 from shared.problems import Problem
 from shared.web import Staff
 
@@ -114,8 +116,45 @@ async def write_caps(
     db: Store, entries: Sequence[rules.CapEntry], *, at: datetime, by: Staff, note: str
 ) -> PolicyVersion:
     """THE write of the cap table (the admin's `PUT /v1/admin/caps` and the seed both come
-    here), in the caller's transaction; the version now in force."""
-    return await _write(db, "caps", rules.caps_to_json(entries), at=at, by=by, note=note)
+    here), in the caller's transaction; the version now in force. The matcher enforces the
+    weekly hours of this table, so the version is announced (CapsChanged) in the same
+    transaction: it can never miss one (decision 0011)."""
+    found = await _write(db, "caps", rules.caps_to_json(entries), at=at, by=by, note=note)
+    await announce_caps(db, at)
+    return found
+
+
+async def announce_caps(db: Store, now: datetime) -> bool:
+    """Write the cap table in force to the outbox as CapsChanged, unless that version was
+    announced already; True if it was written now. Called by `write_caps` and at every
+    start (`seed_policy`), so a version adopted before announcements existed (an existing
+    installation's seed) is sent too."""
+    await db.lock_caps_announce()
+    found = await db.latest_policy("caps")
+    if found is None or not await db.mark_caps_announced(found.id, now):
+        return False
+    table = rules.caps_from_json(found.body, found.id)
+    event = CapsChanged(
+        caps_version=found.id,
+        caps=[
+            CapYear(
+                year=e.year,
+                weekly_hours_max=e.weekly_hours_max,
+                monthly_amount_max_won=e.monthly_amount_max_won,
+                source=e.source,
+            )
+            for e in table.entries
+        ],
+    )
+    # One id per version: the announcement of a version is one event, however it is sent.
+    event_id = uuid.uuid5(_CAPS_ANNOUNCED, str(found.id))
+    await db.emit(event, producer=PRODUCER, occurred_at=now, event_id=event_id)
+    log.info("cap table announced", extra={"version": found.id})
+    return True
+
+
+# The namespace of the CapsChanged event ids (uuid5 of the version id).
+_CAPS_ANNOUNCED = uuid.UUID("7c1f3a52-0c59-5b8e-9d8e-3f1e6f0a4c11")
 
 
 async def set_caps(
@@ -129,7 +168,8 @@ async def set_caps(
 
 async def seed_policy(db: Store, now: datetime) -> list[str]:
     """Version 1 of each policy table from BRIEF §5, if that kind has none yet (at start-up;
-    one service instance at a time). The kinds seeded."""
+    one service instance at a time), and the cap table in force announced if it was not
+    yet. The kinds seeded."""
     seeded: list[str] = []
     async with db.conn.transaction():
         await db.lock_seed()
@@ -144,6 +184,9 @@ async def seed_policy(db: Store, now: datetime) -> list[str]:
         if await db.latest_policy("caps") is None:
             await write_caps(db, rules.SEED_CAPS, at=now, by=SEED, note=SEED_NOTE)
             seeded.append("caps")
+        # A version in force that was never announced (adopted before announcements
+        # existed) is announced now; one already announced is not sent again.
+        await announce_caps(db, now)
     return seeded
 
 

@@ -15,7 +15,7 @@ from allowance.domain.budget import (
     exhausted_by,
     typical_shift_won,
 )
-from allowance.domain.calendar import Period, fiscal_year_of, scheduled_minutes, seoul_date
+from allowance.domain.calendar import Period, fiscal_year_of, scheduled_minutes
 from allowance.domain.money import seat_share_won
 from allowance.domain.policy import won
 from allowance.store import Reservation, Store
@@ -28,6 +28,7 @@ from shared.events import (
     PostingSubmitted,
     PostingUpdated,
 )
+from shared.seoul import seoul_date
 
 log = logging.getLogger(__name__)
 

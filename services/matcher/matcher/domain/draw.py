@@ -24,9 +24,6 @@ import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-
-from matcher.domain.eligibility import SEOUL
 
 ALGORITHM = "efraimidis-spirakis/hmac-sha256/v1"
 
@@ -53,11 +50,6 @@ class DrawOutcome:
             "waitlisted": list(self.waitlisted),
             "not_selected": list(self.not_selected),
         }
-
-
-def seoul_month(at: datetime) -> str:
-    """`YYYY-MM` of the Seoul month of `at` (attended minutes are counted by it)."""
-    return at.astimezone(SEOUL).strftime("%Y-%m")
 
 
 def new_salt() -> str:

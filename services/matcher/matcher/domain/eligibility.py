@@ -5,19 +5,17 @@ citizen and on the shift (resident of Gwangsan-gu, age on the shift date, child-
 check). `standing_refusal` depends on the citizen's other bookings and strikes (suspended,
 overlap, weekly hour cap) and so is checked again whenever a seat is given later (a draw, a
 promotion from the waitlist). Both answer `None` (eligible) or the first refusing `Reason`.
+Business dates (weeks, ages) are counted in Asia/Seoul (BRIEF §5) by `shared.seoul`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
 from matcher.domain.policy import Policy, Reason
-
-# Business dates (weeks, months, ages) are counted in Asia/Seoul (BRIEF §5).
-SEOUL = ZoneInfo("Asia/Seoul")
+from shared.seoul import iso_week_start, iso_week_year, next_week_start, seoul_date
 
 
 @dataclass(frozen=True)
@@ -49,11 +47,6 @@ class Booked:
     ends_at: datetime
 
 
-def seoul_day(at: datetime) -> date:
-    """The business date of an instant (Asia/Seoul)."""
-    return at.astimezone(SEOUL).date()
-
-
 def age_years_on(birth_date: date, day: date) -> int:
     """Completed years of age on `day` (만 나이); a 29 February birthday counts on 1 March
     in common years."""
@@ -73,22 +66,13 @@ def adult_from(birth_date: date, age_years: int) -> date:
         return date(year, 3, 1)
 
 
-def iso_week_start(at: datetime) -> datetime:
-    """Monday 00:00 Asia/Seoul of the ISO week holding `at`."""
-    day = seoul_day(at)
-    monday = day - timedelta(days=day.weekday())
-    return datetime.combine(monday, time(0), tzinfo=SEOUL)
-
-
 def weeks_touched(starts_at: datetime, ends_at: datetime) -> list[datetime]:
     """Starts of every ISO week (Seoul) the interval [starts_at, ends_at) overlaps."""
     weeks: list[datetime] = []
     week = iso_week_start(starts_at)
     while week < ends_at:
         weeks.append(week)
-        week = datetime.combine(
-            week.date() + timedelta(days=7), time(0), tzinfo=SEOUL
-        )  # wall-clock Monday (Seoul has no DST today, but do not rely on it)
+        week = next_week_start(week)
     return weeks
 
 
@@ -101,8 +85,7 @@ def week_window(shift: Shift) -> tuple[datetime, datetime]:
     """The instants whose bookings matter for `shift`'s weekly cap (and overlap)."""
     weeks = weeks_touched(shift.starts_at, shift.ends_at)
     last = weeks[-1]
-    end = datetime.combine(last.date() + timedelta(days=7), time(0), tzinfo=SEOUL)
-    return weeks[0], end
+    return weeks[0], next_week_start(last)
 
 
 def profile_refusal(profile: Profile, shift: Shift, policy: Policy, at: datetime) -> Reason | None:
@@ -111,7 +94,7 @@ def profile_refusal(profile: Profile, shift: Shift, policy: Policy, at: datetime
         return Reason.NOT_RESIDENT
     if profile.neighbourhood_verified_at < at - policy.neighbourhood_verified_max_age:
         return Reason.NEIGHBOURHOOD_VERIFICATION_EXPIRED
-    if seoul_day(shift.starts_at) < profile.adult_from:
+    if seoul_date(shift.starts_at) < profile.adult_from:
         return Reason.UNDER_AGE
     if shift.requires_child_safety_check and not profile.child_safety_check:
         return Reason.CHILD_SAFETY_CHECK_REQUIRED
@@ -127,14 +110,15 @@ def overlaps(shift: Shift, booked: Iterable[Booked]) -> bool:
 
 
 def exceeds_week_cap(shift: Shift, booked: Iterable[Booked], policy: Policy) -> bool:
-    """True if booking `shift` would put any ISO week it touches over the hour cap. A shift
-    across Sunday midnight counts in each week for the minutes that fall in it."""
+    """True if booking `shift` would put any ISO week it touches over the hour cap of that
+    week's ISO year (`WeekCaps`). A shift across Sunday midnight counts in each week for the
+    minutes that fall in it."""
     booked = list(booked)
     for week in weeks_touched(shift.starts_at, shift.ends_at):
-        week_end = datetime.combine(week.date() + timedelta(days=7), time(0), tzinfo=SEOUL)
+        week_end = next_week_start(week)
         minutes = _overlap_minutes(shift.starts_at, shift.ends_at, week, week_end)
         minutes += sum(_overlap_minutes(b.starts_at, b.ends_at, week, week_end) for b in booked)
-        if minutes > policy.week_minutes_max:
+        if minutes > policy.week_caps.minutes_max(iso_week_year(week)):
             return True
     return False
 

@@ -2,19 +2,53 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
 
 @dataclass(frozen=True)
+class WeekCaps:
+    """Booked hours per ISO week (Monday to Sunday, Asia/Seoul) by the week's ISO year, as
+    the allowance's cap table says: the allowance owns the table and announces each version
+    (CapsChanged on allowance.policy.v1); the matcher keeps a copy and has no cap of its own.
+
+    A year with no row of its own takes the allowance's rule (`CapTable.caps_for`): the
+    latest earlier year's cap carried forward, and for a year before the table, the
+    earliest row. With no table at all (the matcher has not received the allowance's first
+    CapsChanged yet) no cap is known, and every week counts as full: a booking that the
+    weekly cap might forbid is refused (`weekly_hours_cap`) rather than allowed unchecked.
+    """
+
+    hours_max_by_year: Mapping[int, int] = field(default_factory=dict)
+
+    def hours_max(self, iso_year: int) -> int | None:
+        """The cap of the weeks of `iso_year`; None while no table is known."""
+        if not self.hours_max_by_year:
+            return None
+        years = sorted(self.hours_max_by_year)
+        found = years[0]
+        for year in years:
+            if year <= iso_year:
+                found = year
+        return self.hours_max_by_year[found]
+
+    def minutes_max(self, iso_year: int) -> int:
+        """The cap in minutes; 0 (nothing more may be booked) while no table is known."""
+        hours = self.hours_max(iso_year)
+        return 0 if hours is None else hours * 60
+
+
+@dataclass(frozen=True)
 class Policy:
-    """Configuration of the rules; built from `MatcherSettings.policy()`."""
+    """Configuration of the rules: `MatcherSettings.policy()` builds it from the settings
+    and the weekly caps the matcher holds from the allowance (`store.week_caps`)."""
 
     eligible_dongs: frozenset[str]
     neighbourhood_verified_max_age: timedelta
     age_min_years: int
-    week_minutes_max: int
+    week_caps: WeekCaps
     waitlist_length_max: int
     promotion_cutoff: timedelta
     late_cancel_cutoff: timedelta

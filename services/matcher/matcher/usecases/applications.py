@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from matcher import store
@@ -19,12 +19,12 @@ from matcher.domain.decide import (
 )
 from matcher.domain.eligibility import Booked, Profile, adult_from, week_window
 from matcher.domain.notifications import BookingFacts
-from matcher.domain.policy import Reason
+from matcher.domain.policy import Policy, Reason
 from matcher.domain.strikes import is_late_cancellation
 from matcher.store import ApplicationRow, BookedOn, CitizenRef, Decided, HeldRow, PostingRow
 from matcher.usecases import notifications
 from matcher.usecases.attendance import record_strike
-from matcher.usecases.deps import Deps
+from matcher.usecases.deps import Deps, policy_now
 from matcher.usecases.notifications import Effects
 from shared.db import Connection
 from shared.events import ApplicationReceived, ApplicationWithdrawn, CitizenProfile
@@ -235,9 +235,13 @@ async def _decide_in_order(
         conn, [(b.row.posting_id, c.citizen_id) for b in batches for c in b.candidates]
     )
     windows = {p.posting_id: week_window(p.shift) for p in postings}
-    booked = await store.confirmed_bookings_in(
+    # The bookings and the weekly caps in one statement: the caps are the allowance's, held
+    # in `week_caps`, read in this transaction (decision 0011).
+    checks = await store.week_checks_in(
         conn, [c.citizen_id for b in batches for c in b.candidates], windows.values()
     )
+    booked = checks.booked
+    policy = replace(deps.policy, week_caps=checks.week_caps)
     decided: list[_Decided] = []
     for posting, batch in zip(postings, batches, strict=True):
         posting_id = posting.posting_id
@@ -260,7 +264,7 @@ async def _decide_in_order(
             )
             for c in batch.candidates
         ]
-        decisions = decide_arrivals(posting, arrivals, deps.policy)
+        decisions = decide_arrivals(posting, arrivals, policy)
         for c, d in zip(batch.candidates, decisions, strict=True):
             if d.outcome == "confirmed":  # seen by the postings decided after this one
                 booked.setdefault(c.citizen_id, []).append(
@@ -410,20 +414,21 @@ async def promote(
     conn: Connection, deps: Deps, posting_id: str, now: datetime, effects: Effects
 ) -> None:
     """Give free seats to the head of the waitlist while promotion is allowed. The caller
-    holds the posting's lock."""
+    holds the posting's lock. The weekly caps are read once, in this transaction."""
+    policy = await policy_now(conn, deps)
     for _ in range(PROMOTION_ROUNDS_MAX):
         row = await store.posting(conn, posting_id)
         assert row is not None
         posting = store.posting_view(row)
         if posting.seats_free <= 0 or posting.status != "open":
             return
-        if not await _promote_round(conn, deps, posting, now, effects):
+        if not await _promote_round(conn, policy, posting, now, effects):
             return
     log.error("promotion on %s stopped after %d rounds", posting_id, PROMOTION_ROUNDS_MAX)
 
 
 async def _promote_round(
-    conn: Connection, deps: Deps, posting: PostingView, now: datetime, effects: Effects
+    conn: Connection, policy: Policy, posting: PostingView, now: datetime, effects: Effects
 ) -> bool:
     """One round: the head of the waitlist re-checked, promoted or dropped. False when
     nothing changed (no one waits, or no one may be promoted now)."""
@@ -447,7 +452,7 @@ async def _promote_round(
             )
             for h in heads
         ],
-        deps.policy,
+        policy,
         now,
     )
     if not plan.promote and not plan.drop:

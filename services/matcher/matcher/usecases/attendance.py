@@ -7,11 +7,11 @@ import logging
 from datetime import datetime
 
 from matcher import store
-from matcher.domain.draw import seoul_month
 from matcher.domain.strikes import Strike, suspension_due
 from matcher.usecases.deps import Deps
 from shared.db import Connection
 from shared.events import AttendanceCorrected, AttendanceRecorded
+from shared.seoul import month_of
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ async def record_attendance(
         citizen_id=event.citizen_id,
         status=event.status,
         minutes=event.minutes,
-        month=seoul_month(event.shift_starts_at),
+        month=month_of(event.shift_starts_at),
         revision=event.revision,
         recorded_at=recorded_at,
     )

@@ -4,16 +4,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from matcher import store
 from matcher.domain.policy import Policy
 from matcher.settings import Context
+from shared.db import Connection
 
 
 @dataclass(frozen=True)
 class Deps:
-    """The policy, the clock and the bound of a held application's wait."""
+    """The policy, the clock and the bound of a held application's wait. `policy` is built
+    from the settings; its weekly caps are the allowance's, read per transaction
+    (`policy_now`, or with the batch's bookings in `store.week_checks_in`)."""
 
     policy: Policy
     now: Callable[[], datetime]
@@ -27,3 +31,9 @@ def deps_of(ctx: Context) -> Deps:
         now=ctx.now,
         held_application_wait=timedelta(seconds=settings.held_application_wait_s),
     )
+
+
+async def policy_now(conn: Connection, deps: Deps) -> Policy:
+    """The policy with the weekly caps the matcher holds now (from CapsChanged), read in the
+    caller's transaction."""
+    return replace(deps.policy, week_caps=await store.week_caps(conn))

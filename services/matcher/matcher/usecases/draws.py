@@ -11,15 +11,16 @@ from datetime import datetime
 from matcher import store
 from matcher.domain import draw as draw_rules
 from matcher.domain.decide import PostingView
-from matcher.domain.draw import DrawEntry, DrawOutcome, seoul_month
+from matcher.domain.draw import DrawEntry, DrawOutcome
 from matcher.domain.eligibility import standing_refusal, week_window
 from matcher.domain.notifications import BookingFacts
 from matcher.domain.policy import Reason
 from matcher.store import ApplicationRow, Decided, DrawRow, PostingRow
 from matcher.usecases import notifications
-from matcher.usecases.deps import Deps
+from matcher.usecases.deps import Deps, policy_now
 from matcher.usecases.notifications import Effects
 from shared.db import Connection, Pool, retry_conflicts
+from shared.seoul import month_of
 
 log = logging.getLogger(__name__)
 
@@ -121,19 +122,20 @@ async def _freeze_entries(
     )
     entering: list[ApplicationRow] = []
     excluded: list[Excluded] = []
+    policy = await policy_now(conn, deps)
     for p in pending:
         reason = standing_refusal(
             citizens[p.citizen_id].suspended_until,
             booked.get(p.citizen_id, ()),
             posting.shift,
-            deps.policy,
+            policy,
             now,
         )
         if reason is None:
             entering.append(p)
         else:
             excluded.append(Excluded(p.application_id, reason.value))
-    month = seoul_month(now)
+    month = month_of(now)
     minutes = await store.minutes_in_month(conn, [p.citizen_id for p in entering], month)
     entries = [
         DrawEntry(p.application_id, p.citizen_id, minutes.get(p.citizen_id, 0)) for p in entering
