@@ -91,10 +91,11 @@ def test_the_registry_and_allowance_bodies_are_strict() -> None:
     from registry.schemas import FacilityCreate, PostingCreate
 
     assert issubclass(CapIn, StrictBody) and issubclass(PostingCreate, StrictBody)
-    with pytest.raises(pydantic.ValidationError):
-        CapIn.model_validate(
-            {"year": 2026, "weekly_hours_max": 10, "monthly_amount_max_won": False}
-        )
+    cap = {"year": 2026, "weekly_hours_max": 10, "source": "s"}
+    with pytest.raises(pydantic.ValidationError) as raised:
+        CapIn.model_validate({**cap, "monthly_amount_max_won": False})
+    assert [e["loc"] for e in raised.value.errors()] == [("monthly_amount_max_won",)]
+    assert CapIn.model_validate({**cap, "monthly_amount_max_won": 0}).monthly_amount_max_won == 0
     posting = {
         "title": "t",
         "starts_at": "2026-03-02T10:00:00+09:00",
@@ -102,13 +103,15 @@ def test_the_registry_and_allowance_bodies_are_strict() -> None:
         "selection": "first_come",
     }
     for capacity in (True, "7", 7.0):
-        with pytest.raises(pydantic.ValidationError):
+        with pytest.raises(pydantic.ValidationError) as raised:
             PostingCreate.model_validate({**posting, "capacity": capacity})
+        assert [e["loc"] for e in raised.value.errors()] == [("capacity",)]
     assert PostingCreate.model_validate({**posting, "capacity": 7}).capacity == 7
-    with pytest.raises(pydantic.ValidationError):
+    with pytest.raises(pydantic.ValidationError) as raised:
         FacilityCreate.model_validate(
             {"name": "n", "kind": "park", "dong": "d", "requires_child_safety_check": "true"}
         )
+    assert [e["loc"] for e in raised.value.errors()] == [("requires_child_safety_check",)]
 
 
 def _app(timeout_s: float | None = 0.3) -> FastAPI:
