@@ -428,8 +428,10 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
 
     What uvicorn cannot bound, so the Ingress (nginx) must: uvicorn has no timeout for the
     request line and headers (httptools waits for them as long as the socket is open; a
-    connection that sends half a header holds a slot until the client goes away) and no
-    cap on the size of the header block beyond httptools' own. In front of every service
+    connection that sends half a header holds a slot until the client goes away: the
+    keep-alive timer only starts after a first response) and no cap on the size of the
+    header block beyond httptools' own (`h11_max_incomplete_event_size` applies to the h11
+    parser only, not to httptools, which these processes use for speed). In front of every service
     nginx sets `client_header_timeout` (e.g. 10 s), `client_body_timeout` (10 s),
     `large_client_header_buffers` (4 8k), `keepalive_timeout` and `limit_conn` per
     address; uvicorn's own settings here are the second line for a caller inside the

@@ -133,7 +133,7 @@ def fuzz_service(
 
 # --- valid-but-wrong types -------------------------------------------------------------------
 
-WRONG_TYPE_EXAMPLES = 3  # generated valid bodies per operation, each mutated at every leaf
+WRONG_TYPE_EXAMPLES = 2  # generated valid bodies per operation, each mutated at every leaf
 
 
 def _wrong_types(value: Any) -> list[Any]:
@@ -165,6 +165,17 @@ def _replaced(body: Any, path: tuple[Any, ...], value: Any) -> Any:
     if isinstance(body, dict):
         return {**body, head: _replaced(body[head], rest, value)}
     return [_replaced(body[0], rest, value), *body[1:]]
+
+
+def _problem_fields(response: Any) -> set[str]:
+    """The fields a problem+json answer names (schemathesis's headers are lists)."""
+    content_type = response.headers.get("content-type") or ""
+    if isinstance(content_type, list):
+        content_type = content_type[0] if content_type else ""
+    if not content_type.startswith("application/problem+json"):
+        return set()
+    errors = response.json().get("errors") or []
+    return {str(e.get("field")) for e in errors if isinstance(e, dict)}
 
 
 def wrong_type_operation(
@@ -217,9 +228,19 @@ def wrong_type_operation(
 
 
 def wrong_type_service(
-    schema: Any, base_url: str, auth_of: Callable[[Any], dict[str, str]], run: FuzzRun
+    schema: Any,
+    base_url: str,
+    auth_of: Callable[[Any], dict[str, str]],
+    run: FuzzRun,
+    *,
+    only: Callable[[Any], bool] = lambda _: True,
 ) -> None:
-    """`wrong_type_operation` for every operation of a service that takes a JSON body."""
+    """`wrong_type_operation` for every operation of a service (that `only` admits) that
+    takes a JSON body."""
     for operation in operations(schema):
-        if operation.body and any("json" in b.media_type for b in operation.body):
+        if (
+            only(operation)
+            and operation.body
+            and any("json" in b.media_type for b in operation.body)
+        ):
             wrong_type_operation(operation, base_url, auth_of(operation), run)

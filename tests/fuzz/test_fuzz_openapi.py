@@ -131,7 +131,15 @@ def test_no_write_api_takes_a_value_of_another_json_type(
             role = role_of(service, operation)
             return credentials[role] if role else {}
 
-        wrong_type_service(load(url, exclude=NO_CLOCK), url, auth_of, run)
+        # Operations without a role (health, the signed partner webhooks) are left out:
+        # they refuse an unsigned request before reading its body.
+        wrong_type_service(
+            load(url, exclude=NO_CLOCK),
+            url,
+            auth_of,
+            run,
+            only=lambda op, service=service: role_of(service, op) is not None,
+        )
     print(
         f"wrong types: {len(run.ran)} operations, {run.wrong_types_sent} requests,"
         f" {run.wrong_types_refused} refused with 400 naming the field"
