@@ -206,10 +206,7 @@ def wrong_type_operation(
                 run.sent += 1
                 run.wrong_types_sent += 1
                 field_name = ".".join(str(p) for p in path)
-                named = response.headers.get("content-type", "").startswith(
-                    "application/problem"
-                ) and field_name in {e.get("field") for e in response.json().get("errors") or []}
-                if response.status_code == 400 and named:
+                if response.status_code == 400 and field_name in _problem_fields(response):
                     run.wrong_types_refused += 1
                 elif response.status_code not in (413, 429):
                     run.failures.append(
