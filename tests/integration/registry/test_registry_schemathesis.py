@@ -147,7 +147,7 @@ def test_registry_api_honours_its_own_schema(stack_env: dict[str, str]) -> None:
         schema, url, lambda op: admin if op.path.startswith("/v1/admin") else facility, run
     )
     print(f"wrong types: {run.wrong_types_sent} sent, {run.wrong_types_refused} refused")
-    assert run.wrong_types_sent >= 10, run.wrong_types_sent
+    assert run.wrong_types_sent >= 5, run.wrong_types_sent
     assert len(run.ran) >= 2 * 10, run.ran
     assert run.sent >= 300, run.sent
     assert not run.failures, "\n\n".join(run.failures)
