@@ -11,6 +11,7 @@ document describes it; both call the same function.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import random
@@ -79,9 +80,54 @@ def _too_large(limit: int) -> Problem:
     return Problem(413, "body_too_large", f"request bodies are limited to {limit} bytes")
 
 
+class BodyTimeoutError(Exception):
+    pass
+
+
+def _too_slow(timeout_s: float) -> Problem:
+    return Problem(
+        408,
+        "body_timeout",
+        f"the request body did not arrive within {timeout_s:g} s",
+        headers={"Connection": "close"},
+    )
+
+
+class _BodyClock:
+    """The deadline for a request's whole body: set when the app first asks for it; once
+    the last chunk has arrived, further `receive()` calls (waiting for a disconnect while a
+    response streams) are not timed."""
+
+    def __init__(self, timeout_s: float | None) -> None:
+        self.timeout_s = timeout_s
+        self.deadline: float | None = None
+        self.done = False
+
+    async def receive(self, receive: Receive) -> Message:
+        if self.timeout_s is None or self.done:
+            return await receive()
+        now = time.monotonic()
+        if self.deadline is None:
+            self.deadline = now + self.timeout_s
+        try:
+            async with asyncio.timeout_at(asyncio.get_running_loop().time() + self.deadline - now):
+                message = await receive()
+        except TimeoutError:
+            raise BodyTimeoutError from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.done = True
+        return message
+
+
 class ServiceMiddleware:
-    """Request id in and out, body size limit, request metrics by route template, and the
-    service's fast routes."""
+    """Request id in and out, body size limit, body read timeout, request metrics by route
+    template, and the service's fast routes.
+
+    The body read timeout: a request whose whole body has not arrived `body_read_timeout_s`
+    after the app first reads it is answered 408 problem+json (and the connection closed),
+    so a client trickling a body byte by byte cannot hold a worker. The time to send the
+    request line and headers is not visible to an ASGI app: see `shared.service.serve` for
+    what the Ingress must bound."""
 
     def __init__(
         self,
@@ -91,10 +137,12 @@ class ServiceMiddleware:
         body_size_max_bytes: int,
         fast_routes: Sequence[FastRoute] = (),
         limits: RequestLimits | None = None,
+        body_read_timeout_s: float | None = None,
     ) -> None:
         self.app = app
         self.service = service
         self.limit = body_size_max_bytes
+        self.body_timeout_s = body_read_timeout_s
         self.limits = limits
         self.fast = {(r.method, r.path): r.handler for r in fast_routes}
         # Labelled metric children by (route, method, status): `labels()` takes a lock and
@@ -128,13 +176,20 @@ class ServiceMiddleware:
         status = 500
         response_started = False
         too_large = False
+        too_slow = False
         received = 0
         started = time.perf_counter()
         extra_headers = [(b"x-request-id", request_id.encode()), *_safety_headers(scope["path"])]
+        clock = _BodyClock(self.body_timeout_s)
 
         async def limited_receive() -> Message:
-            nonlocal received, too_large
-            message = await receive()
+            nonlocal received, too_large, too_slow
+            try:
+                message = await clock.receive(receive)
+            except BodyTimeoutError:
+                # As for a too large body: FastAPI would turn this into its own 400.
+                too_slow = True
+                raise
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
@@ -147,7 +202,7 @@ class ServiceMiddleware:
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
-            if too_large:
+            if too_large or too_slow:
                 return
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -160,11 +215,23 @@ class ServiceMiddleware:
                 await self.app(scope, limited_receive, send_with_id)
                 if too_large and not response_started:
                     raise BodyTooLargeError
+                if too_slow and not response_started:
+                    raise BodyTimeoutError
             except BodyTooLargeError:
                 status = 413
                 await self._answer(
                     send, request_id, _too_large(self.limit), scope["path"], language
                 )
+            except BodyTimeoutError:
+                status = 408
+                if not response_started:
+                    await self._answer(
+                        send,
+                        request_id,
+                        _too_slow(self.body_timeout_s or 0.0),
+                        scope["path"],
+                        language,
+                    )
             except Exception as exc:
                 # Caught here, not by Starlette's outermost error middleware, so the answer
                 # is problem+json with the request id and is counted in the HTTP metrics
@@ -196,8 +263,13 @@ class ServiceMiddleware:
         chunks: list[bytes] = []
         size = 0
         more = True
+        clock = _BodyClock(self.body_timeout_s)
         while more:
-            message = await receive()
+            try:
+                message = await clock.receive(receive)
+            except BodyTimeoutError:
+                answer = _too_slow(self.body_timeout_s or 0.0)
+                break
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")

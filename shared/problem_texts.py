@@ -21,6 +21,7 @@ PROBLEM_KO: dict[str, tuple[str, str]] = {
         "출석을 기록할 수 있는 기간이 지났습니다.",
     ),
     "body_too_large": ("요청이 너무 큼", "요청 본문이 허용된 크기를 넘었습니다."),
+    "body_timeout": ("요청 본문 시간 초과", "요청 본문이 제한 시간 안에 도착하지 않았습니다."),
     "booking_not_in_roster": ("명단에 없는 예약", "이 근무의 확정 명단에 없는 예약입니다."),
     "budget_below_commitments": (
         "예산 감액 불가",

@@ -347,6 +347,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         ServiceMiddleware,
         service=spec.name,
         body_size_max_bytes=settings.http_body_size_max_bytes,
+        body_read_timeout_s=settings.http_body_read_timeout_s,
         fast_routes=spec.fast_routes if runs_api else (),
         limits=RequestLimits(
             address_rate_per_s=settings.http_rate_per_address_per_s,
@@ -418,7 +419,23 @@ async def readiness_problems(
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run one service process (used by each service's `__main__`)."""
+    """Run one service process (used by each service's `__main__`).
+
+    What uvicorn bounds here: an idle keep-alive connection is closed after
+    `http_keep_alive_timeout_s`; past `http_concurrency_max` connections and tasks a new
+    request is answered 503 at once; the listen backlog is bounded. A body that trickles in
+    is cut off by `ServiceMiddleware` (408 after `http_body_read_timeout_s`).
+
+    What uvicorn cannot bound, so the Ingress (nginx) must: uvicorn has no timeout for the
+    request line and headers (httptools waits for them as long as the socket is open; a
+    connection that sends half a header holds a slot until the client goes away: the
+    keep-alive timer only starts after a first response) and no cap on the size of the
+    header block beyond httptools' own (`h11_max_incomplete_event_size` applies to the h11
+    parser only, not to httptools, which these processes use for speed). In front of every service
+    nginx sets `client_header_timeout` (e.g. 10 s), `client_body_timeout` (10 s),
+    `large_client_header_buffers` (4 8k), `keepalive_timeout` and `limit_conn` per
+    address; uvicorn's own settings here are the second line for a caller inside the
+    cluster."""
     import uvicorn
 
     uvicorn.run(
@@ -430,4 +447,7 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=settings.http_keep_alive_timeout_s,
+        limit_concurrency=settings.http_concurrency_max,
+        backlog=min(2048, settings.http_concurrency_max * 2),
     )

@@ -90,6 +90,14 @@ class ServiceSettings(BaseSettings):
 
     # HTTP: larger request bodies are refused with 413 before they are parsed.
     http_body_size_max_bytes: int = 64 * 1024
+    # A request whose whole body has not arrived this long after the app first reads it is
+    # answered 408 (shared/http.py): a slow-body client cannot hold a worker slot.
+    http_body_read_timeout_s: float = 10.0
+    # uvicorn (shared/service.py `serve`): an idle keep-alive connection is closed after
+    # this long; past `http_concurrency_max` open connections and tasks new requests get
+    # 503 rather than memory and file descriptors running out.
+    http_keep_alive_timeout_s: int = 5
+    http_concurrency_max: int = 1000
     # /docs, /redoc and /openapi.json in production: off unless turned on (the API
     # documents list every admin route and field; test and demo always serve them).
     http_api_docs_in_production: bool = False

@@ -9,7 +9,8 @@
   `limit + 1` so a full last page never gets a spurious cursor, and one opaque cursor format.
 - `problem_responses(...)`: one way to document the problem+json answers of a route.
 - `refuse_unknown_query`: a typo in a query parameter is an error, not a silently ignored
-  filter.
+  filter; `refuse_repeated_query`: a parameter that takes one value given twice is an
+  error too (which one would count?). Every `staff(...)` dependency applies the latter.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import structlog
 from fastapi import Depends, Query, Request
+from fastapi._compat import field_annotation_is_sequence
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -182,6 +184,8 @@ def staff(
             )
         if strict_query:
             refuse_unknown_query(request)
+        else:
+            refuse_repeated_query(request)
         return who
 
     return dependency
@@ -208,20 +212,63 @@ def note_bad_secret(ctx: ServiceContext[Any], key: str) -> None:
         lockout.fail(key)
 
 
-def refuse_unknown_query(request: Request) -> None:
-    """400 for query parameters the route does not declare (a typo in a filter would
-    otherwise list everything)."""
+def _declared_query(request: Request) -> dict[str, bool] | None:
+    """The query parameters the route declares, each with whether it takes several values
+    (a list parameter); None outside a FastAPI route."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:
-        return
-    known: set[str] = set()
+        return None
+    declared: dict[str, bool] = {}
     stack = [dependant]
     while stack:
         current = stack.pop()
-        known.update(p.alias for p in current.query_params)
+        for param in current.query_params:
+            declared[param.alias] = field_annotation_is_sequence(param.field_info.annotation)
         stack.extend(current.dependencies)
-    unknown = sorted(set(request.query_params.keys()) - known)
+    return declared
+
+
+def refuse_repeated_query(request: Request) -> None:
+    """400 naming each query parameter that takes one value but was given more than once
+    (`?cursor=a&cursor=junk`: the server would silently use one of them)."""
+    declared = _declared_query(request)
+    if declared is None:
+        return
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name in seen and not declared.get(name, False):
+            repeated.add(name)
+        seen.add(name)
+    if repeated:
+        names = sorted(repeated)
+        raise Problem(
+            400,
+            "invalid_request",
+            "query parameters given more than once: " + ", ".join(names)[:200],
+            errors=[
+                {"field": name[:100], "message": "give this parameter once", "code": "repeated"}
+                for name in names[:20]
+            ],
+        )
+
+
+def single_query(request: Request) -> None:
+    """FastAPI dependency form of `refuse_repeated_query`, for routes without a `staff`
+    dependency: `dependencies=[Depends(single_query)]`."""
+    refuse_repeated_query(request)
+
+
+def refuse_unknown_query(request: Request) -> None:
+    """400 for query parameters the route does not declare (a typo in a filter would
+    otherwise list everything), and for one-value parameters given twice."""
+    declared = _declared_query(request)
+    if declared is None:
+        return
+    unknown = sorted(set(request.query_params.keys()) - set(declared))
+    if not unknown:
+        refuse_repeated_query(request)
     if unknown:
         raise Problem(
             400,
@@ -404,6 +451,8 @@ __all__ = [
     "page_limit",
     "page_of",
     "problem_responses",
+    "refuse_repeated_query",
     "refuse_unknown_query",
+    "single_query",
     "staff",
 ]

@@ -10,6 +10,7 @@ documented 4xx.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,8 @@ class FuzzRun:
     sent: int = 0
     unsatisfiable: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    wrong_types_sent: int = 0
+    wrong_types_refused: int = 0
 
 
 def load(url: str, *, exclude: list[tuple[str, str]]) -> Any:
@@ -126,3 +129,115 @@ def fuzz_service(
             modes.append(GenerationMode.NEGATIVE)
         for mode in modes:
             fuzz_operation(operation, mode, base_url, auth_of(operation), examples, run)
+
+
+# --- valid-but-wrong types -------------------------------------------------------------------
+
+WRONG_TYPE_EXAMPLES = 2  # generated valid bodies per operation, each mutated at every leaf
+
+
+def _wrong_types(value: Any) -> list[Any]:
+    """Values of another JSON type that a lax parser would read as `value`: a boolean for
+    an integer and the other way round, a numeric string, a float with the same value."""
+    if isinstance(value, bool):
+        return ["true" if value else "false", int(value)]
+    if isinstance(value, int):
+        return [str(value), float(value), value != 0]
+    return []
+
+
+def _leaves(body: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], Any]]:
+    """The (path, value) of every integer and boolean in a JSON body (the first item of a
+    list stands for the rest)."""
+    if isinstance(body, dict):
+        return [leaf for k, v in body.items() for leaf in _leaves(v, (*path, k))]
+    if isinstance(body, list) and body:
+        return _leaves(body[0], (*path, 0))
+    if isinstance(body, bool | int):
+        return [(path, body)]
+    return []
+
+
+def _replaced(body: Any, path: tuple[Any, ...], value: Any) -> Any:
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(body, dict):
+        return {**body, head: _replaced(body[head], rest, value)}
+    return [_replaced(body[0], rest, value), *body[1:]]
+
+
+def _problem_fields(response: Any) -> set[str]:
+    """The fields a problem+json answer names (schemathesis's headers are lists)."""
+    content_type = response.headers.get("content-type") or ""
+    if isinstance(content_type, list):
+        content_type = content_type[0] if content_type else ""
+    if not content_type.startswith("application/problem+json"):
+        return set()
+    errors = response.json().get("errors") or []
+    return {str(e.get("field")) for e in errors if isinstance(e, dict)}
+
+
+def wrong_type_operation(
+    operation: Any, base_url: str, headers: dict[str, str], run: FuzzRun
+) -> None:
+    """Generated *valid* JSON bodies with one integer or boolean at a time replaced by a
+    value of another type (`"7"`, `7.0` or `true` for 7; `"true"` or `1` for true): each
+    must be refused with 400 naming that field, so nothing is written. schemathesis's own
+    negative mode rarely tries exactly these."""
+    label = f"{base_url} {operation.label} [wrong types]"
+
+    @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE, headers=headers))
+    @settings(
+        max_examples=WRONG_TYPE_EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
+    def one(case: Any) -> None:
+        body = case.body
+        for path, value in _leaves(body):
+            for wrong in _wrong_types(value):
+                case.body = _replaced(body, path, wrong)
+                for name in list(case.headers or {}):
+                    if name.lower() == "idempotency-key":  # each call its own key
+                        case.headers[name] = uuid.uuid4().hex
+                response = case.call(base_url=base_url, timeout=REQUEST_TIMEOUT_S)
+                run.sent += 1
+                run.wrong_types_sent += 1
+                field_name = ".".join(str(p) for p in path)
+                if response.status_code == 400 and field_name in _problem_fields(response):
+                    run.wrong_types_refused += 1
+                elif response.status_code not in (413, 429):
+                    run.failures.append(
+                        f"{label}: {field_name}={wrong!r} answered {response.status_code}"
+                        f" {response.text[:200]}"
+                    )
+        case.body = body
+
+    run.ran.append(label)
+    try:
+        one()
+    except Unsatisfiable:
+        run.unsatisfiable.append(label)
+    except (Exception, BaseExceptionGroup) as exc:
+        run.failures.append(f"{label}: {exc}")
+
+
+def wrong_type_service(
+    schema: Any,
+    base_url: str,
+    auth_of: Callable[[Any], dict[str, str]],
+    run: FuzzRun,
+    *,
+    only: Callable[[Any], bool] = lambda _: True,
+) -> None:
+    """`wrong_type_operation` for every operation of a service (that `only` admits) that
+    takes a JSON body."""
+    for operation in operations(schema):
+        if (
+            only(operation)
+            and operation.body
+            and any("json" in b.media_type for b in operation.body)
+        ):
+            wrong_type_operation(operation, base_url, auth_of(operation), run)

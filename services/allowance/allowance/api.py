@@ -10,34 +10,22 @@ does not pull payout files, and the other way round).
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BeforeValidator
 
 from allowance import schemas, views
 from allowance.domain import policy as rules
 from allowance.settings import AllowanceSettings
 from allowance.usecases import payees, periods, policy
 from allowance.views import ExportFormat, parse_period
+from shared.schemas import Day, Instant
 from shared.web import Ctx, Staff, problem_responses, staff
 
-
-def _textual(value: Any) -> Any:
-    """Dates and instants in queries are ISO 8601 text; pydantic would also read a bare
-    number as seconds since 1970, which the OpenAPI document does not allow."""
-    if isinstance(value, str):
-        try:
-            float(value)
-        except ValueError:
-            return value
-        raise ValueError("expected an ISO 8601 date or instant, not a number")
-    return value
-
-
-IsoInstant = Annotated[datetime, BeforeValidator(_textual)]
-IsoDate = Annotated[date, BeforeValidator(_textual)]
+# Dates and instants in queries: ISO 8601 text, bounded years (shared/schemas.py), so
+# `from=0001-01-01` is a 400 naming `from`, not Postgres's out-of-range error.
+IsoInstant = Instant
+IsoDate = Day
 
 # Who may call: the admin or the finance staff token (`Staff.label` is what audit rows say).
 Admin = Annotated[Staff, Depends(staff("admin"))]

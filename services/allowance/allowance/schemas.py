@@ -3,11 +3,12 @@ fields)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, Field, computed_field
 
+from shared.schemas import Day, StrictBody
 from shared.web import Page
 
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -16,15 +17,15 @@ YEAR_MIN, YEAR_MAX = 2000, 9998
 BUDGET_WON_MAX = 10**13  # ten trillion won: far above any district programme
 
 
-class _Write(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Write(StrictBody):
+    """A write body: strict JSON types, unknown fields refused (shared/schemas.py)."""
 
 
 # --- admin: policy -----------------------------------------------------------------------
 
 
 class RateIn(_Write):
-    effective_from: date = Field(description="first Seoul date the rate applies to")
+    effective_from: Day = Field(description="first Seoul date the rate applies to")
     hourly_rate_won: int = Field(ge=1, le=1_000_000)
     source: str = Field(min_length=1, max_length=500, description="where the figure comes from")
 
@@ -101,7 +102,7 @@ class CapsOut(BaseModel):
 
 class BudgetBody(_Write):
     # strict: `true`/`false` are not numbers of won (pydantic would read them as 1/0).
-    fiscal_year: int = Field(ge=YEAR_MIN, le=YEAR_MAX, strict=True)
+    fiscal_year: int = Field(ge=YEAR_MIN, le=YEAR_MAX)
     amount_won: int = Field(
         ge=0, le=BUDGET_WON_MAX, strict=True, description="the new total appropriation"
     )

@@ -7,21 +7,20 @@ well-formed request is a 400, never a 500.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from registry.domain.attendance import AttendanceStatus
 from registry.domain.facilities import FacilityKind
 from registry.domain.postings import PostingStatus, Selection
+from shared.schemas import Instant, StrictBody
 from shared.web import Page
 
 T = TypeVar("T")
 
 ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
-YEAR_MIN = 2000
-YEAR_MAX = 2200
 
 
 def _storable(value: str) -> str:
@@ -34,24 +33,12 @@ def _storable(value: str) -> str:
     return value
 
 
-def _sane_instant(value: datetime) -> datetime:
-    try:
-        utc = value.astimezone(UTC)
-    except (OverflowError, ValueError) as exc:
-        raise ValueError("timestamp out of range") from exc
-    if not (YEAR_MIN <= utc.year <= YEAR_MAX):
-        raise ValueError(f"timestamp must be between the years {YEAR_MIN} and {YEAR_MAX}")
-    return utc
-
-
-Timestamp = Annotated[AwareDatetime, AfterValidator(_sane_instant)]
+Timestamp = Instant  # ISO 8601 text with an offset, years YEAR_MIN..YEAR_MAX
 Tag = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_storable)]
 
 
-class Body(BaseModel):
-    """A write body: unknown fields are refused (mass assignment of status, ids, …)."""
-
-    model_config = ConfigDict(extra="forbid")
+class Body(StrictBody):
+    """A write body: strict JSON types, unknown fields refused (shared/schemas.py)."""
 
 
 class DataPage(Page[T], Generic[T]):
@@ -78,8 +65,7 @@ class FacilityCreate(Body):
     dong: Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_storable)]
     address: Annotated[str, Field(max_length=300), AfterValidator(_storable)] | None = None
     contact_phone: Annotated[str, Field(pattern=r"^[0-9+\-() ]{3,30}$")] | None = None
-    # strict: 0/1 or "yes" are not booleans (pydantic would read them as such)
-    requires_child_safety_check: bool = Field(strict=True)
+    requires_child_safety_check: bool
 
 
 class FacilityView(BaseModel):
@@ -130,7 +116,7 @@ class PostingCreate(Body):
     selection: Selection
     applications_close_at: Timestamp | None = None
     requires_child_safety_check: bool | None = Field(
-        default=None, strict=True, description="the facility's own setting applies in any case"
+        default=None, description="the facility's own setting applies in any case"
     )
     tags: list[Tag] = Field(default_factory=list, max_length=10)
 

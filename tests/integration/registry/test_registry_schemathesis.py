@@ -20,7 +20,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fuzz.openapi_fuzz import EXCLUDED_CHECKS, FuzzRun, fuzz_service, load
+from tests.fuzz.openapi_fuzz import (
+    EXCLUDED_CHECKS,
+    FuzzRun,
+    fuzz_service,
+    load,
+    wrong_type_service,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -136,6 +142,12 @@ def test_registry_api_honours_its_own_schema(stack_env: dict[str, str]) -> None:
         run,
     )
     run.failures.extend(happy_path(schema, url, admin, facility))
+    # valid bodies with one integer or boolean of another JSON type: each a 400
+    wrong_type_service(
+        schema, url, lambda op: admin if op.path.startswith("/v1/admin") else facility, run
+    )
+    print(f"wrong types: {run.wrong_types_sent} sent, {run.wrong_types_refused} refused")
+    assert run.wrong_types_sent >= 5, run.wrong_types_sent
     assert len(run.ran) >= 2 * 10, run.ran
     assert run.sent >= 300, run.sent
     assert not run.failures, "\n\n".join(run.failures)
