@@ -32,7 +32,13 @@ async def test_posting_saga_funds_a_shift_and_rejects_one_the_budget_cannot_carr
 ) -> None:
     """A funded shift goes pending_budget → open (its reservation taken from the available
     budget to the won, the partner told `posting.published`); a shift costing more than is
-    left goes to `rejected` with a reason the facility reads."""
+    left goes to `rejected` with a reason the facility reads, and takes nothing.
+
+    The fiscal year's budget is shared with every other suite on the stack, whose postings
+    close and release their reservations in the background as the shared clock moves, so
+    the year's `available_won` is not this test's to pin. The money this test moves is: the
+    ledger's transactions of each posting (`GET /v1/ledger?posting_id=`) say exactly what
+    was taken from the available budget for it."""
     facility = await make_facility()
     key = facility["api_key"]
     start = await system.clock.get() + timedelta(days=3)
@@ -46,14 +52,26 @@ async def test_posting_saga_funds_a_shift_and_rejects_one_the_budget_cannot_carr
     assert opened["status"] == "open" and opened["reservation_id"]
     note = await wait_notification(system, "posting.published", posting_id=funded["id"])
     assert note["data"]["capacity"] == 2
-    budget = await system.finance.get_budget(fiscal_year=year)
-    assert budget["available_won"] == 10_000
+    assert await taken_from_available(system, funded["id"]) == reservation_won(2, 120)
 
-    too_big = await system.facility(key).post_posting(shift(start, 240, capacity=5))
+    # The most a shift can cost (200 seats × 8 h): more than any room the year has here.
+    too_big = await system.facility(key).post_posting(shift(start, 480, capacity=200))
     rejected = await wait_status(system, key, too_big["id"], "open", "rejected")
     assert rejected["status"] == "rejected"
     assert rejected["rejection"]["reason"] and rejected["rejection"]["detail"]
-    assert (await system.finance.get_budget(fiscal_year=year))["available_won"] == 10_000
+    assert await taken_from_available(system, too_big["id"]) == 0
+    assert await taken_from_available(system, funded["id"]) == reservation_won(2, 120)
+
+
+async def taken_from_available(system: Api, posting_id: str) -> int:
+    """What the posting's ledger transactions took from `budget_available` (a credit
+    account: a debit takes from it), after checking they balance."""
+    ledger = await system.finance.get_ledger(posting_id=posting_id, format="json")
+    assert isinstance(ledger, dict)
+    assert ledger["totals"]["debit_won"] == ledger["totals"]["credit_won"]
+    return sum(
+        int(e["amount_won"]) for e in ledger["entries"] if e["account"] == "budget_available"
+    )
 
 
 async def test_idempotency_key_replays_refuses_a_different_body_and_is_required(

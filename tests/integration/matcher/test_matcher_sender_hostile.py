@@ -277,6 +277,10 @@ async def test_a_failing_endpoint_opens_the_breaker_is_reported_down_and_recover
         pool,
         url,
         concurrency_max=4,
+        # The partner answers 500 at once; a long timeout keeps every attempt one that
+        # reached it, so attempts and hits compare exactly even on a loaded machine (with
+        # 300 ms, a send the busy receiver had not read yet timed out unseen: 8 vs 4).
+        timeout_ms=3_000,
         attempts_max=1_000,
         backoff_base_ms=10,
         backoff_cap_ms=20,
