@@ -39,6 +39,7 @@ from shared.logs import configure as configure_logs
 from shared.outbox import OutboxRelay
 from shared.outbox import backlog as outbox_backlog
 from shared.ratelimit import Lockout, RequestLimits
+from shared.server import metrics_listener, with_header_timeout
 from shared.settings import ServiceSettings
 from shared.web import Ctx, Staff, staff
 
@@ -238,6 +239,11 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logs(spec.name)
+        async with metrics_listener(settings.host, settings.metrics_port), started(app):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def started(app: FastAPI) -> AsyncIterator[None]:
         refused = insecure_database_url(settings)
         if refused is not None:
             raise RuntimeError(refused)
@@ -379,9 +385,11 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             return JSONResponse({"status": "unavailable", "reasons": reasons}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
-    async def metrics_endpoint() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if not settings.metrics_port:  # else on their own port (metrics_listener): 404 here
+
+        @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
+        async def metrics_endpoint() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/asyncapi.json", tags=["ops"], summary="AsyncAPI 3.0 document of every topic")
     async def asyncapi_document() -> JSONResponse:
@@ -423,18 +431,17 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
 
     What uvicorn bounds here: an idle keep-alive connection is closed after
     `http_keep_alive_timeout_s`; past `http_concurrency_max` connections and tasks a new
-    request is answered 503 at once; the listen backlog is bounded. A body that trickles in
-    is cut off by `ServiceMiddleware` (408 after `http_body_read_timeout_s`).
+    request is answered 503 at once; the listen backlog is bounded. Headers that do not
+    arrive within `http_header_read_timeout_s` get a 408 and the connection is closed
+    (shared/server.py: uvicorn itself has no such timeout); a body that trickles in is cut
+    off by `ServiceMiddleware` (408 after `http_body_read_timeout_s`).
 
-    What uvicorn cannot bound, so the Ingress (nginx) must: uvicorn has no timeout for the
-    request line and headers (httptools waits for them as long as the socket is open; a
-    connection that sends half a header holds a slot until the client goes away: the
-    keep-alive timer only starts after a first response) and no cap on the size of the
-    header block beyond httptools' own (`h11_max_incomplete_event_size` applies to the h11
-    parser only, not to httptools, which these processes use for speed). In front of every service
-    nginx sets `client_header_timeout` (e.g. 10 s), `client_body_timeout` (10 s),
-    `large_client_header_buffers` (4 8k), `keepalive_timeout` and `limit_conn` per
-    address; uvicorn's own settings here are the second line for a caller inside the
+    What is left to the Ingress (nginx): a cap on the size of the header block beyond
+    httptools' own (`h11_max_incomplete_event_size` applies to the h11 parser only, not to
+    httptools, which these processes use for speed) and per-address connection limits. In
+    front of every service nginx sets `client_header_timeout` (e.g. 10 s),
+    `client_body_timeout` (10 s), `large_client_header_buffers` (4 8k), `keepalive_timeout`
+    and `limit_conn` per address; the settings here are the line for a caller inside the
     cluster."""
     import uvicorn
 
@@ -445,7 +452,7 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         log_config=None,
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        http=with_header_timeout(settings.http_header_read_timeout_s),
         timeout_graceful_shutdown=10,
         timeout_keep_alive=settings.http_keep_alive_timeout_s,
         limit_concurrency=settings.http_concurrency_max,

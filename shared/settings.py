@@ -98,6 +98,10 @@ class ServiceSettings(BaseSettings):
     # 503 rather than memory and file descriptors running out.
     http_keep_alive_timeout_s: int = 5
     http_concurrency_max: int = 1000
+    # uvicorn has no timeout for the request line and headers (shared/server.py): a
+    # connection whose headers have not all arrived this long after it opened, or after its
+    # next request's first byte, is answered 408 and closed (nginx's client_header_timeout).
+    http_header_read_timeout_s: float = 10.0
     # /docs, /redoc and /openapi.json in production: off unless turned on (the API
     # documents list every admin route and field; test and demo always serve them).
     http_api_docs_in_production: bool = False
@@ -120,6 +124,13 @@ class ServiceSettings(BaseSettings):
     # for staff tokens, from one address) within the window answer 429 for that key.
     auth_failures_max: int = 20
     auth_failure_window_s: int = 60
+
+    # Prometheus metrics on a port of their own, served from this process's registry by
+    # prometheus_client (shared/server.py); the API port then answers 404 for /metrics, so
+    # nothing that can reach the API (an Ingress, a caller) reads them. deploy/k8s sets 9100
+    # and lets only the monitoring namespace reach it. 0 = /metrics on the API port (the
+    # local stack, tests and benchmarks).
+    metrics_port: int = 0
 
     # Clock refresh: how often a service re-reads the shared (test/demo) clock.
     clock_refresh_interval_ms: int = 200

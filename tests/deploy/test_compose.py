@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,3 +49,23 @@ def test_compose_refuses_to_start_without_secrets() -> None:
     result = _compose("config", "-q")
     assert result.returncode != 0
     assert "set " in result.stderr
+
+
+def test_prometheus_scrapes_each_service_on_its_metrics_port() -> None:
+    """Each service in compose serves /metrics on METRICS_PORT, which is not published to
+    the host, and deploy/prometheus/prometheus.yml scrapes exactly `<service>:<that port>`."""
+    env_file = str(ROOT / "deploy" / "docker" / "example.env")
+    rendered = _compose("--env-file", env_file, "config")
+    assert rendered.returncode == 0, rendered.stderr
+    services = yaml.safe_load(rendered.stdout)["services"]
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]]
+        for job in prometheus["scrape_configs"]
+    }
+    for name in ("registry", "matcher", "allowance"):
+        port = services[name]["environment"]["METRICS_PORT"]
+        assert port != services[name]["environment"]["PORT"]
+        assert targets[name] == [f"{name}:{port}"]
+        published = [str(p.get("target")) for p in services[name].get("ports", [])]
+        assert port not in published, name

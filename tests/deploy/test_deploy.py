@@ -52,6 +52,9 @@ SECRET_KEYS = {
     ("allowance", "all"): {"DATABASE_URL", "KAFKA_SASL_PASSWORD", "ADMIN_TOKEN", "FINANCE_TOKEN",
                            "ALLOWANCE_PAYEE_KEYS"},
 }  # fmt: skip
+# The container port every service pod serves /metrics on (METRICS_PORT; the API port
+# answers 404 there): named `metrics`, scraped only from the monitoring namespace.
+METRICS_PORT = 9100
 RUNBOOK = "https://github.com/gwangsan/danggeun/blob/main/docs/operations.md#"
 STRIMZI = "kafka.strimzi.io/v1beta2"
 
@@ -237,7 +240,7 @@ def test_deployments_run_the_image_with_probes_env_and_a_locked_down_context(
         pod = deployment["spec"]["template"]
         annotations = pod["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"
-        assert annotations["prometheus.io/port"] == "8000"
+        assert annotations["prometheus.io/port"] == str(METRICS_PORT)
         assert annotations["prometheus.io/path"] == "/metrics"
         assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
         assert pod["spec"]["securityContext"]["runAsUser"] == 10001
@@ -591,7 +594,7 @@ def test_the_metric_name_check_catches_unknown_names() -> None:
 
 
 def test_monitoring_kustomization_scrapes_the_services_and_carries_the_alerts() -> None:
-    """deploy/k8s/monitoring renders a PodMonitor selecting the `http` port of every
+    """deploy/k8s/monitoring renders a PodMonitor selecting the `metrics` port of every
     Deployment's pods in both overlays, of every role (the production matcher worker too),
     but not the provisioning Job's (job = service name, pod_ready label), and a
     PrometheusRule equal to alerts.yml."""
@@ -602,7 +605,7 @@ def test_monitoring_kustomization_scrapes_the_services_and_carries_the_alerts() 
     assert monitor["apiVersion"] == rule["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/name"
     [endpoint] = monitor["spec"]["podMetricsEndpoints"]
-    assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
     assert {"sourceLabels": ["__meta_kubernetes_pod_ready"], "targetLabel": "pod_ready"} in (
         endpoint["relabelings"]
     )
@@ -735,3 +738,70 @@ def test_the_ingress_is_tls_and_routes_only_public_paths(
         for private in ("/metrics", "/docs", "/redoc", "/openapi.json", "/v1/admin", "/asyncapi"):
             assert not private.startswith(path.rstrip("/") or "/"), (path, private)
     assert "/v1/partner/" in paths and "/console" in paths and "/finance" in paths
+
+
+def _ingress_rules_reaching(
+    policies: dict[str, dict[str, Any]], labels: dict[str, str], port: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The NetworkPolicy ingress rules that let traffic in to a pod with `labels` on the
+    container port `port` (a rule without `ports` allows every port)."""
+    rules = []
+    for policy in policies.values():
+        if not _selects(policy["spec"]["podSelector"], labels):
+            continue
+        for rule in policy["spec"].get("ingress", []):
+            ports = rule.get("ports")
+            if ports is None or any(
+                p.get("port") in (port["name"], port["containerPort"]) for p in ports
+            ):
+                rules.append(rule)
+    return rules
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_metrics_are_on_their_own_port_reachable_only_from_monitoring(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    """Every Deployment (of every role) serves /metrics on the container port `metrics`
+    (METRICS_PORT, its scrape annotation), apart from the API port; no Service exposes that
+    port and the Ingress routes only to Services' `http` ports; the NetworkPolicies let only
+    the monitoring namespace in to it, and the ingress controller only to `http`."""
+    resources = rendered[overlay]
+    policies = _by_kind(resources, "NetworkPolicy")
+    services = _by_kind(resources, "Service")
+    for name, deployment in _by_kind(resources, "Deployment").items():
+        [container] = _containers(deployment)
+        ports = {p["name"]: p for p in container["ports"]}
+        assert set(ports) == {"http", "metrics"}, name
+        assert ports["metrics"]["containerPort"] == METRICS_PORT != ports["http"]["containerPort"]
+        assert _env(container)["METRICS_PORT"]["value"] == str(METRICS_PORT), name
+        labels = _pod_labels(deployment)
+        metrics_rules = _ingress_rules_reaching(policies, labels, ports["metrics"])
+        assert metrics_rules, f"{name}: Prometheus cannot reach the metrics port"
+        for rule in metrics_rules:
+            assert rule.get("from"), f"{name}: the metrics port is open to every source"
+            for peer in rule["from"]:
+                assert peer == {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
+                    }
+                }, f"{name}: the metrics port is open to {peer}"
+        http_rules = _ingress_rules_reaching(policies, labels, ports["http"])
+        assert any(
+            peer.get("namespaceSelector", {}).get("matchLabels", {}).get(
+                "kubernetes.io/metadata.name"
+            ) == "ingress-nginx"
+            for rule in http_rules for peer in rule.get("from", [])
+        ), f"{name}: the ingress controller cannot reach the API port"  # fmt: skip
+    for svc in services.values():
+        for port in svc["spec"]["ports"]:
+            assert port["targetPort"] not in ("metrics", METRICS_PORT), svc["metadata"]["name"]
+            assert port["port"] != METRICS_PORT, svc["metadata"]["name"]
+    ingress = _by_kind(resources, "Ingress")["gwangsan"]
+    for rule in ingress["spec"]["rules"]:
+        for path in rule["http"]["paths"]:
+            backend = path["backend"]["service"]
+            assert backend["port"] == {"name": "http"}, path
+            [target] = [p for p in services[backend["name"]]["spec"]["ports"]
+                        if p["name"] == "http"]  # fmt: skip
+            assert target["targetPort"] == "http", path
