@@ -31,7 +31,7 @@ _CONSUMERS = {
     topics.MATCHER_BOOKINGS: ["registry"],
     topics.ALLOWANCE_BUDGET: ["registry"],
     topics.ALLOWANCE_PAYOUTS: [],
-    topics.ALLOWANCE_POLICY: ["matcher"],
+    topics.ALLOWANCE_POLICY: ["matcher", "registry"],
 }
 
 

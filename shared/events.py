@@ -467,3 +467,30 @@ class CapsChanged(Event):
     table: Literal["caps"] = "caps"
     caps_version: int = Field(ge=1)
     caps: list[CapYear] = Field(min_length=1, max_length=200)
+
+
+class RateRow(BaseModel):
+    """One entry of the allowance's hourly rate table (BRIEF §5: `effective_from →
+    hourly_rate_won`, with the source of each value)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    effective_from: date = Field(description="a Seoul date; in force until the next entry")
+    hourly_rate_won: int = Field(ge=1, le=1_000_000)
+    source: str = Field(min_length=1)
+
+
+@register
+class RatesChanged(Event):
+    """The hourly rate table in force, every entry of it, sent each time a version is
+    adopted (the seed at first start, then each `PUT /v1/admin/rates`). The allowance owns
+    the table and prices reservations with it; the registry keeps a copy to show a facility
+    what a shift will cost before it posts (decision 0011). `rates_version` grows with each
+    version: a consumer keeps the highest it has seen."""
+
+    TYPE: ClassVar[str] = "RatesChanged"
+    TOPIC: ClassVar[str] = topics.ALLOWANCE_POLICY
+    KEY_FIELD: ClassVar[str] = "table"
+    table: Literal["rates"] = "rates"
+    rates_version: int = Field(ge=1)
+    rates: list[RateRow] = Field(min_length=1, max_length=200)

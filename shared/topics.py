@@ -16,7 +16,8 @@ MATCHER_APPLICATIONS = "matcher.applications.v1"
 MATCHER_BOOKINGS = "matcher.bookings.v1"
 ALLOWANCE_BUDGET = "allowance.budget.v1"
 ALLOWANCE_PAYOUTS = "allowance.payouts.v1"
-# Policy tables other services enforce (today the cap table, read by the matcher). Compacted:
+# Policy tables other services use (the cap table, enforced by the matcher; the rate table,
+# which the registry prices shifts with before they are posted). Compacted:
 # each table has one key, so the topic keeps the latest version of every table for as long
 # as the topic exists, and a consumer group started from scratch still learns it.
 ALLOWANCE_POLICY = "allowance.policy.v1"
@@ -105,7 +106,8 @@ class Access:
 ACCESS: dict[str, Access] = {
     "registry": Access(
         writes=(REGISTRY_POSTINGS, REGISTRY_ATTENDANCE),
-        reads=(MATCHER_BOOKINGS, ALLOWANCE_BUDGET),
+        # The allowance's rate table (RatesChanged): what a shift costs, shown before posting.
+        reads=(MATCHER_BOOKINGS, ALLOWANCE_BUDGET, ALLOWANCE_POLICY),
     ),
     "matcher": Access(
         # The webhook handler writes applications; the matcher loop reads them back.

@@ -70,6 +70,14 @@ async def sign_in(page: Page, registry_url: str, key: str, shot: str | None = No
     await expect(page.get_by_role("heading", name="우리 시설 근무")).to_be_visible()
 
 
+async def rate_known(
+    facility: Any, starts: datetime, ends: datetime, capacity: int
+) -> dict[str, Any] | None:
+    """The registry's estimate of a shift once it holds the allowance's rate table."""
+    quote: dict[str, Any] = await facility.estimate_posting(starts, ends, capacity)
+    return quote if quote["rate_known"] else None
+
+
 def card(page: Page, posting_id: str) -> Any:
     return page.locator(f'li[data-posting="{posting_id}"]')
 
@@ -107,6 +115,17 @@ async def test_staff_post_repeat_book_attend_edit_duplicate_cancel(
     await page.get_by_label("매주 반복").select_option("3")
     await expect(page.locator("#f-duration")).to_contain_text("근무 시간 2시간")
     await expect(page.locator("#f-duration")).to_contain_text("3건")
+    # the cost before posting: seats × the full shift's payout at the rate in force, the
+    # API's figures (GET /v1/postings/estimate) in Korean number format, × the weeks
+    quote = await eventually(
+        lambda: rate_known(facility, starts, starts + timedelta(hours=2), 2),
+        "the registry to hold the allowance's rate table",
+    )
+    seat_won, total_won = quote["seat_payout_won"], quote["total_won"]
+    await expect(page.locator("#cost-total")).to_have_text(
+        f"예상 수당: 1인 {seat_won:,}원 × 2명 = {total_won:,}원 × 3주 = {3 * total_won:,}원"
+        f" (시급 {quote['hourly_rate_won']:,}원)"
+    )
     await check_screen(page, "console-form-create")
     await page.get_by_role("button", name="등록").dblclick()
     await expect(page.get_by_role("status")).to_contain_text("근무 3건을 등록했습니다")
@@ -178,6 +197,10 @@ async def test_staff_post_repeat_book_attend_edit_duplicate_cancel(
     await expect(page.get_by_label("제목")).to_have_value("책 정리 도우미")
     await page.get_by_label("제목").fill("책 정리 도우미 (둘째 주)")
     await page.get_by_label("모집 인원 (명)").fill("3")
+    await expect(page.locator("#cost-total")).to_have_text(
+        f"예상 수당: 1인 {seat_won:,}원 × 3명 = {3 * seat_won:,}원"
+        f" (시급 {quote['hourly_rate_won']:,}원)"
+    )
     await check_screen(page, "console-form-edit")
     await page.get_by_role("button", name="변경 저장").click()
     await expect(page.get_by_role("status")).to_contain_text("근무를 수정했습니다")
@@ -267,3 +290,38 @@ async def test_the_apis_korean_field_errors_stand_next_to_their_fields(
     await expect(page.get_by_label("날짜")).to_have_attribute("aria-invalid", "true")
     await check_screen(page, "console-form-errors")
     assert (await system.facility(facility_key).list_postings())["data"] == []
+
+
+async def test_the_form_says_in_korean_when_no_rate_is_known_and_still_posts(
+    page: Page, registry_url: str, facility_key: str, system: Api
+) -> None:
+    """Before the registry has received the allowance's rate table the estimate has no
+    money in it (`rate_known: false`, stood in for here by answering the console's request
+    so): the form says so in Korean, and posting still works."""
+    now = await system.clock.get()
+    await page.clock.set_fixed_time(now)
+
+    async def no_rate(route: Any) -> None:
+        response = await route.fetch()
+        quote = {
+            **await response.json(),
+            "rate_known": False,
+            **dict.fromkeys(
+                ("hourly_rate_won", "seat_payout_won", "total_won", "rate_effective_from"), None
+            ),
+            **dict.fromkeys(("rate_source", "rates_version"), None),
+        }
+        await route.fulfill(response=response, json=quote)
+
+    await page.route(re.compile(r"/v1/postings/estimate\?"), no_rate)
+    await sign_in(page, registry_url, facility_key)
+    await page.get_by_role("button", name="새 근무 등록").click()
+    await page.get_by_label("제목").fill("시급표 없이 올리는 근무")
+    await expect(page.locator("#cost-total")).to_have_text(
+        "예상 수당: 아직 시급표를 받지 못해 계산할 수 없습니다."
+    )
+    await expect(page.locator("#cost-note")).to_contain_text("등록은 그대로 할 수 있고")
+    await check_screen(page, "console-form-no-rate")
+    await page.get_by_role("button", name="등록").click()
+    await expect(page.get_by_role("status")).to_contain_text("근무를 등록했습니다")
+    assert len((await system.facility(facility_key).list_postings())["data"]) == 1

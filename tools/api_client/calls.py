@@ -58,6 +58,15 @@ class Facility(Surface):
     async def list_postings(self, **params: Any) -> Json:
         return await self.json("GET", "/v1/postings", params=params)
 
+    async def estimate_posting(self, starts_at: datetime, ends_at: datetime, capacity: int) -> Json:
+        """What a shift would cost if posted now (seats × the full shift's payout)."""
+        params = {
+            "starts_at": starts_at.isoformat(),
+            "ends_at": ends_at.isoformat(),
+            "capacity": capacity,
+        }
+        return await self.json("GET", "/v1/postings/estimate", params=params)
+
     async def get_posting(self, posting_id: str) -> Json:
         return await self.json("GET", f"/v1/postings/{posting_id}")
 

@@ -501,6 +501,23 @@ class Store:
         """One announcement of the cap table at a time (a PUT and a start-up together)."""
         await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('allowance:caps-announce'))")
 
+    async def lock_rates_announce(self) -> None:
+        """One announcement of the rate table at a time (a PUT and a start-up together)."""
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('allowance:rates-announce'))"
+        )
+
+    async def mark_rates_announced(self, policy_version: int, now: datetime) -> bool:
+        """Record that version `policy_version` of the rate table was announced
+        (RatesChanged); False if it was already."""
+        fresh = await self.conn.fetchval(
+            "INSERT INTO rates_announcements (policy_version, announced_at) VALUES ($1, $2)"
+            " ON CONFLICT (policy_version) DO NOTHING RETURNING true",
+            policy_version,
+            now,
+        )
+        return bool(fresh)
+
     async def mark_caps_announced(self, policy_version: int, now: datetime) -> bool:
         """Record that version `policy_version` of the cap table was announced (CapsChanged);
         False if it was already."""

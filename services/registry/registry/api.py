@@ -243,6 +243,25 @@ async def create_posting(
     return _answer(await postings.create(ctx, caller, draft, request_key, _render(ctx)))
 
 
+@facility.get(
+    "/estimate",
+    response_model=schemas.PostingEstimate,
+    summary="What a shift would cost (seats × the full shift's payout at the rate in force)",
+    responses=responses(400, 401, 403),
+)
+async def estimate_posting(
+    caller: Facility,
+    ctx: RegistryCtx,
+    starts_at: Annotated[schemas.Timestamp, Query(description="the shift's start")],
+    ends_at: Annotated[schemas.Timestamp, Query(description="the shift's end")],
+    capacity: Annotated[int, Query(ge=1, le=10_000, description="seats (the settings bound it)")],
+) -> schemas.PostingEstimate:
+    terms = ShiftTerms(
+        starts_at=starts_at, ends_at=ends_at, capacity=capacity, selection="first_come"
+    )
+    return views.estimate_view(await postings.estimate(ctx, terms))
+
+
 PostingStatusFilter = Annotated[
     list[PostingStatus] | None, Query(max_length=5, description="any of these statuses")
 ]

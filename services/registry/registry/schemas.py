@@ -7,7 +7,7 @@ well-formed request is a 400, never a 500.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
@@ -196,6 +196,28 @@ class PostingView(BaseModel):
 
 class PostingPage(DataPage[PostingView]):
     """A facility's postings, oldest first."""
+
+
+class PostingEstimate(BaseModel):
+    """What a shift would cost if posted now: per seat the payout of the full shift,
+    `floor(hourly_rate_won × scheduled_minutes / 60)`, times the seats: what the allowance
+    reserves from the budget when it is posted. The rate is the one in force on the Seoul
+    date of the start in the allowance's rate table as the registry last received it; the
+    money fields are null while no rate is known for that date (posting still works)."""
+
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    scheduled_minutes: int = Field(description="whole minutes (a partial minute is not paid)")
+    rate_known: bool = Field(description="false until the allowance's rate table is received")
+    hourly_rate_won: int | None
+    seat_payout_won: int | None = Field(description="one seat: the full shift's payout")
+    total_won: int | None = Field(description="capacity × seat_payout_won")
+    rate_effective_from: date | None = Field(description="when the rate used took effect")
+    rate_source: str | None = Field(description="where the rate comes from")
+    rates_version: int | None = Field(
+        description="the version of the allowance's rate table the registry holds"
+    )
 
 
 class AttendanceView(BaseModel):

@@ -22,6 +22,7 @@ from registry.domain.budget import BudgetView
 from registry.domain.postings import PostingFilter, PostingState, ShiftTerms
 from shared import outbox
 from shared.events import Event
+from shared.money import RateEntry
 
 # The `producer` of every event the registry writes.
 PRODUCER = "registry"
@@ -876,3 +877,46 @@ async def purge_idempotency(conn: asyncpg.Connection, older_than: timedelta, lim
         limit,
     )
     return int(result.split()[-1])
+
+
+# --- the rate table (the allowance's, announced as RatesChanged) ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RatesRow:
+    """The rate table the registry holds: its version (None before the first RatesChanged)
+    and its entries."""
+
+    rates_version: int | None
+    entries: tuple[RateEntry, ...]
+
+
+async def lock_rates(conn: asyncpg.Connection) -> None:
+    """Two deliveries of rate tables are adopted one at a time (the version check and the
+    replacement must see the same table)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('registry.rates'))")
+
+
+async def rates(conn: asyncpg.Connection) -> RatesRow:
+    """The rate table held now (a few rows: one per entry of the allowance's table)."""
+    rows = await conn.fetch(
+        "SELECT effective_from, hourly_rate_won, source, rates_version FROM rates"
+        " ORDER BY effective_from"
+    )
+    version = max((int(r["rates_version"]) for r in rows), default=None)
+    entries = tuple(
+        RateEntry(r["effective_from"], int(r["hourly_rate_won"]), r["source"]) for r in rows
+    )
+    return RatesRow(version, entries)
+
+
+async def replace_rates(
+    conn: asyncpg.Connection, rates_version: int, entries: Sequence[RateEntry], now: datetime
+) -> None:
+    """Hold version `rates_version` of the rate table instead of the one held."""
+    await conn.execute("DELETE FROM rates")
+    await conn.executemany(
+        "INSERT INTO rates (effective_from, hourly_rate_won, source, rates_version, received_at)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        [(e.effective_from, e.hourly_rate_won, e.source, rates_version, now) for e in entries],
+    )

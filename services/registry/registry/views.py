@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from registry import schemas, store
 from registry.domain.attendance import AttendanceOutcome
 from registry.domain.postings import PostingFilter
+from registry.domain.rates import Estimate
 from registry.settings import Context, RegistrySettings
 from shared.problems import Problem
 from shared.web import CursorCodec, page_limit, page_of
@@ -89,6 +90,23 @@ async def facility(ctx: Context, facility_id: str) -> schemas.FacilityView:
 
 
 # --- postings (facility) ------------------------------------------------------------------
+
+
+def estimate_view(found: Estimate) -> schemas.PostingEstimate:
+    cost = found.cost
+    return schemas.PostingEstimate(
+        starts_at=found.terms.starts_at,
+        ends_at=found.terms.ends_at,
+        capacity=found.terms.capacity,
+        scheduled_minutes=found.scheduled_minutes,
+        rate_known=cost is not None,
+        hourly_rate_won=cost.rate.hourly_rate_won if cost else None,
+        seat_payout_won=cost.seat_won if cost else None,
+        total_won=cost.total_won if cost else None,
+        rate_effective_from=cost.rate.effective_from if cost else None,
+        rate_source=cost.rate.source if cost else None,
+        rates_version=found.rates_version,
+    )
 
 
 def posting_view(

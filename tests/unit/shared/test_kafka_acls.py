@@ -21,7 +21,8 @@ from shared.topics import (
 
 # Who consumes what (BRIEF §3 and §4), written out here independently of the table.
 CONSUMES = {
-    "registry": {MATCHER_BOOKINGS, ALLOWANCE_BUDGET},
+    # ALLOWANCE_POLICY: the rate table (RatesChanged), what a shift costs before posting.
+    "registry": {MATCHER_BOOKINGS, ALLOWANCE_BUDGET, ALLOWANCE_POLICY},
     "matcher": {REGISTRY_POSTINGS, REGISTRY_ATTENDANCE, MATCHER_APPLICATIONS, ALLOWANCE_POLICY},
     "allowance": {REGISTRY_POSTINGS, MATCHER_BOOKINGS, REGISTRY_ATTENDANCE},
 }

@@ -7,7 +7,11 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from shared.money import scheduled_minutes
 from shared.seoul import day_start, require_aware, seoul_date
+
+# Whole minutes of a shift: the one implementation the payout formula uses (shared/money.py).
+__all__ = ["Period", "fiscal_year_of", "period_within_year", "scheduled_minutes"]
 
 _PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -16,14 +20,6 @@ def fiscal_year_of(at: datetime) -> int:
     """The fiscal year of a shift: the Seoul calendar year of its start (Korean local
     government fiscal years run January to December)."""
     return seoul_date(at).year
-
-
-def scheduled_minutes(starts_at: datetime, ends_at: datetime) -> int:
-    """Whole minutes between start and end (a partial minute is not scheduled)."""
-    seconds = (require_aware(ends_at) - require_aware(starts_at)).total_seconds()
-    if seconds <= 0:
-        raise ValueError("a shift must end after it starts")
-    return int(seconds // 60)
 
 
 @dataclass(frozen=True, order=True)

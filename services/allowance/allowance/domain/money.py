@@ -17,39 +17,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MINUTES_PER_HOUR = 60
+from shared.money import (
+    MINUTES_PER_HOUR,
+    paid_minutes,
+    payout_won,
+    require_int,
+    reservation_won,
+    seat_share_won,
+)
 
-
-def _require_int(name: str, value: int, minimum: int = 0) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, not {value}")
-
-
-def paid_minutes(attended_minutes: int, scheduled_minutes: int) -> int:
-    """Attended minutes, at most the scheduled ones."""
-    _require_int("attended_minutes", attended_minutes)
-    _require_int("scheduled_minutes", scheduled_minutes)
-    return min(attended_minutes, scheduled_minutes)
-
-
-def payout_won(hourly_rate_won: int, minutes_paid: int) -> int:
-    """`floor(hourly_rate_won × minutes_paid / 60)` in exact integer arithmetic."""
-    _require_int("hourly_rate_won", hourly_rate_won, 1)
-    _require_int("minutes_paid", minutes_paid)
-    return hourly_rate_won * minutes_paid // MINUTES_PER_HOUR
-
-
-def seat_share_won(hourly_rate_won: int, scheduled_minutes: int) -> int:
-    """What one seat of a posting reserves: the payout of the full scheduled shift."""
-    return payout_won(hourly_rate_won, scheduled_minutes)
-
-
-def reservation_won(capacity: int, hourly_rate_won: int, scheduled_minutes: int) -> int:
-    """`capacity × floor(hourly_rate_won × scheduled_minutes / 60)`."""
-    _require_int("capacity", capacity, 1)
-    return capacity * seat_share_won(hourly_rate_won, scheduled_minutes)
+# The payout formula is shared with the registry, which prices a shift before it is posted:
+# one implementation (shared/money.py), used here and there.
+__all__ = [
+    "MINUTES_PER_HOUR",
+    "CapSplit",
+    "MonthTotals",
+    "apply_split",
+    "paid_minutes",
+    "payout_won",
+    "reservation_won",
+    "seat_share_won",
+    "split_against_cap",
+]
 
 
 @dataclass(frozen=True)
@@ -86,7 +75,7 @@ def split_against_cap(gross_won: int, month: MonthTotals, cap_won: int) -> CapSp
     binds; when an administrator lowered the cap mid-month it keeps money already accrued
     from being clawed back by an unrelated line.
     """
-    _require_int("cap_won", cap_won)
+    require_int("cap_won", cap_won)
     if isinstance(gross_won, bool) or not isinstance(gross_won, int):
         raise TypeError("gross_won must be an integer")
     new_gross = month.gross_won + gross_won

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from shared.money import RateEntry as RateEntry  # re-exported: the table's rows
+from shared.money import rate_in_force
+
 WON_PER_HOUR_MAX = 1_000_000  # a bound against typos (a rate is a few ten thousand won)
 
 
@@ -37,15 +40,6 @@ def won(amount: int) -> str:
 
 
 @dataclass(frozen=True)
-class RateEntry:
-    """From `effective_from` (a Seoul date) until the next entry, shifts pay this rate."""
-
-    effective_from: date
-    hourly_rate_won: int
-    source: str
-
-
-@dataclass(frozen=True)
 class RateTable:
     entries: tuple[RateEntry, ...]
     version: int = 0
@@ -55,14 +49,9 @@ class RateTable:
         object.__setattr__(self, "entries", ordered)
 
     def rate_on(self, day: date) -> RateEntry | None:
-        """The entry in effect on `day`: the latest one that started on or before it."""
-        found: RateEntry | None = None
-        for entry in self.entries:
-            if entry.effective_from <= day:
-                found = entry
-            else:
-                break
-        return found
+        """The entry in effect on `day`: the latest one that started on or before it (the
+        rule the registry's estimate follows too: `shared.money.rate_in_force`)."""
+        return rate_in_force(self.entries, day)
 
     def years_covered(self, index: int, known_years: Iterable[int]) -> list[int]:
         """The years (among `known_years`) in which entry `index` is in effect on some day."""

@@ -19,7 +19,7 @@ from allowance.settings import Context
 from allowance.store import BudgetChange, PolicyKind, PolicyVersion, Store
 from allowance.usecases.common import PRODUCER
 from shared.db import retry_conflicts
-from shared.events import CapsChanged, CapYear
+from shared.events import CapsChanged, CapYear, RateRow, RatesChanged
 from shared.problems import Problem
 from shared.web import Staff
 
@@ -72,10 +72,52 @@ async def set_rates(
         db = Store(conn)
         await db.lock_policy()
         _refuse(rules.validate_rate_table(entries, await db.minimum_wage_table()))
-        body = rules.rates_to_json(entries)
-        found = await _write(db, "rates", body, at=ctx.now(), by=staff, note=note)
+        found = await write_rates(db, entries, at=ctx.now(), by=staff, note=note)
     log.info("rate table replaced", extra={"version": found.id, "entries": len(entries)})
     return found
+
+
+async def write_rates(
+    db: Store, entries: Sequence[rules.RateEntry], *, at: datetime, by: Staff, note: str
+) -> PolicyVersion:
+    """THE write of the rate table (the admin's `PUT /v1/admin/rates` and the seed both come
+    here), in the caller's transaction; the version now in force. The registry shows
+    facilities the cost of a shift at this table, so the version is announced
+    (RatesChanged) in the same transaction: it can never miss one (decision 0011)."""
+    found = await _write(db, "rates", rules.rates_to_json(entries), at=at, by=by, note=note)
+    await announce_rates(db, at)
+    return found
+
+
+async def announce_rates(db: Store, now: datetime) -> bool:
+    """Write the rate table in force to the outbox as RatesChanged, unless that version was
+    announced already; True if it was written now. Called by `write_rates` and at every
+    start (`seed_policy`), so a version adopted before announcements existed is sent too."""
+    await db.lock_rates_announce()
+    found = await db.latest_policy("rates")
+    if found is None or not await db.mark_rates_announced(found.id, now):
+        return False
+    table = rules.rates_from_json(found.body, found.id)
+    event = RatesChanged(
+        rates_version=found.id,
+        rates=[
+            RateRow(
+                effective_from=e.effective_from,
+                hourly_rate_won=e.hourly_rate_won,
+                source=e.source,
+            )
+            for e in table.entries
+        ],
+    )
+    # One id per version: the announcement of a version is one event, however it is sent.
+    event_id = uuid.uuid5(_RATES_ANNOUNCED, str(found.id))
+    await db.emit(event, producer=PRODUCER, occurred_at=now, event_id=event_id)
+    log.info("rate table announced", extra={"version": found.id})
+    return True
+
+
+# The namespace of the RatesChanged event ids (uuid5 of the version id).
+_RATES_ANNOUNCED = uuid.UUID("b3d0f1e4-5a27-5c61-8f0e-2c9a7d4e6b15")
 
 
 @dataclass(frozen=True)
@@ -168,14 +210,13 @@ async def set_caps(
 
 async def seed_policy(db: Store, now: datetime) -> list[str]:
     """Version 1 of each policy table from BRIEF §5, if that kind has none yet (at start-up;
-    one service instance at a time), and the cap table in force announced if it was not
-    yet. The kinds seeded."""
+    one service instance at a time), and the cap and rate tables in force announced if
+    they were not yet. The kinds seeded."""
     seeded: list[str] = []
     async with db.conn.transaction():
         await db.lock_seed()
         if await db.latest_policy("rates") is None:
-            body = rules.rates_to_json(rules.SEED_RATES)
-            await _write(db, "rates", body, at=now, by=SEED, note=SEED_NOTE)
+            await write_rates(db, rules.SEED_RATES, at=now, by=SEED, note=SEED_NOTE)
             seeded.append("rates")
         if await db.latest_policy("minimum_wages") is None:
             body = rules.minimum_wages_to_json(rules.SEED_MINIMUM_WAGES)
@@ -187,6 +228,7 @@ async def seed_policy(db: Store, now: datetime) -> list[str]:
         # A version in force that was never announced (adopted before announcements
         # existed) is announced now; one already announced is not sent again.
         await announce_caps(db, now)
+        await announce_rates(db, now)
     return seeded
 
 

@@ -441,6 +441,7 @@ function openForm(mode, posting = null) {
   if (editing && posting.confirmed_count + posting.waitlisted_count > 0) {
     $("form-note").textContent = "예약한 사람이 있어 날짜와 시각은 바꿀 수 없습니다. 제목·설명·인원은 바꿀 수 있습니다.";
   }
+  setCost("예상 수당을 계산하는 중입니다.");
   syncForm();
   show("screen-form");
 }
@@ -463,8 +464,64 @@ function syncForm() {
     hint += ` · ${dayLabel(seoul(fromSeoul(form.date.value, "12:00")))}부터 ${dayLabel(seoul(fromSeoul(lastDate, "12:00")))}까지 ${weeks}건`;
   }
   $("f-duration").textContent = hint;
+  scheduleEstimate();
 }
 form.addEventListener("input", syncForm);
+
+// --- what the shift will cost, before posting ----------------------------------------------
+// The API prices it (GET /v1/postings/estimate: seats × floor(rate × minutes / 60) at the
+// rate in force on the shift's day, the allowance's own formula); the console only shows
+// it. A repeat is priced week by week, since a new rate may start in between.
+
+const ESTIMATE_DELAY_MS = 300; // wait for a pause in typing before asking
+let estimateTimer = null, estimateSeq = 0;
+
+function scheduleEstimate() {
+  clearTimeout(estimateTimer);
+  estimateTimer = setTimeout(showEstimate, ESTIMATE_DELAY_MS);
+}
+
+function setCost(total, note = "") {
+  $("cost-total").textContent = total;
+  $("cost-note").textContent = note;
+}
+
+async function showEstimate() {
+  const seq = ++estimateSeq;
+  const t = formTimes();
+  const capacity = Number(form.capacity.value);
+  if (!t || !Number.isInteger(capacity) || capacity < 1) {
+    setCost("예상 수당: 날짜, 시각과 모집 인원을 넣으면 계산합니다.");
+    return;
+  }
+  const weeks = $("repeat-field").hidden ? 1 : Number(form.weeks.value);
+  const shifts = repeatBodies({ starts_at: t.starts_at, ends_at: t.ends_at }, weeks);
+  let found;
+  try {
+    found = await Promise.all(shifts.map((s) => api("GET", `/v1/postings/estimate?${new URLSearchParams({ ...s, capacity })}`)));
+  } catch (err) {
+    if (seq !== estimateSeq) return;
+    const why = err instanceof Problem && err.errors.length ? err.errors.map((e) => e.message).join(" ") : "잠시 뒤 다시 계산합니다.";
+    setCost("예상 수당을 계산할 수 없습니다.", `${why} 등록할 때 다시 확인합니다.`);
+    return;
+  }
+  if (seq !== estimateSeq) return; // a later edit's answer is on its way
+  if (found.some((e) => !e.rate_known)) {
+    setCost("예상 수당: 아직 시급표를 받지 못해 계산할 수 없습니다.", "등록은 그대로 할 수 있고, 예산은 등록할 때의 시급으로 확보됩니다.");
+    return;
+  }
+  const first = found[0];
+  let total = `예상 수당: 1인 ${won(first.seat_payout_won)} × ${count(capacity, "명")} = ${won(first.total_won)}`;
+  let rate = `시급 ${won(first.hourly_rate_won)}`;
+  if (found.length > 1) {
+    const sum = found.reduce((acc, e) => acc + e.total_won, 0);
+    if (found.every((e) => e.total_won === first.total_won)) total += ` × ${count(found.length, "주")} = ${won(sum)}`;
+    else { total += ` · ${count(found.length, "주")} 합계 ${won(sum)}`; rate = "주마다 시급이 다릅니다"; }
+  }
+  total += ` (${rate})`;
+  const since = seoul(fromSeoul(first.rate_effective_from, "12:00"));
+  setCost(total, `${since.y}년 ${since.mo}월 ${since.d}일부터 적용된 시급, 근무 ${duration(first.scheduled_minutes)} 기준입니다. 예산은 등록할 때의 시급으로 확보됩니다.`);
+}
 
 function formBody() {
   const t = formTimes();

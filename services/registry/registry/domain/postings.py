@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from registry.domain.errors import FieldError, Refusal, fields_detail
+from shared.money import scheduled_minutes as scheduled_minutes  # whole minutes, one rule
 
 # --- the posting state machine ------------------------------------------------------------
 
@@ -70,11 +71,6 @@ class ShiftTerms:
     capacity: int
     selection: Selection
     applications_close_at: datetime | None = None
-
-
-def scheduled_minutes(starts_at: datetime, ends_at: datetime) -> int:
-    """Whole minutes of the scheduled shift."""
-    return int((ends_at - starts_at).total_seconds() // 60)
 
 
 def is_aware(value: datetime) -> bool:

@@ -1,10 +1,11 @@
 """What the registry does, one module per flow and one function per command or event.
 
 - `facilities`: register a facility, rotate its key, suspend it, authenticate a key.
-- `postings`: post a shift (with an Idempotency-Key), change it, cancel it.
+- `postings`: price a shift, post it (with an Idempotency-Key), change it, cancel it.
 - `idempotency`: run a facility POST once per Idempotency-Key; purge old answers.
 - `saga`: the budget answers of allowance (BudgetReserved/Rejected/Released/Exhausted).
 - `roster`: the matcher's booking events into the roster read model.
+- `rates`: the allowance's rate table (RatesChanged) into the copy a shift is priced with.
 - `attendance`: record and correct attendance.
 - `closing`: close postings whose attendance window has passed (the sweeper's work).
 

@@ -1,4 +1,5 @@
-"""A facility's postings: post a shift (it waits for its budget), change it, cancel it.
+"""A facility's postings: price a shift before posting it, post it (it waits for its
+budget), change it, cancel it.
 
 Every query is scoped by the caller's facility, so another facility's posting is not found
 (404) rather than forbidden: its existence is not revealed.
@@ -21,10 +22,13 @@ from registry.domain.postings import (
     PostingBounds,
     PostingDraft,
     PostingPatch,
+    ShiftTerms,
     check_cancellable,
     plan_patch,
     validate_terms,
 )
+from registry.domain.rates import Estimate
+from registry.domain.rates import estimate as price
 from registry.settings import Context, RegistrySettings
 from registry.usecases import refused
 from registry.usecases.facilities import UNAUTHORIZED_DETAIL, Caller
@@ -119,6 +123,21 @@ async def create(
         return 201, render(row)
 
     return await run_once(ctx.pool, request, work)
+
+
+async def estimate(ctx: Context, terms: ShiftTerms) -> Estimate:
+    """What a shift with these terms would cost at the rate table the registry holds (the
+    allowance's, decision 0011), before it is posted: the console shows it as staff type.
+    Terms that could not be posted are refused as `POST /v1/postings` refuses them. Nothing
+    is written, so it needs no transaction."""
+    async with ctx.pool.acquire() as conn:
+        held = await store.rates(conn)
+    try:
+        return price(
+            terms, held.entries, held.rates_version, now=ctx.now(), bounds=bounds_of(ctx.settings)
+        )
+    except Refusal as exc:
+        raise refused(exc) from exc
 
 
 async def patch(
