@@ -324,6 +324,47 @@ class BookingRejected(_BookingEvent):
     reason: str
 
 
+class DrawEntry(BaseModel):
+    """One frozen entry of a draw (docs/fairness.md): the entry id that is published (the
+    application id), the internal pseudonymous citizen id (never published; the allowance's
+    reports count repeat winners by it) and the allowance minutes of the weighting window,
+    from which the weight follows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entry_id: str
+    citizen_id: str
+    minutes_window: int = Field(ge=0)
+
+
+@register
+class DrawCompleted(Event):
+    """A `draw` posting's draw ran: the revealed seed, the frozen entry list and the outcome,
+    everything a verifier needs (docs/fairness.md). Published once per posting, after the
+    bookings it decided; the allowance reads it for the outcome reports (selection odds,
+    repeat winners)."""
+
+    TYPE: ClassVar[str] = "DrawCompleted"
+    TOPIC: ClassVar[str] = topics.MATCHER_BOOKINGS
+    KEY_FIELD: ClassVar[str] = "posting_id"
+    posting_id: str
+    algorithm: str = Field(description="name and version, e.g. `es-hmac-sha256/v2`")
+    seats: int = Field(ge=0)
+    waitlist_room: int = Field(ge=0)
+    half_weight_minutes: int = Field(ge=1)
+    window_months: int = Field(ge=1)
+    commitment: str = Field(description="lowercase hex sha256 of the seed, published at opening")
+    entry_list_hash: str
+    seed_hex: str
+    entries: list[DrawEntry] = Field(max_length=100_000)
+    confirmed: list[str] = Field(description="entry ids, in draw order")
+    waitlisted: list[str] = Field(description="entry ids, in waitlist order")
+    not_selected: list[str] = Field(description="entry ids")
+    committed_at: AwareDatetime
+    applications_close_at: AwareDatetime
+    drawn_at: AwareDatetime
+
+
 # --- allowance.budget.v1 (key: posting_id) --------------------------------------------
 
 
