@@ -79,6 +79,7 @@ class CitizenRef(NamedTuple):
     partner_user_id: str
     display: str
     suspended_until: datetime | None
+    display_name: str | None
 
 
 class CitizenStanding(NamedTuple):
@@ -106,6 +107,7 @@ class NewApplication:
     starts_at: datetime
     ends_at: datetime
     decided_at: datetime | None
+    check_in_code: str | None
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class ApplicationRow(NewApplication):
     partner_user_id: str
     citizen_display: str
     suspended_until: datetime | None
+    display_name: str | None
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ class HeldRow:
     neighbourhood_verified_at: datetime
     adult_from: date
     child_safety_check: bool
+    display_name: str | None
 
     @property
     def profile(self) -> Profile:
@@ -203,6 +207,7 @@ class Decided:
     reason: str | None = None
     booking_id: str | None = None
     queue_pos: int | None = None
+    check_in_code: str | None = None
 
 
 # --- locks ------------------------------------------------------------------------------
@@ -279,6 +284,7 @@ class CitizenIn:
     partner_user_id: str
     profile: Profile
     received_at: datetime
+    display_name: str | None = None
 
 
 async def upsert_citizens(
@@ -299,9 +305,11 @@ async def upsert_citizens(
     rows = await conn.fetch(
         """
         INSERT INTO citizens AS c (citizen_id, partner_user_id, display, dong,
-            neighbourhood_verified_at, adult_from, child_safety_check, profile_received_at)
+            neighbourhood_verified_at, adult_from, child_safety_check, profile_received_at,
+            display_name)
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
-                             $5::timestamptz[], $6::date[], $7::bool[], $8::timestamptz[])
+                             $5::timestamptz[], $6::date[], $7::bool[], $8::timestamptz[],
+                             $9::text[])
         ON CONFLICT (partner_user_id) DO UPDATE SET
             -- the newer profile wins; a cleared one (retention, NULL) loses to any
             dong = CASE WHEN EXCLUDED.profile_received_at
@@ -317,9 +325,14 @@ async def upsert_citizens(
             child_safety_check = CASE WHEN EXCLUDED.profile_received_at
                         >= coalesce(c.profile_received_at, '-infinity')
                         THEN EXCLUDED.child_safety_check ELSE c.child_safety_check END,
+            -- the name sent with the newest application (none sent: none kept)
+            display_name = CASE WHEN EXCLUDED.profile_received_at
+                        >= coalesce(c.profile_received_at, '-infinity')
+                        THEN EXCLUDED.display_name ELSE c.display_name END,
             profile_received_at = greatest(c.profile_received_at, EXCLUDED.profile_received_at),
             updated_at = now()
-        RETURNING citizen_id, citizen_no, partner_user_id, display, suspended_until
+        RETURNING citizen_id, citizen_no, partner_user_id, display, suspended_until,
+                  display_name
         """,
         [new_citizen_id() for _ in ordered],
         [c.partner_user_id for c in ordered],
@@ -329,6 +342,7 @@ async def upsert_citizens(
         [c.profile.adult_from for c in ordered],
         [c.profile.child_safety_check for c in ordered],
         [c.received_at for c in ordered],
+        [c.display_name for c in ordered],
     )
     return {r["partner_user_id"]: CitizenRef(*r) for r in rows}
 
@@ -352,6 +366,7 @@ async def clear_idle_profiles(
              FOR UPDATE SKIP LOCKED)
         UPDATE citizens c SET dong = NULL, neighbourhood_verified_at = NULL, adult_from = NULL,
                child_safety_check = NULL, profile_received_at = NULL, profile_cleared_at = $2,
+               display_name = NULL,
                updated_at = now()
           FROM idle WHERE c.citizen_id = idle.citizen_id
         RETURNING c.citizen_id
@@ -630,6 +645,21 @@ async def draws_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list
 # --- applications -----------------------------------------------------------------------
 
 
+async def check_in_codes_taken(
+    conn: asyncpg.Connection, posting_ids: Sequence[str]
+) -> dict[str, set[str]]:
+    """The check-in codes each posting's bookings hold already (new ones must differ)."""
+    rows = await conn.fetch(
+        "SELECT posting_id, check_in_code FROM applications"
+        " WHERE posting_id = ANY($1::text[]) AND check_in_code IS NOT NULL",
+        list(posting_ids),
+    )
+    taken: dict[str, set[str]] = {}
+    for r in rows:
+        taken.setdefault(r["posting_id"], set()).add(r["check_in_code"])
+    return taken
+
+
 async def known_application_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> set[str]:
     """Applications already recorded (decided, pending or held)."""
     rows = await conn.fetch(
@@ -668,13 +698,13 @@ async def insert_applications(conn: asyncpg.Connection, apps: Sequence[NewApplic
         """
         INSERT INTO applications (application_id, posting_id, citizen_id, citizen_no,
             webhook_id, received_at, status, reason, booking_id, queue_pos, starts_at,
-            ends_at, decided_at, confirmed_at)
+            ends_at, decided_at, confirmed_at, check_in_code)
         SELECT a, p, c, n, w, r, s, re, b, q, st, en, d,
-               CASE WHEN s = 'confirmed' THEN d END
+               CASE WHEN s = 'confirmed' THEN d END, k
           FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
                       $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::bigint[],
-                      $11::timestamptz[], $12::timestamptz[], $13::timestamptz[])
-               AS u(a, p, c, n, w, r, s, re, b, q, st, en, d)
+                      $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::text[])
+               AS u(a, p, c, n, w, r, s, re, b, q, st, en, d, k)
         """,
         [a.application_id for a in apps],
         [a.posting_id for a in apps],
@@ -689,14 +719,15 @@ async def insert_applications(conn: asyncpg.Connection, apps: Sequence[NewApplic
         [a.starts_at for a in apps],
         [a.ends_at for a in apps],
         [a.decided_at for a in apps],
+        [a.check_in_code for a in apps],
     )
 
 
 _APPLICATION_COLUMNS = """
     a.application_id, a.posting_id, a.citizen_id, a.citizen_no, a.webhook_id, a.received_at,
     a.status, a.reason, a.booking_id, a.queue_pos, a.starts_at, a.ends_at, a.decided_at,
-    a.confirmed_at, a.cancelled_at, a.cancelled_by, a.strike,
-    c.partner_user_id, c.display AS citizen_display, c.suspended_until
+    a.check_in_code, a.confirmed_at, a.cancelled_at, a.cancelled_by, a.strike,
+    c.partner_user_id, c.display AS citizen_display, c.suspended_until, c.display_name
 """
 
 
@@ -790,10 +821,11 @@ async def set_decisions(
         UPDATE applications a
            SET status = u.s, reason = coalesce(u.re, a.reason),
                booking_id = coalesce(u.b, a.booking_id), queue_pos = coalesce(u.q, a.queue_pos),
+               check_in_code = coalesce(u.k, a.check_in_code),
                decided_at = coalesce(a.decided_at, $6),
                confirmed_at = CASE WHEN u.s = 'confirmed' THEN $6 ELSE a.confirmed_at END
-          FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $7::bigint[])
-               AS u(id, s, re, b, q)
+          FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $7::bigint[], $8::text[])
+               AS u(id, s, re, b, q, k)
          WHERE a.application_id = u.id AND a.posting_id = $1
         """,
         posting_id,
@@ -803,6 +835,7 @@ async def set_decisions(
         [c.booking_id for c in changes],
         at,
         [c.queue_pos for c in changes],
+        [c.check_in_code for c in changes],
     )
 
 
@@ -898,7 +931,7 @@ _HELD_COLUMNS = """
     h.seq, h.application_id, h.posting_id, h.citizen_id, h.webhook_id, h.received_at,
     h.held_until, h.status, h.reason, h.resolved_at,
     c.partner_user_id, c.display AS citizen_display, c.citizen_no,
-    c.dong, c.neighbourhood_verified_at, c.adult_from, c.child_safety_check
+    c.dong, c.neighbourhood_verified_at, c.adult_from, c.child_safety_check, c.display_name
 """
 
 
