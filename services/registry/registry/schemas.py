@@ -167,6 +167,9 @@ class UpdateRejection(BaseModel):
 class PostingView(BaseModel):
     id: str
     facility_id: str
+    facility_name: str = Field(
+        default="", description="the facility's name (for the console and printed sheets)"
+    )
     title: str
     description: str
     starts_at: datetime

@@ -109,6 +109,7 @@ def posting_view(
     return schemas.PostingView(
         id=row.id,
         facility_id=row.facility_id,
+        facility_name=row.facility_name,
         title=row.title,
         description=row.description,
         starts_at=row.starts_at,
