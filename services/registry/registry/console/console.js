@@ -655,6 +655,9 @@ function renderRoster() {
 // The person as staff know them: the partner's display name, else the masked partner id.
 const who = (e) => e.display_name || e.citizen_display;
 
+// "입실 코드 AB3D4F", the code in a typeface where each symbol is told apart.
+const codeText = (code) => el("span", { class: "code-label" }, " 입실 코드 ", el("span", { class: "code", text: code }));
+
 // "입실 오전 9:55 · 퇴실 오전 11:58", or that they have not come yet.
 function doorText(e) {
   const d = e.check_in;
@@ -667,7 +670,7 @@ function rosterCard(e, i, running) {
   const card = el("li", { class: "card", "data-booking": e.booking_id },
     el("h3", { text: who(e) }),
     el("p", {}, el("span", { class: `badge ${e.status}`, text: label }),
-      e.check_in_code && e.status === "confirmed" ? el("span", { class: "code", text: ` 입실 코드 ${e.check_in_code}` }) : null),
+      e.check_in_code && e.status === "confirmed" ? codeText(e.check_in_code) : null),
     e.status === "confirmed" && running
       ? el("p", { class: `door-state${e.check_in ? " in" : ""}`, text: doorText(e) }) : null);
   if (e.status === "confirmed" && running) card.append(attendanceFields(e, i));
@@ -762,7 +765,7 @@ function renderDoor() {
   $("door-summary").textContent = `확정 ${count(seated.length, "명")} 중 입실 ${count(inside + out, "명")} (퇴실 ${count(out, "명")})`;
   $("door-list").replaceChildren(...seated.map((e) => el("li", { class: "card door-card", "data-booking": e.booking_id },
     el("h3", { text: who(e) }),
-    el("p", { class: "code", text: `입실 코드 ${e.check_in_code || "없음"}` }),
+    el("p", {}, e.check_in_code ? codeText(e.check_in_code) : "입실 코드 없음"),
     el("p", { class: `door-state${e.check_in ? " in" : ""}`, text: doorText(e) }))));
 }
 
