@@ -99,8 +99,8 @@ class Facility(Surface):
 
     async def check_in_qr(self, posting_id: str, booking_id: str) -> bytes:
         """A booking's check-in code as a QR code (SVG bytes)."""
-        path = f"/v1/postings/{posting_id}/bookings/{booking_id}/check-in-qr"
-        return (await self.send("GET", path)).content
+        path = f"/v1/postings/{posting_id}/check-in-qr"
+        return (await self.send("GET", path, params={"booking_id": booking_id})).content
 
 
 class MatcherAdmin(Surface):

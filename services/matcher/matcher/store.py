@@ -627,6 +627,58 @@ async def take_queue_positions_of(
     return {r["posting_id"]: int(r["first"]) for r in rows}
 
 
+@dataclass(frozen=True)
+class BookingRoom:
+    """What a posting's new bookings need: the first of the waitlist positions reserved
+    (0 when none were asked), and the check-in codes its bookings hold already."""
+
+    first_queue_pos: int
+    codes_taken: frozenset[str]
+
+
+async def reserve_for_bookings(
+    conn: asyncpg.Connection, waitlisted: dict[str, int], booked: dict[str, int]
+) -> dict[str, BookingRoom]:
+    """For a batch's decisions, in one statement: reserve `waitlisted[p]` consecutive
+    waitlist positions on each posting (as `take_queue_positions_of`) and read the check-in
+    codes of each posting that makes bookings (`booked[p] > 0`), so new codes can differ."""
+    ids = sorted(
+        {p for p, n in waitlisted.items() if n > 0} | {p for p, n in booked.items() if n > 0}
+    )
+    if not ids:
+        return {}
+    rows = await conn.fetch(
+        """
+        WITH moved AS (
+            UPDATE postings p SET queue_next = p.queue_next + u.n
+              FROM unnest($1::text[], $2::bigint[]) AS u(id, n)
+             WHERE p.posting_id = u.id AND u.n > 0
+            RETURNING p.posting_id, p.queue_next - u.n AS first)
+        SELECT u.id AS posting_id, coalesce(m.first, 0) AS first,
+               CASE WHEN u.coded THEN ARRAY(
+                   SELECT a.check_in_code FROM applications a
+                    WHERE a.posting_id = u.id AND a.check_in_code IS NOT NULL)
+               ELSE '{}'::text[] END AS codes
+          FROM unnest($1::text[], $2::bigint[], $3::bool[]) AS u(id, n, coded)
+          LEFT JOIN moved m ON m.posting_id = u.id
+        """,
+        ids,
+        [waitlisted.get(p, 0) for p in ids],
+        [booked.get(p, 0) > 0 for p in ids],
+    )
+    return {r["posting_id"]: BookingRoom(int(r["first"]), frozenset(r["codes"])) for r in rows}
+
+
+async def codes_taken(conn: asyncpg.Connection, posting_id: str) -> frozenset[str]:
+    """The check-in codes a posting's bookings hold (new ones must differ)."""
+    rows = await conn.fetch(
+        "SELECT check_in_code FROM applications WHERE posting_id = $1"
+        " AND check_in_code IS NOT NULL",
+        posting_id,
+    )
+    return frozenset(r["check_in_code"] for r in rows)
+
+
 async def mark_drawn(conn: asyncpg.Connection, posting_id: str, at: datetime) -> None:
     await conn.execute("UPDATE postings SET drawn_at = $2 WHERE posting_id = $1", posting_id, at)
 
@@ -643,21 +695,6 @@ async def draws_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list
 
 
 # --- applications -----------------------------------------------------------------------
-
-
-async def check_in_codes_taken(
-    conn: asyncpg.Connection, posting_ids: Sequence[str]
-) -> dict[str, set[str]]:
-    """The check-in codes each posting's bookings hold already (new ones must differ)."""
-    rows = await conn.fetch(
-        "SELECT posting_id, check_in_code FROM applications"
-        " WHERE posting_id = ANY($1::text[]) AND check_in_code IS NOT NULL",
-        list(posting_ids),
-    )
-    taken: dict[str, set[str]] = {}
-    for r in rows:
-        taken.setdefault(r["posting_id"], set()).add(r["check_in_code"])
-    return taken
 
 
 async def known_application_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> set[str]:

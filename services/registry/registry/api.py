@@ -57,7 +57,9 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 PostingId = Annotated[str, Path(pattern=schemas.ID_PATTERN, description="a posting id")]
-BookingId = Annotated[str, Path(pattern=schemas.ID_PATTERN, description="a booking id")]
+BookingId = Annotated[
+    str, Query(pattern=schemas.ID_PATTERN, description="a confirmed booking of this posting")
+]
 FacilityId = Annotated[str, Path(pattern=schemas.ID_PATTERN, description="a facility id")]
 IdempotencyKey = Annotated[
     str,
@@ -426,7 +428,7 @@ async def check_out(
 
 
 @facility.get(
-    "/{posting_id}/bookings/{booking_id}/check-in-qr",
+    "/{posting_id}/check-in-qr",
     summary="A confirmed booking's check-in code as a QR code (SVG)",
     response_class=Response,
     responses={
@@ -437,5 +439,6 @@ async def check_out(
 async def check_in_qr(
     posting_id: PostingId, booking_id: BookingId, caller: Facility, ctx: RegistryCtx
 ) -> Response:
+    """The QR code of one confirmed booking's code (`booking_id` as a query parameter)."""
     svg = await views.check_in_qr_svg(ctx, caller.facility_id, posting_id, booking_id)
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})

@@ -222,14 +222,20 @@ async def decide(
         d.posting.posting_id: sum(1 for x in d.decisions if x.outcome == "waitlisted")
         for d in decided
     }
-    queue_next = await store.take_queue_positions_of(conn, waitlisted)
-    codes = await _check_in_codes(conn, decided)
+    booked = {
+        d.posting.posting_id: sum(
+            1 for x in d.decisions if x.outcome in ("confirmed", "waitlisted")
+        )
+        for d in decided
+    }
+    # Waitlist positions and the codes taken, in one statement for every posting.
+    room = await store.reserve_for_bookings(conn, waitlisted, booked)
     rows: list[store.NewApplication] = []
     for d in decided:
         posting_id = d.posting.posting_id
-        rows.extend(
-            _record(d, queue_next.get(posting_id, 0), iter(codes.get(posting_id, ())), now, effects)
-        )
+        here = room.get(posting_id, store.BookingRoom(0, frozenset()))
+        codes = new_codes(booked[posting_id], here.codes_taken, secrets.randbelow)
+        rows.extend(_record(d, here.first_queue_pos, iter(codes), now, effects))
     await store.insert_applications(conn, rows)
     await effects.write(conn, now)
 
@@ -284,28 +290,11 @@ async def _decide_in_order(
     return decided
 
 
-async def new_check_in_codes(conn: Connection, wanted: dict[str, int]) -> dict[str, list[str]]:
-    """`wanted[posting]` new check-in codes per posting, unlike the codes its bookings
-    hold (one read for every posting)."""
-    wanted = {p: n for p, n in wanted.items() if n > 0}
-    if not wanted:
-        return {}
-    taken = await store.check_in_codes_taken(conn, sorted(wanted))
-    return {p: new_codes(n, taken.get(p, set()), secrets.randbelow) for p, n in wanted.items()}
-
-
-async def _check_in_codes(conn: Connection, decided: Sequence[_Decided]) -> dict[str, list[str]]:
-    """A code for each booking the decisions make (confirmed or waitlisted): fixed when the
-    booking is made, told to the citizen once it holds a seat."""
-    return await new_check_in_codes(
-        conn,
-        {
-            d.posting.posting_id: sum(
-                1 for x in d.decisions if x.outcome in ("confirmed", "waitlisted")
-            )
-            for d in decided
-        },
-    )
+async def new_check_in_codes(conn: Connection, posting_id: str, count: int) -> list[str]:
+    """`count` new check-in codes for a posting, unlike the codes its bookings hold."""
+    if count <= 0:
+        return []
+    return new_codes(count, await store.codes_taken(conn, posting_id), secrets.randbelow)
 
 
 def _record(
@@ -516,7 +505,7 @@ async def _promote_round(
         )
     # A booking made before check-in codes existed gets its code when it takes a seat.
     uncoded = [a for a in plan.promote if by_id[a].check_in_code is None]
-    fresh = iter((await new_check_in_codes(conn, {posting_id: len(uncoded)})).get(posting_id, ()))
+    fresh = iter(await new_check_in_codes(conn, posting_id, len(uncoded)))
     codes = {a: by_id[a].check_in_code or next(fresh) for a in plan.promote}
     await store.set_decisions(
         conn,

@@ -159,8 +159,8 @@ async def _write_outcome(
     changes: list[Decided] = []
     booking_ids: dict[str, str] = {}
     booked = [*outcome.confirmed, *outcome.waitlisted]
-    fresh = await new_check_in_codes(conn, {posting_id: len(booked)})
-    codes = dict(zip(booked, fresh.get(posting_id, []), strict=True))
+    fresh = await new_check_in_codes(conn, posting_id, len(booked))
+    codes = dict(zip(booked, fresh, strict=True))
     for application_id in outcome.confirmed:
         booking_ids[application_id] = store.new_booking_id()
         changes.append(

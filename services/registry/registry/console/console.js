@@ -795,7 +795,9 @@ $("checkin-form").addEventListener("submit", (event) => {
     if (!code) { $("checkin-error").textContent = "입실 코드를 입력해 주세요."; input.setAttribute("aria-invalid", "true"); input.focus(); return; }
     let done;
     try {
-      done = await api("POST", `/v1/postings/${state.posting.id}/${action === "check_in" ? "check-in" : "check-out"}`, { body: { code } });
+      const id = state.posting.id;
+      const path = action === "check_in" ? `/v1/postings/${id}/check-in` : `/v1/postings/${id}/check-out`;
+      done = await api("POST", path, { body: { code } });
     } catch (err) {
       fail(err, (f) => (f.endsWith("code") ? $("checkin-error") : null));
       if (err.status === 404 || err.status === 409) { $("checkin-error").textContent ||= err.message; input.setAttribute("aria-invalid", "true"); }
@@ -847,7 +849,7 @@ async function openSheet() {
   // each code's QR, from the registry (SVG), for a sheet the citizens can scan from
   await Promise.all(seated.filter((e) => e.check_in_code).map(async (e) => {
     try {
-      const svg = await apiText(`/v1/postings/${p.id}/bookings/${e.booking_id}/check-in-qr`);
+      const svg = await apiText(`/v1/postings/${p.id}/check-in-qr?booking_id=${encodeURIComponent(e.booking_id)}`);
       const cell = $("sheet-rows").querySelector(`tr[data-booking="${e.booking_id}"] td.qr`);
       cell?.replaceChildren(el("img", { src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`, alt: `입실 코드 ${e.check_in_code}의 QR 코드`, width: "72", height: "72" }));
     } catch { /* the code is printed beside it */ }
