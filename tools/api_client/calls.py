@@ -88,6 +88,29 @@ class Facility(Surface):
         path = f"/v1/postings/{posting_id}/attendance"
         return await self.json("PUT", path, json={"records": records})
 
+    async def check_in(
+        self, posting_id: str, code: str, idempotency_key: str | None = None
+    ) -> Json:
+        """Check the booking with this code in (the time is the shared clock's)."""
+        return await self.json(
+            "POST", f"/v1/postings/{posting_id}/check-in", json={"code": code},
+            idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    async def check_out(
+        self, posting_id: str, code: str, idempotency_key: str | None = None
+    ) -> Json:
+        """Check the booking out; the answer carries the attendance it recorded."""
+        return await self.json(
+            "POST", f"/v1/postings/{posting_id}/check-out", json={"code": code},
+            idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    async def check_in_qr(self, posting_id: str, booking_id: str) -> bytes:
+        """A booking's check-in code as a QR code (SVG bytes)."""
+        path = f"/v1/postings/{posting_id}/check-in-qr"
+        return (await self.send("GET", path, params={"booking_id": booking_id})).content
+
 
 class MatcherAdmin(Surface):
     """The matcher's admin reads and actions (admin token)."""

@@ -42,16 +42,21 @@ def citizen_profile(
     neighbourhood_verified_at: datetime | None = None,
     birth_date: date = date(1990, 5, 17),
     child_safety_check: bool = True,
+    display_name: str | None = None,
 ) -> Json:
-    """A citizen as the partner describes one; by default eligible everywhere."""
+    """A citizen as the partner describes one; by default eligible everywhere (and with no
+    display name: the field is optional)."""
     verified = neighbourhood_verified_at or datetime.now(UTC) - timedelta(days=30)
-    return {
+    profile: Json = {
         "partner_user_id": partner_user_id or new_partner_user_id(),
         "dong": dong,
         "neighbourhood_verified_at": verified.isoformat(),
         "birth_date": birth_date.isoformat(),
         "child_safety_check": child_safety_check,
     }
+    if display_name is not None:
+        profile["display_name"] = display_name
+    return profile
 
 
 def sign_headers(

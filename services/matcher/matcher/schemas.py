@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from matcher.domain.eligibility import adult_from
-from shared.events import CitizenProfile
+from shared.events import DISPLAY_NAME_LENGTH_MAX, CitizenProfile
 from shared.problems import Problem, validation_errors
 from shared.web import Page
 
@@ -45,6 +45,24 @@ def _storable_text(value: str) -> str:
 _Text = Annotated[str, AfterValidator(_storable_text)]
 
 
+def _trimmed(value: str) -> str:
+    """Spaces around a name are the partner app's, not the person's: trimmed, and a name
+    of only spaces is refused (send none instead)."""
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be blank (leave it out when there is no name)")
+    return value
+
+
+# A display name (optional): trimmed, bounded, storable.
+_DisplayName = Annotated[
+    str,
+    AfterValidator(_storable_text),
+    AfterValidator(_trimmed),
+    Field(max_length=DISPLAY_NAME_LENGTH_MAX),
+]
+
+
 class _Body(BaseModel):
     # strict: a boolean is a JSON boolean only (`"yes"`, `"1"`, `1` are refused), a number
     # a JSON number, a date or a time an ISO string (never a number of seconds).
@@ -60,6 +78,12 @@ class CitizenData(_Body):
     neighbourhood_verified_at: AwareDatetime
     birth_date: date
     child_safety_check: bool
+    display_name: _DisplayName | None = Field(
+        default=None,
+        description="optional: the name the app shows for the citizen, shown to the"
+        " facility on its roster and sign-in sheet (trimmed; at most"
+        f" {DISPLAY_NAME_LENGTH_MAX} characters)",
+    )
 
     def to_profile(self, age_min_years: int) -> CitizenProfile:
         """What the topic carries: the day of the minimum age, not the birth date."""
@@ -69,6 +93,7 @@ class CitizenData(_Body):
             neighbourhood_verified_at=self.neighbourhood_verified_at,
             adult_from=adult_from(self.birth_date, age_min_years),
             child_safety_check=self.child_safety_check,
+            display_name=self.display_name,
         )
 
 

@@ -79,6 +79,7 @@ class CitizenRef(NamedTuple):
     partner_user_id: str
     display: str
     suspended_until: datetime | None
+    display_name: str | None
 
 
 class CitizenStanding(NamedTuple):
@@ -106,6 +107,7 @@ class NewApplication:
     starts_at: datetime
     ends_at: datetime
     decided_at: datetime | None
+    check_in_code: str | None
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class ApplicationRow(NewApplication):
     partner_user_id: str
     citizen_display: str
     suspended_until: datetime | None
+    display_name: str | None
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ class HeldRow:
     neighbourhood_verified_at: datetime
     adult_from: date
     child_safety_check: bool
+    display_name: str | None
 
     @property
     def profile(self) -> Profile:
@@ -203,6 +207,7 @@ class Decided:
     reason: str | None = None
     booking_id: str | None = None
     queue_pos: int | None = None
+    check_in_code: str | None = None
 
 
 # --- locks ------------------------------------------------------------------------------
@@ -279,6 +284,7 @@ class CitizenIn:
     partner_user_id: str
     profile: Profile
     received_at: datetime
+    display_name: str | None = None
 
 
 async def upsert_citizens(
@@ -299,9 +305,11 @@ async def upsert_citizens(
     rows = await conn.fetch(
         """
         INSERT INTO citizens AS c (citizen_id, partner_user_id, display, dong,
-            neighbourhood_verified_at, adult_from, child_safety_check, profile_received_at)
+            neighbourhood_verified_at, adult_from, child_safety_check, profile_received_at,
+            display_name)
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
-                             $5::timestamptz[], $6::date[], $7::bool[], $8::timestamptz[])
+                             $5::timestamptz[], $6::date[], $7::bool[], $8::timestamptz[],
+                             $9::text[])
         ON CONFLICT (partner_user_id) DO UPDATE SET
             -- the newer profile wins; a cleared one (retention, NULL) loses to any
             dong = CASE WHEN EXCLUDED.profile_received_at
@@ -317,9 +325,14 @@ async def upsert_citizens(
             child_safety_check = CASE WHEN EXCLUDED.profile_received_at
                         >= coalesce(c.profile_received_at, '-infinity')
                         THEN EXCLUDED.child_safety_check ELSE c.child_safety_check END,
+            -- the name sent with the newest application (none sent: none kept)
+            display_name = CASE WHEN EXCLUDED.profile_received_at
+                        >= coalesce(c.profile_received_at, '-infinity')
+                        THEN EXCLUDED.display_name ELSE c.display_name END,
             profile_received_at = greatest(c.profile_received_at, EXCLUDED.profile_received_at),
             updated_at = now()
-        RETURNING citizen_id, citizen_no, partner_user_id, display, suspended_until
+        RETURNING citizen_id, citizen_no, partner_user_id, display, suspended_until,
+                  display_name
         """,
         [new_citizen_id() for _ in ordered],
         [c.partner_user_id for c in ordered],
@@ -329,6 +342,7 @@ async def upsert_citizens(
         [c.profile.adult_from for c in ordered],
         [c.profile.child_safety_check for c in ordered],
         [c.received_at for c in ordered],
+        [c.display_name for c in ordered],
     )
     return {r["partner_user_id"]: CitizenRef(*r) for r in rows}
 
@@ -352,6 +366,7 @@ async def clear_idle_profiles(
              FOR UPDATE SKIP LOCKED)
         UPDATE citizens c SET dong = NULL, neighbourhood_verified_at = NULL, adult_from = NULL,
                child_safety_check = NULL, profile_received_at = NULL, profile_cleared_at = $2,
+               display_name = NULL,
                updated_at = now()
           FROM idle WHERE c.citizen_id = idle.citizen_id
         RETURNING c.citizen_id
@@ -612,6 +627,58 @@ async def take_queue_positions_of(
     return {r["posting_id"]: int(r["first"]) for r in rows}
 
 
+@dataclass(frozen=True)
+class BookingRoom:
+    """What a posting's new bookings need: the first of the waitlist positions reserved
+    (0 when none were asked), and the check-in codes its bookings hold already."""
+
+    first_queue_pos: int
+    codes_taken: frozenset[str]
+
+
+async def reserve_for_bookings(
+    conn: asyncpg.Connection, waitlisted: dict[str, int], booked: dict[str, int]
+) -> dict[str, BookingRoom]:
+    """For a batch's decisions, in one statement: reserve `waitlisted[p]` consecutive
+    waitlist positions on each posting (as `take_queue_positions_of`) and read the check-in
+    codes of each posting that makes bookings (`booked[p] > 0`), so new codes can differ."""
+    ids = sorted(
+        {p for p, n in waitlisted.items() if n > 0} | {p for p, n in booked.items() if n > 0}
+    )
+    if not ids:
+        return {}
+    rows = await conn.fetch(
+        """
+        WITH moved AS (
+            UPDATE postings p SET queue_next = p.queue_next + u.n
+              FROM unnest($1::text[], $2::bigint[]) AS u(id, n)
+             WHERE p.posting_id = u.id AND u.n > 0
+            RETURNING p.posting_id, p.queue_next - u.n AS first)
+        SELECT u.id AS posting_id, coalesce(m.first, 0) AS first,
+               CASE WHEN u.coded THEN ARRAY(
+                   SELECT a.check_in_code FROM applications a
+                    WHERE a.posting_id = u.id AND a.check_in_code IS NOT NULL)
+               ELSE '{}'::text[] END AS codes
+          FROM unnest($1::text[], $2::bigint[], $3::bool[]) AS u(id, n, coded)
+          LEFT JOIN moved m ON m.posting_id = u.id
+        """,
+        ids,
+        [waitlisted.get(p, 0) for p in ids],
+        [booked.get(p, 0) > 0 for p in ids],
+    )
+    return {r["posting_id"]: BookingRoom(int(r["first"]), frozenset(r["codes"])) for r in rows}
+
+
+async def codes_taken(conn: asyncpg.Connection, posting_id: str) -> frozenset[str]:
+    """The check-in codes a posting's bookings hold (new ones must differ)."""
+    rows = await conn.fetch(
+        "SELECT check_in_code FROM applications WHERE posting_id = $1"
+        " AND check_in_code IS NOT NULL",
+        posting_id,
+    )
+    return frozenset(r["check_in_code"] for r in rows)
+
+
 async def mark_drawn(conn: asyncpg.Connection, posting_id: str, at: datetime) -> None:
     await conn.execute("UPDATE postings SET drawn_at = $2 WHERE posting_id = $1", posting_id, at)
 
@@ -668,13 +735,13 @@ async def insert_applications(conn: asyncpg.Connection, apps: Sequence[NewApplic
         """
         INSERT INTO applications (application_id, posting_id, citizen_id, citizen_no,
             webhook_id, received_at, status, reason, booking_id, queue_pos, starts_at,
-            ends_at, decided_at, confirmed_at)
+            ends_at, decided_at, confirmed_at, check_in_code)
         SELECT a, p, c, n, w, r, s, re, b, q, st, en, d,
-               CASE WHEN s = 'confirmed' THEN d END
+               CASE WHEN s = 'confirmed' THEN d END, k
           FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
                       $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::bigint[],
-                      $11::timestamptz[], $12::timestamptz[], $13::timestamptz[])
-               AS u(a, p, c, n, w, r, s, re, b, q, st, en, d)
+                      $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::text[])
+               AS u(a, p, c, n, w, r, s, re, b, q, st, en, d, k)
         """,
         [a.application_id for a in apps],
         [a.posting_id for a in apps],
@@ -689,14 +756,15 @@ async def insert_applications(conn: asyncpg.Connection, apps: Sequence[NewApplic
         [a.starts_at for a in apps],
         [a.ends_at for a in apps],
         [a.decided_at for a in apps],
+        [a.check_in_code for a in apps],
     )
 
 
 _APPLICATION_COLUMNS = """
     a.application_id, a.posting_id, a.citizen_id, a.citizen_no, a.webhook_id, a.received_at,
     a.status, a.reason, a.booking_id, a.queue_pos, a.starts_at, a.ends_at, a.decided_at,
-    a.confirmed_at, a.cancelled_at, a.cancelled_by, a.strike,
-    c.partner_user_id, c.display AS citizen_display, c.suspended_until
+    a.check_in_code, a.confirmed_at, a.cancelled_at, a.cancelled_by, a.strike,
+    c.partner_user_id, c.display AS citizen_display, c.suspended_until, c.display_name
 """
 
 
@@ -790,10 +858,11 @@ async def set_decisions(
         UPDATE applications a
            SET status = u.s, reason = coalesce(u.re, a.reason),
                booking_id = coalesce(u.b, a.booking_id), queue_pos = coalesce(u.q, a.queue_pos),
+               check_in_code = coalesce(u.k, a.check_in_code),
                decided_at = coalesce(a.decided_at, $6),
                confirmed_at = CASE WHEN u.s = 'confirmed' THEN $6 ELSE a.confirmed_at END
-          FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $7::bigint[])
-               AS u(id, s, re, b, q)
+          FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $7::bigint[], $8::text[])
+               AS u(id, s, re, b, q, k)
          WHERE a.application_id = u.id AND a.posting_id = $1
         """,
         posting_id,
@@ -803,6 +872,7 @@ async def set_decisions(
         [c.booking_id for c in changes],
         at,
         [c.queue_pos for c in changes],
+        [c.check_in_code for c in changes],
     )
 
 
@@ -898,7 +968,7 @@ _HELD_COLUMNS = """
     h.seq, h.application_id, h.posting_id, h.citizen_id, h.webhook_id, h.received_at,
     h.held_until, h.status, h.reason, h.resolved_at,
     c.partner_user_id, c.display AS citizen_display, c.citizen_no,
-    c.dong, c.neighbourhood_verified_at, c.adult_from, c.child_safety_check
+    c.dong, c.neighbourhood_verified_at, c.adult_from, c.child_safety_check, c.display_name
 """
 
 

@@ -26,7 +26,7 @@ from registry.domain.postings import (
     ShiftTerms,
 )
 from registry.settings import RegistrySettings
-from registry.usecases import attendance, facilities, postings
+from registry.usecases import attendance, checkin, facilities, postings
 from registry.usecases.facilities import Caller
 from registry.usecases.idempotency import Answer, IdempotentRequest
 from shared.auth import bearer, key_id_of
@@ -57,6 +57,9 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 PostingId = Annotated[str, Path(pattern=schemas.ID_PATTERN, description="a posting id")]
+BookingId = Annotated[
+    str, Query(pattern=schemas.ID_PATTERN, description="a confirmed booking of this posting")
+]
 FacilityId = Annotated[str, Path(pattern=schemas.ID_PATTERN, description="a facility id")]
 IdempotencyKey = Annotated[
     str,
@@ -380,3 +383,81 @@ async def put_attendance(
     ]
     outcome = await attendance.record(ctx, caller, posting_id, entries)
     return views.attendance_result(outcome)
+
+
+async def _door(
+    action: checkin.DoorAction,
+    posting_id: str,
+    body: schemas.CheckInBody,
+    request: Request,
+    idempotency_key: str,
+    caller: Caller,
+    ctx: RegistryCtx,
+) -> Response:
+    request_key = await _idempotent(request, caller, idempotency_key)
+    return _answer(
+        await checkin.at_the_door(
+            ctx, caller, posting_id, body.code, action, request_key, views.door_bytes
+        )
+    )
+
+
+@facility.post(
+    "/{posting_id}/check-in",
+    response_model=schemas.DoorResult,
+    summary="Check a citizen in by the code they show (the time is now)",
+    description="Finds the confirmed booking of this posting with the code and stores the"
+    " check-in time. Opens `ATTENDANCE_SLACK_MINUTES` before the shift starts and closes as"
+    " long after it ends. Unknown code: 404 `check_in_code_unknown`; a second check-in: 409"
+    " `already_checked_in`; too early: 409 `check_in_not_open`. A retry with the same"
+    " Idempotency-Key replays the first answer.",
+    responses=responses(400, 401, 403, 404, 409, 413, 422),
+)
+async def check_in(
+    posting_id: PostingId,
+    body: schemas.CheckInBody,
+    request: Request,
+    idempotency_key: IdempotencyKey,
+    caller: Facility,
+    ctx: RegistryCtx,
+) -> Response:
+    return await _door("check_in", posting_id, body, request, idempotency_key, caller, ctx)
+
+
+@facility.post(
+    "/{posting_id}/check-out",
+    response_model=schemas.DoorResult,
+    summary="Check a citizen out by code; records their attendance from the two times",
+    description="Stores the check-out time and records the attendance (attended, from the"
+    " check-in to now) by the same rules as `PUT /attendance`, which emits"
+    " AttendanceRecorded with the paid minutes; staff correct the times there. From the"
+    " shift's start (409 `attendance_not_open` before); 409 `not_checked_in` without a"
+    " check-in, `already_checked_out` the second time.",
+    responses=responses(400, 401, 403, 404, 409, 413, 422),
+)
+async def check_out(
+    posting_id: PostingId,
+    body: schemas.CheckInBody,
+    request: Request,
+    idempotency_key: IdempotencyKey,
+    caller: Facility,
+    ctx: RegistryCtx,
+) -> Response:
+    return await _door("check_out", posting_id, body, request, idempotency_key, caller, ctx)
+
+
+@facility.get(
+    "/{posting_id}/check-in-qr",
+    summary="A confirmed booking's check-in code as a QR code (SVG)",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/svg+xml": {}}, "description": "the QR code"},
+        **responses(400, 401, 403, 404),
+    },
+)
+async def check_in_qr(
+    posting_id: PostingId, booking_id: BookingId, caller: Facility, ctx: RegistryCtx
+) -> Response:
+    """The QR code of one confirmed booking's code (`booking_id` as a query parameter)."""
+    svg = await views.check_in_qr_svg(ctx, caller.facility_id, posting_id, booking_id)
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})

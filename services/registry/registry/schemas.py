@@ -13,6 +13,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from registry.domain.attendance import AttendanceStatus
+from registry.domain.checkin import CODE_TYPED_PATTERN
 from registry.domain.facilities import FacilityKind
 from registry.domain.postings import PostingStatus, Selection
 from shared.schemas import Instant, StrictBody
@@ -166,6 +167,9 @@ class UpdateRejection(BaseModel):
 class PostingView(BaseModel):
     id: str
     facility_id: str
+    facility_name: str = Field(
+        default="", description="the facility's name (for the console and printed sheets)"
+    )
     title: str
     description: str
     starts_at: datetime
@@ -229,11 +233,31 @@ class AttendanceView(BaseModel):
     revision: int
 
 
+class DoorView(BaseModel):
+    """When the citizen checked in and out at the door (by code)."""
+
+    checked_in_at: datetime
+    checked_out_at: datetime | None
+
+
 class RosterEntry(BaseModel):
     booking_id: str
     status: Literal["confirmed", "waitlisted"]
     waitlist_position: int | None
     citizen_display: str = Field(description="masked partner id; nothing else of the citizen")
+    display_name: str | None = Field(
+        default=None,
+        description="the name the partner app shows for the citizen, when the partner sent"
+        " one (show `citizen_display` otherwise)",
+    )
+    check_in_code: str | None = Field(
+        default=None,
+        description="the code the citizen shows at the door (confirmed bookings made since"
+        " codes exist)",
+    )
+    check_in: DoorView | None = Field(
+        default=None, description="the check-in and check-out by code, once checked in"
+    )
     confirmed_at: datetime | None
     promoted_at: datetime | None
     waitlisted_at: datetime | None
@@ -261,6 +285,13 @@ class AttendanceBody(Body):
     records: list[AttendanceRecordIn] = Field(min_length=1, max_length=400)
 
 
+class CheckInBody(Body):
+    code: Annotated[str, Field(pattern=CODE_TYPED_PATTERN)] = Field(
+        description="the check-in code the citizen shows; spaces, dashes and small letters"
+        " are fine (`ab3-d4f` is `AB3D4F`)"
+    )
+
+
 class AttendanceOut(BaseModel):
     attendance_id: str
     booking_id: str
@@ -278,3 +309,16 @@ class AttendanceResult(BaseModel):
     phase: Literal["recording", "correcting"]
     window_closes_at: datetime
     records: list[AttendanceOut]
+
+
+class DoorResult(BaseModel):
+    """The booking checked in or out, with its times at the door; a check-out also answers
+    the attendance it recorded (paid minutes by the attendance rules)."""
+
+    posting_id: str
+    booking_id: str
+    citizen_display: str
+    display_name: str | None
+    check_in_code: str
+    check_in: DoorView
+    attendance: AttendanceOut | None

@@ -19,6 +19,7 @@ import asyncpg
 
 from registry.domain.attendance import AttendanceInput, RecordedAttendance, Shift
 from registry.domain.budget import BudgetView
+from registry.domain.checkin import DoorRecord
 from registry.domain.postings import PostingFilter, PostingState, ShiftTerms
 from shared import outbox
 from shared.events import Event
@@ -196,16 +197,36 @@ class BookingRow(_Row):
     cancelled_at: datetime | None
     cancelled_by: str | None
     updated_at: datetime
+    check_in_code: str | None
+    display_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckInRow(_Row):
+    """When a booking checked in and out at the door."""
+
+    booking_id: str
+    posting_id: str
+    checked_in_at: datetime
+    checked_out_at: datetime | None
+
+    @property
+    def door(self) -> DoorRecord:
+        return DoorRecord(self.checked_in_at, self.checked_out_at)
 
 
 @dataclass(frozen=True, slots=True)
 class RosterRow(_Row):
-    """A booking of the roster with its attendance record, if any."""
+    """A booking of the roster with its attendance record and check-in, if any."""
 
     booking_id: str
     status: str
     waitlist_position: int | None
     citizen_display: str
+    display_name: str | None
+    check_in_code: str | None
+    door_checked_in_at: datetime | None
+    door_checked_out_at: datetime | None
     confirmed_at: datetime | None
     promoted_at: datetime | None
     waitlisted_at: datetime | None
@@ -690,21 +711,26 @@ async def upsert_booking(
     waitlist_position: int | None,
     at: datetime,
     promoted: bool = False,
+    display_name: str | None = None,
+    check_in_code: str | None = None,
 ) -> None:
     """Apply a booking event to the roster. Events of one posting arrive in order (the
-    topic is keyed by posting), so the latest event's status is the booking's status."""
+    topic is keyed by posting), so the latest event's status is the booking's status; a
+    check-in code, once known, stays (a waitlisted event carries none)."""
     await conn.execute(
         """INSERT INTO bookings (booking_id, posting_id, application_id, citizen_id,
                citizen_display, status, waitlist_position, confirmed_at, promoted_at,
-               waitlisted_at, updated_at)
+               waitlisted_at, updated_at, display_name, check_in_code)
            VALUES ($1, $2, $3, $4, $5, $6, $7,
                    CASE WHEN $6 = 'confirmed' THEN $8::timestamptz END,
                    CASE WHEN $9 THEN $8::timestamptz END,
                    CASE WHEN $6 = 'waitlisted' THEN $8::timestamptz END,
-                   $8)
+                   $8, $10, $11)
            ON CONFLICT (booking_id) DO UPDATE SET
                status = EXCLUDED.status,
                citizen_display = EXCLUDED.citizen_display,
+               display_name = EXCLUDED.display_name,
+               check_in_code = coalesce(EXCLUDED.check_in_code, bookings.check_in_code),
                waitlist_position = EXCLUDED.waitlist_position,
                confirmed_at = coalesce(EXCLUDED.confirmed_at, bookings.confirmed_at),
                promoted_at = coalesce(EXCLUDED.promoted_at, bookings.promoted_at),
@@ -721,6 +747,8 @@ async def upsert_booking(
         waitlist_position,
         at,
         promoted,
+        display_name,
+        check_in_code,
     )
 
 
@@ -746,13 +774,16 @@ async def roster(
     rows = await conn.fetch(
         """(SELECT b.*, a.attendance_id, a.status AS attendance_status, a.minutes,
                        a.checked_in_at, a.checked_out_at, a.revision AS attendance_revision,
-                       0 AS section
+                       d.checked_in_at AS door_checked_in_at,
+                       d.checked_out_at AS door_checked_out_at, 0 AS section
                 FROM bookings b LEFT JOIN attendance a ON a.booking_id = b.booking_id
+                     LEFT JOIN check_ins d ON d.booking_id = b.booking_id
                 WHERE b.posting_id = $1 AND b.status = 'confirmed')
                UNION ALL
                (SELECT * FROM (
                   SELECT b.*, NULL::text, NULL::text, NULL::integer, NULL::timestamptz,
-                         NULL::timestamptz, NULL::integer, 1
+                         NULL::timestamptz, NULL::integer, NULL::timestamptz,
+                         NULL::timestamptz, 1
                   FROM bookings b WHERE b.posting_id = $1 AND b.status = 'waitlisted'
                   ORDER BY b.waitlist_position, b.booking_id LIMIT $2) w)
                ORDER BY section, waitlist_position NULLS FIRST, confirmed_at, booking_id""",
@@ -771,6 +802,52 @@ async def bookings_by_id(
         list(booking_ids),
     )
     return {r["booking_id"]: BookingRow.of(r) for r in rows}
+
+
+async def confirmed_booking_by_code(
+    conn: asyncpg.Connection, posting_id: str, check_in_code: str
+) -> BookingRow | None:
+    """The confirmed booking of the posting that holds this check-in code, if any."""
+    row = await conn.fetchrow(
+        "SELECT * FROM bookings WHERE posting_id = $1 AND check_in_code = $2"
+        " AND status = 'confirmed'",
+        posting_id,
+        check_in_code,
+    )
+    return None if row is None else BookingRow.of(row)
+
+
+# --- check-in at the door ---------------------------------------------------------------------
+
+
+async def check_in_of(conn: asyncpg.Connection, booking_id: str) -> CheckInRow | None:
+    """A booking's check-in, locked for the request that changes it."""
+    row = await conn.fetchrow(
+        "SELECT booking_id, posting_id, checked_in_at, checked_out_at FROM check_ins"
+        " WHERE booking_id = $1 FOR UPDATE",
+        booking_id,
+    )
+    return None if row is None else CheckInRow.of(row)
+
+
+async def insert_check_in(
+    conn: asyncpg.Connection, *, booking_id: str, posting_id: str, at: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO check_ins (booking_id, posting_id, checked_in_at, updated_at)"
+        " VALUES ($1, $2, $3, $3)",
+        booking_id,
+        posting_id,
+        at,
+    )
+
+
+async def set_check_out(conn: asyncpg.Connection, *, booking_id: str, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE check_ins SET checked_out_at = $2, updated_at = $2 WHERE booking_id = $1",
+        booking_id,
+        at,
+    )
 
 
 # --- attendance -------------------------------------------------------------------------------

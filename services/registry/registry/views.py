@@ -8,14 +8,17 @@ facility's posting is not found.
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import datetime, timedelta
 from typing import Any
 
+import segno
 from fastapi.responses import JSONResponse
 
 from registry import schemas, store
-from registry.domain.attendance import AttendanceOutcome
+from registry.domain.attendance import AttendanceOutcome, PlannedRecord
+from registry.domain.checkin import DoorOutcome
 from registry.domain.postings import PostingFilter
 from registry.domain.rates import Estimate
 from registry.settings import Context, RegistrySettings
@@ -124,6 +127,7 @@ def posting_view(
     return schemas.PostingView(
         id=row.id,
         facility_id=row.facility_id,
+        facility_name=row.facility_name,
         title=row.title,
         description=row.description,
         starts_at=row.starts_at,
@@ -210,6 +214,15 @@ def _roster_entry(r: store.RosterRow) -> schemas.RosterEntry:
         status=r.status,
         waitlist_position=r.waitlist_position if r.status == "waitlisted" else None,
         citizen_display=r.citizen_display,
+        display_name=r.display_name,
+        check_in_code=r.check_in_code if r.status == "confirmed" else None,
+        check_in=(
+            schemas.DoorView(
+                checked_in_at=r.door_checked_in_at, checked_out_at=r.door_checked_out_at
+            )
+            if r.door_checked_in_at is not None
+            else None
+        ),
         confirmed_at=r.confirmed_at,
         promoted_at=r.promoted_at,
         waitlisted_at=r.waitlisted_at,
@@ -247,26 +260,76 @@ async def roster(ctx: Context, facility_id: str, posting_id: str) -> schemas.Ros
     )
 
 
+def _attendance_out(item: PlannedRecord, scheduled_minutes: int) -> schemas.AttendanceOut:
+    return schemas.AttendanceOut(
+        attendance_id=item.attendance_id,
+        booking_id=item.entry.booking_id,
+        status=item.shown.status,
+        minutes=item.minutes,
+        scheduled_minutes=scheduled_minutes,
+        checked_in_at=item.shown.checked_in_at,
+        checked_out_at=item.shown.checked_out_at,
+        revision=item.revision,
+        outcome=item.outcome,
+    )
+
+
 def attendance_result(outcome: AttendanceOutcome) -> schemas.AttendanceResult:
     return schemas.AttendanceResult(
         posting_id=outcome.posting_id,
         phase=outcome.phase,
         window_closes_at=outcome.window_closes_at,
-        records=[
-            schemas.AttendanceOut(
-                attendance_id=item.attendance_id,
-                booking_id=item.entry.booking_id,
-                status=item.shown.status,
-                minutes=item.minutes,
-                scheduled_minutes=outcome.scheduled_minutes,
-                checked_in_at=item.shown.checked_in_at,
-                checked_out_at=item.shown.checked_out_at,
-                revision=item.revision,
-                outcome=item.outcome,
-            )
-            for item in outcome.records
-        ],
+        records=[_attendance_out(item, outcome.scheduled_minutes) for item in outcome.records],
     )
+
+
+def door_bytes(outcome: DoorOutcome) -> bytes:
+    """A check-in or check-out answer, as the bytes an Idempotency-Key replays."""
+    door = outcome.door
+    assert door.checked_in_at is not None
+    result = schemas.DoorResult(
+        posting_id=outcome.posting_id,
+        booking_id=outcome.booking_id,
+        citizen_display=outcome.citizen_display,
+        display_name=outcome.display_name,
+        check_in_code=outcome.check_in_code,
+        check_in=schemas.DoorView(
+            checked_in_at=door.checked_in_at, checked_out_at=door.checked_out_at
+        ),
+        attendance=(
+            _attendance_out(outcome.attendance, outcome.scheduled_minutes)
+            if outcome.attendance is not None
+            else None
+        ),
+    )
+    return json_bytes(result.model_dump(mode="json"))
+
+
+async def check_in_qr_svg(
+    ctx: Context, facility_id: str, posting_id: str, booking_id: str
+) -> bytes:
+    """The check-in code of a confirmed booking of the facility's posting as a QR code
+    (SVG, by `segno`): for the sign-in sheet, or to show the citizen. 404 for another
+    facility's posting or a booking without a code."""
+    async with ctx.pool.acquire() as conn:
+        row = await store.get_posting(conn, posting_id, facility_id=facility_id)
+        booking = (
+            (await store.bookings_by_id(conn, posting_id, [booking_id])).get(booking_id)
+            if row is not None
+            else None
+        )
+    if booking is None or booking.status != "confirmed" or booking.check_in_code is None:
+        raise Problem(404, "not_found", "no confirmed booking with a check-in code")
+    return qr_svg(booking.check_in_code)
+
+
+def qr_svg(text: str) -> bytes:
+    """`text` as a QR code in SVG: error correction M (a creased paper still scans), a
+    quiet zone of 4 modules as the standard asks, no XML declaration (it is inlined)."""
+    qr = segno.make_qr(text, error="m", boost_error=False)
+    out = io.BytesIO()
+    qr.save(out, kind="svg", scale=4, border=4, xmldecl=False, title=f"입실 코드 {text}")
+    return out.getvalue()
 
 
 # --- for the sweepers ---------------------------------------------------------------------

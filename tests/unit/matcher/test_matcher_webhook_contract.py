@@ -350,3 +350,38 @@ def test_bodies_that_are_not_utf8_or_name_a_surrogate_are_answerable_400s(body: 
     problem.detail.encode()
     for e in problem.errors or []:
         str(e["field"]).encode()
+
+
+# --- the optional display name (issue 15) ------------------------------------------------
+
+
+def test_a_display_name_is_optional_trimmed_and_reaches_the_topic() -> None:
+    """`citizen.display_name` may be left out (no name on the topic) or given: trimmed, it
+    is what ApplicationReceived carries for the facility's roster."""
+    without = WEBHOOK_BODY.validate_json(_submitted())
+    assert isinstance(without, ApplicationSubmittedWebhook)
+    assert without.data.citizen.display_name is None
+    assert "display_name" not in without.data.citizen.to_profile(19).model_dump(mode="json")
+
+    named = WEBHOOK_BODY.validate_json(
+        _submitted(citizen={**citizen_profile("k"), "display_name": "  김민지 "})
+    )
+    assert isinstance(named, ApplicationSubmittedWebhook)
+    assert named.data.citizen.display_name == "김민지"
+    assert named.data.citizen.to_profile(19).display_name == "김민지"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [42, True, ["김민지"], {"name": "김민지"}, "", "   ", "가" * 41, "a\x00b"],
+    ids=["number", "boolean", "list", "object", "empty", "blank", "too-long", "nul"],
+)
+def test_a_bad_display_name_is_a_400_naming_it(value: object) -> None:
+    """A name that is not a string, is blank, too long or unstorable: 400 naming the field."""
+    body = _submitted(citizen={**citizen_profile("k"), "display_name": value})
+    with pytest.raises(pydantic.ValidationError) as info:
+        WEBHOOK_BODY.validate_json(body)
+    problem = webhook_problem(info.value)
+    assert problem.status == 400
+    assert problem.errors is not None
+    assert "data.citizen.display_name" in {e["field"] for e in problem.errors}

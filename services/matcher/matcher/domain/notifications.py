@@ -20,6 +20,8 @@ class BookingFacts:
     booking_id: str | None
     starts_at: datetime
     ends_at: datetime
+    display_name: str | None = None
+    check_in_code: str | None = None
 
 
 def booking_data(facts: BookingFacts, **extra: Any) -> dict[str, Any]:

@@ -4,11 +4,13 @@ waitlist when a seat frees up."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import secrets
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from matcher import store
+from matcher.domain.checkin import new_codes
 from matcher.domain.decide import (
     Arrival,
     Decision,
@@ -65,6 +67,7 @@ class Candidate:
     partner_user_id: str
     citizen_display: str
     suspended_until: datetime | None
+    display_name: str | None
 
     @classmethod
     def arriving(
@@ -80,6 +83,7 @@ class Candidate:
             partner_user_id=citizen.partner_user_id,
             citizen_display=citizen.display,
             suspended_until=citizen.suspended_until,
+            display_name=citizen.display_name,
         )
 
     @classmethod
@@ -95,6 +99,7 @@ class Candidate:
             partner_user_id=held.partner_user_id,
             citizen_display=held.citizen_display,
             suspended_until=suspended_until,
+            display_name=held.display_name,
         )
 
 
@@ -147,6 +152,7 @@ async def decide_applications(
                 a.citizen.partner_user_id,
                 _profile(a, deps.policy.age_min_years),
                 a.received_at,
+                a.citizen.display_name,
             )
             for apps in fresh.values()
             for a in apps
@@ -216,10 +222,20 @@ async def decide(
         d.posting.posting_id: sum(1 for x in d.decisions if x.outcome == "waitlisted")
         for d in decided
     }
-    queue_next = await store.take_queue_positions_of(conn, waitlisted)
+    booked = {
+        d.posting.posting_id: sum(
+            1 for x in d.decisions if x.outcome in ("confirmed", "waitlisted")
+        )
+        for d in decided
+    }
+    # Waitlist positions and the codes taken, in one statement for every posting.
+    room = await store.reserve_for_bookings(conn, waitlisted, booked)
     rows: list[store.NewApplication] = []
     for d in decided:
-        rows.extend(_record(d, queue_next.get(d.posting.posting_id, 0), now, effects))
+        posting_id = d.posting.posting_id
+        here = room.get(posting_id, store.BookingRoom(0, frozenset()))
+        codes = new_codes(booked[posting_id], here.codes_taken, secrets.randbelow)
+        rows.extend(_record(d, here.first_queue_pos, iter(codes), now, effects))
     await store.insert_applications(conn, rows)
     await effects.write(conn, now)
 
@@ -274,17 +290,24 @@ async def _decide_in_order(
     return decided
 
 
+async def new_check_in_codes(conn: Connection, posting_id: str, count: int) -> list[str]:
+    """`count` new check-in codes for a posting, unlike the codes its bookings hold."""
+    if count <= 0:
+        return []
+    return new_codes(count, await store.codes_taken(conn, posting_id), secrets.randbelow)
+
+
 def _record(
-    decided: _Decided, queue_pos: int, now: datetime, effects: Effects
+    decided: _Decided, queue_pos: int, codes: Iterator[str], now: datetime, effects: Effects
 ) -> list[store.NewApplication]:
-    """The rows of one posting's decisions (waitlist positions from `queue_pos` on), their
-    events and notifications added to `effects`."""
+    """The rows of one posting's decisions (waitlist positions from `queue_pos` on, one of
+    `codes` per booking), their events and notifications added to `effects`."""
     posting = decided.posting
     rows: list[store.NewApplication] = []
     for c, decision in zip(decided.candidates, decided.decisions, strict=True):
-        booking_id = (
-            store.new_booking_id() if decision.outcome in ("confirmed", "waitlisted") else None
-        )
+        booked = decision.outcome in ("confirmed", "waitlisted")
+        booking_id = store.new_booking_id() if booked else None
+        code = next(codes) if booked else None
         position: int | None = None
         if decision.outcome == "waitlisted":
             position, queue_pos = queue_pos, queue_pos + 1
@@ -303,6 +326,7 @@ def _record(
                 starts_at=posting.shift.starts_at,
                 ends_at=posting.shift.ends_at,
                 decided_at=None if decision.outcome == "pending" else now,
+                check_in_code=code,
             )
         )
         facts = BookingFacts(
@@ -314,6 +338,8 @@ def _record(
             booking_id=booking_id,
             starts_at=posting.shift.starts_at,
             ends_at=posting.shift.ends_at,
+            display_name=c.display_name,
+            check_in_code=code,
         )
         if decision.outcome == "confirmed":
             effects.add(notifications.confirmed(facts, now))
@@ -477,9 +503,19 @@ async def _promote_round(
                 was_confirmed=False,
             )
         )
+    # A booking made before check-in codes existed gets its code when it takes a seat.
+    uncoded = [a for a in plan.promote if by_id[a].check_in_code is None]
+    fresh = iter(await new_check_in_codes(conn, posting_id, len(uncoded)))
+    codes = {a: by_id[a].check_in_code or next(fresh) for a in plan.promote}
     await store.set_decisions(
-        conn, posting_id, [Decided(a, "confirmed") for a in plan.promote], now
+        conn,
+        posting_id,
+        [Decided(a, "confirmed", check_in_code=codes[a]) for a in plan.promote],
+        now,
     )
     for application_id in plan.promote:
-        effects.add(notifications.promoted(notifications.facts_of(by_id[application_id]), now))
+        facts = replace(
+            notifications.facts_of(by_id[application_id]), check_in_code=codes[application_id]
+        )
+        effects.add(notifications.promoted(facts, now))
     return True

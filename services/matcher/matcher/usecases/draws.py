@@ -17,6 +17,7 @@ from matcher.domain.notifications import BookingFacts
 from matcher.domain.policy import Reason
 from matcher.store import ApplicationRow, Decided, DrawRow, PostingRow
 from matcher.usecases import notifications
+from matcher.usecases.applications import new_check_in_codes
 from matcher.usecases.deps import Deps, policy_now
 from matcher.usecases.notifications import Effects
 from shared.db import Connection, Pool, retry_conflicts
@@ -157,13 +158,31 @@ async def _write_outcome(
     queue_pos = await store.take_queue_positions(conn, posting_id, len(outcome.waitlisted))
     changes: list[Decided] = []
     booking_ids: dict[str, str] = {}
+    booked = [*outcome.confirmed, *outcome.waitlisted]
+    fresh = await new_check_in_codes(conn, posting_id, len(booked))
+    codes = dict(zip(booked, fresh, strict=True))
     for application_id in outcome.confirmed:
         booking_ids[application_id] = store.new_booking_id()
-        changes.append(Decided(application_id, "confirmed", None, booking_ids[application_id]))
+        changes.append(
+            Decided(
+                application_id,
+                "confirmed",
+                None,
+                booking_ids[application_id],
+                check_in_code=codes[application_id],
+            )
+        )
     for application_id in outcome.waitlisted:
         booking_ids[application_id] = store.new_booking_id()
         changes.append(
-            Decided(application_id, "waitlisted", None, booking_ids[application_id], queue_pos)
+            Decided(
+                application_id,
+                "waitlisted",
+                None,
+                booking_ids[application_id],
+                queue_pos,
+                check_in_code=codes[application_id],
+            )
         )
         queue_pos += 1
     full = Reason.POSTING_FULL_NO_WAITLIST.value
@@ -186,6 +205,8 @@ async def _write_outcome(
             booking_id=booking_ids.get(application_id),
             starts_at=p.starts_at,
             ends_at=p.ends_at,
+            display_name=p.display_name,
+            check_in_code=codes.get(application_id),
         )
 
     effects = Effects()

@@ -48,6 +48,8 @@ def facts_of(row: ApplicationRow) -> BookingFacts:
         booking_id=row.booking_id,
         starts_at=row.starts_at,
         ends_at=row.ends_at,
+        display_name=row.display_name,
+        check_in_code=row.check_in_code,
     )
 
 
@@ -89,16 +91,29 @@ def _booking_note(kind: str, facts: BookingFacts, at: datetime, **extra: Any) ->
     )
 
 
+def _code(facts: BookingFacts) -> dict[str, Any]:
+    """`check_in_code` for a booking that holds a seat (absent for one made before codes)."""
+    return {} if facts.check_in_code is None else {"check_in_code": facts.check_in_code}
+
+
 def confirmed(facts: BookingFacts, at: datetime) -> BookingChange:
     return BookingChange(
-        BookingConfirmed(**booking_event_fields(facts)),
-        _booking_note("booking.confirmed", facts, at, status="confirmed"),
+        BookingConfirmed(
+            **booking_event_fields(facts),
+            display_name=facts.display_name,
+            check_in_code=facts.check_in_code,
+        ),
+        _booking_note("booking.confirmed", facts, at, status="confirmed", **_code(facts)),
     )
 
 
 def waitlisted(facts: BookingFacts, at: datetime, position: int) -> BookingChange:
     return BookingChange(
-        BookingWaitlisted(**booking_event_fields(facts), waitlist_position=position),
+        BookingWaitlisted(
+            **booking_event_fields(facts),
+            display_name=facts.display_name,
+            waitlist_position=position,
+        ),
         _booking_note(
             "booking.waitlisted", facts, at, status="waitlisted", waitlist_position=position
         ),
@@ -107,8 +122,12 @@ def waitlisted(facts: BookingFacts, at: datetime, position: int) -> BookingChang
 
 def promoted(facts: BookingFacts, at: datetime) -> BookingChange:
     return BookingChange(
-        BookingPromoted(**booking_event_fields(facts)),
-        _booking_note("booking.promoted", facts, at, status="confirmed"),
+        BookingPromoted(
+            **booking_event_fields(facts),
+            display_name=facts.display_name,
+            check_in_code=facts.check_in_code,
+        ),
+        _booking_note("booking.promoted", facts, at, status="confirmed", **_code(facts)),
     )
 
 

@@ -124,6 +124,18 @@ async function api(method, path, { body, idempotencyKey } = {}) {
   return json;
 }
 
+// A non-JSON resource of the API (the check-in QR code as SVG), as text.
+async function apiText(path) {
+  let response;
+  try {
+    response = await fetch(path, { headers: { Authorization: `Bearer ${state.key}`, "Accept-Language": "ko" } });
+  } catch {
+    throw new Problem(0, { title: "연결 오류", detail: "서버에 연결할 수 없습니다." });
+  }
+  if (!response.ok) throw new Problem(response.status, { detail: `오류 ${response.status}` });
+  return response.text();
+}
+
 // Every page of a list, following next_cursor.
 async function allPages(query) {
   const items = [];
@@ -184,7 +196,8 @@ async function act(button, work) {
 }
 
 function show(screen) {
-  for (const id of ["screen-signin", "screen-list", "screen-form", "screen-detail"]) $(id).hidden = id !== screen;
+  for (const id of ["screen-signin", "screen-list", "screen-form", "screen-detail", "screen-checkin", "screen-sheet"]) $(id).hidden = id !== screen;
+  if (screen !== "screen-checkin") stopDoorRefresh();
   $("sign-out").hidden = screen === "screen-signin";
   window.scrollTo(0, 0);
   $(screen).querySelector("h2").focus();
@@ -660,6 +673,10 @@ function renderDetail() {
   $("edit").hidden = !live;
   // a shift that has started can no longer be cancelled (the API would refuse it)
   $("cancel-open").hidden = !live || new Date(p.starts_at) <= Date.now();
+  const seated = (state.roster?.entries || []).some((e) => e.status === "confirmed");
+  const running = p.status === "open" || p.status === "closed";
+  $("door-actions").hidden = !(running && seated);
+  $("open-checkin").hidden = p.status !== "open";
   renderRoster();
 }
 
@@ -692,18 +709,35 @@ function renderRoster() {
   $("save-attendance").hidden = !(running && confirmed.length);
 }
 
+// The person as staff know them: the partner's display name, else the masked partner id.
+const who = (e) => e.display_name || e.citizen_display;
+
+// "입실 코드 AB3D4F", the code in a typeface where each symbol is told apart.
+const codeText = (code) => el("span", { class: "code-label" }, " 입실 코드 ", el("span", { class: "code", text: code }));
+
+// "입실 오전 9:55 · 퇴실 오전 11:58", or that they have not come yet.
+function doorText(e) {
+  const d = e.check_in;
+  if (!d) return "아직 입실 전";
+  return `입실 ${clock(d.checked_in_at)}${d.checked_out_at ? ` · 퇴실 ${clock(d.checked_out_at)}` : " · 퇴실 전"}`;
+}
+
 function rosterCard(e, i, running) {
   const label = e.status === "waitlisted" ? `대기 ${e.waitlist_position}번` : BOOKING[e.status] || e.status;
   const card = el("li", { class: "card", "data-booking": e.booking_id },
-    el("h3", { text: e.citizen_display }),
-    el("p", {}, el("span", { class: `badge ${e.status}`, text: label })));
+    el("h3", { text: who(e) }),
+    el("p", {}, el("span", { class: `badge ${e.status}`, text: label }),
+      e.check_in_code && e.status === "confirmed" ? codeText(e.check_in_code) : null),
+    e.status === "confirmed" && running
+      ? el("p", { class: `door-state${e.check_in ? " in" : ""}`, text: doorText(e) }) : null);
   if (e.status === "confirmed" && running) card.append(attendanceFields(e, i));
   return card;
 }
 
 // 출석 / 불참 and the check-in / check-out times (Seoul wall clock on the shift's day).
 function attendanceFields(e, i) {
-  const a = e.attendance;
+  // No attendance yet: the form starts from the check-in and check-out at the door.
+  const a = e.attendance || (e.check_in ? { checked_in_at: e.check_in.checked_in_at, checked_out_at: e.check_in.checked_out_at, prefilled: true } : null);
   const name = `att-${i}`;
   const radio = (value, text) => el("label", { class: "choice" },
     el("input", { type: "radio", name, value, ...(a?.status === value ? { checked: "" } : {}) }), text);
@@ -716,7 +750,7 @@ function attendanceFields(e, i) {
     el("legend", { text: "출석 여부" }),
     el("div", { class: "choices" }, radio("attended", "출석"), radio("no_show", "불참")),
     el("div", { class: "times" }, time("in", "입실 시각", a?.checked_in_at), time("out", "퇴실 시각", a?.checked_out_at)),
-    el("p", { class: "hint", text: a ? (a.status === "attended" ? `인정 시간 ${duration(a.minutes)} (${count(a.minutes, "분")})` : "불참으로 기록됨 (0분)") : "시각을 비우면 근무 시작·끝 시각으로 기록됩니다." }),
+    el("p", { class: "hint", text: a && !a.prefilled ? (a.status === "attended" ? `인정 시간 ${duration(a.minutes)} (${count(a.minutes, "분")})` : "불참으로 기록됨 (0분)") : `${a?.prefilled ? "입실·퇴실 시각을 채워 두었습니다. " : ""}시각을 비우면 근무 시작·끝 시각으로 기록됩니다.` }),
     el("p", { class: "field-error", id: `${name}-err` }));
   box.querySelector(`#${name}-err`).dataset.for = `${name}-in ${name}-out`;
   const sync = () => { // a no-show has no times
@@ -768,6 +802,128 @@ $("save-attendance").addEventListener("click", (event) => act(event.currentTarge
 }));
 
 $("detail-back").addEventListener("click", () => { clearFeedback(); openList(); });
+
+// --- check-in at the door: staff type the code the citizen shows -----------------------------
+
+const DOOR_REFRESH_MS = 10000; // the check-in list looks again this often (other staff, other phones)
+let doorTimer = null;
+function stopDoorRefresh() { clearInterval(doorTimer); doorTimer = null; }
+
+async function loadRoster() {
+  state.roster = await api("GET", `/v1/postings/${state.posting.id}/roster`);
+}
+
+function renderDoor() {
+  const p = state.posting;
+  $("checkin-shift").textContent = `${p.title} · ${span(p.starts_at, p.ends_at)}`;
+  const seated = (state.roster?.entries || []).filter((e) => e.status === "confirmed");
+  const inside = seated.filter((e) => e.check_in && !e.check_in.checked_out_at).length;
+  const out = seated.filter((e) => e.check_in?.checked_out_at).length;
+  $("door-summary").textContent = `확정 ${count(seated.length, "명")} 중 입실 ${count(inside + out, "명")} (퇴실 ${count(out, "명")})`;
+  $("door-list").replaceChildren(...seated.map((e) => el("li", { class: "card door-card", "data-booking": e.booking_id },
+    el("h3", { text: who(e) }),
+    el("p", {}, e.check_in_code ? codeText(e.check_in_code) : "입실 코드 없음"),
+    el("p", { class: `door-state${e.check_in ? " in" : ""}`, text: doorText(e) }))));
+}
+
+async function openCheckin() {
+  clearFeedback();
+  try { await loadRoster(); } catch (err) { fail(err); return; }
+  renderDoor();
+  show("screen-checkin");
+  $("checkin-code").value = "";
+  $("checkin-code").focus();
+  stopDoorRefresh();
+  doorTimer = setInterval(async () => {
+    if ($("screen-checkin").hidden || state.busy) return;
+    try { await loadRoster(); renderDoor(); } catch { /* the next action reports */ }
+  }, DOOR_REFRESH_MS);
+}
+
+$("open-checkin").addEventListener("click", openCheckin);
+$("checkin-back").addEventListener("click", () => { stopDoorRefresh(); clearFeedback(); openDetail(state.posting.id); });
+
+$("checkin-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const action = event.submitter?.value === "check_out" ? "check_out" : "check_in";
+  act(event.submitter, async () => {
+    const input = $("checkin-code");
+    const code = input.value.trim();
+    if (!code) { $("checkin-error").textContent = "입실 코드를 입력해 주세요."; input.setAttribute("aria-invalid", "true"); input.focus(); return; }
+    let done;
+    try {
+      const id = state.posting.id;
+      const path = action === "check_in" ? `/v1/postings/${id}/check-in` : `/v1/postings/${id}/check-out`;
+      done = await api("POST", path, { body: { code } });
+    } catch (err) {
+      fail(err, (f) => (f.endsWith("code") ? $("checkin-error") : null));
+      if (err.status === 404 || err.status === 409) { $("checkin-error").textContent ||= err.message; input.setAttribute("aria-invalid", "true"); }
+      input.select();
+      return;
+    }
+    input.value = "";
+    try { await loadRoster(); renderDoor(); } catch { /* shown on the next refresh */ }
+    const name = done.display_name || done.citizen_display;
+    if (action === "check_in") say(`${name} 님 입실: ${clock(done.check_in.checked_in_at)}`);
+    else {
+      const minutes = done.attendance?.minutes ?? 0;
+      say(`${name} 님 퇴실: ${clock(done.check_in.checked_out_at)} · 출석 기록 ${duration(minutes)} (${count(minutes, "분")})`);
+    }
+    input.focus();
+  });
+});
+
+// --- the printable sign-in sheet (출석부) ---------------------------------------------------
+
+// "2026년 12월 8일 (화)"
+const longDay = (instant) => { const s = seoul(instant); return `${s.y}년 ${s.mo}월 ${s.d}일 (${s.wd})`; };
+
+async function openSheet() {
+  clearFeedback();
+  try { await loadRoster(); } catch (err) { fail(err); return; }
+  const p = state.posting;
+  const seated = state.roster.entries.filter((e) => e.status === "confirmed");
+  $("sheet-title").textContent = `출석부: ${p.title}`;
+  const facts = [
+    ["시설", p.facility_name || "-"],
+    ["근무", p.title],
+    ["날짜", longDay(p.starts_at)],
+    ["시간", `${clock(p.starts_at)} ~ ${clock(p.ends_at)} (${duration(minutesBetween(p.starts_at, p.ends_at))})`],
+    ["인원", `확정 ${count(seated.length, "명")}`],
+  ];
+  $("sheet-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
+  const rows = seated.map((e, i) => el("tr", { "data-booking": e.booking_id },
+    el("td", { class: "n", text: String(i + 1) }),
+    el("td", { text: who(e) }),
+    el("td", { class: "code", text: e.check_in_code || "" }),
+    el("td", { class: "qr" }),
+    el("td", { text: e.check_in ? clock(e.check_in.checked_in_at) : "" }),
+    el("td", { text: e.check_in?.checked_out_at ? clock(e.check_in.checked_out_at) : "" }),
+    el("td", { class: "sign" })));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "7", text: "확정된 참여자가 없습니다." })));
+  $("sheet-rows").replaceChildren(...rows);
+  show("screen-sheet");
+  // each code's QR, from the registry (SVG), for a sheet the citizens can scan from
+  await Promise.all(seated.filter((e) => e.check_in_code).map(async (e) => {
+    try {
+      const svg = await apiText(`/v1/postings/${p.id}/check-in-qr?booking_id=${encodeURIComponent(e.booking_id)}`);
+      const cell = $("sheet-rows").querySelector(`tr[data-booking="${e.booking_id}"] td.qr`);
+      cell?.replaceChildren(el("img", { src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`, alt: `입실 코드 ${e.check_in_code}의 QR 코드`, width: "72", height: "72" }));
+    } catch { /* the code is printed beside it */ }
+  }));
+}
+
+$("open-sheet").addEventListener("click", openSheet);
+$("sheet-back").addEventListener("click", () => { clearFeedback(); openDetail(state.posting.id); });
+$("sheet-print").addEventListener("click", () => window.print());
+// The paper sheet's times go into the roster's attendance form.
+$("sheet-attendance").addEventListener("click", async () => {
+  clearFeedback();
+  await openDetail(state.posting.id);
+  $("roster-title").scrollIntoView({ block: "start" });
+  $("roster-title").focus();
+  say("종이 출석부의 입실·퇴실 시각을 아래 명단에 입력하고 ‘출석 저장’을 누르세요.");
+});
 $("edit").addEventListener("click", () => { clearFeedback(); openForm("edit", state.posting); });
 $("duplicate").addEventListener("click", () => { clearFeedback(); openForm("duplicate", state.posting); });
 $("cancel-open").addEventListener("click", () => {

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+import asyncpg
 
 from registry import store
 from registry.domain.attendance import (
@@ -82,51 +84,61 @@ async def record(
     async def work() -> AttendanceOutcome:
         async with ctx.pool.acquire() as conn, conn.transaction():
             row = await own_posting(conn, caller, posting_id, for_update=True)
-            now = ctx.now()
-            shift = row.shift
-            ids = [e.booking_id for e in entries]
-            try:
-                phase = opening(row.status, shift, entries, now, policy)
-                bookings = await store.bookings_by_id(conn, posting_id, ids)
-                stored = await store.attendance_by_booking(conn, ids)
-                planned = plan_records(
-                    entries,
-                    phase=phase,
-                    shift=shift,
-                    seated={
-                        b.booking_id: b.citizen_id
-                        for b in bookings.values()
-                        if b.status == "confirmed"
-                    },
-                    stored={booking: a.recorded for booking, a in stored.items()},
-                )
-            except Refusal as exc:
-                raise refused(exc) from exc
-            for item in planned:
-                if not item.writes:
-                    continue
-                await store.upsert_attendance(
-                    conn,
-                    attendance_id=item.attendance_id,
-                    booking_id=item.entry.booking_id,
-                    posting_id=row.id,
-                    citizen_id=item.citizen_id,
-                    entry=item.entry,
-                    minutes=item.minutes,
-                    revision=item.revision,
-                    now=now,
-                )
-                await store.emit(conn, _event(row, item), occurred_at=now)
-            log.info(
-                "attendance recorded",
-                extra={"posting": row.id, "records": len(entries), "phase": phase},
-            )
-            return AttendanceOutcome(
-                posting_id=row.id,
-                phase=phase,
-                window_closes_at=attendance_window_closes_at(shift, policy),
-                scheduled_minutes=shift.scheduled_minutes,
-                records=planned,
-            )
+            return await record_in(conn, row, entries, ctx.now(), policy)
 
     return await retry_conflicts(work)
+
+
+async def record_in(
+    conn: asyncpg.Connection,
+    row: store.PostingRow,
+    entries: Sequence[AttendanceInput],
+    now: datetime,
+    policy: AttendancePolicy,
+) -> AttendanceOutcome:
+    """Record `entries` in the caller's transaction, the posting row locked by the caller:
+    the rules of `domain.attendance`, the stored records and their events. A check-out
+    (`usecases.checkin`) records through here too, so its minutes are these rules'."""
+    shift = row.shift
+    ids = [e.booking_id for e in entries]
+    try:
+        phase = opening(row.status, shift, entries, now, policy)
+        bookings = await store.bookings_by_id(conn, row.id, ids)
+        stored = await store.attendance_by_booking(conn, ids)
+        planned = plan_records(
+            entries,
+            phase=phase,
+            shift=shift,
+            seated={
+                b.booking_id: b.citizen_id for b in bookings.values() if b.status == "confirmed"
+            },
+            stored={booking: a.recorded for booking, a in stored.items()},
+        )
+    except Refusal as exc:
+        raise refused(exc) from exc
+    for item in planned:
+        if not item.writes:
+            continue
+        await store.upsert_attendance(
+            conn,
+            attendance_id=item.attendance_id,
+            booking_id=item.entry.booking_id,
+            posting_id=row.id,
+            citizen_id=item.citizen_id,
+            entry=item.entry,
+            minutes=item.minutes,
+            revision=item.revision,
+            now=now,
+        )
+        await store.emit(conn, _event(row, item), occurred_at=now)
+    log.info(
+        "attendance recorded",
+        extra={"posting": row.id, "records": len(entries), "phase": phase},
+    )
+    return AttendanceOutcome(
+        posting_id=row.id,
+        phase=phase,
+        window_closes_at=attendance_window_closes_at(shift, policy),
+        scheduled_minutes=shift.scheduled_minutes,
+        records=planned,
+    )

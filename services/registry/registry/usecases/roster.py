@@ -47,6 +47,8 @@ async def on_booking_held(
         waitlist_position=position,
         at=envelope.occurred_at,
         promoted=isinstance(event, BookingPromoted),
+        display_name=event.display_name,
+        check_in_code=None if isinstance(event, BookingWaitlisted) else event.check_in_code,
     )
 
 
