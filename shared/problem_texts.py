@@ -177,12 +177,16 @@ FIELD_KO: dict[str, str] = {
     "holder_missing": "예금주를 입력해 주세요.",
     "holder_too_long": "예금주는 50자까지입니다.",
     "holder_bad_character": "예금주는 = + - @ 로 시작하거나 제어 문자를 담을 수 없습니다.",
+    # shared.schemas.NonBlank: spaces only (after trimming) and text Postgres cannot store
+    "string_blank": "공백만으로는 입력할 수 없습니다. 내용을 적어 주세요.",
+    "string_unstorable": "쓸 수 없는 문자(NUL 등)가 들어 있습니다.",
     # pydantic's error types
     "extra_forbidden": "알 수 없는 항목입니다.",
     "string_too_short": "너무 짧습니다.",
     "string_too_long": "너무 깁니다.",
     "string_pattern_mismatch": "형식이 맞지 않습니다.",
     "string_type": "문자열이어야 합니다.",
+    "string_unicode": "올바른 유니코드 문자열이 아닙니다.",
     "int_type": "정수여야 합니다.",
     "int_parsing": "정수여야 합니다.",
     "bool_type": "참/거짓 값이어야 합니다.",

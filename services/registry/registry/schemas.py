@@ -1,8 +1,8 @@
 """The HTTP shapes of the registry: request bodies (unknown fields refused) and responses.
 
-Strings that reach Postgres are checked for what Postgres cannot store (NUL, lone
-surrogates) and timestamps must carry an offset and lie in a sane range, so a strange but
-well-formed request is a 400, never a 500.
+Text fields are `shared.schemas.NonBlank`: trimmed, never only spaces, and checked for what
+Postgres cannot store (NUL, lone surrogates); timestamps must carry an offset and lie in a
+sane range, so a strange but well-formed request is a 400, never a 500.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from registry.domain.attendance import AttendanceStatus
 from registry.domain.facilities import FacilityKind
 from registry.domain.postings import PostingStatus, Selection
-from shared.schemas import Instant, StrictBody
+from shared.schemas import Instant, NonBlank, StrictBody
 from shared.web import Page
 
 T = TypeVar("T")
@@ -23,18 +23,15 @@ T = TypeVar("T")
 ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 
 
-def _storable(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("must be valid Unicode text") from exc
-    return value
-
-
 Timestamp = Instant  # ISO 8601 text with an offset, years YEAR_MIN..YEAR_MAX
-Tag = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_storable)]
+Tag = Annotated[str, NonBlank(40)]
+Title = Annotated[str, NonBlank(200)]
+Description = Annotated[str, NonBlank(4000, empty_ok=True)]
+FacilityName = Annotated[str, NonBlank(200)]
+Dong = Annotated[str, NonBlank(50)]
+Address = Annotated[str, NonBlank(300)]
+Phone = Annotated[str, NonBlank(30, pattern=r"^[0-9+\-() ]{3,30}$")]
+Note = Annotated[str, NonBlank(500)]
 
 
 class Body(StrictBody):
@@ -60,11 +57,11 @@ class DataPage(Page[T], Generic[T]):
 
 
 class FacilityCreate(Body):
-    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)]
+    name: FacilityName
     kind: FacilityKind
-    dong: Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_storable)]
-    address: Annotated[str, Field(max_length=300), AfterValidator(_storable)] | None = None
-    contact_phone: Annotated[str, Field(pattern=r"^[0-9+\-() ]{3,30}$")] | None = None
+    dong: Dong
+    address: Address | None = None
+    contact_phone: Phone | None = None
     requires_child_safety_check: bool
 
 
@@ -108,8 +105,8 @@ class FacilitySuspended(BaseModel):
 
 
 class PostingCreate(Body):
-    title: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)]
-    description: Annotated[str, Field(max_length=4000), AfterValidator(_storable)] = ""
+    title: Title
+    description: Description = ""
     starts_at: Timestamp
     ends_at: Timestamp
     capacity: int = Field(ge=1, le=10_000, description="bounded further by the settings")
@@ -124,10 +121,8 @@ class PostingCreate(Body):
 class PostingPatchBody(Body):
     """Only the fields sent change; at least one must be sent."""
 
-    title: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)] | None = (
-        None
-    )
-    description: Annotated[str, Field(max_length=4000), AfterValidator(_storable)] | None = None
+    title: Title | None = None
+    description: Description | None = None
     capacity: int | None = Field(default=None, ge=1, le=10_000)
     starts_at: Timestamp | None = None
     ends_at: Timestamp | None = None
@@ -144,7 +139,7 @@ class PostingPatchBody(Body):
 class CancelBody(Body):
     """Optional: a note kept with the cancellation (not sent to citizens)."""
 
-    note: Annotated[str, Field(max_length=500), AfterValidator(_storable)] | None = None
+    note: Note | None = None
 
 
 class Rejection(BaseModel):
