@@ -40,6 +40,7 @@ PROBLEM_KO: dict[str, tuple[str, str]] = {
     ),
     "clock_backwards": ("시계를 되돌릴 수 없음", "공유 시계는 앞으로만 움직일 수 있습니다."),
     "facility_suspended": ("정지된 기관", "이용이 정지된 기관에는 새 키를 발급하지 않습니다."),
+    "facility_not_suspended": ("정지되지 않은 기관", "이용이 정지된 기관이 아닙니다."),
     "forbidden": ("권한 없음", "이 자격 증명으로는 이 기능을 사용할 수 없습니다."),
     "http_error": ("요청 오류", "요청을 처리할 수 없습니다."),
     "idempotency_key_in_flight": (
@@ -187,6 +188,7 @@ FIELD_KO: dict[str, str] = {
     "string_pattern_mismatch": "형식이 맞지 않습니다.",
     "string_type": "문자열이어야 합니다.",
     "string_unicode": "올바른 유니코드 문자열이 아닙니다.",
+    "null_forbidden": "비워 둘 수 없는 항목입니다. 바꿀 값을 보내 주세요.",
     "int_type": "정수여야 합니다.",
     "int_parsing": "정수여야 합니다.",
     "bool_type": "참/거짓 값이어야 합니다.",

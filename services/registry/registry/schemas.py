@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from registry.domain.attendance import AttendanceStatus
 from registry.domain.facilities import FacilityKind
@@ -65,6 +66,37 @@ class FacilityCreate(Body):
     requires_child_safety_check: bool
 
 
+class FacilityPatchBody(Body):
+    """Only the fields sent change; at least one must be sent. `address` and
+    `contact_phone` may be `null` (none); the others may not."""
+
+    name: FacilityName | None = None
+    kind: FacilityKind | None = None
+    dong: Dong | None = None
+    address: Address | None = None
+    contact_phone: Phone | None = None
+
+    @field_validator("name", "kind", "dong")
+    @classmethod
+    def _not_null(cls, value: str | None) -> str:
+        if value is None:
+            raise PydanticCustomError("null_forbidden", "may be changed, not removed")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> FacilityPatchBody:
+        if not self.model_fields_set:
+            raise ValueError("send at least one field to change")
+        return self
+
+
+class RotateBody(Body):
+    """Optional: how long the keys issued before keep working (seconds; bounded by the
+    settings, default the configured overlap, 0 out of the box)."""
+
+    overlap_s: int | None = Field(default=None, ge=0, le=30 * 24 * 3600)
+
+
 class FacilityView(BaseModel):
     id: str
     name: str
@@ -94,11 +126,42 @@ class KeyRotated(BaseModel):
     previous_keys_valid_until: datetime = Field(
         description="when the keys issued before this one stop working"
     )
+    overlap_s: int = Field(default=0, description="seconds the previous keys keep working")
 
 
 class FacilitySuspended(BaseModel):
     facility: FacilityView
     cancelled_posting_ids: list[str]
+
+
+class FacilityResumed(BaseModel):
+    """A suspension lifted: the keys it had stay expired, so a new one is issued."""
+
+    facility: FacilityView
+    key_id: str
+    api_key: str = Field(description="shown this once; only its hash is stored")
+
+
+class FacilityChangeView(BaseModel):
+    """One administrator's change of a facility (append-only audit)."""
+
+    id: int
+    facility_id: str
+    action: Literal["registered", "edited", "suspended", "resumed", "key_rotated"]
+    changes: dict[str, Any] = Field(
+        description="edited: `{field: {from, to}}`; otherwise what the action did"
+    )
+    actor_role: str
+    actor_staff_id: str | None
+    staff_id_self_declared: bool = Field(description="the staff id is only what the client said")
+    request_id: str | None
+    client_address: str | None
+    at: datetime = Field(description="the service's clock")
+    recorded_at: datetime = Field(description="the wall clock")
+
+
+class FacilityChangePage(DataPage[FacilityChangeView]):
+    """A facility's changes, oldest first."""
 
 
 # --- postings -------------------------------------------------------------------------------
@@ -144,16 +207,23 @@ class CancelBody(Body):
 
 class Rejection(BaseModel):
     reason: str
-    detail: str
+    detail: str = Field(
+        description="why, and what this shift needs; not the programme's remaining budget"
+    )
     rejected_at: datetime | None
 
 
 class UpdateRejection(BaseModel):
     revision: int
     reason: str
-    requested_won: int
-    available_won: int
-    shortfall_won: int
+    requested_won: int = Field(description="what the refused change of this shift needed")
+    available_won: int | None = Field(
+        description="null on the facility API: the programme's budget is for finance and"
+        " administrators"
+    )
+    shortfall_won: int | None = Field(
+        description="null on the facility API (with the request it gives the budget away)"
+    )
     restored: dict[str, Any] = Field(description="the capacity and times put back")
     at: datetime
 
