@@ -64,6 +64,7 @@ PROBLEM_KO: dict[str, tuple[str, str]] = {
     ),
     "clock_backwards": ("시계를 되돌릴 수 없음", "공유 시계는 앞으로만 움직일 수 있습니다."),
     "facility_suspended": ("정지된 기관", "이용이 정지된 기관에는 새 키를 발급하지 않습니다."),
+    "facility_not_suspended": ("정지되지 않은 기관", "이용이 정지된 기관이 아닙니다."),
     "forbidden": ("권한 없음", "이 자격 증명으로는 이 기능을 사용할 수 없습니다."),
     "http_error": ("요청 오류", "요청을 처리할 수 없습니다."),
     "idempotency_key_in_flight": (
@@ -201,12 +202,17 @@ FIELD_KO: dict[str, str] = {
     "holder_missing": "예금주를 입력해 주세요.",
     "holder_too_long": "예금주는 50자까지입니다.",
     "holder_bad_character": "예금주는 = + - @ 로 시작하거나 제어 문자를 담을 수 없습니다.",
+    # shared.schemas.NonBlank: spaces only (after trimming) and text Postgres cannot store
+    "string_blank": "공백만으로는 입력할 수 없습니다. 내용을 적어 주세요.",
+    "string_unstorable": "쓸 수 없는 문자(NUL 등)가 들어 있습니다.",
     # pydantic's error types
     "extra_forbidden": "알 수 없는 항목입니다.",
     "string_too_short": "너무 짧습니다.",
     "string_too_long": "너무 깁니다.",
     "string_pattern_mismatch": "형식이 맞지 않습니다.",
     "string_type": "문자열이어야 합니다.",
+    "string_unicode": "올바른 유니코드 문자열이 아닙니다.",
+    "null_forbidden": "비워 둘 수 없는 항목입니다. 바꿀 값을 보내 주세요.",
     "int_type": "정수여야 합니다.",
     "int_parsing": "정수여야 합니다.",
     "bool_type": "참/거짓 값이어야 합니다.",

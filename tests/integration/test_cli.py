@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -193,3 +194,112 @@ async def test_a_triaged_dead_letter_is_discarded_on_record_and_stops_failing_in
 
     green = gwangsan("invariants", "--posting", posting.posting_id, "--citizen", citizen)
     assert green.returncode == 0, green.stdout + green.stderr
+
+
+def _field(output: str, name: str) -> str:
+    """The value of the last `  name   value` line in a command's output (what it did,
+    after what it was about to do)."""
+    for line in reversed(output.splitlines()):
+        parts = line.split(None, 1)
+        if len(parts) == 2 and parts[0] == name:
+            return parts[1].strip()
+    raise AssertionError(f"no {name} in:\n{output}")
+
+
+async def test_facility_commands_cover_the_admin_actions(stack_env: dict[str, str]) -> None:
+    """`gwangsan facility create / list / edit / show / rotate-key --overlap / suspend /
+    resume`: each changing command refuses without --yes (and changes nothing), then does
+    what it says; the new key works, the old one works during the overlap; show lists the
+    audited changes."""
+    import httpx
+
+    registry = stack_env["REGISTRY_URL"]
+
+    def works(key: str) -> bool:
+        answer = httpx.get(f"{registry}/v1/postings", headers={"Authorization": f"Bearer {key}"})
+        return answer.status_code == 200
+
+    create = ("facility", "create", "--name", "CLI 작은도서관", "--kind", "small_library")
+    create += ("--dong", "수완동", "--phone", "062-111-2222")
+    assert gwangsan(*create).returncode == 2  # no terminal, no --yes
+    made = gwangsan(*create, "--yes")
+    assert made.returncode == 0, made.stderr
+    facility_id = _field(made.stdout, "id")
+    first_key = made.stdout.strip().splitlines()[-1]
+    assert works(first_key)
+    listed = gwangsan("facility", "list")
+    assert listed.returncode == 0 and facility_id in listed.stdout
+
+    blank = gwangsan("facility", "edit", facility_id, "--name", "   ", "--yes")
+    assert blank.returncode == 2 and "name" in blank.stderr
+    edited = gwangsan(
+        "facility", "edit", facility_id, "--name", "CLI 도서관", "--dong", "첨단1동",
+        "--clear-phone", "--yes",
+    )  # fmt: skip
+    assert edited.returncode == 0, edited.stderr
+    assert _field(edited.stdout, "name") == "CLI 도서관"
+    assert _field(edited.stdout, "contact_phone") == "None"
+
+    rotated = gwangsan("facility", "rotate-key", facility_id, "--overlap", "1h", "--yes")
+    assert rotated.returncode == 0, rotated.stderr
+    second_key = next(line for line in rotated.stdout.splitlines() if line.startswith("fk_"))
+    assert works(first_key) and works(second_key)  # inside the overlap
+
+    assert gwangsan("facility", "suspend", facility_id).returncode == 2
+    suspended = gwangsan("facility", "suspend", facility_id, "--yes")
+    assert suspended.returncode == 0 and "suspended" in suspended.stdout, suspended.stderr
+    assert not works(first_key) and not works(second_key)
+    resumed = gwangsan("facility", "resume", facility_id, "--yes")
+    assert resumed.returncode == 0, resumed.stderr
+    third_key = resumed.stdout.strip().splitlines()[-1]
+    assert works(third_key) and not works(second_key)
+    again = gwangsan("facility", "resume", facility_id, "--yes")
+    assert again.returncode == 2 and "not suspended" in again.stderr
+
+    shown = gwangsan("facility", "show", facility_id)
+    assert shown.returncode == 0, shown.stderr
+    for action in ("registered", "edited", "key_rotated", "suspended", "resumed"):
+        assert action in shown.stdout, shown.stdout
+
+
+async def test_policy_budget_clock_and_payout_file_commands(kit: Kit, tmp_path: Path) -> None:
+    """`gwangsan rates|caps show`, `caps set` (keeping the other years), `budget set` (asks
+    first; the total changes; a blank note is refused), `clock show|set --advance`, and
+    `month payout-file` of a closed month, as a summary and as a private CSV file."""
+    year = await kit.fresh_year()
+    for command in (("rates", "show"), ("caps", "show"), ("clock", "show")):
+        shown = gwangsan(*command)
+        assert shown.returncode == 0, (command, shown.stderr)
+
+    caps_before = gwangsan("caps", "show").stdout
+    cap = ("caps", "set", "--year", str(year), "--weekly-hours", "13", "--monthly-won")
+    cap += ("583444", "--source", "CLI test", "--note", "CLI test")
+    assert gwangsan(*cap).returncode == 2
+    caps_set = gwangsan(*cap, "--yes")
+    assert caps_set.returncode == 0, caps_set.stderr
+    assert str(year) in caps_set.stdout and "583444" in caps_set.stdout
+    for line in caps_before.splitlines()[2:]:
+        if line.split() and line.split()[0].isdigit() and line.split()[0] != str(year):
+            assert line.split()[0] in caps_set.stdout  # other years kept
+
+    budget = ("budget", "set", "--fiscal-year", str(year), "--amount-won", "7000000")
+    assert gwangsan(*budget, "--note", "CLI test").returncode == 2
+    assert gwangsan(*budget, "--note", "   ", "--yes").returncode == 2
+    done = gwangsan(*budget, "--note", "CLI test", "--yes")
+    assert done.returncode == 0 and "7,000,000 won" in done.stdout, done.stderr
+    shown = gwangsan("budget", "show", "--fiscal-year", str(year))
+    assert shown.returncode == 0 and "7,000,000 won" in shown.stdout
+
+    now = gwangsan("clock", "show").stdout.strip()
+    moved = gwangsan("clock", "set", "--advance", "1m", "--yes")
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.strip().split()[-1] > now
+
+    period = "2020-02"
+    assert gwangsan("month", "close", period, "--yes").returncode == 0
+    summary = gwangsan("month", "payout-file", period, "--summary")
+    assert summary.returncode == 0 and f"{period}:" in summary.stdout, summary.stderr
+    target = tmp_path / "payout.csv"
+    saved = gwangsan("month", "payout-file", period, "--output", str(target))
+    assert saved.returncode == 0, saved.stderr
+    assert target.exists() and oct(target.stat().st_mode & 0o777) == "0o600"

@@ -232,3 +232,73 @@ def test_a_body_that_does_not_arrive_is_a_408(stack_env: dict[str, str]) -> None
     assert received.startswith(b"HTTP/1.1 408"), received[:200]
     assert b"body_timeout" in received
     assert took < 30
+
+
+def test_a_blank_name_is_refused_in_korean_and_nothing_is_written(
+    stack_env: dict[str, str], facility: dict[str, str]
+) -> None:
+    """Issue 15: a facility named `"   "` was accepted. Now spaces-only text is a 400
+    naming the field (`string_blank`, Korean with `Accept-Language: ko`) on every write
+    API — a facility's name, a posting's title, a budget note — and nothing is written."""
+    registry, allowance = stack_env["REGISTRY_URL"], stack_env["ALLOWANCE_URL"]
+    admin = bearer(stack_env["ADMIN_TOKEN"])
+
+    def facilities() -> list[dict[str, Any]]:
+        listed = httpx.get(
+            f"{registry}/v1/admin/facilities", params={"limit": 1000}, headers=admin, timeout=30
+        )
+        assert listed.status_code == 200, listed.text
+        items: list[dict[str, Any]] = listed.json()["items"]
+        return items
+
+    before = facilities()
+    body = {"kind": "park", "dong": "평동", "requires_child_safety_check": False}
+    for blank in ("   ", "", "\t\u3000"):
+        answer = httpx.post(
+            f"{registry}/v1/admin/facilities",
+            headers={**admin, "Accept-Language": "ko"},
+            json={**body, "name": blank},
+            timeout=30,
+        )
+        assert answer.status_code == 400, (blank, answer.text)
+        assert fields_of(answer) == {"name"}
+        [error] = answer.json()["errors"]
+        assert error["code"] == "string_blank" and "공백" in error["message"], error
+    assert facilities() == before
+    trimmed = httpx.post(
+        f"{registry}/v1/admin/facilities",
+        headers=admin,
+        json={**body, "name": "  빈칸 없는 공원  ", "address": " 평동로 1 "},
+        timeout=30,
+    )
+    assert trimmed.status_code == 201, trimmed.text
+    assert (trimmed.json()["name"], trimmed.json()["address"]) == ("빈칸 없는 공원", "평동로 1")
+
+    now = datetime.fromisoformat(
+        httpx.get(f"{registry}/v1/admin/clock", headers=admin, timeout=30).json()["now"]
+    )
+    posted = httpx.post(
+        f"{registry}/v1/postings",
+        headers={**facility, "Idempotency-Key": uuid.uuid4().hex},
+        json={**_shift(now), "capacity": 1, "title": "  "},
+        timeout=30,
+    )
+    assert posted.status_code == 400 and fields_of(posted) == {"title"}, posted.text
+
+    budget_before = httpx.get(
+        f"{allowance}/v1/admin/budget", params={"fiscal_year": 2099}, headers=admin, timeout=30
+    )
+    answer = httpx.put(
+        f"{allowance}/v1/admin/budget",
+        headers=admin,
+        json={"fiscal_year": 2099, "amount_won": 1000, "note": "   "},
+        timeout=30,
+    )
+    assert answer.status_code == 400 and fields_of(answer) == {"note"}, answer.text
+    budget_after = httpx.get(
+        f"{allowance}/v1/admin/budget", params={"fiscal_year": 2099}, headers=admin, timeout=30
+    )
+    assert (budget_after.status_code, budget_after.text) == (
+        budget_before.status_code,
+        budget_before.text,
+    )

@@ -38,12 +38,32 @@ class RegistryAdmin(Surface):
     async def get_facility(self, facility_id: str) -> Json:
         return await self.json("GET", f"/v1/admin/facilities/{facility_id}")
 
-    async def rotate_facility_key(self, facility_id: str) -> Json:
+    async def all_facilities(self) -> list[Json]:
+        """Every facility (all pages), oldest first."""
+        return await self.all_items("/v1/admin/facilities", "items")
+
+    async def edit_facility(self, facility_id: str, changes: Json) -> Json:
+        """Change name, kind, dong, address or contact_phone (only the fields given)."""
+        return await self.json("PATCH", f"/v1/admin/facilities/{facility_id}", json=changes)
+
+    async def facility_changes(self, facility_id: str) -> list[Json]:
+        """What administrators changed on the facility (all pages), oldest first."""
+        return await self.all_items(f"/v1/admin/facilities/{facility_id}/changes", "items")
+
+    async def rotate_facility_key(self, facility_id: str, overlap_s: int | None = None) -> Json:
+        """A new key; the old ones keep working `overlap_s` seconds (default: the
+        configured overlap, 0 out of the box)."""
         path = f"/v1/admin/facilities/{facility_id}/keys/rotate"
-        return await self.json("POST", path, expect=OK_OR_CREATED)
+        body = {"overlap_s": overlap_s} if overlap_s is not None else None
+        return await self.json("POST", path, json=body, expect=OK_OR_CREATED)
 
     async def suspend_facility(self, facility_id: str) -> Json:
         path = f"/v1/admin/facilities/{facility_id}/suspend"
+        return await self.json("POST", path, expect=OK_OR_CREATED)
+
+    async def resume_facility(self, facility_id: str) -> Json:
+        """Lift a suspension: the facility and its new key (shown this once)."""
+        path = f"/v1/admin/facilities/{facility_id}/resume"
         return await self.json("POST", path, expect=OK_OR_CREATED)
 
 
@@ -154,6 +174,13 @@ class AllowanceAdmin(Surface):
     async def set_rates(self, rates: list[Json], note: str = "") -> Json:
         return await self.json("PUT", "/v1/admin/rates", json={"rates": rates, "note": note})
 
+    async def get_minimum_wages(self) -> Json:
+        return await self.json("GET", "/v1/admin/minimum-wages")
+
+    async def set_minimum_wages(self, minimum_wages: list[Json], note: str = "") -> Json:
+        body = {"minimum_wages": minimum_wages, "note": note}
+        return await self.json("PUT", "/v1/admin/minimum-wages", json=body)
+
     async def get_caps(self) -> Json:
         return await self.json("GET", "/v1/admin/caps")
 
@@ -213,6 +240,10 @@ class Finance(Surface):
     async def get_payout_file(self, period: str, format: str = "csv") -> Json | bytes:
         path = f"/v1/periods/{period}/payout-file"
         return await self.content("GET", path, params={"format": format})
+
+    async def mark_paid(self, period: str) -> Json:
+        """Record that a closed month's payout file was transferred."""
+        return await self.json("POST", f"/v1/periods/{period}/mark-paid", expect=OK_OR_CREATED)
 
     async def put_payee(self, citizen_ref: str, bank_details: Json) -> Json:
         path = f"/v1/payees/{citizen_ref}"

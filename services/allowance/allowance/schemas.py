@@ -1,20 +1,22 @@
 """Request and response bodies of the allowance API (pydantic; write bodies refuse unknown
-fields)."""
+fields; their text fields are `shared.schemas.NonBlank`: trimmed, never only spaces)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
-from shared.schemas import Day, StrictBody
+from shared.schemas import Day, NonBlank, StrictBody
 from shared.web import Page
 
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 CITIZEN_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"
 YEAR_MIN, YEAR_MAX = 2000, 9998
 BUDGET_WON_MAX = 10**13  # ten trillion won: far above any district programme
+Source = Annotated[str, NonBlank(500)]  # where a policy figure comes from
+Note = Annotated[str, NonBlank(500, empty_ok=True)]  # why a table changed ("" for none)
 
 
 class _Write(StrictBody):
@@ -27,12 +29,12 @@ class _Write(StrictBody):
 class RateIn(_Write):
     effective_from: Day = Field(description="first Seoul date the rate applies to")
     hourly_rate_won: int = Field(ge=1, le=1_000_000)
-    source: str = Field(min_length=1, max_length=500, description="where the figure comes from")
+    source: Source = Field(description="where the figure comes from")
 
 
 class RatesBody(_Write):
     rates: list[RateIn] = Field(min_length=1, max_length=200)
-    note: str = Field(default="", max_length=500)
+    note: Note = ""
 
 
 class RatesOut(BaseModel):
@@ -46,12 +48,12 @@ class RatesOut(BaseModel):
 class MinimumWageIn(_Write):
     year: int = Field(ge=YEAR_MIN, le=YEAR_MAX)
     hourly_won: int = Field(ge=1, le=1_000_000)
-    source: str = Field(min_length=1, max_length=500)
+    source: Source
 
 
 class MinimumWagesBody(_Write):
     minimum_wages: list[MinimumWageIn] = Field(min_length=1, max_length=200)
-    note: str = Field(default="", max_length=500)
+    note: Note = ""
 
 
 class RateWarning(BaseModel):
@@ -77,12 +79,12 @@ class CapIn(_Write):
     year: int = Field(ge=YEAR_MIN, le=YEAR_MAX)
     weekly_hours_max: int = Field(ge=1, le=168, description="booked hours per ISO week")
     monthly_amount_max_won: int = Field(ge=0, le=100_000_000, description="won per Seoul month")
-    source: str = Field(min_length=1, max_length=500)
+    source: Source
 
 
 class CapsBody(_Write):
     caps: list[CapIn] = Field(min_length=1, max_length=200)
-    note: str = Field(default="", max_length=500)
+    note: Note = ""
 
 
 class CapsOut(BaseModel):
@@ -106,7 +108,7 @@ class BudgetBody(_Write):
     amount_won: int = Field(
         ge=0, le=BUDGET_WON_MAX, strict=True, description="the new total appropriation"
     )
-    note: str = Field(min_length=1, max_length=300, description="why (e.g. the council decision)")
+    note: Annotated[str, NonBlank(300)] = Field(description="why (e.g. the council decision)")
     previous_amount_won: int | None = Field(
         default=None,
         ge=0,
@@ -300,7 +302,7 @@ class PayeeBody(_Write):
     account_number: str = Field(
         pattern=r"^[0-9][0-9-]{6,28}[0-9]$", description="digits, hyphens allowed"
     )
-    account_holder: str = Field(min_length=1, max_length=50, pattern=r"^[^=+\-@\t\r\n][^\t\r\n]*$")
+    account_holder: Annotated[str, NonBlank(50, pattern=r"^[^=+\-@\t\r\n][^\t\r\n]*$")]
 
 
 class PayeeOut(BaseModel):

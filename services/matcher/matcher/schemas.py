@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -21,6 +20,7 @@ from pydantic import (
 from matcher.domain.eligibility import adult_from
 from shared.events import DISPLAY_NAME_LENGTH_MAX, CitizenProfile
 from shared.problems import Problem, validation_errors
+from shared.schemas import NonBlank
 from shared.web import Page
 
 # --- partner webhooks (in) -------------------------------------------------------------------
@@ -32,17 +32,11 @@ def _is_surrogate(ch: str) -> bool:
     return "\ud800" <= ch <= "\udfff"
 
 
-def _storable_text(value: str) -> str:
-    """Text Postgres (UTF-8) can store: no NUL character, no lone surrogate. Refused at
-    the door, never accepted and then lost to a consumer that cannot write it."""
-    if "\x00" in value:
-        raise ValueError("a NUL character (U+0000) is not allowed in text")
-    if any(_is_surrogate(ch) for ch in value):
-        raise ValueError("a lone surrogate is not allowed in text")
-    return value
-
-
-_Text = Annotated[str, AfterValidator(_storable_text)]
+# Partner text as sent (never trimmed: `" k"` is not the partner's `"k"`), but never only
+# spaces, and storable by Postgres (no NUL, no lone surrogate): refused at the door, never
+# accepted and then lost to a consumer that cannot write it (shared.schemas.NonBlank).
+_PartnerId = Annotated[str, NonBlank(100, trim=False)]
+_DongText = Annotated[str, NonBlank(50, trim=False)]
 
 
 def _trimmed(value: str) -> str:
@@ -73,8 +67,8 @@ class CitizenData(_Body):
     """The citizen as the partner sends it (BRIEF §6); what reaches our topic is derived
     from it (`to_profile`: no birth date in clear, docs/decisions/0013)."""
 
-    partner_user_id: _Text = Field(min_length=1, max_length=100)
-    dong: _Text = Field(min_length=1, max_length=50)
+    partner_user_id: _PartnerId
+    dong: _DongText
     neighbourhood_verified_at: AwareDatetime
     birth_date: date
     child_safety_check: bool
@@ -106,7 +100,7 @@ class SubmittedData(_Body):
 class WithdrawnData(_Body):
     application_id: _Id
     posting_id: _Id
-    partner_user_id: _Text = Field(min_length=1, max_length=100)
+    partner_user_id: _PartnerId
 
 
 class ApplicationSubmittedWebhook(_Body):

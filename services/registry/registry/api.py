@@ -117,7 +117,7 @@ admin = APIRouter(prefix="/v1/admin/facilities", tags=["admin"])
     responses=responses(400, 401, 403, 413),
 )
 async def create_facility(
-    body: schemas.FacilityCreate, _: Admin, ctx: RegistryCtx
+    body: schemas.FacilityCreate, who: Admin, ctx: RegistryCtx
 ) -> schemas.FacilityCreated:
     registered = await facilities.create(
         ctx,
@@ -129,6 +129,7 @@ async def create_facility(
             contact_phone=body.contact_phone,
             requires_child_safety_check=body.requires_child_safety_check,
         ),
+        who,
     )
     return schemas.FacilityCreated(
         **views.facility_view(registered.facility).model_dump(),
@@ -159,19 +160,56 @@ async def get_facility(facility_id: FacilityId, _: Admin, ctx: RegistryCtx) -> s
     return await views.facility(ctx, facility_id)
 
 
+@admin.patch(
+    "/{facility_id}",
+    response_model=schemas.FacilityView,
+    summary="Edit a facility's name, kind, dong, address or contact phone (audited)",
+    responses=responses(400, 401, 403, 404, 413),
+)
+async def edit_facility(
+    facility_id: FacilityId, body: schemas.FacilityPatchBody, who: Admin, ctx: RegistryCtx
+) -> schemas.FacilityView:
+    wanted = body.model_dump(include=body.model_fields_set)
+    return views.facility_view(await facilities.edit(ctx, facility_id, wanted, who))
+
+
+@admin.get(
+    "/{facility_id}/changes",
+    response_model=schemas.FacilityChangePage,
+    summary="What administrators changed on a facility: who, when, what (oldest first)",
+    responses=responses(400, 401, 403, 404),
+)
+async def facility_changes(
+    facility_id: FacilityId,
+    _: Admin,
+    ctx: RegistryCtx,
+    limit: Limit = None,
+    cursor: CursorParam = None,
+) -> schemas.FacilityChangePage:
+    return await views.facility_changes(ctx, facility_id, limit=limit, cursor=cursor)
+
+
 @admin.post(
     "/{facility_id}/keys/rotate",
     response_model=schemas.KeyRotated,
-    summary="Issue a new key; the previous ones stop working after the configured overlap",
-    responses=responses(400, 401, 403, 404, 409),
+    summary="Issue a new key; the previous ones stop working after the overlap (`overlap_s`,"
+    " default the configured one)",
+    responses=responses(400, 401, 403, 404, 409, 413),
 )
-async def rotate_key(facility_id: FacilityId, _: Admin, ctx: RegistryCtx) -> schemas.KeyRotated:
-    rotated = await facilities.rotate_key(ctx, facility_id)
+async def rotate_key(
+    facility_id: FacilityId,
+    who: Admin,
+    ctx: RegistryCtx,
+    body: schemas.RotateBody | None = None,
+) -> schemas.KeyRotated:
+    overlap_s = body.overlap_s if body is not None else None
+    rotated = await facilities.rotate_key(ctx, facility_id, who, overlap_s)
     return schemas.KeyRotated(
         facility_id=rotated.facility_id,
         key_id=rotated.key.key_id,
         api_key=rotated.key.secret,
         previous_keys_valid_until=rotated.previous_keys_valid_until,
+        overlap_s=rotated.overlap_s,
     )
 
 
@@ -182,12 +220,30 @@ async def rotate_key(facility_id: FacilityId, _: Admin, ctx: RegistryCtx) -> sch
     responses=responses(400, 401, 403, 404),
 )
 async def suspend_facility(
-    facility_id: FacilityId, _: Admin, ctx: RegistryCtx
+    facility_id: FacilityId, who: Admin, ctx: RegistryCtx
 ) -> schemas.FacilitySuspended:
-    suspended = await facilities.suspend(ctx, facility_id)
+    suspended = await facilities.suspend(ctx, facility_id, who)
     return schemas.FacilitySuspended(
         facility=views.facility_view(suspended.facility),
         cancelled_posting_ids=suspended.cancelled_posting_ids,
+    )
+
+
+@admin.post(
+    "/{facility_id}/resume",
+    response_model=schemas.FacilityResumed,
+    summary="Lift a suspension: the facility is active with a new key (shown once); its old"
+    " keys stay expired and the postings the suspension cancelled stay cancelled",
+    responses=responses(400, 401, 403, 404, 409),
+)
+async def resume_facility(
+    facility_id: FacilityId, who: Admin, ctx: RegistryCtx
+) -> schemas.FacilityResumed:
+    resumed = await facilities.resume(ctx, facility_id, who)
+    return schemas.FacilityResumed(
+        facility=views.facility_view(resumed.facility),
+        key_id=resumed.key.key_id,
+        api_key=resumed.key.secret,
     )
 
 

@@ -1,8 +1,8 @@
 """The HTTP shapes of the registry: request bodies (unknown fields refused) and responses.
 
-Strings that reach Postgres are checked for what Postgres cannot store (NUL, lone
-surrogates) and timestamps must carry an offset and lie in a sane range, so a strange but
-well-formed request is a 400, never a 500.
+Text fields are `shared.schemas.NonBlank`: trimmed, never only spaces, and checked for what
+Postgres cannot store (NUL, lone surrogates); timestamps must carry an offset and lie in a
+sane range, so a strange but well-formed request is a 400, never a 500.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from registry.domain.attendance import AttendanceStatus
 from registry.domain.checkin import CODE_TYPED_PATTERN
 from registry.domain.facilities import FacilityKind
 from registry.domain.postings import PostingStatus, Selection
-from shared.schemas import Instant, StrictBody
+from shared.schemas import Instant, NonBlank, StrictBody
 from shared.web import Page
 
 T = TypeVar("T")
@@ -24,18 +25,15 @@ T = TypeVar("T")
 ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 
 
-def _storable(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("must be valid Unicode text") from exc
-    return value
-
-
 Timestamp = Instant  # ISO 8601 text with an offset, years YEAR_MIN..YEAR_MAX
-Tag = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_storable)]
+Tag = Annotated[str, NonBlank(40)]
+Title = Annotated[str, NonBlank(200)]
+Description = Annotated[str, NonBlank(4000, empty_ok=True)]
+FacilityName = Annotated[str, NonBlank(200)]
+Dong = Annotated[str, NonBlank(50)]
+Address = Annotated[str, NonBlank(300)]
+Phone = Annotated[str, NonBlank(30, pattern=r"^[0-9+\-() ]{3,30}$")]
+Note = Annotated[str, NonBlank(500)]
 
 
 class Body(StrictBody):
@@ -61,12 +59,43 @@ class DataPage(Page[T], Generic[T]):
 
 
 class FacilityCreate(Body):
-    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)]
+    name: FacilityName
     kind: FacilityKind
-    dong: Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_storable)]
-    address: Annotated[str, Field(max_length=300), AfterValidator(_storable)] | None = None
-    contact_phone: Annotated[str, Field(pattern=r"^[0-9+\-() ]{3,30}$")] | None = None
+    dong: Dong
+    address: Address | None = None
+    contact_phone: Phone | None = None
     requires_child_safety_check: bool
+
+
+class FacilityPatchBody(Body):
+    """Only the fields sent change; at least one must be sent. `address` and
+    `contact_phone` may be `null` (none); the others may not."""
+
+    name: FacilityName | None = None
+    kind: FacilityKind | None = None
+    dong: Dong | None = None
+    address: Address | None = None
+    contact_phone: Phone | None = None
+
+    @field_validator("name", "kind", "dong")
+    @classmethod
+    def _not_null(cls, value: str | None) -> str:
+        if value is None:
+            raise PydanticCustomError("null_forbidden", "may be changed, not removed")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> FacilityPatchBody:
+        if not self.model_fields_set:
+            raise ValueError("send at least one field to change")
+        return self
+
+
+class RotateBody(Body):
+    """Optional: how long the keys issued before keep working (seconds; bounded by the
+    settings, default the configured overlap, 0 out of the box)."""
+
+    overlap_s: int | None = Field(default=None, ge=0, le=30 * 24 * 3600)
 
 
 class FacilityView(BaseModel):
@@ -98,6 +127,7 @@ class KeyRotated(BaseModel):
     previous_keys_valid_until: datetime = Field(
         description="when the keys issued before this one stop working"
     )
+    overlap_s: int = Field(default=0, description="seconds the previous keys keep working")
 
 
 class FacilitySuspended(BaseModel):
@@ -105,12 +135,42 @@ class FacilitySuspended(BaseModel):
     cancelled_posting_ids: list[str]
 
 
+class FacilityResumed(BaseModel):
+    """A suspension lifted: the keys it had stay expired, so a new one is issued."""
+
+    facility: FacilityView
+    key_id: str
+    api_key: str = Field(description="shown this once; only its hash is stored")
+
+
+class FacilityChangeView(BaseModel):
+    """One administrator's change of a facility (append-only audit)."""
+
+    id: int
+    facility_id: str
+    action: Literal["registered", "edited", "suspended", "resumed", "key_rotated"]
+    changes: dict[str, Any] = Field(
+        description="edited: `{field: {from, to}}`; otherwise what the action did"
+    )
+    actor_role: str
+    actor_staff_id: str | None
+    staff_id_self_declared: bool = Field(description="the staff id is only what the client said")
+    request_id: str | None
+    client_address: str | None
+    at: datetime = Field(description="the service's clock")
+    recorded_at: datetime = Field(description="the wall clock")
+
+
+class FacilityChangePage(DataPage[FacilityChangeView]):
+    """A facility's changes, oldest first."""
+
+
 # --- postings -------------------------------------------------------------------------------
 
 
 class PostingCreate(Body):
-    title: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)]
-    description: Annotated[str, Field(max_length=4000), AfterValidator(_storable)] = ""
+    title: Title
+    description: Description = ""
     starts_at: Timestamp
     ends_at: Timestamp
     capacity: int = Field(ge=1, le=10_000, description="bounded further by the settings")
@@ -125,10 +185,8 @@ class PostingCreate(Body):
 class PostingPatchBody(Body):
     """Only the fields sent change; at least one must be sent."""
 
-    title: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)] | None = (
-        None
-    )
-    description: Annotated[str, Field(max_length=4000), AfterValidator(_storable)] | None = None
+    title: Title | None = None
+    description: Description | None = None
     capacity: int | None = Field(default=None, ge=1, le=10_000)
     starts_at: Timestamp | None = None
     ends_at: Timestamp | None = None
@@ -145,21 +203,28 @@ class PostingPatchBody(Body):
 class CancelBody(Body):
     """Optional: a note kept with the cancellation (not sent to citizens)."""
 
-    note: Annotated[str, Field(max_length=500), AfterValidator(_storable)] | None = None
+    note: Note | None = None
 
 
 class Rejection(BaseModel):
     reason: str
-    detail: str
+    detail: str = Field(
+        description="why, and what this shift needs; not the programme's remaining budget"
+    )
     rejected_at: datetime | None
 
 
 class UpdateRejection(BaseModel):
     revision: int
     reason: str
-    requested_won: int
-    available_won: int
-    shortfall_won: int
+    requested_won: int = Field(description="what the refused change of this shift needed")
+    available_won: int | None = Field(
+        description="null on the facility API: the programme's budget is for finance and"
+        " administrators"
+    )
+    shortfall_won: int | None = Field(
+        description="null on the facility API (with the request it gives the budget away)"
+    )
     restored: dict[str, Any] = Field(description="the capacity and times put back")
     at: datetime
 

@@ -24,6 +24,10 @@ class RegistrySettings(ServiceSettings):
     # Key rotation: how long the previous key keeps working after a rotation, so a facility
     # can roll the new key out. 0 (the default) means it stops at once.
     facility_key_rotation_overlap_s: int = Field(default=0, ge=0)
+    # The longest overlap an administrator may ask for on one rotation (`overlap_s`): a
+    # week, enough to roll a key out to every device of a facility; longer leaves a key that
+    # was meant to be replaced working for too long.
+    facility_key_rotation_overlap_max_s: int = Field(default=7 * 24 * 3600, ge=0)
 
     # Shift rules, BRIEF §5: 30 minutes to 8 hours, capacity 1 to 200, start in the future.
     posting_duration_min_minutes: int = 30

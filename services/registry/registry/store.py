@@ -28,6 +28,9 @@ from shared.money import RateEntry
 # The `producer` of every event the registry writes.
 PRODUCER = "registry"
 
+# The facility columns an administrator may edit (PATCH /v1/admin/facilities/{id}).
+FACILITY_EDITABLE = frozenset({"name", "kind", "dong", "address", "contact_phone"})
+
 # A position in a list ordered by (created_at, id): stable under inserts.
 Position = tuple[datetime, str]
 
@@ -106,6 +109,7 @@ class PostingRow(_Row):
     budget_revision: int
     rejection_reason: str | None
     rejection_detail: str | None
+    rejection_requested_won: int | None
     last_update_rejected: dict[str, Any] | None
     cancel_reason: str | None
     created_at: datetime
@@ -383,6 +387,91 @@ async def suspend_facility(conn: asyncpg.Connection, facility_id: str, now: date
     )
 
 
+async def update_facility(
+    conn: asyncpg.Connection, facility_id: str, changes: dict[str, Any]
+) -> FacilityRow:
+    """Set the given columns (names from `FACILITY_EDITABLE` only) of one facility."""
+    names = sorted(changes)
+    if not names or not set(names) <= FACILITY_EDITABLE:
+        raise ValueError(f"not editable: {sorted(set(names) - FACILITY_EDITABLE)}")
+    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=2))
+    row = await conn.fetchrow(
+        f"UPDATE facilities SET {assignments} WHERE id = $1 RETURNING *",
+        facility_id,
+        *(changes[name] for name in names),
+    )
+    assert row is not None
+    return FacilityRow.of(row)
+
+
+async def resume_facility(conn: asyncpg.Connection, facility_id: str) -> None:
+    await conn.execute(
+        "UPDATE facilities SET status = 'active', suspended_at = NULL"
+        " WHERE id = $1 AND status = 'suspended'",
+        facility_id,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FacilityChangeRow(_Row):
+    """One administrator's change of a facility, as `facility_changes` keeps it."""
+
+    id: int
+    facility_id: str
+    action: str
+    changes: dict[str, Any]
+    actor_role: str
+    actor_staff_id: str | None
+    staff_id_self_declared: bool
+    request_id: str | None
+    client_address: str | None
+    at: datetime
+    recorded_at: datetime
+
+
+async def record_facility_change(
+    conn: asyncpg.Connection,
+    *,
+    facility_id: str,
+    action: str,
+    changes: dict[str, Any],
+    actor_role: str,
+    actor_staff_id: str | None,
+    staff_id_self_declared: bool,
+    request_id: str | None,
+    client_address: str | None,
+    at: datetime,
+) -> None:
+    """Append one row to the facility audit table (in the caller's transaction)."""
+    await conn.execute(
+        """INSERT INTO facility_changes (facility_id, action, changes, actor_role,
+               actor_staff_id, staff_id_self_declared, request_id, client_address, at)
+           VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9)""",
+        facility_id,
+        action,
+        changes,
+        actor_role,
+        actor_staff_id,
+        staff_id_self_declared,
+        request_id,
+        client_address,
+        at,
+    )
+
+
+async def facility_changes(
+    conn: asyncpg.Connection, facility_id: str, *, limit: int, after: int | None
+) -> list[FacilityChangeRow]:
+    """A facility's audit rows, oldest first, after the row id `after`."""
+    rows = await conn.fetch(
+        "SELECT * FROM facility_changes WHERE facility_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        facility_id,
+        after or 0,
+        limit,
+    )
+    return [FacilityChangeRow.of(r) for r in rows]
+
+
 async def find_key(conn: asyncpg.Connection, key_id: str) -> KeyRow | None:
     row = await conn.fetchrow(
         """SELECT k.key_id, k.secret_hash, k.expires_at, f.id AS facility_id,
@@ -517,16 +606,23 @@ async def note_reservation(
 
 
 async def reject_posting(
-    conn: asyncpg.Connection, posting_id: str, *, reason: str, detail: str, now: datetime
+    conn: asyncpg.Connection,
+    posting_id: str,
+    *,
+    reason: str,
+    detail: str,
+    now: datetime,
+    requested_won: int | None = None,
 ) -> None:
     await conn.execute(
         """UPDATE postings SET status = 'rejected', rejection_reason = $2, rejection_detail = $3,
-               rejected_at = $4, updated_at = $4
+               rejected_at = $4, updated_at = $4, rejection_requested_won = $5
            WHERE id = $1""",
         posting_id,
         reason,
         detail,
         now,
+        requested_won,
     )
 
 

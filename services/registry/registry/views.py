@@ -8,6 +8,7 @@ facility's posting is not found.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from registry import schemas, store
 from registry.domain.attendance import AttendanceOutcome, PlannedRecord
+from registry.domain.budget import facility_rejection_detail
 from registry.domain.checkin import DoorOutcome
 from registry.domain.postings import PostingFilter
 from registry.domain.rates import Estimate
@@ -29,6 +31,7 @@ from shared.web import CursorCodec, page_limit, page_of
 # `[iso instant, id]` — the form registry cursors have always had, so cursors handed out
 # before `shared.web.CursorCodec` still decode.
 CURSOR = CursorCodec(datetime, str)
+CHANGE_CURSOR = CursorCodec(int)  # a facility's audit rows, by row id
 _ID = re.compile(schemas.ID_PATTERN)
 
 
@@ -84,6 +87,26 @@ async def facility_page(
     )
 
 
+async def facility_changes(
+    ctx: Context, facility_id: str, *, limit: int | None, cursor: str | None
+) -> schemas.FacilityChangePage:
+    """What administrators changed on a facility, oldest first (404 for no facility)."""
+    size = _size(limit, ctx.settings)
+    decoded = CHANGE_CURSOR.decode(cursor)
+    after = int(decoded[0]) if decoded is not None else None
+    async with ctx.pool.acquire() as conn:
+        if await store.get_facility(conn, facility_id) is None:
+            raise Problem(404, "not_found", "no such facility", ko="그런 기관이 없습니다.")
+        rows = await store.facility_changes(conn, facility_id, limit=size + 1, after=after)
+    return page_of(
+        schemas.FacilityChangePage,
+        rows,
+        size,
+        lambda r: schemas.FacilityChangeView(**dataclasses.asdict(r)),
+        lambda r: CHANGE_CURSOR.encode(r.id),
+    )
+
+
 async def facility(ctx: Context, facility_id: str) -> schemas.FacilityView:
     async with ctx.pool.acquire() as conn:
         row = await store.get_facility(conn, facility_id)
@@ -120,10 +143,14 @@ def posting_view(
     if row.status == "rejected":
         rejection = schemas.Rejection(
             reason=row.rejection_reason,
-            detail=row.rejection_detail or "",
+            detail=facility_rejection_detail(
+                row.rejection_reason or "", row.rejection_requested_won
+            ),
             rejected_at=row.rejected_at,
         )
     update_rejected = row.last_update_rejected
+    if update_rejected:  # the programme's figures are for finance and administrators
+        update_rejected = {**update_rejected, "available_won": None, "shortfall_won": None}
     return schemas.PostingView(
         id=row.id,
         facility_id=row.facility_id,

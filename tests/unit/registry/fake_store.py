@@ -64,6 +64,7 @@ class FakeStore:
             budget_revision=0,
             rejection_reason=None,
             rejection_detail=None,
+            rejection_requested_won=None,
             last_update_rejected=None,
             cancel_reason=None,
             created_at=now,
@@ -158,13 +159,21 @@ class FakeStore:
         )
 
     async def reject_posting(
-        self, conn: Any, posting_id: str, *, reason: str, detail: str, now: datetime
+        self,
+        conn: Any,
+        posting_id: str,
+        *,
+        reason: str,
+        detail: str,
+        now: datetime,
+        requested_won: int | None = None,
     ) -> None:
         self._move(
             posting_id,
             "rejected",
             rejection_reason=reason,
             rejection_detail=detail,
+            rejection_requested_won=requested_won,
             rejected_at=now,
             updated_at=now,
         )

@@ -36,6 +36,11 @@ const STATUS = {
 const BOOKING = { confirmed: "확정", waitlisted: "대기", cancelled: "취소됨" };
 const REASON = {
   budget_insufficient: "예산이 부족합니다",
+  // allowance's refusal codes: what the facility needs to know, not the programme's budget
+  insufficient_budget: "이 근무에 필요한 예산이 부족합니다",
+  no_budget_for_year: "이 근무 연도의 예산이 아직 정해지지 않았습니다",
+  no_rate: "이 날짜에 적용할 시급이 정해지지 않았습니다",
+  rate_below_minimum_wage: "이 날짜의 시급이 최저임금보다 낮습니다",
   no_budget: "올해 예산이 아직 정해지지 않았습니다",
   facility: "시설에서 취소했습니다",
   facility_suspended: "기관 이용이 정지되어 취소되었습니다",
@@ -276,7 +281,7 @@ function whyText(p) {
   if (p.status === "cancelled") return `취소 사유: ${cancelNote(p) || REASON[p.cancel_reason] || "취소되었습니다"}`;
   if (p.last_update_rejected) {
     const r = p.last_update_rejected;
-    return `최근 변경이 반려되었습니다 (예산 ${won(r.shortfall_won)} 부족). 이전 정원·시각으로 되돌렸습니다.`;
+    return `최근 변경이 반려되었습니다 (${REASON[r.reason] || "이 근무에 필요한 예산이 부족합니다"}). 이전 정원·시각으로 되돌렸습니다.`;
   }
   return null;
 }

@@ -86,6 +86,26 @@ def rejection_detail(*, requested_won: int, available_won: int, shortfall_won: i
     )
 
 
+# What a refusal's reason (allowance's `BudgetRejected.reason`) tells the facility.
+_FACILITY_REASONS = {
+    "insufficient_budget": "not enough budget is left for this shift",
+    "no_budget_for_year": "no budget is set yet for the shift's fiscal year",
+    "no_rate": "no hourly rate is set for the shift's date",
+    "rate_below_minimum_wage": "the hourly rate for the shift's date is below the minimum wage",
+}
+
+
+def facility_rejection_detail(reason: str, requested_won: int | None) -> str:
+    """What a refused submission tells the facility: why, and what its own shift needs —
+    never the programme's figures (the budget available, the shortfall, from which the
+    available budget follows), which stay for finance and administrators (`rejection_detail`
+    in the registry's row and in PostingRejected; the allowance's budget and ledger)."""
+    sentence = _FACILITY_REASONS.get(reason, "the budget could not fund this shift")
+    if requested_won is None:  # refused before the registry kept the amount
+        return sentence
+    return f"{sentence} (this shift needs {requested_won} won)"
+
+
 @dataclass(frozen=True)
 class Revert:
     """A refused change put back: the posting's state after it and what that moved."""

@@ -3,10 +3,10 @@ postings, and when one of their keys admits a request."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from registry.domain.errors import FieldError
 
@@ -52,6 +52,34 @@ def previous_keys_valid_until(now: datetime, overlap: timedelta) -> datetime:
     """When the keys issued before a rotation stop working: after the configured overlap
     (0 by default: at once)."""
     return now + overlap
+
+
+def rotation_overlap(
+    requested_s: int | None, *, default_s: int, max_s: int
+) -> tuple[timedelta, list[FieldError]]:
+    """How long the keys issued before a rotation keep working: what the administrator
+    asked for (at most `max_s`), else the configured default (0: they stop at once)."""
+    if requested_s is None:
+        return timedelta(seconds=default_s), []
+    if not 0 <= requested_s <= max_s:
+        message = f"the overlap is 0 to {max_s} seconds"
+        return timedelta(0), [FieldError("overlap_s", message, "out_of_range")]
+    return timedelta(seconds=requested_s), []
+
+
+def facility_changes(
+    current: Mapping[str, Any], wanted: Mapping[str, Any], dongs: Sequence[str]
+) -> tuple[dict[str, dict[str, Any]], list[FieldError]]:
+    """What an administrator's edit changes, field by field (`{"from": …, "to": …}`, for
+    the audit row), or what is wrong with it. Fields sent with their current value change
+    nothing; a dong must be one of Gwangsan-gu's."""
+    errors = validate_dong(wanted["dong"], dongs) if "dong" in wanted else []
+    changes = {
+        name: {"from": current[name], "to": value}
+        for name, value in wanted.items()
+        if current[name] != value
+    }
+    return changes, errors
 
 
 def key_admits(*, expires_at: datetime | None, facility_status: str, now: datetime) -> bool:

@@ -66,7 +66,14 @@ class SagaStore(Protocol):
     ) -> None: ...
 
     async def reject_posting(
-        self, conn: asyncpg.Connection, posting_id: str, *, reason: str, detail: str, now: datetime
+        self,
+        conn: asyncpg.Connection,
+        posting_id: str,
+        *,
+        reason: str,
+        detail: str,
+        now: datetime,
+        requested_won: int | None = None,
     ) -> None: ...
 
     async def get_revision(
@@ -197,7 +204,14 @@ async def on_budget_rejected(
             available_won=event.available_won,
             shortfall_won=event.shortfall_won,
         )
-        await db.reject_posting(conn, event.posting_id, reason=event.reason, detail=detail, now=now)
+        await db.reject_posting(
+            conn,
+            event.posting_id,
+            reason=event.reason,
+            detail=detail,
+            now=now,
+            requested_won=event.requested_won,
+        )
         await db.emit(
             conn,
             PostingRejected(
