@@ -39,22 +39,9 @@ _PartnerId = Annotated[str, NonBlank(100, trim=False)]
 _DongText = Annotated[str, NonBlank(50, trim=False)]
 
 
-def _trimmed(value: str) -> str:
-    """Spaces around a name are the partner app's, not the person's: trimmed, and a name
-    of only spaces is refused (send none instead)."""
-    value = value.strip()
-    if not value:
-        raise ValueError("must not be blank (leave it out when there is no name)")
-    return value
-
-
-# A display name (optional): trimmed, bounded, storable.
-_DisplayName = Annotated[
-    str,
-    AfterValidator(_storable_text),
-    AfterValidator(_trimmed),
-    Field(max_length=DISPLAY_NAME_LENGTH_MAX),
-]
+# A display name (optional): trimmed (spaces around a name are the partner app's, not the
+# person's), bounded, storable; a name of only spaces is refused (send none instead).
+_DisplayName = Annotated[str, NonBlank(DISPLAY_NAME_LENGTH_MAX)]
 
 
 class _Body(BaseModel):

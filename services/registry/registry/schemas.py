@@ -351,7 +351,7 @@ class AttendanceBody(Body):
 
 
 class CheckInBody(Body):
-    code: Annotated[str, Field(pattern=CODE_TYPED_PATTERN)] = Field(
+    code: Annotated[str, NonBlank(32, pattern=CODE_TYPED_PATTERN)] = Field(
         description="the check-in code the citizen shows; spaces, dashes and small letters"
         " are fine (`ab3-d4f` is `AB3D4F`)"
     )
