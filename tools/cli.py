@@ -657,6 +657,49 @@ async def cmd_audit_verify(args: argparse.Namespace, env: dict[str, str]) -> int
     return await _verify_command(need(env, "DATABASE_URL"), "payee_access")
 
 
+# --- draws --------------------------------------------------------------------------------
+
+
+def verify_draw_record(
+    data: Any, commitment: str | None, entry_list_hash: str | None
+) -> tuple[int, list[str]]:
+    """Check a published draw record as docs/verify_draw.py does (`fair_draw.verify`, which
+    the tests hold to the same lines as that script): exit code 0 verified, 1 with each
+    difference, 2 if the record is not of the published shape."""
+    from matcher.domain import fair_draw
+
+    try:
+        record = fair_draw.DrawRecord.from_dict(data)
+    except ValueError as exc:
+        return 2, [f"malformed: {exc}"]
+    check = fair_draw.verify(
+        record, published_commitment=commitment, published_entry_list_hash=entry_list_hash
+    )
+    if check.verified:
+        return 0, ["verified"]
+    return 1, [str(d) for d in check.differences]
+
+
+async def cmd_draw_verify(args: argparse.Namespace, env: dict[str, str]) -> int:
+    async with api(env, "MATCHER_URL", "ADMIN_TOKEN") as client:
+        published = await client.matcher_admin.published_draw(args.posting_id)
+    if published is None:
+        raise CliError(f"posting {args.posting_id} has no draw")
+    if published.get("record") is None:
+        raise CliError(
+            f"the draw of {args.posting_id} has not run yet (status {published.get('status')})"
+        )
+    # The values seen published at opening and at close: given, or the matcher's own.
+    code, lines = verify_draw_record(
+        published["record"],
+        args.commitment or published.get("commitment"),
+        args.entry_list_hash or published.get("entry_list_hash"),
+    )
+    for line in lines:
+        print(line)
+    return code
+
+
 Command = Callable[[argparse.Namespace, dict[str, str]], Coroutine[Any, Any, int]]
 
 
@@ -665,7 +708,7 @@ def parser() -> argparse.ArgumentParser:
         prog="gwangsan",
         description="Operate Danggeun Gwangsan: facilities and their keys, rates, caps, budget,"
         " month close and payout file, the shared clock (test/demo), dead letters, partner"
-        " notifications, invariants, ledger and audit-log verification."
+        " notifications, invariants, ledger, audit-log and draw verification."
         " Reads .run/stack.env or the environment.",
     )
     sub = p.add_subparsers(dest="group", required=True, metavar="COMMAND")
@@ -850,6 +893,18 @@ def parser() -> argparse.ArgumentParser:
         "verify", help="recompute the payee access log's hash chain (exit 0 verified, 1 not)"
     )
     av.set_defaults(run=cmd_audit_verify)
+
+    dw = sub.add_parser("draw", help="a posting's draw (docs/fairness.md)")
+    dwsub = dw.add_subparsers(dest="action", required=True)
+    dv = dwsub.add_parser(
+        "verify",
+        help="fetch the published draw record and recompute it"
+        " (exit 0 verified, 1 differences, 2 malformed)",
+    )
+    dv.add_argument("posting_id")
+    dv.add_argument("--commitment", help="the commitment you saw when the posting opened")
+    dv.add_argument("--entry-list-hash", help="the entry-list hash you saw at close")
+    dv.set_defaults(run=cmd_draw_verify)
     return p
 
 

@@ -152,6 +152,12 @@ class MatcherAdmin(Surface):
     async def verify_draw(self, posting_id: str) -> Json:
         return await self.json("POST", f"/v1/admin/draws/{posting_id}/verify")
 
+    async def published_draw(self, posting_id: str) -> Json | None:
+        """What the public may see of a draw (commitment, frozen entries, the record once
+        drawn); the partner pull API will answer the same at
+        `/v1/partner/postings/{id}/draw`."""
+        return await self.json_or_none("GET", f"/v1/admin/postings/{posting_id}/draw")
+
     async def get_citizen(self, citizen_id: str) -> Json:
         return await self.json("GET", f"/v1/admin/citizens/{citizen_id}")
 

@@ -28,6 +28,7 @@ from matcher.schemas import (
     DrawView,
     NotificationPage,
     PostingView,
+    PublishedDraw,
     ResendView,
     inline_schema,
     parse_webhook,
@@ -248,6 +249,20 @@ async def verify_draw(posting_id: str, _: Admin, ctx: MatcherCtx) -> DrawCheck:
     async with ctx.pool.acquire() as conn:
         return _found(
             await views.verify_draw(conn, posting_id), f"no draw for posting {posting_id}"
+        )
+
+
+@admin.get(
+    "/postings/{posting_id}/draw",
+    response_model=PublishedDraw,
+    summary="What the public may see of a posting's draw: commitment, frozen entries, record",
+    description="The view the partner's `GET /v1/partner/postings/{id}/draw` will answer "
+    "(docs/fairness.md): the seed only once the draw has run.",
+)
+async def get_published_draw(posting_id: str, _: Admin, ctx: MatcherCtx) -> PublishedDraw:
+    async with ctx.pool.acquire() as conn:
+        return _found(
+            await views.draw_publication(conn, posting_id), f"no draw for posting {posting_id}"
         )
 
 

@@ -276,35 +276,75 @@ class PostingView(BaseModel):
     drawn_at: Instant | None
     published_at: Instant
     updated_at: Instant
+    draw_frozen_at: Instant | None = None
     applications: dict[str, int]
     held: int
 
 
 class DrawView(BaseModel):
-    """A stored draw: seed, inputs and outcome, enough for an auditor to re-run it."""
+    """A posting's draw as the matcher stores it, for an auditor. A v2 draw
+    (`efraimidis-spirakis/hmac-sha256/v2`, docs/fairness.md): `committed` shows only the
+    commitment, `frozen` adds the entry list (`inputs`: entry id = application id, citizen,
+    `minutes_window`) and its hash, `drawn` adds the seed, the outcome and the published
+    `record`; the seed is never shown before the draw. A v1 draw (before issue 19) keeps
+    `salt`, `seed`, `month` and `inputs` with `minutes_month`."""
 
     posting_id: str
     algorithm: str
-    salt: str
-    seed: str
-    month: str
-    half_weight_minutes: int
-    seats: int
-    waitlist_room: int
+    status: Literal["committed", "frozen", "drawn"] = "drawn"
+    salt: str | None
+    seed: str | None
+    month: str | None
+    half_weight_minutes: int | None
+    seats: int | None
+    waitlist_room: int | None
     inputs: list[dict[str, Any]]
     excluded: list[dict[str, str]]
-    outcome: dict[str, list[str]]
-    drawn_at: Instant
+    outcome: dict[str, list[str]] | None
+    drawn_at: Instant | None
+    commitment: str | None = None
+    committed_at: Instant | None = None
+    window_months: int | None = None
+    months: list[str] | None = None
+    entry_list_hash: str | None = None
+    applications_close_at: Instant | None = None
+    frozen_at: Instant | None = None
+    record: dict[str, Any] | None = Field(
+        default=None, description="the published record (docs/fairness.md §5), once drawn"
+    )
 
 
 class DrawCheck(BaseModel):
-    """A stored draw re-run from its seed and inputs."""
+    """A stored draw re-run from its seed and inputs (v2: `fair_draw.verify` on the published
+    record, each difference one line)."""
 
     posting_id: str
     algorithm: str
     seed_matches: bool
     matches: bool
     recomputed: dict[str, list[str]]
+    differences: list[str] = []
+
+
+class PublishedDraw(BaseModel):
+    """What the public may see of a posting's draw, as it happens (docs/fairness.md §1):
+    the commitment from the opening; the frozen entry list and its hash from the close; the
+    whole record (with the seed) once drawn. The partner's `GET
+    /v1/partner/postings/{id}/draw` answers this."""
+
+    posting_id: str
+    algorithm: str
+    status: Literal["committed", "frozen", "drawn"]
+    commitment: str
+    committed_at: Instant
+    applications_close_at: Instant | None
+    entry_list_hash: str | None = None
+    entries: list[dict[str, Any]] | None = Field(
+        default=None, description="`{id, minutes_window}` of each entry, once frozen"
+    )
+    record: dict[str, Any] | None = Field(
+        default=None, description="the published record (docs/fairness.md §5), once drawn"
+    )
 
 
 class StrikeView(BaseModel):

@@ -61,10 +61,15 @@ class MatcherSettings(ServiceSettings):
     suspension_days: int = 30
 
     # --- draw (BRIEF §4.3) ----------------------------------------------------------------
-    # A citizen with this many allowance minutes this month weighs half as much in a draw
-    # as one with none (weight = H / (H + minutes)); 600 min = 10 h, about a week's cap.
+    # A citizen with this many allowance minutes in the draw's window weighs half as much
+    # in a draw as one with none (weight = H / (H + minutes)); 600 min = 10 h, about a
+    # week's cap.
     draw_half_weight_minutes: int = 600
     draw_sweep_interval_ms: int = 500
+    # The weighting counts the allowance minutes of this many Seoul calendar months: the
+    # month of `applications_close_at` and the ones before it (issue 19: "default the last 3
+    # months"), so wins spread over time, not only within a month (docs/fairness.md).
+    draw_window_months: int = Field(default=3, ge=1, le=24)
 
     # --- applications for postings not seen yet ------------------------------------------
     # How long an application waits for its PostingPublished before `unknown_posting`.
@@ -128,6 +133,7 @@ class MatcherSettings(ServiceSettings):
             strikes_to_suspend=self.strikes_to_suspend,
             suspension=timedelta(days=self.suspension_days),
             draw_half_weight_minutes=self.draw_half_weight_minutes,
+            draw_window_months=self.draw_window_months,
         )
 
 

@@ -62,6 +62,7 @@ class PostingRow:
     drawn_at: datetime | None
     published_at: datetime
     updated_at: datetime
+    draw_frozen_at: datetime | None
 
 
 class BookedOn(NamedTuple):
@@ -160,7 +161,7 @@ class HeldRow:
 
 @dataclass(frozen=True)
 class DrawRow:
-    """The stored record of a draw: seed, inputs and outcome, enough to re-run it."""
+    """The stored record of a v1 draw (before issue 19): seed, inputs and outcome."""
 
     posting_id: str
     algorithm: str
@@ -174,6 +175,42 @@ class DrawRow:
     excluded: list[dict[str, str]]
     outcome: dict[str, list[str]]
     drawn_at: datetime
+
+
+class SeedRow(NamedTuple):
+    """A draw posting's secret seed and its commitment (issue 19). Only the draw reads the
+    seed; every view reads `CommitmentRow`."""
+
+    seed: bytes
+    commitment: str
+    committed_at: datetime
+
+
+class CommitmentRow(NamedTuple):
+    commitment: str
+    committed_at: datetime
+
+
+@dataclass(frozen=True)
+class FreezeRow:
+    """A v2 draw's frozen entry list (`entries`: entry_id = application id, citizen_id,
+    minutes_window), the applicants kept out (`excluded`: application_id, reason), the
+    hash, and once drawn the outcome (`confirmed`, `waitlisted`, `not_selected`)."""
+
+    posting_id: str
+    algorithm: str
+    seats: int
+    waitlist_room: int
+    half_weight_minutes: int
+    window_months: int
+    months: list[str]
+    entries: list[dict[str, Any]]
+    excluded: list[dict[str, str]]
+    entry_list_hash: str
+    applications_close_at: datetime
+    frozen_at: datetime
+    outcome: dict[str, list[str]] | None = None
+    drawn_at: datetime | None = None
 
 
 class AttendanceRow(NamedTuple):
@@ -273,6 +310,7 @@ def posting_view(row: PostingRow) -> PostingView:
         waitlist_max=row.waitlist_max,
         applications_close_at=row.applications_close_at,
         drawn=row.drawn_at is not None,
+        entries_frozen=row.draw_frozen_at is not None,
     )
 
 
@@ -1025,42 +1063,109 @@ async def held_expired_postings(conn: asyncpg.Connection, now: datetime, limit: 
 # --- draws ------------------------------------------------------------------------------
 
 
-async def insert_draw(conn: asyncpg.Connection, record: DrawRow) -> None:
-    await conn.execute(
-        """
-        INSERT INTO draws (posting_id, algorithm, salt, seed, month, half_weight_minutes,
-            seats, waitlist_room, inputs, excluded, outcome, drawn_at)
-        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
-        """,
-        record.posting_id,
-        record.algorithm,
-        record.salt,
-        record.seed,
-        record.month,
-        record.half_weight_minutes,
-        record.seats,
-        record.waitlist_room,
-        record.inputs,
-        record.excluded,
-        record.outcome,
-        record.drawn_at,
-    )
-
-
 async def draw(conn: asyncpg.Connection, posting_id: str) -> DrawRow | None:
+    """A v1 draw's record (drawn before issue 19; no longer written)."""
     row = await conn.fetchrow("SELECT * FROM draws WHERE posting_id = $1", posting_id)
     return None if row is None else DrawRow(**row)
 
 
-async def minutes_in_month(
-    conn: asyncpg.Connection, citizen_ids: Sequence[str], month: str
+async def insert_draw_seed(
+    conn: asyncpg.Connection, posting_id: str, seed: bytes, commitment: str, at: datetime
+) -> bool:
+    """Store a posting's seed once; False (and the stored one kept) if it has one."""
+    inserted = await conn.fetchval(
+        "INSERT INTO draw_seeds (posting_id, seed, commitment, committed_at)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (posting_id) DO NOTHING RETURNING true",
+        posting_id,
+        seed,
+        commitment,
+        at,
+    )
+    return bool(inserted)
+
+
+async def draw_seed(conn: asyncpg.Connection, posting_id: str) -> SeedRow | None:
+    """The secret seed: for the draw only, never for a view before it."""
+    row = await conn.fetchrow(
+        "SELECT seed, commitment, committed_at FROM draw_seeds WHERE posting_id = $1",
+        posting_id,
+    )
+    return None if row is None else SeedRow(bytes(row["seed"]), *row[1:])
+
+
+async def draw_commitment(conn: asyncpg.Connection, posting_id: str) -> CommitmentRow | None:
+    row = await conn.fetchrow(
+        "SELECT commitment, committed_at FROM draw_seeds WHERE posting_id = $1", posting_id
+    )
+    return None if row is None else CommitmentRow(*row)
+
+
+async def revealed_seed(conn: asyncpg.Connection, posting_id: str) -> bytes | None:
+    """The seed of a posting whose draw ran (and so was published); None before."""
+    seed = await conn.fetchval(
+        "SELECT s.seed FROM draw_seeds s JOIN draw_freezes f USING (posting_id)"
+        " WHERE s.posting_id = $1 AND f.drawn_at IS NOT NULL",
+        posting_id,
+    )
+    return None if seed is None else bytes(seed)
+
+
+async def insert_draw_freeze(conn: asyncpg.Connection, row: FreezeRow) -> None:
+    """Store the frozen entry list and mark the posting frozen (later applications are
+    refused `applications_closed`)."""
+    await conn.execute(
+        """
+        INSERT INTO draw_freezes (posting_id, algorithm, seats, waitlist_room,
+            half_weight_minutes, window_months, months, entries, excluded, entry_list_hash,
+            applications_close_at, frozen_at)
+        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
+        """,
+        row.posting_id,
+        row.algorithm,
+        row.seats,
+        row.waitlist_room,
+        row.half_weight_minutes,
+        row.window_months,
+        row.months,
+        row.entries,
+        row.excluded,
+        row.entry_list_hash,
+        row.applications_close_at,
+        row.frozen_at,
+    )
+    await conn.execute(
+        "UPDATE postings SET draw_frozen_at = $2 WHERE posting_id = $1",
+        row.posting_id,
+        row.frozen_at,
+    )
+
+
+async def draw_freeze(conn: asyncpg.Connection, posting_id: str) -> FreezeRow | None:
+    row = await conn.fetchrow("SELECT * FROM draw_freezes WHERE posting_id = $1", posting_id)
+    return None if row is None else FreezeRow(**row)
+
+
+async def set_draw_outcome(
+    conn: asyncpg.Connection, posting_id: str, outcome: dict[str, list[str]], at: datetime
+) -> None:
+    await conn.execute(
+        "UPDATE draw_freezes SET outcome = $2, drawn_at = $3 WHERE posting_id = $1",
+        posting_id,
+        outcome,
+        at,
+    )
+
+
+async def minutes_in_months(
+    conn: asyncpg.Connection, citizen_ids: Sequence[str], months: Sequence[str]
 ) -> dict[str, int]:
+    """Attended minutes per citizen over the given Seoul months (a draw's rolling window)."""
     rows = await conn.fetch(
         "SELECT citizen_id, sum(minutes)::int AS minutes FROM attendance"
-        " WHERE citizen_id = ANY($1::text[]) AND month = $2 AND status = 'attended'"
-        " GROUP BY citizen_id",
+        " WHERE citizen_id = ANY($1::text[]) AND month = ANY($2::text[])"
+        " AND status = 'attended' GROUP BY citizen_id",
         list(citizen_ids),
-        month,
+        list(months),
     )
     return {r["citizen_id"]: int(r["minutes"]) for r in rows}
 

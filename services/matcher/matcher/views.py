@@ -1,13 +1,16 @@
-"""Read models of the admin API: notifications by status, draws (and their re-run),
-applications, postings with their counts, citizens' standing. Reads only; each takes a
-connection (or the pool) and answers a schema, or None when there is nothing to show."""
+"""Read models of the admin API: notifications by status, draws (and their re-run, and
+what the public may see of them), applications, postings with their counts, citizens'
+standing. Reads only; each takes a connection (or the pool) and answers a schema, or None
+when there is nothing to show."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from matcher import store
 from matcher.domain import draw as draw_rules
+from matcher.domain import fair_draw
 from matcher.schemas import (
     ApplicationPage,
     ApplicationView,
@@ -17,10 +20,11 @@ from matcher.schemas import (
     NotificationPage,
     NotificationView,
     PostingView,
+    PublishedDraw,
     StrikeView,
     SuspensionView,
 )
-from matcher.store import ApplicationRow, HeldRow
+from matcher.store import ApplicationRow, CommitmentRow, FreezeRow, HeldRow
 from shared.db import Connection
 from shared.web import CursorCodec, page_of
 
@@ -72,16 +76,137 @@ async def notifications(
     )
 
 
+def _record(
+    committed: CommitmentRow, freeze: FreezeRow, seed: bytes
+) -> fair_draw.DrawRecord | None:
+    """The published record of a drawn v2 draw, rebuilt from what was stored (the same
+    data the `draw.completed` notification carried)."""
+    if freeze.outcome is None or freeze.drawn_at is None:
+        return None
+    return fair_draw.DrawRecord(
+        posting_id=freeze.posting_id,
+        algorithm=freeze.algorithm,
+        seats=freeze.seats,
+        waitlist_room=freeze.waitlist_room,
+        half_weight_minutes=freeze.half_weight_minutes,
+        window_months=freeze.window_months,
+        commitment=committed.commitment,
+        entries=tuple(
+            sorted(
+                (fair_draw.Entry(e["entry_id"], int(e["minutes_window"])) for e in freeze.entries),
+                key=lambda e: e.entry_id,
+            )
+        ),
+        entry_list_hash=freeze.entry_list_hash,
+        seed_hex=seed.hex(),
+        confirmed=tuple(freeze.outcome["confirmed"]),
+        waitlisted=tuple(freeze.outcome["waitlisted"]),
+        not_selected=tuple(freeze.outcome["not_selected"]),
+        committed_at=committed.committed_at,
+        applications_close_at=freeze.applications_close_at,
+        drawn_at=freeze.drawn_at,
+    )
+
+
+async def _v2(
+    conn: Connection, posting_id: str
+) -> tuple[CommitmentRow, FreezeRow | None, fair_draw.DrawRecord | None] | None:
+    """A v2 draw's commitment, freeze and (once drawn) record; the seed is read only once
+    the draw has run."""
+    committed = await store.draw_commitment(conn, posting_id)
+    if committed is None:
+        return None
+    freeze = await store.draw_freeze(conn, posting_id)
+    seed = await store.revealed_seed(conn, posting_id)
+    record = None if freeze is None or seed is None else _record(committed, freeze, seed)
+    return committed, freeze, record
+
+
+def _status(
+    freeze: FreezeRow | None, record: fair_draw.DrawRecord | None
+) -> Literal["committed", "frozen", "drawn"]:
+    return "drawn" if record is not None else "frozen" if freeze is not None else "committed"
+
+
 async def draw(conn: Connection, posting_id: str) -> DrawView | None:
+    """The auditor's view of a posting's draw: a v1 row as it was stored, or the v2 draw
+    as far as it has gone (never the seed before the draw)."""
     row = await store.draw(conn, posting_id)
-    return None if row is None else DrawView(**vars(row))
+    if row is not None:
+        return DrawView(**vars(row))
+    found = await _v2(conn, posting_id)
+    if found is None:
+        return None
+    committed, freeze, record = found
+    return DrawView(
+        posting_id=posting_id,
+        algorithm=freeze.algorithm if freeze is not None else fair_draw.ALGORITHM,
+        status=_status(freeze, record),
+        salt=None,
+        seed=None if record is None else record.seed_hex,
+        month=None,
+        half_weight_minutes=None if freeze is None else freeze.half_weight_minutes,
+        seats=None if freeze is None else freeze.seats,
+        waitlist_room=None if freeze is None else freeze.waitlist_room,
+        inputs=[]
+        if freeze is None
+        else [{"application_id": e["entry_id"], **e} for e in freeze.entries],
+        excluded=[] if freeze is None else freeze.excluded,
+        outcome=None if record is None else _outcome(record),
+        drawn_at=None if record is None else record.drawn_at,
+        commitment=committed.commitment,
+        committed_at=committed.committed_at,
+        window_months=None if freeze is None else freeze.window_months,
+        months=None if freeze is None else freeze.months,
+        entry_list_hash=None if freeze is None else freeze.entry_list_hash,
+        applications_close_at=None if freeze is None else freeze.applications_close_at,
+        frozen_at=None if freeze is None else freeze.frozen_at,
+        record=None if record is None else record.to_dict(),
+    )
+
+
+def _outcome(record: fair_draw.DrawRecord) -> dict[str, list[str]]:
+    return {
+        "ranking": list(record.confirmed + record.waitlisted + record.not_selected),
+        "confirmed": list(record.confirmed),
+        "waitlisted": list(record.waitlisted),
+        "not_selected": list(record.not_selected),
+    }
+
+
+async def draw_publication(conn: Connection, posting_id: str) -> PublishedDraw | None:
+    """What the public may see of a v2 draw now (docs/fairness.md §1): the commitment, then
+    the frozen entry list and its hash, then the whole record. For the partner's
+    `GET /v1/partner/postings/{id}/draw`; None for a posting without a v2 draw."""
+    found = await _v2(conn, posting_id)
+    if found is None:
+        return None
+    committed, freeze, record = found
+    return PublishedDraw(
+        posting_id=posting_id,
+        algorithm=freeze.algorithm if freeze is not None else fair_draw.ALGORITHM,
+        status=_status(freeze, record),
+        commitment=committed.commitment,
+        committed_at=committed.committed_at,
+        applications_close_at=None if freeze is None else freeze.applications_close_at,
+        entry_list_hash=None if freeze is None else freeze.entry_list_hash,
+        entries=None
+        if freeze is None
+        else [
+            {"id": e["entry_id"], "minutes_window": e["minutes_window"]}
+            for e in sorted(freeze.entries, key=lambda e: str(e["entry_id"]))
+        ],
+        record=None if record is None else record.to_dict(),
+    )
 
 
 async def verify_draw(conn: Connection, posting_id: str) -> DrawCheck | None:
-    """Re-run a stored draw from its seed and inputs; say whether the outcome matches."""
+    """Re-run a stored draw from its seed and inputs; say whether the outcome matches. A v2
+    draw is checked as any outsider checks it (`fair_draw.verify`), against the commitment
+    and hash stored when they were published."""
     row = await store.draw(conn, posting_id)
     if row is None:
-        return None
+        return await _verify_v2(conn, posting_id)
     entries = [
         draw_rules.DrawEntry(i["application_id"], i["citizen_id"], int(i["minutes_month"]))
         for i in row.inputs
@@ -102,6 +227,39 @@ async def verify_draw(conn: Connection, posting_id: str) -> DrawCheck | None:
         seed_matches=check.seed_matches,
         matches=check.matches,
         recomputed=check.recomputed,
+    )
+
+
+async def _verify_v2(conn: Connection, posting_id: str) -> DrawCheck | None:
+    found = await _v2(conn, posting_id)
+    if found is None:
+        return None
+    committed, freeze, record = found
+    if freeze is None or record is None:
+        return None  # not drawn yet: nothing to verify
+    check = fair_draw.verify(
+        record,
+        published_commitment=committed.commitment,
+        published_entry_list_hash=freeze.entry_list_hash,
+    )
+    seed = bytes.fromhex(record.seed_hex)
+    frozen = record.frozen_entry_list()
+    recomputed: dict[str, list[str]] = {}
+    if record.algorithm == fair_draw.ALGORITHM and not frozen.problems():
+        again = fair_draw.draw(seed, frozen)
+        recomputed = {
+            "ranking": list(again.ranking),
+            "confirmed": list(again.confirmed),
+            "waitlisted": list(again.waitlisted),
+            "not_selected": list(again.not_selected),
+        }
+    return DrawCheck(
+        posting_id=posting_id,
+        algorithm=record.algorithm,
+        seed_matches=fair_draw.commitment(seed) == committed.commitment,
+        matches=check.verified,
+        recomputed=recomputed,
+        differences=[str(d) for d in check.differences],
     )
 
 

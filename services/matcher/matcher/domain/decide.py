@@ -35,6 +35,8 @@ class PostingView:
     waitlist_max: int
     applications_close_at: datetime | None = None
     drawn: bool = False
+    # A draw's entry list is frozen (issue 19): no application can join it any more.
+    entries_frozen: bool = False
 
     @property
     def seats_free(self) -> int:
@@ -75,6 +77,9 @@ def posting_refusal(posting: PostingView, received_at: datetime) -> Reason | Non
     if received_at >= posting.shift.starts_at:
         return Reason.POSTING_STARTED
     if posting.applications_close_at is not None and received_at >= posting.applications_close_at:
+        return Reason.APPLICATIONS_CLOSED
+    if posting.entries_frozen:
+        # Sent in time but decided after the freeze: the draw runs on the frozen list only.
         return Reason.APPLICATIONS_CLOSED
     return None
 

@@ -157,6 +157,17 @@ def freeze(
     return frozen
 
 
+def window_months(last_month: str, count: int) -> tuple[str, ...]:
+    """The rolling window of `count` calendar months ending with `last_month` ("YYYY-MM",
+    the Seoul month of `applications_close_at`), oldest first: the months whose allowance
+    minutes make an entry's `minutes_window` (docs/fairness.md, "The window")."""
+    if count < 1:
+        raise ValueError("a window has at least one month")
+    year, month = (int(part) for part in last_month.split("-"))
+    index = year * 12 + month - 1
+    return tuple(f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(index - count + 1, index + 1))
+
+
 # --- draw --------------------------------------------------------------------------------
 
 

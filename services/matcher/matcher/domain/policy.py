@@ -56,6 +56,8 @@ class Policy:
     strikes_to_suspend: int
     suspension: timedelta
     draw_half_weight_minutes: int
+    # The months of allowance minutes that weigh a draw (docs/fairness.md, "The window").
+    draw_window_months: int = 3
 
 
 class Reason(StrEnum):

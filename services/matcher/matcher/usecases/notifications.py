@@ -10,6 +10,7 @@ same body under the same `webhook-id`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -17,6 +18,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from matcher import store
+from matcher.domain.fair_draw import DrawRecord
 from matcher.domain.notifications import BookingFacts, booking_data, booking_event_fields
 from matcher.settings import PRODUCER
 from matcher.store import ApplicationRow, HeldRow, Notification
@@ -28,6 +30,8 @@ from shared.events import (
     BookingPromoted,
     BookingRejected,
     BookingWaitlisted,
+    DrawCompleted,
+    DrawEntry,
     Event,
     PostingPublished,
     PostingUpdated,
@@ -211,6 +215,47 @@ def posting_note(
         booking_id=None,
         payload=_body(kind, at, data),
     )
+
+
+def draw_completed(record: DrawRecord, citizens: Mapping[str, str], at: datetime) -> BookingChange:
+    """A draw ran: `DrawCompleted` (the record with each entry's pseudonymous citizen, for
+    the allowance's reports) and `draw.completed`, whose `data` is the published record
+    exactly (docs/fairness.md §5): saved as a file, `docs/verify_draw.py` checks it."""
+    event = DrawCompleted(
+        posting_id=record.posting_id,
+        algorithm=record.algorithm,
+        seats=record.seats,
+        waitlist_room=record.waitlist_room,
+        half_weight_minutes=record.half_weight_minutes,
+        window_months=record.window_months,
+        commitment=record.commitment,
+        entry_list_hash=record.entry_list_hash,
+        seed_hex=record.seed_hex,
+        entries=[
+            DrawEntry(
+                entry_id=e.entry_id,
+                citizen_id=citizens[e.entry_id],
+                minutes_window=e.minutes_window,
+            )
+            for e in record.entries
+        ],
+        confirmed=list(record.confirmed),
+        waitlisted=list(record.waitlisted),
+        not_selected=list(record.not_selected),
+        committed_at=record.committed_at,
+        applications_close_at=record.applications_close_at,
+        drawn_at=record.drawn_at,
+    )
+    note = Notification(
+        notification_id=new_notification_id(),
+        type="draw.completed",
+        ordering_key=record.posting_id,
+        posting_id=record.posting_id,
+        application_id=None,
+        booking_id=None,
+        payload=_body("draw.completed", at, record.to_dict()),
+    )
+    return BookingChange(event, note)
 
 
 _OUTCOME_OF = {

@@ -10,7 +10,7 @@ from datetime import datetime
 from matcher import store
 from matcher.domain.policy import Reason
 from matcher.store import ApplicationRow, PostingRow
-from matcher.usecases import notifications
+from matcher.usecases import draws, notifications
 from matcher.usecases.applications import Candidate, PostingBatch, decide, promote
 from matcher.usecases.deps import Deps
 from matcher.usecases.notifications import Effects
@@ -21,14 +21,20 @@ log = logging.getLogger(__name__)
 
 
 async def open_posting(conn: Connection, deps: Deps, event: PostingPublished) -> None:
-    """A posting opens: tell the partner, then decide the applications that waited for it."""
+    """A posting opens: a draw's seed is fixed and its commitment published with it (issue
+    19); tell the partner, then decide the applications that waited for it."""
     now = deps.now()
     if await store.lock_posting(conn, event.posting_id) is not None:
         log.info("posting %s already open; publish ignored", event.posting_id)
         return
     await store.insert_posting(conn, event, waitlist_max=deps.policy.waitlist_length_max, now=now)
+    extra: dict[str, str] = {}
+    if event.selection == "draw":
+        extra["draw_commitment"] = await draws.commit(conn, event.posting_id, now)
     effects = Effects()  # the posting's note first, then its held applications' decisions
-    effects.notes.append(notifications.posting_note("posting.published", event, now, status="open"))
+    effects.notes.append(
+        notifications.posting_note("posting.published", event, now, status="open", **extra)
+    )
     held = await store.held_for_posting(conn, event.posting_id)
     if not held:
         await effects.write(conn, now)
@@ -70,9 +76,20 @@ async def update_posting(conn: Connection, deps: Deps, event: PostingUpdated) ->
     if (event.starts_at, event.ends_at) != (row.starts_at, row.ends_at):
         await _move_bookings(conn, event, now, effects)
     await store.update_posting_terms(conn, event, capacity=capacity)
+    extra: dict[str, str] = {}
+    if event.selection == "draw":
+        # The seed fixed at opening is kept (commit() stores one only if there is none:
+        # a posting that became a draw, or opened before issue 19).
+        extra["draw_commitment"] = await draws.commit(conn, event.posting_id, now)
     effects.notes.append(
         notifications.posting_note(
-            "posting.updated", event, now, status="open", capacity=capacity, revision=event.revision
+            "posting.updated",
+            event,
+            now,
+            status="open",
+            capacity=capacity,
+            revision=event.revision,
+            **extra,
         )
     )
     await promote(conn, deps, event.posting_id, now, effects)
