@@ -752,17 +752,19 @@ async def withholding_report(
 ) -> Any:
     """The month's per-citizen withholding; the gross is the month's own (a carried failed
     transfer was reported in the month it was first due, so it is left out here)."""
-    own = [
-        dataclasses.replace(
-            line,
-            gross_won=fixed.gross_won,
-            amount_won=fixed.gross_won - fixed.income_tax_won - fixed.local_tax_won,
-        )
-        if (fixed := payouts.get(line.citizen_id)) is not None and fixed.carried_won
-        else line
-        for line in lines
-    ]
-    own = [line for line in own if line.gross_won > 0]
+    own = []
+    for line in lines:
+        fixed = payouts.get(line.citizen_id)
+        if fixed is None or not fixed.carried_won:
+            own.append(line)
+        elif fixed.gross_won > 0:
+            own.append(
+                dataclasses.replace(
+                    line,
+                    gross_won=fixed.gross_won,
+                    amount_won=fixed.gross_won - fixed.income_tax_won - fixed.local_tax_won,
+                )
+            )
     layout = payout_exports.WITHHOLDING_LAYOUT
     if fmt == "json":
         return {
