@@ -497,6 +497,29 @@ class PayoutReversed(_PayoutEvent):
 
 
 @register
+class PayoutPaid(_PayoutEvent):
+    """The bank reported a closed month's payout line transferred (`POST
+    /v1/periods/{m}/transfer-results`, status `paid`); the partner may tell the citizen
+    (`payout.paid`). One per line: a repeated identical result sends nothing."""
+
+    TYPE: ClassVar[str] = "PayoutPaid"
+    period: str = Field(pattern=r"^\d{4}-\d{2}$")
+    amount_won: int = Field(ge=0, description="the net transferred")
+
+
+@register
+class PayoutFailed(_PayoutEvent):
+    """The bank could not make a payout line's transfer (이체불능): its net was reversed in
+    the ledger and is carried into the next closed month's payout file (`payout.failed`)."""
+
+    TYPE: ClassVar[str] = "PayoutFailed"
+    period: str = Field(pattern=r"^\d{4}-\d{2}$")
+    amount_won: int = Field(ge=0, description="the net that was not transferred")
+    reason: str = Field(default="", description="the bank's reason, as finance entered it")
+    carried: bool = Field(default=True, description="carried into the next close's file")
+
+
+@register
 class PeriodClosed(_PayoutEvent):
     """Key is the period, not a citizen: one event per month close."""
 

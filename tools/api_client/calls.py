@@ -194,6 +194,14 @@ class AllowanceAdmin(Surface):
         """Replace the caps per year (the matcher learns the weekly hours from it)."""
         return await self.json("PUT", "/v1/admin/caps", json={"caps": caps, "note": note})
 
+    async def get_withholding(self) -> Json:
+        return await self.json("GET", "/v1/admin/withholding")
+
+    async def set_withholding(self, entries: list[Json], note: str = "") -> Json:
+        """Replace the withholding table; it applies from the next month close."""
+        body = {"withholding": entries, "note": note}
+        return await self.json("PUT", "/v1/admin/withholding", json=body)
+
     async def get_budget(self, fiscal_year: int) -> Json | None:
         """The fiscal year's budget, or None if none was ever set."""
         params = {"fiscal_year": fiscal_year}
@@ -250,6 +258,22 @@ class Finance(Surface):
     async def mark_paid(self, period: str) -> Json:
         """Record that a closed month's payout file was transferred."""
         return await self.json("POST", f"/v1/periods/{period}/mark-paid", expect=OK_OR_CREATED)
+
+    async def get_payout_file_as(
+        self, period: str, format: str = "xlsx", layout: str = "bank"
+    ) -> Json | bytes:
+        """The payout file in a layout (`bank` or `ehojo`), CSV or XLSX, totals row inside."""
+        path = f"/v1/periods/{period}/payout-file"
+        return await self.content("GET", path, params={"format": format, "layout": layout})
+
+    async def get_withholding_report(self, period: str, format: str = "csv") -> Json | bytes:
+        path = f"/v1/periods/{period}/withholding"
+        return await self.content("GET", path, params={"format": format})
+
+    async def post_transfer_results(self, period: str, results: list[Json]) -> Json:
+        """The bank's result per line: `[{citizen_id, status: paid|failed, reason?}]`."""
+        path = f"/v1/periods/{period}/transfer-results"
+        return await self.json("POST", path, json=results)
 
     async def put_payee(self, citizen_ref: str, bank_details: Json) -> Json:
         path = f"/v1/payees/{citizen_ref}"

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from allowance import schemas, views
 from allowance.domain import policy as rules
+from allowance.domain import withholding
 from allowance.settings import AllowanceSettings
-from allowance.usecases import payees, periods, policy
+from allowance.usecases import payees, periods, policy, transfers
 from allowance.views import ExportFormat, parse_period
 from shared.schemas import Day, Instant
+from shared.seoul import seoul_date
 from shared.web import Ctx, Staff, problem_responses, staff
 
 # Dates and instants in queries: ISO 8601 text, bounded years (shared/schemas.py), so
@@ -119,6 +121,47 @@ async def put_caps(
         for c in body.caps
     ]
     return views.caps_out(await policy.set_caps(ctx, entries, body.note, who))
+
+
+@admin.get(
+    "/withholding",
+    response_model=schemas.WithholdingOut,
+    summary="The withholding table (원천징수) in force, with the entry that applies today",
+)
+async def get_withholding(_: Admin, ctx: Ctx[AllowanceSettings]) -> schemas.WithholdingOut:
+    found = await views.policy_in_force(ctx, "withholding", "no withholding table yet")
+    return views.withholding_out(found, seoul_date(ctx.now()))
+
+
+@admin.put(
+    "/withholding",
+    response_model=schemas.WithholdingOut,
+    summary="Replace the withholding table (every version is kept)",
+    description="Kinds `none`, `business_income_3_3` (income tax 3 % + local 10 % of it) and"
+    " `other_income_8_8` (60 % deemed expenses, 20 % of the rest, local 10 % of it, nothing"
+    " at 50,000 won taxable or less); rates are integer basis points within 0–10000 (0–100"
+    " %), fields a kind does not use must be 0, entries in increasing `effective_from`. It"
+    " applies to the payouts of the next month close; closed months keep what they withheld.",
+    responses=problem_responses(422),
+)
+async def put_withholding(
+    body: schemas.WithholdingBody, who: Admin, ctx: Ctx[AllowanceSettings]
+) -> schemas.WithholdingOut:
+    entries = [
+        withholding.WithholdingEntry(
+            w.effective_from,
+            withholding.WithholdingKind(w.kind),
+            w.source,
+            w.income_tax_rate_bp,
+            w.local_tax_rate_bp,
+            w.deemed_expense_rate_bp,
+            w.taxable_exempt_max_won,
+            w.income_tax_exempt_below_won,
+        )
+        for w in body.withholding
+    ]
+    found = await policy.set_withholding(ctx, entries, body.note, who)
+    return views.withholding_out(found, seoul_date(ctx.now()))
 
 
 # --- admin: budget -----------------------------------------------------------------------
@@ -306,15 +349,28 @@ async def mark_paid(
 
 @finance.get(
     "/periods/{period}/payout-file",
-    summary="A closed month's bank bulk-transfer file (CSV), or its masked summary (JSON)",
-    description="`format=csv` (default): the bank file — bank code, account number, account"
-    " holder, amount, memo — with full account numbers; every payee decrypted for it is"
-    " written to the access log (who, when, whose, why) before the file is produced. The"
-    " response headers `X-Payout-Count`, `X-Payout-Total-Won` and `X-Held-Back-Count` sum it"
-    " up. `format=json`: the same lines masked, plus the citizens held back for missing payee"
+    summary="A closed month's payout file: the bank's or the district's upload (CSV/XLSX),"
+    " or its masked summary (JSON)",
+    description="`format=csv` without `layout` (the default): the original bank file — bank"
+    " code, account number, account holder, amount, memo — kept for existing clients."
+    " `layout=bank` (대량이체) or `layout=ehojo` (the assumed e-호조 채주 일괄등록 upload; see"
+    " docs/finance.md) with `format=csv` (UTF-8 with BOM) or `format=xlsx` (codes and"
+    " account numbers as text cells, money `#,##0`): one line per transfer with the citizen"
+    " id, bank code and name, account number (digits only), holder, gross, income tax,"
+    " local income tax, amount transferred (net) and memo `광산시민수당 YYYY-MM`, and a"
+    " totals row (`합계 (N건)`) in the file itself. Every payee decrypted for a file is"
+    " written to the access log (who, when, whose, why) before the file is produced; the"
+    " headers `X-Payout-Count`, `X-Payout-Total-Won` and `X-Held-Back-Count` sum it up."
+    " `format=json`: the same lines masked, plus the citizens held back for missing payee"
     " details with the amount carried forward for them (no decryption).",
     responses={
-        200: {"content": {"text/csv": {}, "application/json": {}}},
+        200: {
+            "content": {
+                "text/csv": {},
+                "application/json": {},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {},
+            }
+        },
         **problem_responses(404, 409),
     },
 )
@@ -322,13 +378,109 @@ async def get_payout_file(
     who: Finance,
     ctx: Ctx[AllowanceSettings],
     period: str = PeriodPath,
-    format: Literal["csv", "json"] = Query("csv"),
+    format: Literal["csv", "json", "xlsx"] = Query("csv"),
+    layout: views.PayoutLayoutName | None = Query(
+        None, description="bank (대량이체) or ehojo (채주 일괄등록); xlsx defaults to bank"
+    ),
 ) -> Any:
     month = parse_period(period)
-    found = await payees.payout_file(ctx, month, who, open_=format == "csv")
+    found = await payees.payout_file(ctx, month, who, open_=format != "json")
     if found.bank_lines is None:
         return views.payout_summary(month, found.closed_at, found.lines, found.held_back)
-    return views.payout_csv(month, found.bank_lines, len(found.held_back))
+    if format == "csv" and layout is None:
+        return views.payout_csv(month, found.bank_lines, len(found.held_back))
+    lines = views.payout_lines(
+        month,
+        found.lines,
+        found.bank_lines,
+        found.payouts,
+        found.closed_at,
+        ctx.settings.payout_memo_prefix,
+    )
+    return await views.payout_file_export(
+        month, lines, "csv" if format == "csv" else "xlsx", layout or "bank", len(found.held_back)
+    )
+
+
+@finance.get(
+    "/periods/{period}/withholding",
+    summary="A closed month's withholding per citizen (for the 간이지급명세서 filing)",
+    description="Per citizen paid: name (the account holder), month, payment date, income"
+    " kind, gross, taxable amount, income tax, local income tax and net, with a totals row."
+    " The resident registration number column (`주민등록번호(구청 기재)`) is left blank for the"
+    " district to fill from its own records: we never collect it (PIPA §24-2). The names"
+    " are opened from the sealed payee details, so the read is written to the access log.",
+    responses={
+        200: {
+            "content": {
+                "text/csv": {},
+                "application/json": {},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {},
+            }
+        },
+        **problem_responses(404, 409),
+    },
+)
+async def get_withholding_report(
+    who: Finance,
+    ctx: Ctx[AllowanceSettings],
+    period: str = PeriodPath,
+    format: ExportFormat = Query("csv"),
+) -> Any:
+    month = parse_period(period)
+    found = await payees.payout_file(ctx, month, who, open_=True)
+    assert found.bank_lines is not None
+    lines = views.payout_lines(
+        month,
+        found.lines,
+        found.bank_lines,
+        found.payouts,
+        found.closed_at,
+        ctx.settings.payout_memo_prefix,
+    )
+    return await views.withholding_report(month, lines, found.payouts, format)
+
+
+@finance.post(
+    "/periods/{period}/transfer-results",
+    response_model=schemas.TransferResultsOut,
+    summary="Record the bank's result per payout line: paid, or failed (이체불능) and carried",
+    description="Body: a JSON list `[{citizen_id, status: paid|failed, reason?}]`, or (with"
+    " `Content-Type: text/csv`) the payout file's CSV with a `상태` (status) column and an"
+    " optional `사유` (reason) column. A paid line moves its payout due to paid; a failed"
+    " line's net is reversed out of payout due (account `allowance_transfer_failed`) and"
+    " paid in the next closed month's payout file. Each line is recorded once: the same"
+    " result again changes nothing (`unchanged`), a different one is a 409. A line of"
+    " another month or of no line, or a malformed file, is a 4xx naming the line, and"
+    " nothing of the request is written. PayoutPaid / PayoutFailed events follow."
+    " `mark-paid` still marks every remaining line paid.",
+    responses=problem_responses(409, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/TransferResultIn"},
+                    }
+                },
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def post_transfer_results(
+    request: Request,
+    who: Finance,
+    ctx: Ctx[AllowanceSettings],
+    period: str = PeriodPath,
+) -> schemas.TransferResultsOut:
+    month = parse_period(period)
+    body = await request.body()
+    lines = views.transfer_results_in(body, request.headers.get("content-type", ""))
+    done = await transfers.record_results(ctx, month, lines, who)
+    return views.transfer_results_out(month, done)
 
 
 # --- finance: payees ---------------------------------------------------------------------

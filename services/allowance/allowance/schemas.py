@@ -99,6 +99,41 @@ class CapsOut(BaseModel):
     )
 
 
+class WithholdingIn(_Write):
+    """Rates in basis points (1 % = 100), integers 0–10000; fields a kind does not use are 0."""
+
+    effective_from: Day = Field(description="first Seoul payment (close) date it applies to")
+    kind: Literal["none", "business_income_3_3", "other_income_8_8"]
+    source: str = Field(min_length=1, max_length=500, description="where the rule comes from")
+    income_tax_rate_bp: int = Field(default=0, description="of the taxable amount")
+    local_tax_rate_bp: int = Field(default=0, description="of the income tax")
+    deemed_expense_rate_bp: int = Field(default=0, description="other income: deemed expenses")
+    taxable_exempt_max_won: int = Field(
+        default=0, description="other income: nothing withheld at this taxable amount or less"
+    )
+    income_tax_exempt_below_won: int = Field(
+        default=0, description="an income tax below this is not withheld (소액부징수)"
+    )
+
+
+class WithholdingBody(_Write):
+    withholding: list[WithholdingIn] = Field(min_length=1, max_length=100)
+    note: str = Field(default="", max_length=500)
+
+
+class WithholdingOut(BaseModel):
+    version: int
+    set_at: datetime
+    set_by: str
+    note: str
+    withholding: list[WithholdingIn]
+    in_force: WithholdingIn | None = Field(description="the entry that applies today (Seoul)")
+    rule: str = (
+        "applied at month close to each citizen's payout; taxes are truncated below 10 won"
+        " (10원 미만 절사). The district's tax office must confirm which kind applies"
+    )
+
+
 # --- budget ------------------------------------------------------------------------------
 
 
@@ -130,6 +165,12 @@ class BudgetOut(BaseModel):
     payable_won: int
     payout_due_won: int
     capped_won: int = Field(description="memorandum: earned over the monthly cap, not paid")
+    transfer_failed_won: int = Field(
+        default=0, description="nets the bank could not transfer, carried to the next close"
+    )
+    withheld_won: int = Field(
+        default=0, description="income and local income tax withheld, not yet remitted"
+    )
     as_of: datetime | None = None
 
 
@@ -313,3 +354,33 @@ class PayeeOut(BaseModel):
     key_id: str
     created_at: datetime
     updated_at: datetime
+
+
+# --- finance: transfer results -----------------------------------------------------------
+
+
+class TransferResultIn(_Write):
+    citizen_id: str = Field(pattern=CITIZEN_PATTERN, description="as printed on the line")
+    status: Literal["paid", "failed"]
+    reason: str = Field(default="", max_length=200, description="the bank's reason (failed)")
+
+
+class TransferResultOut(BaseModel):
+    citizen_id: str
+    status: Literal["paid", "failed"]
+    reason: str
+    amount_won: int = Field(description="the line's net")
+    recorded_at: datetime
+    outcome: Literal["recorded", "unchanged"] = Field(
+        description="recorded by this request, or found as it was (a repeat changes nothing)"
+    )
+    carried_to_next_close: bool = Field(
+        description="failed: its net is in the next closed month's payout file"
+    )
+
+
+class TransferResultsOut(BaseModel):
+    period: str
+    recorded_count: int
+    unchanged_count: int
+    results: list[TransferResultOut]

@@ -11,13 +11,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal, TypeVar
 
 import asyncpg
 import orjson
 
-from allowance.domain import chain, policy
+from allowance.domain import chain, policy, withholding
 from allowance.domain.calendar import Period
 from allowance.domain.ledger import Account, LedgerTransaction
 from allowance.domain.money import MonthTotals
@@ -25,7 +25,7 @@ from shared import outbox
 from shared.db import Connection
 from shared.events import Event
 
-PolicyKind = Literal["rates", "minimum_wages", "caps"]
+PolicyKind = Literal["rates", "minimum_wages", "caps", "withholding"]
 
 # --- policy ------------------------------------------------------------------------------
 
@@ -444,6 +444,62 @@ class LedgerTotalsRow:
     credit_won: int
 
 
+@dataclass(frozen=True)
+class PayoutRow:
+    """What one citizen is paid by a closed month's payout file (`payouts`)."""
+
+    period: str
+    citizen_id: str
+    withholding_kind: str
+    paid_on: date
+    gross_won: int
+    taxable_won: int
+    income_tax_won: int
+    local_tax_won: int
+    carried_won: int
+    amount_won: int
+
+
+_PAYOUT_COLUMNS = (
+    "period, citizen_id, withholding_kind, paid_on, gross_won, taxable_won, income_tax_won,"
+    " local_tax_won, carried_won, amount_won"
+)
+
+
+def _payout_tuple(r: PayoutRow) -> tuple[Any, ...]:
+    return (
+        r.period,
+        r.citizen_id,
+        r.withholding_kind,
+        r.paid_on,
+        r.gross_won,
+        r.taxable_won,
+        r.income_tax_won,
+        r.local_tax_won,
+        r.carried_won,
+        r.amount_won,
+    )
+
+
+@dataclass(frozen=True)
+class TransferResultRow:
+    """The bank's result for one payout line; a failed one names its reversal."""
+
+    period: str
+    citizen_id: str
+    status: str
+    reason: str
+    amount_won: int
+    transaction_id: int | None
+    result_id: uuid.UUID
+    recorded_at: datetime
+
+
+_RESULT_COLUMNS = (
+    "period, citizen_id, status, reason, amount_won, transaction_id, result_id, recorded_at"
+)
+
+
 class Store:
     """All SQL of the allowance schema, on one connection (inside the caller's transaction).
 
@@ -544,6 +600,13 @@ class Store:
         if found is None:
             return policy.CapTable(policy.SEED_CAPS)
         return policy.caps_from_json(found.body, found.id)
+
+    async def withholding_table(self) -> withholding.WithholdingTable:
+        """The withholding table in force; the seed (`none`) before any was stored."""
+        found = await self.latest_policy("withholding")
+        if found is None:
+            return withholding.SEED_WITHHOLDING
+        return withholding.withholding_from_json(found.body, found.id)
 
     # --- ledger --------------------------------------------------------------------------
 
@@ -1329,14 +1392,116 @@ class Store:
 
     async def payout_file_rows(self, period: Period) -> list[PayoutFileRow]:
         """The closed month's payouts with the sealed payee details (opened by the caller)."""
+        # What is transferred: the payouts fixed at close (net of taxes, with carried failed
+        # transfers); a month closed before they existed pays its statements' payout.
         rows = await self.conn.fetch(
-            "SELECT s.citizen_id, s.payout_won, p.key_id, p.nonce, p.ciphertext, p.bank_code,"
+            "WITH fixed AS (SELECT citizen_id, amount_won AS payout_won FROM payouts"
+            "               WHERE period = $1),"
+            " paying AS (SELECT * FROM fixed UNION ALL"
+            "            SELECT citizen_id, payout_won FROM statements"
+            "             WHERE period = $1 AND payout_won > 0"
+            "               AND NOT EXISTS (SELECT 1 FROM fixed))"
+            " SELECT s.citizen_id, s.payout_won, p.key_id, p.nonce, p.ciphertext, p.bank_code,"
             " p.account_masked, p.holder_masked"
-            " FROM statements s LEFT JOIN payees p ON p.citizen_id = s.citizen_id"
-            " WHERE s.period = $1 AND s.payout_won > 0 ORDER BY s.citizen_id",
+            " FROM paying s LEFT JOIN payees p ON p.citizen_id = s.citizen_id"
+            " ORDER BY s.citizen_id",
             str(period),
         )
         return _rows(PayoutFileRow, rows)
+
+    # --- payouts (fixed at close) and the bank's results ---------------------------------
+
+    async def insert_payouts(self, rows: Sequence[PayoutRow]) -> None:
+        if not rows:
+            return
+        await self.conn.execute(
+            "INSERT INTO payouts (period, citizen_id, withholding_kind, paid_on, gross_won,"
+            " taxable_won, income_tax_won, local_tax_won, carried_won, amount_won)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[],"
+            " $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],"
+            " $10::bigint[])",
+            *(list(col) for col in zip(*(_payout_tuple(r) for r in rows), strict=True)),
+        )
+
+    async def payouts(self, period: Period) -> dict[str, PayoutRow]:
+        """The month's payouts by citizen (empty for a month closed before they existed)."""
+        rows = await self.conn.fetch(
+            f"SELECT {_PAYOUT_COLUMNS} FROM payouts WHERE period = $1 ORDER BY citizen_id",
+            str(period),
+        )
+        return {r["citizen_id"]: PayoutRow(**dict(r)) for r in rows}
+
+    async def transfer_failed_balances_through(self, period: Period) -> list[CitizenBalance]:
+        """Failed transfers not yet carried, per citizen and fiscal year."""
+        rows = await self.conn.fetch(
+            """
+            SELECT b.party AS citizen_id, b.fiscal_year, -sum(b.balance_won) AS balance_won,
+                   (p.citizen_id IS NOT NULL) AS has_payee
+              FROM account_balances b
+              LEFT JOIN payees p ON p.citizen_id = b.party
+             WHERE b.account = 'allowance_transfer_failed' AND b.period <= $1
+             GROUP BY b.party, b.fiscal_year, p.citizen_id
+            HAVING sum(b.balance_won) <> 0
+             ORDER BY b.party, b.fiscal_year
+            """,
+            str(period),
+        )
+        return [
+            CitizenBalance(r["citizen_id"], r["fiscal_year"], int(r["balance_won"]), r["has_payee"])
+            for r in rows
+        ]
+
+    async def citizen_payout_due(self, period: Period, citizen_id: str) -> list[CitizenBalance]:
+        """One citizen's payout due of a closed month, per fiscal year (locks the rows)."""
+        rows = await self.conn.fetch(
+            "SELECT party AS citizen_id, fiscal_year, -balance_won AS balance_won"
+            " FROM account_balances WHERE account = 'allowance_payout_due' AND period = $1"
+            " AND party = $2 AND balance_won <> 0 ORDER BY fiscal_year FOR UPDATE",
+            str(period),
+            citizen_id,
+        )
+        return [
+            CitizenBalance(r["citizen_id"], r["fiscal_year"], int(r["balance_won"]), True)
+            for r in rows
+        ]
+
+    async def transfer_results(self, period: Period) -> dict[str, TransferResultRow]:
+        rows = await self.conn.fetch(
+            f"SELECT {_RESULT_COLUMNS} FROM transfer_results WHERE period = $1 ORDER BY citizen_id",
+            str(period),
+        )
+        return {r["citizen_id"]: TransferResultRow(**dict(r)) for r in rows}
+
+    async def failed_results_of(self, citizen_ids: Sequence[str]) -> list[TransferResultRow]:
+        rows = await self.conn.fetch(
+            f"SELECT {_RESULT_COLUMNS} FROM transfer_results WHERE status = 'failed'"
+            " AND citizen_id = ANY($1::text[]) ORDER BY period, citizen_id",
+            list(citizen_ids),
+        )
+        return _rows(TransferResultRow, rows)
+
+    async def insert_transfer_result(
+        self, row: TransferResultRow, *, recorded_by: str, request_id: str | None
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO transfer_results (period, citizen_id, status, reason, amount_won,"
+            " transaction_id, result_id, recorded_at, recorded_by, request_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            row.period,
+            row.citizen_id,
+            row.status,
+            row.reason,
+            row.amount_won,
+            row.transaction_id,
+            row.result_id,
+            row.recorded_at,
+            recorded_by,
+            request_id,
+        )
+
+    async def lock_period_results(self, period: Period) -> None:
+        """One writer of a month's transfer results at a time (and not beside mark-paid)."""
+        await self.conn.execute("SELECT 1 FROM periods WHERE period = $1 FOR UPDATE", str(period))
 
     # --- ledger reading ------------------------------------------------------------------
 

@@ -9,20 +9,23 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any, Literal
 
 import asyncpg
 import orjson
+import pydantic
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from allowance import exports, schemas
-from allowance.domain import ledger
+from allowance import exports, payout_exports, schemas
+from allowance.domain import ledger, payout_file, transfer_results, withholding
 from allowance.domain import policy as rules
 from allowance.domain.calendar import Period
 from allowance.domain.ledger import ACCOUNTS, Account
@@ -35,16 +38,18 @@ from allowance.store import (
     LedgerFilter,
     PayeeRow,
     PayoutFileRow,
+    PayoutRow,
     PeriodRow,
     PolicyKind,
     PolicyVersion,
     StatementRow,
     StatementTotalsRow,
     Store,
+    TransferResultRow,
 )
 from shared import metrics
 from shared.problems import Problem
-from shared.seoul import day_bounds
+from shared.seoul import day_bounds, seoul_date
 from shared.web import page_limit, page_of
 
 log = logging.getLogger(__name__)
@@ -106,6 +111,17 @@ def caps_out(found: PolicyVersion) -> schemas.CapsOut:
     return schemas.CapsOut(**_version(found), caps=[schemas.CapIn(**r) for r in found.body])
 
 
+def withholding_out(found: PolicyVersion, today: date) -> schemas.WithholdingOut:
+    table = withholding.withholding_from_json(found.body, found.id)
+    entry = table.entry_on(today)
+    in_force = withholding.withholding_to_json([entry])[0] if entry is not None else None
+    return schemas.WithholdingOut(
+        **_version(found),
+        withholding=[schemas.WithholdingIn(**r) for r in found.body],
+        in_force=schemas.WithholdingIn(**in_force) if in_force is not None else None,
+    )
+
+
 # --- budget ------------------------------------------------------------------------------
 
 
@@ -121,6 +137,8 @@ def budget_out(figures: ledger.BudgetFigures, as_of: datetime | None) -> schemas
         payable_won=figures.payable_won,
         payout_due_won=figures.payout_due_won,
         capped_won=figures.capped_won,
+        transfer_failed_won=figures.transfer_failed_won,
+        withheld_won=figures.withheld_won,
         as_of=as_of,
     )
 
@@ -613,6 +631,223 @@ def payout_csv(period: Period, bank_lines: Sequence[BankLine], held_back_count: 
             "X-Payout-Total-Won": str(sum(r["amount_won"] for r in bank_rows)),
             "X-Held-Back-Count": str(held_back_count),
         },
+    )
+
+
+PayoutLayoutName = Literal["bank", "ehojo"]
+
+
+def payout_lines(
+    period: Period,
+    lines: Sequence[PayoutFileRow],
+    bank_lines: Sequence[BankLine],
+    payouts: Mapping[str, PayoutRow],
+    closed_at: datetime,
+    memo_prefix: str,
+) -> list[payout_file.PayoutLine]:
+    """The opened payout file as checked lines (a payee the bank would refuse is a 409)."""
+    memo = payout_file.payout_memo(period, memo_prefix)
+    out = []
+    for sequence, (row, bank) in enumerate(zip(lines, bank_lines, strict=True), start=1):
+        fixed = payouts.get(row.citizen_id)
+        taxes = (
+            withholding.Withholding(
+                fixed.gross_won + fixed.carried_won,
+                fixed.income_tax_won,
+                fixed.local_tax_won,
+                fixed.amount_won,
+                withholding.WithholdingKind(fixed.withholding_kind),
+                fixed.taxable_won,
+            )
+            if fixed is not None
+            else withholding.Withholding(row.payout_won, 0, 0, row.payout_won)
+        )
+        try:
+            out.append(
+                payout_file.payout_line(
+                    sequence=sequence,
+                    citizen_id=row.citizen_id,
+                    period=period,
+                    paid_on=fixed.paid_on if fixed else seoul_date(closed_at),
+                    bank_code=bank.bank_code,
+                    account_number=bank.account_number,
+                    account_holder=bank.account_holder,
+                    withholding=taxes,
+                    memo=memo,
+                )
+            )
+        except payout_file.PayeeRefused as exc:
+            raise Problem(
+                409,
+                "payee_refused",
+                f"the bank details of {row.citizen_id} no longer pass the bank checks:"
+                " enter them again before the file is sent",
+                errors=[r.as_error() for r in exc.refusals],
+            ) from exc
+    return out
+
+
+async def payout_file_export(
+    period: Period,
+    lines: Sequence[payout_file.PayoutLine],
+    fmt: Literal["csv", "xlsx"],
+    layout_name: PayoutLayoutName,
+    held_back_count: int,
+) -> Response:
+    """The payout file in a layout, with its totals row in the file and in the headers."""
+    layout = (
+        payout_exports.layout_for(lines)
+        if layout_name == "bank"
+        else payout_exports.EHOJO_PAYEE_LAYOUT
+    )
+    totals = payout_file.payout_totals(lines)
+    headers = {
+        "X-Payout-Count": str(totals.lines_count),
+        "X-Payout-Total-Won": str(totals.amount_won),
+        "X-Held-Back-Count": str(held_back_count),
+    }
+    name = f"payout-{period}-{layout_name}"
+    log.info(
+        "payout file produced",
+        extra={"period": str(period), "lines": totals.lines_count, "layout": layout_name},
+    )
+    if fmt == "csv":
+        return Response(
+            payout_exports.payout_csv(lines, layout),
+            media_type="text/csv; charset=utf-8",
+            headers={**_attachment(f"{name}.csv"), **headers},
+        )
+    title = f"광산시민수당 {period} 지급 ({layout.name})"
+    return await _xlsx_file(
+        lambda path: payout_exports.write_payout_xlsx(path, lines, layout, title),
+        f"{name}.xlsx",
+        headers,
+    )
+
+
+async def _xlsx_file(
+    write: Callable[[str], None], filename: str, headers: Mapping[str, str]
+) -> FileResponse:
+    """A workbook written by `write` in a worker thread to a temporary file, sent and removed."""
+    path = exports.temp_xlsx_path()
+    try:
+        await asyncio.to_thread(write, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    return FileResponse(
+        path,
+        media_type=XLSX_MEDIA_TYPE,
+        headers={**_attachment(filename), **headers},
+        background=BackgroundTask(os.unlink, path),
+    )
+
+
+async def withholding_report(
+    period: Period,
+    lines: Sequence[payout_file.PayoutLine],
+    payouts: Mapping[str, PayoutRow],
+    fmt: ExportFormat,
+) -> Any:
+    """The month's per-citizen withholding; the gross is the month's own (a carried failed
+    transfer was reported in the month it was first due, so it is left out here)."""
+    own = []
+    for line in lines:
+        fixed = payouts.get(line.citizen_id)
+        if fixed is None or not fixed.carried_won:
+            own.append(line)
+        elif fixed.gross_won > 0:
+            own.append(
+                dataclasses.replace(
+                    line,
+                    gross_won=fixed.gross_won,
+                    amount_won=fixed.gross_won - fixed.income_tax_won - fixed.local_tax_won,
+                )
+            )
+    layout = payout_exports.WITHHOLDING_LAYOUT
+    if fmt == "json":
+        return {
+            "period": str(period),
+            "district_fills": [
+                c.header for c in layout.columns if c.field.value == "district_fills"
+            ],
+            "note": layout.source,
+            "lines": [
+                {
+                    "citizen_id": x.citizen_id,
+                    "paid_on": x.paid_on.isoformat(),
+                    "withholding_kind": x.withholding_kind.value,
+                    "gross_won": x.gross_won,
+                    "taxable_won": x.taxable_won,
+                    "income_tax_won": x.income_tax_won,
+                    "local_tax_won": x.local_tax_won,
+                    "net_won": x.amount_won,
+                }
+                for x in own
+            ],
+        }
+    name = f"withholding-{period}"
+    if fmt == "csv":
+        return Response(
+            payout_exports.payout_csv(own, layout),
+            media_type="text/csv; charset=utf-8",
+            headers=_attachment(f"{name}.csv"),
+        )
+    title = f"광산시민수당 {period} 원천징수 내역"
+    return await _xlsx_file(
+        lambda path: payout_exports.write_payout_xlsx(path, own, layout, title),
+        f"{name}.xlsx",
+        {},
+    )
+
+
+def transfer_results_in(body: bytes, content_type: str) -> list[transfer_results.ResultLine]:
+    """The request's result lines from JSON or CSV; a malformed body is a 4xx naming where."""
+    if content_type.split(";")[0].strip().lower() in ("text/csv", "application/csv"):
+        found, violations = transfer_results.parse_results_csv(body)
+        if violations:
+            raise Problem(
+                422,
+                "transfer_results_invalid",
+                f"{violations[0].field}: {violations[0].message}",
+                errors=[v.as_error() for v in violations],
+            )
+        return found
+    try:
+        items = _RESULTS_JSON.validate_json(body or b"null")
+    except pydantic.ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc
+    if not items:
+        raise Problem(422, "transfer_results_invalid", "the list of results is empty")
+    return [
+        transfer_results.ResultLine(r.citizen_id, r.status, r.reason.strip(), f"results.{i}")
+        for i, r in enumerate(items)
+    ]
+
+
+_RESULTS_JSON = pydantic.TypeAdapter(list[schemas.TransferResultIn])
+
+
+def transfer_results_out(
+    period: Period, done: Sequence[tuple[TransferResultRow, bool]]
+) -> schemas.TransferResultsOut:
+    return schemas.TransferResultsOut(
+        period=str(period),
+        recorded_count=sum(new for _, new in done),
+        unchanged_count=sum(not new for _, new in done),
+        results=[
+            schemas.TransferResultOut(
+                citizen_id=row.citizen_id,
+                status="paid" if row.status == "paid" else "failed",
+                reason=row.reason,
+                amount_won=row.amount_won,
+                recorded_at=row.recorded_at,
+                outcome="recorded" if new else "unchanged",
+                carried_to_next_close=row.status == "failed",
+            )
+            for row, new in done
+        ],
     )
 
 

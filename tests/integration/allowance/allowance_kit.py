@@ -384,6 +384,9 @@ async def check_trial_balance(kit: Kit) -> None:
         "allowance_payout_due": ("payout_due_won", -1),
         "allowance_paid": ("paid_won", -1),
         "allowance_capped": ("capped_won", -1),
+        "allowance_transfer_failed": ("transfer_failed_won", -1),
+        "income_tax_payable": ("withheld_won", -1),
+        "local_income_tax_payable": ("withheld_won", -1),
     }
     years = [r["fiscal_year"] for r in await pool.fetch("SELECT fiscal_year FROM budgets")]
     for attempt in range(5):
@@ -412,8 +415,13 @@ async def check_trial_balance(kit: Kit) -> None:
             for r in rows:
                 if r["account"] in natural:
                     field_name, sign = natural[r["account"]]
-                    derived[field_name] = sign * int(r["won"])
-            derived["accrued_won"] = derived["payable_won"] + derived["payout_due_won"]
+                    derived[field_name] += sign * int(r["won"])
+            derived["accrued_won"] = (
+                derived["payable_won"]
+                + derived["payout_due_won"]
+                + derived["transfer_failed_won"]
+                + derived["withheld_won"]
+            )
             for key, value in derived.items():
                 if api[key] != value:
                     problems.append(f"{year} {key}: api {api[key]} != entries {value}")

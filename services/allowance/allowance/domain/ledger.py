@@ -33,6 +33,9 @@ class Account(StrEnum):
     ALLOWANCE_PAID = "allowance_paid"
     ALLOWANCE_CAPPED = "allowance_capped"
     ALLOWANCE_CAPPED_OFFSET = "allowance_capped_offset"
+    INCOME_TAX_PAYABLE = "income_tax_payable"
+    LOCAL_INCOME_TAX_PAYABLE = "local_income_tax_payable"
+    ALLOWANCE_TRANSFER_FAILED = "allowance_transfer_failed"
 
 
 Side = Literal["debit", "credit"]
@@ -126,6 +129,31 @@ ACCOUNTS: Mapping[Account, AccountInfo] = {
             "none",
             "The other side of the capped memorandum entries; always equals their total.",
         ),
+        AccountInfo(
+            Account.INCOME_TAX_PAYABLE,
+            "예수 소득세",
+            "Income tax withheld payable",
+            "credit",
+            "citizen",
+            "Income tax withheld from payouts at close, per citizen, until the district remits it.",
+        ),
+        AccountInfo(
+            Account.LOCAL_INCOME_TAX_PAYABLE,
+            "예수 지방소득세",
+            "Local income tax withheld payable",
+            "credit",
+            "citizen",
+            "Local income tax withheld from payouts at close, per citizen, until remitted.",
+        ),
+        AccountInfo(
+            Account.ALLOWANCE_TRANSFER_FAILED,
+            "이체불능 수당",
+            "Allowance transfer failed",
+            "credit",
+            "citizen",
+            "The net of a payout line the bank reported failed; carried into the next"
+            " close's payout file.",
+        ),
     )
 }
 
@@ -139,6 +167,8 @@ class TxnKind(StrEnum):
     PAYOUT_REVERSAL = "payout_reversal"
     PAYOUT_DUE = "payout_due"
     PAYOUT_PAID = "payout_paid"
+    PAYOUT_FAILED = "payout_failed"
+    FAILED_CARRY = "failed_carry"
 
 
 class UnbalancedTransactionError(ValueError):
@@ -456,9 +486,22 @@ def reversal(
 
 
 def payout_due(
-    fiscal_year: int, period: Period, citizen_id: str, amount_won: int, memo: str, prefix: str
+    fiscal_year: int,
+    period: Period,
+    citizen_id: str,
+    amount_won: int,
+    memo: str,
+    prefix: str,
+    *,
+    income_tax_won: int = 0,
+    local_tax_won: int = 0,
 ) -> LedgerTransaction | None:
-    """Month close: a citizen's payable (this and earlier months) moves into the payout file."""
+    """Month close: a citizen's payable (this and earlier months) moves into the payout
+    file; what is withheld from it (`income_tax_won`, `local_tax_won`) goes to the tax
+    payable accounts instead, so payout due holds exactly the net to transfer."""
+    net_won = amount_won - income_tax_won - local_tax_won
+    if min(income_tax_won, local_tax_won, net_won) < 0:
+        raise ValueError("taxes are not negative and never exceed the payout")
     return _transaction(
         TxnKind.PAYOUT_DUE,
         fiscal_year,
@@ -467,6 +510,72 @@ def payout_due(
         (
             debit(
                 f"{prefix}:payable", Account.ALLOWANCE_PAYABLE, amount_won, citizen_id=citizen_id
+            ),
+            credit(
+                f"{prefix}:payout_due",
+                Account.ALLOWANCE_PAYOUT_DUE,
+                net_won,
+                citizen_id=citizen_id,
+            ),
+            credit(
+                f"{prefix}:income_tax",
+                Account.INCOME_TAX_PAYABLE,
+                income_tax_won,
+                citizen_id=citizen_id,
+            ),
+            credit(
+                f"{prefix}:local_income_tax",
+                Account.LOCAL_INCOME_TAX_PAYABLE,
+                local_tax_won,
+                citizen_id=citizen_id,
+            ),
+        ),
+    )
+
+
+def payout_failed(
+    fiscal_year: int, period: Period, citizen_id: str, amount_won: int, memo: str, prefix: str
+) -> LedgerTransaction | None:
+    """The bank could not make a line's transfer: its net leaves payout due (so mark-paid
+    never pays it) for the transfer-failed account, which the next close carries."""
+    return _transaction(
+        TxnKind.PAYOUT_FAILED,
+        fiscal_year,
+        period,
+        memo,
+        (
+            debit(
+                f"{prefix}:payout_due",
+                Account.ALLOWANCE_PAYOUT_DUE,
+                amount_won,
+                citizen_id=citizen_id,
+            ),
+            credit(
+                f"{prefix}:transfer_failed",
+                Account.ALLOWANCE_TRANSFER_FAILED,
+                amount_won,
+                citizen_id=citizen_id,
+            ),
+        ),
+    )
+
+
+def failed_carry(
+    fiscal_year: int, period: Period, citizen_id: str, amount_won: int, memo: str, prefix: str
+) -> LedgerTransaction | None:
+    """A later close puts a failed transfer's net back into a payout file, as it is: it
+    was taxed when it was first due, so nothing is withheld again."""
+    return _transaction(
+        TxnKind.FAILED_CARRY,
+        fiscal_year,
+        period,
+        memo,
+        (
+            debit(
+                f"{prefix}:transfer_failed",
+                Account.ALLOWANCE_TRANSFER_FAILED,
+                amount_won,
+                citizen_id=citizen_id,
             ),
             credit(
                 f"{prefix}:payout_due",
@@ -504,7 +613,8 @@ class BudgetFigures:
     """A fiscal year's budget as finance reads it, every figure a positive amount.
 
     `total + unfunded = available + reserved + accrued + paid` always holds (accrued =
-    payable + payout due); the capped memorandum does not enter it.
+    payable + payout due + transfer failed + withheld taxes not yet remitted: owed, not
+    yet transferred); the capped memorandum does not enter it.
     """
 
     fiscal_year: int
@@ -516,10 +626,12 @@ class BudgetFigures:
     payout_due_won: int
     paid_won: int
     capped_won: int
+    transfer_failed_won: int = 0
+    withheld_won: int = 0
 
     @property
     def accrued_won(self) -> int:
-        return self.payable_won + self.payout_due_won
+        return self.payable_won + self.payout_due_won + self.transfer_failed_won + self.withheld_won
 
     def balanced(self) -> bool:
         return self.total_won + self.unfunded_won == (
@@ -544,4 +656,7 @@ def budget_figures(fiscal_year: int, balances: Mapping[str, int]) -> BudgetFigur
         payout_due_won=natural(Account.ALLOWANCE_PAYOUT_DUE),
         paid_won=natural(Account.ALLOWANCE_PAID),
         capped_won=natural(Account.ALLOWANCE_CAPPED),
+        transfer_failed_won=natural(Account.ALLOWANCE_TRANSFER_FAILED),
+        withheld_won=natural(Account.INCOME_TAX_PAYABLE)
+        + natural(Account.LOCAL_INCOME_TAX_PAYABLE),
     )

@@ -3,13 +3,13 @@ that opens them, the payout file, recorded in the access log before anything is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from allowance.domain.calendar import Period
 from allowance.payees import BankLine, PayeeCipher, PayeeDetails, Sealed, mask_account, mask_holder
 from allowance.settings import Context
-from allowance.store import HeldBackRow, PayeeRow, PayoutFileRow, Store
+from allowance.store import HeldBackRow, PayeeRow, PayoutFileRow, PayoutRow, Store
 from shared.problems import Problem
 from shared.web import Staff
 
@@ -65,6 +65,7 @@ class PayoutFile:
     lines: list[PayoutFileRow]
     held_back: list[HeldBackRow]
     bank_lines: list[BankLine] | None = None
+    payouts: dict[str, PayoutRow] = field(default_factory=dict)
 
 
 async def payout_file(ctx: Context, period: Period, staff: Staff, *, open_: bool) -> PayoutFile:
@@ -83,7 +84,8 @@ async def payout_file(ctx: Context, period: Period, staff: Staff, *, open_: bool
         missing = [r.citizen_id for r in lines if r.key_id is None]
         if missing:
             raise Problem(409, "payee_missing", f"payee details vanished for {missing[:5]}")
-        found = PayoutFile(period, row.closed_at, lines, held)
+        fixed = await db.payouts(period)
+        found = PayoutFile(period, row.closed_at, lines, held, payouts=fixed)
         if not open_:
             return found
         await db.log_payee_access(
@@ -113,4 +115,4 @@ async def payout_file(ctx: Context, period: Period, staff: Staff, *, open_: bool
                 memo,
             )
         )
-    return PayoutFile(period, row.closed_at, lines, held, bank_lines)
+    return PayoutFile(period, row.closed_at, lines, held, bank_lines, fixed)

@@ -1,6 +1,6 @@
 """The admin's policy writes: the hourly rate table, statutory minimum wages, the caps per
-year and each fiscal year's budget. Every version of a policy table is kept; a budget
-change is posted to the ledger as the difference, never an overwrite."""
+year, the withholding table and each fiscal year's budget. Every version of a policy table
+is kept; a budget change is posted to the ledger as the difference, never an overwrite."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from allowance.domain import ledger
+from allowance.domain import ledger, withholding
 from allowance.domain import policy as rules
 from allowance.domain.calendar import period_within_year
 from allowance.domain.policy import won
@@ -225,11 +225,37 @@ async def seed_policy(db: Store, now: datetime) -> list[str]:
         if await db.latest_policy("caps") is None:
             await write_caps(db, rules.SEED_CAPS, at=now, by=SEED, note=SEED_NOTE)
             seeded.append("caps")
+        if await db.latest_policy("withholding") is None:
+            body = withholding.withholding_to_json(withholding.SEED_WITHHOLDING.entries)
+            await _write(db, "withholding", body, at=now, by=SEED, note=WITHHOLDING_SEED_NOTE)
+            seeded.append("withholding")
         # A version in force that was never announced (adopted before announcements
         # existed) is announced now; one already announced is not sent again.
         await announce_caps(db, now)
         await announce_rates(db, now)
     return seeded
+
+
+# --- withholding -------------------------------------------------------------------------
+
+WITHHOLDING_SEED_NOTE = (
+    "default: nothing withheld. The district's tax office must confirm which kind applies to"
+    " the allowance (business income 3.3 %, other income 8.8 %, or none) before it changes"
+)
+
+
+async def set_withholding(
+    ctx: Context, entries: Sequence[withholding.WithholdingEntry], note: str, staff: Staff
+) -> PolicyVersion:
+    """Replace the withholding table (every version kept); it applies from the next close."""
+    _refuse(withholding.validate_withholding_table(entries))
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        db = Store(conn)
+        await db.lock_policy()
+        body = withholding.withholding_to_json(entries)
+        found = await _write(db, "withholding", body, at=ctx.now(), by=staff, note=note)
+    log.info("withholding table replaced", extra={"version": found.id})
+    return found
 
 
 # --- budget ------------------------------------------------------------------------------
