@@ -104,7 +104,7 @@ class WithholdingIn(_Write):
 
     effective_from: Day = Field(description="first Seoul payment (close) date it applies to")
     kind: Literal["none", "business_income_3_3", "other_income_8_8"]
-    source: str = Field(min_length=1, max_length=500, description="where the rule comes from")
+    source: Source = Field(description="where the rule comes from")
     income_tax_rate_bp: int = Field(default=0, description="of the taxable amount")
     local_tax_rate_bp: int = Field(default=0, description="of the income tax")
     deemed_expense_rate_bp: int = Field(default=0, description="other income: deemed expenses")
@@ -118,7 +118,7 @@ class WithholdingIn(_Write):
 
 class WithholdingBody(_Write):
     withholding: list[WithholdingIn] = Field(min_length=1, max_length=100)
-    note: str = Field(default="", max_length=500)
+    note: Note = ""
 
 
 class WithholdingOut(BaseModel):
@@ -362,7 +362,9 @@ class PayeeOut(BaseModel):
 class TransferResultIn(_Write):
     citizen_id: str = Field(pattern=CITIZEN_PATTERN, description="as printed on the line")
     status: Literal["paid", "failed"]
-    reason: str = Field(default="", max_length=200, description="the bank's reason (failed)")
+    reason: Annotated[str, NonBlank(200, empty_ok=True)] = Field(
+        default="", description="the bank's reason (failed)"
+    )
 
 
 class TransferResultOut(BaseModel):
