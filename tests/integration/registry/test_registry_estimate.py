@@ -105,11 +105,19 @@ async def minimum_wages_for(registry: Registry) -> AsyncIterator[Any]:
         nonlocal changed
         rows = before["minimum_wages"]
         known = {r["year"] for r in rows}
-        latest = max(rows, key=lambda r: r["year"])
         missing = [y for y in sorted(set(years)) if y not in known]
         if not missing:
             return
-        added = [{**latest, "year": y, "source": "test: assumed as the latest"} for y in missing]
+
+        def latest_before(year: int) -> dict[str, Any]:
+            # The latest earlier year's wage, carried forward (not the table's latest row:
+            # other suites enter far, fictional years such as 8999 at 99,999 won/h).
+            return max((r for r in rows if r["year"] < year), key=lambda r: r["year"])
+
+        added = [
+            {**latest_before(y), "year": y, "source": "test: assumed as the year before"}
+            for y in missing
+        ]
         body = {"minimum_wages": [*rows, *added], "note": "test: years for a rate"}
         r = await registry.api.raw(base, token, "PUT", "/v1/admin/minimum-wages", json=body)
         assert r.status_code == 200, r.text
