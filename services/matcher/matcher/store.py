@@ -836,8 +836,8 @@ async def notices_pending(
         ), due AS (
             SELECT a.application_id, a.starts_at
               FROM w JOIN applications a
-                ON a.status = 'confirmed' AND a.starts_at <= $1 + w.opens
-               AND a.starts_at > $1 + w.closes
+                ON a.status = 'confirmed' AND a.starts_at <= $1::timestamptz + w.opens
+               AND a.starts_at > $1::timestamptz + w.closes
                AND coalesce(a.confirmed_at, a.decided_at) < a.starts_at - w.opens
               JOIN postings p ON p.posting_id = a.posting_id AND p.status = 'open'
              WHERE (NOT w.reconfirm OR p.reconfirmation_required OR p.tags ?| $6::text[])
@@ -848,7 +848,7 @@ async def notices_pending(
               FROM applications a JOIN booking_reminders r
                 ON r.booking_id = a.booking_id AND r.kind = $7
              WHERE a.status = 'confirmed' AND a.reconfirmed_at IS NULL
-               AND a.starts_at > $1 AND a.starts_at <= $1 + $8::interval
+               AND a.starts_at > $1::timestamptz AND a.starts_at <= $1::timestamptz + $8::interval
                AND r.sent_at < a.starts_at - $8::interval
         )
         SELECT application_id FROM due ORDER BY starts_at, application_id LIMIT $9
