@@ -121,6 +121,10 @@ class _PostingTerms(_PostingEvent):
     applications_close_at: AwareDatetime | None = None
     requires_child_safety_check: bool = False
     tags: list[str] = Field(default_factory=list)
+    reconfirmation_required: bool = Field(
+        default=False,
+        description="the facility asks citizens to reconfirm 48 h before (matcher policy)",
+    )
 
 
 @register
@@ -279,6 +283,20 @@ class ApplicationWithdrawn(_ApplicationEvent):
     """A verified partner webhook: the citizen withdrew."""
 
     TYPE: ClassVar[str] = "ApplicationWithdrawn"
+    partner_user_id: str
+    received_at: AwareDatetime
+    webhook_id: str
+
+
+@register
+class ReconfirmationReceived(Event):
+    """A verified partner webhook (`booking.reconfirmed`): the citizen confirmed they will
+    come. Keyed by the booking (the partner does not send the posting)."""
+
+    TYPE: ClassVar[str] = "ReconfirmationReceived"
+    TOPIC: ClassVar[str] = topics.MATCHER_APPLICATIONS
+    KEY_FIELD: ClassVar[str] = "booking_id"
+    booking_id: str
     partner_user_id: str
     received_at: AwareDatetime
     webhook_id: str

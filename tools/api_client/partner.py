@@ -144,6 +144,19 @@ class PartnerWebhooks(Surface):
         body = webhook_body("application.withdrawn", data, timestamp=timestamp)
         return await self.send_webhook(body, timestamp=timestamp, **delivery)
 
+    async def reconfirm_booking(
+        self,
+        *,
+        booking_id: str,
+        partner_user_id: str,
+        timestamp: datetime | None = None,
+        **delivery: Any,
+    ) -> httpx.Response:
+        """`booking.reconfirmed`: the citizen answered `booking.reconfirm_requested`."""
+        data = {"booking_id": booking_id, "partner_user_id": partner_user_id}
+        body = webhook_body("booking.reconfirmed", data, timestamp=timestamp)
+        return await self.send_webhook(body, timestamp=timestamp, **delivery)
+
 
 class Simulator(Surface):
     """The partner simulator's own endpoints (`tools.partner_sim`)."""

@@ -98,6 +98,14 @@ async def summarise(api: Api, out: Outcome) -> Summary:
         "budget_reserved_won": int(budget["reserved_won"]),
         "notifications_received": len(notes),
         "notifications_bad_signatures": int(sim["bad_signatures"]),
+        # The demo's postings do not ask for reconfirmation (opt-in): reminders only.
+        "reminders_sent": note_types["booking.reminder"],
+        "reconfirmations_requested": note_types["booking.reconfirm_requested"],
+        "released_not_reconfirmed": sum(
+            1
+            for n in notes
+            if n["type"] == "booking.cancelled" and n["data"].get("reason") == "not_reconfirmed"
+        ),
     }
     f.update({k: v for k, v in out.figures.items() if isinstance(v, int)})
     allowance = api.endpoints.allowance_url
@@ -136,6 +144,9 @@ async def summarise(api: Api, out: Outcome) -> Summary:
         f"  partner            {f['notifications_received']} signed notifications received ("
         + ", ".join(f"{n} {t}" for t, n in sorted(note_types.items()))
         + f"); bad signatures {f['notifications_bad_signatures']}",
+        f"  reminders          {f['reminders_sent']} sent; reconfirmation asked"
+        f" {f['reconfirmations_requested']}, released {f['released_not_reconfirmed']}"
+        " (opt-in per posting; off in this scenario)",
         f"  ledger             {allowance}/v1/ledger?period={plan.period}&format=xlsx"
         " (also format=csv|json)",
         "                     header: Authorization: Bearer $FINANCE_TOKEN (FINANCE_TOKEN in"

@@ -23,6 +23,7 @@ from matcher.schemas import (
     ApplicationPage,
     ApplicationSubmittedWebhook,
     ApplicationView,
+    BookingReconfirmedWebhook,
     CitizenView,
     DrawCheck,
     DrawView,
@@ -36,7 +37,12 @@ from matcher.schemas import (
 from matcher.settings import PRODUCER, Context, MatcherSettings, WebhookSecrets
 from matcher.usecases import notifications
 from shared import topics
-from shared.events import ApplicationReceived, ApplicationWithdrawn, Event
+from shared.events import (
+    ApplicationReceived,
+    ApplicationWithdrawn,
+    Event,
+    ReconfirmationReceived,
+)
 from shared.http import FastRoute
 from shared.problems import RETRY_AFTER_S, Problem
 from shared.web import (
@@ -67,7 +73,10 @@ partner = APIRouter(tags=["partner"])
     "/v1/partner/webhooks",
     status_code=202,
     response_model=Accepted,
-    summary="Partner webhooks: application.submitted / application.withdrawn (Standard Webhooks)",
+    summary=(
+        "Partner webhooks: application.submitted / application.withdrawn / "
+        "booking.reconfirmed (Standard Webhooks)"
+    ),
     responses=problem_responses(
         400,
         401,
@@ -118,6 +127,13 @@ async def accept_webhook(
             application_id=webhook.data.application_id,
             posting_id=webhook.data.posting_id,
             citizen=webhook.data.citizen.to_profile(ctx.settings.age_min_years),
+            received_at=received_at,
+            webhook_id=webhook_id,
+        )
+    elif isinstance(webhook, BookingReconfirmedWebhook):
+        event = ReconfirmationReceived(
+            booking_id=webhook.data.booking_id,
+            partner_user_id=webhook.data.partner_user_id,
             received_at=received_at,
             webhook_id=webhook_id,
         )

@@ -4,7 +4,7 @@ records its id in the same transaction), becomes one use case of `matcher.usecas
 from __future__ import annotations
 
 from matcher.settings import Context
-from matcher.usecases import applications, attendance, caps, postings
+from matcher.usecases import applications, attendance, caps, postings, reminders
 from matcher.usecases.deps import deps_of
 from shared.consumer import EventConsumer
 from shared.db import Connection
@@ -19,6 +19,7 @@ from shared.events import (
     PostingClosed,
     PostingPublished,
     PostingUpdated,
+    ReconfirmationReceived,
 )
 
 
@@ -38,6 +39,11 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
         conn: Connection, envelope: Envelope, event: ApplicationWithdrawn
     ) -> None:
         await applications.withdraw_application(conn, deps, event)
+
+    async def reconfirmation_received(
+        conn: Connection, envelope: Envelope, event: ReconfirmationReceived
+    ) -> None:
+        await reminders.reconfirm(conn, deps, event)
 
     async def posting_published(
         conn: Connection, envelope: Envelope, event: PostingPublished
@@ -71,6 +77,7 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
 
     consumer.on_batch(ApplicationReceived, applications_received)
     consumer.on(ApplicationWithdrawn, application_withdrawn)
+    consumer.on(ReconfirmationReceived, reconfirmation_received)
     consumer.on(PostingPublished, posting_published)
     consumer.on(PostingUpdated, posting_updated)
     consumer.on(PostingCancelled, posting_cancelled)

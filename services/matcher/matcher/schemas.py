@@ -102,9 +102,23 @@ class ApplicationWithdrawnWebhook(_Body):
     data: WithdrawnData
 
 
-PartnerWebhook = Annotated[
-    ApplicationSubmittedWebhook | ApplicationWithdrawnWebhook, Field(discriminator="type")
-]
+class ReconfirmedData(_Body):
+    booking_id: _Id
+    partner_user_id: _Text = Field(min_length=1, max_length=100)
+
+
+class BookingReconfirmedWebhook(_Body):
+    """The citizen answered `booking.reconfirm_requested`: they will come."""
+
+    type: Literal["booking.reconfirmed"]
+    timestamp: AwareDatetime
+    data: ReconfirmedData
+
+
+AnyWebhook = ApplicationSubmittedWebhook | ApplicationWithdrawnWebhook | BookingReconfirmedWebhook
+PartnerWebhook = Annotated[AnyWebhook, Field(discriminator="type")]
+# The `type` tags, which pydantic puts first in an error's location.
+WEBHOOK_TYPES = ("application.submitted", "application.withdrawn", "booking.reconfirmed")
 WEBHOOK_BODY = TypeAdapter(PartnerWebhook)
 
 
@@ -135,7 +149,7 @@ def webhook_problem(exc: pydantic.ValidationError) -> Problem:
     errors = validation_errors(exc.errors())
     for err, raw in zip(errors, exc.errors(), strict=True):
         loc = [str(p) for p in raw.get("loc", ())]
-        if loc and loc[0] in ("application.submitted", "application.withdrawn"):
+        if loc and loc[0] in WEBHOOK_TYPES:
             loc = loc[1:]  # the union's tag, not a field of the body
         err["field"] = ".".join(loc) or ("type" if "tag" in str(raw.get("type")) else "body")
     fields = ", ".join(sorted({e["field"] for e in errors}))
@@ -158,7 +172,7 @@ def _surrogate_paths(node: Any, path: tuple[str, ...] = ()) -> list[tuple[str, .
     return found
 
 
-def parse_webhook(body: bytes) -> ApplicationSubmittedWebhook | ApplicationWithdrawnWebhook:
+def parse_webhook(body: bytes) -> AnyWebhook:
     """The body as its typed model, or the 400 `Problem` naming each bad field. A JSON
     string escaping a lone surrogate (`"\\ud800"`) is invalid JSON to the fast parser;
     the slow, lenient one runs only then, to say which field held it. A body that is not
@@ -245,6 +259,7 @@ class ApplicationView(BaseModel):
     decided_at: Instant | None
     cancelled_by: str | None
     strike: bool
+    reconfirmed_at: Instant | None = None
 
 
 class ApplicationPage(Page[ApplicationView]):
@@ -267,6 +282,7 @@ class PostingView(BaseModel):
     selection: str
     applications_close_at: Instant | None
     requires_child_safety_check: bool
+    reconfirmation_required: bool = False
     status: str
     revision: int
     confirmed_count: int

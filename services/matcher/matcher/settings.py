@@ -12,6 +12,7 @@ from datetime import timedelta
 from pydantic import Field, SecretStr
 
 from matcher.domain.policy import Policy, WeekCaps
+from matcher.domain.schedule import Schedule
 from shared.context import ServiceContext
 from shared.gwangsan import GWANGSAN_DONGS
 from shared.settings import ServiceSettings
@@ -59,6 +60,24 @@ class MatcherSettings(ServiceSettings):
     strike_window_days: int = 90
     strikes_to_suspend: int = 3
     suspension_days: int = 30
+
+    # --- reminders and reconfirmation (issue 18) -----------------------------------------
+    # Reminders before a confirmed booking's start, in minutes, comma-separated; empty turns
+    # them off. 24 h and 2 h: the two reminders the shift systems we compared send (ephios,
+    # Engelsystem), the day before to plan and shortly before to leave home.
+    reminder_leads_minutes: str = "1440,120"
+    # Reconfirmation is opt-in (a partner that has not implemented `booking.reconfirmed`
+    # must never lose bookings): a posting requires it when the facility set
+    # `reconfirmation_required`, or when it carries one of these tags (comma-separated;
+    # none by default).
+    reconfirmation_tags: str = ""
+    # Asked 48 h before the start; not reconfirmed by 16 h before, the booking is released
+    # (no strike) so the waitlist still has the evening before to take the seat, well before
+    # the 2 h late-cancellation cut-off and the 1 h promotion cut-off (BRIEF §5).
+    reconfirm_ask_minutes: int = Field(default=48 * 60, gt=0)
+    reconfirm_deadline_minutes: int = Field(default=16 * 60, gt=0)
+    # How often the scheduled notices are looked for; a minute of lateness is harmless.
+    reminder_sweep_interval_ms: int = 1_000
 
     # --- draw (BRIEF §4.3) ----------------------------------------------------------------
     # A citizen with this many allowance minutes in the draw's window weighs half as much
@@ -117,6 +136,21 @@ class MatcherSettings(ServiceSettings):
     def webhook_secrets(self) -> list[str]:
         raw = self.partner_webhook_secret.get_secret_value()
         return [s.strip() for s in raw.split(",") if s.strip()]
+
+    def schedule(self) -> Schedule:
+        """The scheduled notices' policy (matcher.domain.schedule)."""
+        return Schedule(
+            reminder_leads=tuple(
+                timedelta(minutes=int(m))
+                for m in self.reminder_leads_minutes.split(",")
+                if m.strip()
+            ),
+            reconfirm_ask_lead=timedelta(minutes=self.reconfirm_ask_minutes),
+            reconfirm_deadline_lead=timedelta(minutes=self.reconfirm_deadline_minutes),
+            reconfirm_tags=frozenset(
+                t.strip() for t in self.reconfirmation_tags.split(",") if t.strip()
+            ),
+        )
 
     def policy(self, week_caps: WeekCaps | None = None) -> Policy:
         """The rules' configuration; `week_caps` is what the matcher holds from the

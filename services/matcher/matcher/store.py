@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple, cast
 
 import asyncpg
@@ -22,6 +22,7 @@ from matcher.domain.citizens import mask_partner_id, new_citizen_id
 from matcher.domain.decide import PostingStatus, PostingView, Selection
 from matcher.domain.eligibility import Booked, Profile, Shift
 from matcher.domain.policy import WeekCaps
+from matcher.domain.schedule import RECONFIRM_KIND, Window
 from shared.events import CapYear, PostingPublished, PostingUpdated
 
 # Statuses of an application that hold (or wait for) a seat.
@@ -63,6 +64,7 @@ class PostingRow:
     published_at: datetime
     updated_at: datetime
     draw_frozen_at: datetime | None
+    reconfirmation_required: bool
 
 
 class BookedOn(NamedTuple):
@@ -124,6 +126,7 @@ class ApplicationRow(NewApplication):
     citizen_display: str
     suspended_until: datetime | None
     display_name: str | None
+    reconfirmed_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -568,8 +571,9 @@ async def insert_posting(
         """
         INSERT INTO postings (posting_id, facility_id, facility_name, facility_dong, title,
             description, tags, starts_at, ends_at, capacity, selection, applications_close_at,
-            requires_child_safety_check, status, waitlist_max, published_at)
-        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,'open',$14,$15)
+            requires_child_safety_check, status, waitlist_max, published_at,
+            reconfirmation_required)
+        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,'open',$14,$15,$16)
         ON CONFLICT (posting_id) DO NOTHING
         RETURNING true
         """,
@@ -588,6 +592,7 @@ async def insert_posting(
         event.requires_child_safety_check,
         waitlist_max,
         now,
+        event.reconfirmation_required,
     )
     return bool(inserted)
 
@@ -600,7 +605,7 @@ async def update_posting_terms(
         UPDATE postings SET facility_name = $2, facility_dong = $3, title = $4,
             description = $5, tags = $6, starts_at = $7, ends_at = $8, capacity = $9,
             selection = $10, applications_close_at = $11, requires_child_safety_check = $12,
-            revision = $13, updated_at = now()
+            revision = $13, reconfirmation_required = $14, updated_at = now()
          WHERE posting_id = $1
         """,
         event.posting_id,
@@ -616,6 +621,7 @@ async def update_posting_terms(
         event.applications_close_at,
         event.requires_child_safety_check,
         event.revision,
+        event.reconfirmation_required,
     )
 
 
@@ -802,7 +808,8 @@ _APPLICATION_COLUMNS = """
     a.application_id, a.posting_id, a.citizen_id, a.citizen_no, a.webhook_id, a.received_at,
     a.status, a.reason, a.booking_id, a.queue_pos, a.starts_at, a.ends_at, a.decided_at,
     a.check_in_code, a.confirmed_at, a.cancelled_at, a.cancelled_by, a.strike,
-    c.partner_user_id, c.display AS citizen_display, c.suspended_until, c.display_name
+    c.partner_user_id, c.display AS citizen_display, c.suspended_until, c.display_name,
+    a.reconfirmed_at
 """
 
 
@@ -868,6 +875,125 @@ async def waitlist_positions(
         list(application_ids),
     )
     return {r["application_id"]: int(r["pos"]) for r in rows}
+
+
+async def waitlist_ranks(conn: asyncpg.Connection, posting_id: str) -> dict[str, int]:
+    """Every waitlisted application of a posting and its 1-based position now."""
+    rows = await conn.fetch(
+        "SELECT application_id, row_number() OVER (ORDER BY queue_pos) AS pos"
+        " FROM applications WHERE posting_id = $1 AND status = 'waitlisted'",
+        posting_id,
+    )
+    return {r["application_id"]: int(r["pos"]) for r in rows}
+
+
+async def applications_by_ids(
+    conn: asyncpg.Connection, application_ids: Sequence[str]
+) -> list[ApplicationRow]:
+    rows = await conn.fetch(
+        f"SELECT {_APPLICATION_COLUMNS} FROM applications a JOIN citizens c USING (citizen_id)"
+        " WHERE a.application_id = ANY($1::text[]) ORDER BY a.queue_pos, a.application_id",
+        list(application_ids),
+    )
+    return [ApplicationRow(**r) for r in rows]
+
+
+async def application_of_booking(
+    conn: asyncpg.Connection, booking_id: str
+) -> ApplicationRow | None:
+    row = await conn.fetchrow(
+        f"SELECT {_APPLICATION_COLUMNS} FROM applications a"
+        " JOIN citizens c USING (citizen_id) WHERE a.booking_id = $1",
+        booking_id,
+    )
+    return None if row is None else ApplicationRow(**row)
+
+
+async def set_reconfirmed(conn: asyncpg.Connection, application_id: str, at: datetime) -> bool:
+    """Mark a confirmed booking reconfirmed (the first time counts); False if it was."""
+    done = await conn.fetchval(
+        "UPDATE applications SET reconfirmed_at = $2"
+        " WHERE application_id = $1 AND reconfirmed_at IS NULL RETURNING true",
+        application_id,
+        at,
+    )
+    return bool(done)
+
+
+# --- notices before the start (reminders, reconfirmation) -------------------------------
+
+
+async def notices_pending(
+    conn: asyncpg.Connection,
+    now: datetime,
+    windows: Sequence[Window],
+    reconfirm_tags: Sequence[str],
+    deadline_lead: timedelta,
+    limit: int,
+) -> list[str]:
+    """Application ids of confirmed bookings with a notice due (`matcher.domain.schedule`:
+    a window open, confirmed before it opened, not sent yet) or an unanswered
+    reconfirmation past its deadline, soonest start first. The use case re-checks each
+    under its posting's lock with the same rules."""
+    rows = await conn.fetch(
+        """
+        WITH w AS (
+            SELECT * FROM unnest($2::text[], $3::interval[], $4::interval[], $5::bool[])
+                AS w(kind, opens, closes, reconfirm)
+        ), due AS (
+            SELECT a.application_id, a.starts_at
+              FROM w JOIN applications a
+                ON a.status = 'confirmed' AND a.starts_at <= $1::timestamptz + w.opens
+               AND a.starts_at > $1::timestamptz + w.closes
+               AND coalesce(a.confirmed_at, a.decided_at) < a.starts_at - w.opens
+              JOIN postings p ON p.posting_id = a.posting_id AND p.status = 'open'
+             WHERE (NOT w.reconfirm OR p.reconfirmation_required OR p.tags ?| $6::text[])
+               AND NOT EXISTS (SELECT 1 FROM booking_reminders r
+                                WHERE r.booking_id = a.booking_id AND r.kind = w.kind)
+            UNION
+            SELECT a.application_id, a.starts_at
+              FROM applications a JOIN booking_reminders r
+                ON r.booking_id = a.booking_id AND r.kind = $7
+             WHERE a.status = 'confirmed' AND a.reconfirmed_at IS NULL
+               AND a.starts_at > $1::timestamptz AND a.starts_at <= $1::timestamptz + $8::interval
+               AND r.sent_at < a.starts_at - $8::interval
+        )
+        SELECT application_id FROM due ORDER BY starts_at, application_id LIMIT $9
+        """,
+        now,
+        [w.kind for w in windows],
+        [w.opens for w in windows],
+        [w.closes for w in windows],
+        [w.reconfirmation for w in windows],
+        list(reconfirm_tags),
+        RECONFIRM_KIND,
+        deadline_lead,
+        limit,
+    )
+    return [r["application_id"] for r in rows]
+
+
+async def notices_sent(conn: asyncpg.Connection, booking_id: str) -> dict[str, datetime]:
+    """The notices sent for a booking: kind -> when."""
+    rows = await conn.fetch(
+        "SELECT kind, sent_at FROM booking_reminders WHERE booking_id = $1", booking_id
+    )
+    return {r["kind"]: r["sent_at"] for r in rows}
+
+
+async def mark_notice_sent(
+    conn: asyncpg.Connection, booking_id: str, kind: str, at: datetime
+) -> bool:
+    """Record a notice in the transaction that writes it; False if it was already sent
+    (the primary key: each booking's notice of a kind goes out once)."""
+    done = await conn.fetchval(
+        "INSERT INTO booking_reminders (booking_id, kind, sent_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING RETURNING true",
+        booking_id,
+        kind,
+        at,
+    )
+    return bool(done)
 
 
 async def pending_of_posting(conn: asyncpg.Connection, posting_id: str) -> list[ApplicationRow]:

@@ -297,6 +297,7 @@ async def create_posting(
         ),
         requires_child_safety_check=body.requires_child_safety_check,
         tags=tuple(body.tags),
+        reconfirmation_required=body.reconfirmation_required,
     )
     request_key = await _idempotent(request, caller, idempotency_key)
     return _answer(await postings.create(ctx, caller, draft, request_key, _render(ctx)))
@@ -383,6 +384,7 @@ async def patch_posting(
         starts_at=body.starts_at,
         ends_at=body.ends_at,
         applications_close_at=body.applications_close_at,
+        reconfirmation_required=body.reconfirmation_required,
     )
     row = await postings.patch(ctx, caller, posting_id, change)
     return views.posting_view(row, ctx.now(), ctx.settings)

@@ -180,6 +180,10 @@ class PostingCreate(Body):
         default=None, description="the facility's own setting applies in any case"
     )
     tags: list[Tag] = Field(default_factory=list, max_length=10)
+    reconfirmation_required: bool = Field(
+        default=False,
+        description="ask booked citizens to reconfirm before the shift (the matcher's policy)",
+    )
 
 
 class PostingPatchBody(Body):
@@ -192,6 +196,7 @@ class PostingPatchBody(Body):
     ends_at: Timestamp | None = None
     applications_close_at: Timestamp | None = None
     tags: list[Tag] | None = Field(default=None, max_length=10)
+    reconfirmation_required: bool | None = None
 
     @model_validator(mode="after")
     def _something(self) -> PostingPatchBody:
@@ -244,6 +249,7 @@ class PostingView(BaseModel):
     applications_close_at: datetime | None
     requires_child_safety_check: bool
     tags: list[str]
+    reconfirmation_required: bool = False
     status: PostingStatus
     revision: int = Field(description="0 as submitted; n after the n-th accepted change")
     reservation_id: str | None

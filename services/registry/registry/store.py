@@ -123,6 +123,7 @@ class PostingRow(_Row):
     facility_dong: str
     confirmed_count: int
     waitlisted_count: int
+    reconfirmation_required: bool = False
 
     @property
     def terms(self) -> ShiftTerms:
@@ -142,6 +143,7 @@ class PostingRow(_Row):
             description=self.description,
             tags=self.tags,
             terms=self.terms,
+            reconfirmation_required=self.reconfirmation_required,
         )
 
     @property
@@ -497,12 +499,13 @@ async def insert_posting(
     requires_child_safety_check: bool,
     tags: Sequence[str],
     now: datetime,
+    reconfirmation_required: bool = False,
 ) -> None:
     await conn.execute(
         """INSERT INTO postings (id, facility_id, title, description, starts_at, ends_at,
                capacity, selection, applications_close_at, requires_child_safety_check, tags,
-               created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)""",
+               created_at, updated_at, reconfirmation_required)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)""",
         posting_id,
         facility_id,
         title,
@@ -515,6 +518,7 @@ async def insert_posting(
         requires_child_safety_check,
         list(tags),
         now,
+        reconfirmation_required,
     )
 
 
@@ -669,7 +673,7 @@ async def apply_terms(
     await conn.execute(
         """UPDATE postings SET title = $2, description = $3, tags = $4, capacity = $5,
                starts_at = $6, ends_at = $7, applications_close_at = $8, revision = $9,
-               updated_at = $10,
+               updated_at = $10, reconfirmation_required = $13,
                last_update_rejected = CASE WHEN $12 THEN NULL
                                            ELSE coalesce($11::jsonb, last_update_rejected) END
            WHERE id = $1""",
@@ -685,6 +689,7 @@ async def apply_terms(
         now,
         last_update_rejected,
         clear_update_rejected,
+        state.reconfirmation_required,
     )
 
 

@@ -164,6 +164,7 @@ def posting_view(
         applications_close_at=row.applications_close_at,
         requires_child_safety_check=row.requires_child_safety_check,
         tags=list(row.tags),
+        reconfirmation_required=row.reconfirmation_required,
         status=row.status,
         revision=row.revision,
         reservation_id=row.reservation_id,

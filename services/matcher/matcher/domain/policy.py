@@ -81,3 +81,14 @@ class Reason(StrEnum):
     # Reasons of cancellations (BookingCancelled.reason).
     WITHDRAWN = "withdrawn"
     RESCHEDULED_OVERLAP = "rescheduled_overlap"
+    # Asked to reconfirm and not reconfirmed by the deadline: released, never a strike.
+    NOT_RECONFIRMED = "not_reconfirmed"
+
+
+class RefusalReason(StrEnum):
+    """Why an inbound partner message was answered 202 and changed nothing (told in a
+    signed notification). A contract too: add, never rename."""
+
+    CITIZEN_MISMATCH = "citizen_mismatch"
+    BOOKING_NOT_ACTIVE = "booking_not_active"
+    UNKNOWN_BOOKING = "unknown_booking"

@@ -28,6 +28,12 @@ def is_late_cancellation(cancelled_at: datetime, starts_at: datetime, policy: Po
     return cancelled_at > starts_at - policy.late_cancel_cutoff
 
 
+def strikes_in_window(strikes: Iterable[Strike], now: datetime, policy: Policy) -> int:
+    """How many strikes count within the window ending `now` (what the partner is told)."""
+    since = now - policy.strike_window
+    return sum(1 for s in strikes if since < s.occurred_at <= now)
+
+
 def suspension_due(
     strikes: Iterable[Strike],
     now: datetime,

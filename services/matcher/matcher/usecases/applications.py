@@ -393,44 +393,85 @@ async def withdraw_application(conn: Connection, deps: Deps, event: ApplicationW
     if app.status not in ("confirmed", "waitlisted"):
         log.info("withdrawal of %s (already %s) changes nothing", event.application_id, app.status)
         return
-    await _cancel_booking(conn, deps, event, app, now)
+    strike = app.status == "confirmed" and is_late_cancellation(
+        event.received_at, app.starts_at, deps.policy
+    )
+    await cancel_booking(
+        conn,
+        deps,
+        app,
+        now,
+        at=event.received_at,
+        cancelled_by="citizen",
+        reason=Reason.WITHDRAWN,
+        strike=strike,
+    )
 
 
-async def _cancel_booking(
-    conn: Connection, deps: Deps, event: ApplicationWithdrawn, app: ApplicationRow, now: datetime
+async def cancel_booking(
+    conn: Connection,
+    deps: Deps,
+    app: ApplicationRow,
+    now: datetime,
+    *,
+    at: datetime,
+    cancelled_by: str,
+    reason: Reason,
+    strike: bool,
 ) -> None:
-    """A withdrawn booking: cancelled, a strike if late, and its seat to the waitlist."""
+    """A booking ends (a withdrawal, or a release for want of reconfirmation; the caller
+    holds the posting's lock): cancelled, a strike if `strike`, its seat to the waitlist,
+    and every waitlisted booking whose place moved is told."""
     was_confirmed = app.status == "confirmed"
-    strike = was_confirmed and is_late_cancellation(event.received_at, app.starts_at, deps.policy)
+    before = await store.waitlist_ranks(conn, app.posting_id)
     await store.cancel_applications(
         conn,
-        event.posting_id,
-        [event.application_id],
+        app.posting_id,
+        [app.application_id],
         status="cancelled",
-        reason=Reason.WITHDRAWN.value,
-        cancelled_by="citizen",
-        at=event.received_at,
+        reason=reason.value,
+        cancelled_by=cancelled_by,
+        at=at,
         strike=strike,
     )
     effects = Effects()
+    facts = notifications.facts_of(app)
     effects.add(
         notifications.cancelled(
-            notifications.facts_of(app),
+            facts,
             now,
-            cancelled_by="citizen",
-            reason=Reason.WITHDRAWN.value,
+            cancelled_by=cancelled_by,
+            reason=reason.value,
             was_confirmed=was_confirmed,
             strike=strike,
         )
     )
     if strike:
-        assert app.booking_id is not None
-        await record_strike(
-            conn, deps, app.citizen_id, app.booking_id, "late_cancellation", event.received_at
-        )
+        await record_strike(conn, deps, facts, "late_cancellation", at, effects)
     if was_confirmed:
-        await promote(conn, deps, event.posting_id, now, effects)
+        await promote(conn, deps, app.posting_id, now, effects)
+    await tell_waitlist_moves(conn, app.posting_id, before, now, effects)
     await effects.write(conn, now)
+
+
+async def tell_waitlist_moves(
+    conn: Connection, posting_id: str, before: dict[str, int], now: datetime, effects: Effects
+) -> None:
+    """`waitlist.position_changed` for each booking still waitlisted whose place differs
+    from `before` (the ranks read earlier in this transaction)."""
+    if not before:
+        return
+    after = await store.waitlist_ranks(conn, posting_id)
+    moved = [a for a, pos in after.items() if before.get(a, pos) != pos]
+    for row in await store.applications_by_ids(conn, moved):
+        effects.tell(
+            notifications.waitlist_moved(
+                notifications.facts_of(row),
+                now,
+                after[row.application_id],
+                before[row.application_id],
+            )
+        )
 
 
 # --- promote -------------------------------------------------------------------------------

@@ -9,19 +9,22 @@ from datetime import datetime, timedelta
 
 from matcher import store
 from matcher.domain.policy import Policy
+from matcher.domain.schedule import Schedule
 from matcher.settings import Context
 from shared.db import Connection
 
 
 @dataclass(frozen=True)
 class Deps:
-    """The policy, the clock and the bound of a held application's wait. `policy` is built
+    """The policy, the clock, the bound of a held application's wait and the schedule of
+    the notices before a booking's start. `policy` is built
     from the settings; its weekly caps are the allowance's, read per transaction
     (`policy_now`, or with the batch's bookings in `store.week_checks_in`)."""
 
     policy: Policy
     now: Callable[[], datetime]
     held_application_wait: timedelta
+    schedule: Schedule
 
 
 def deps_of(ctx: Context) -> Deps:
@@ -30,6 +33,7 @@ def deps_of(ctx: Context) -> Deps:
         policy=settings.policy(),
         now=ctx.now,
         held_application_wait=timedelta(seconds=settings.held_application_wait_s),
+        schedule=settings.schedule(),
     )
 
 

@@ -25,6 +25,8 @@ from matcher.store import ApplicationRow, HeldRow, Notification
 from shared import metrics, outbox
 from shared.db import Connection
 from shared.events import (
+    AttendanceCorrected,
+    AttendanceRecorded,
     BookingCancelled,
     BookingConfirmed,
     BookingPromoted,
@@ -178,6 +180,128 @@ def cancelled(
     )
 
 
+# --- notices that change no booking: told to the partner only (no Kafka event) -----------
+
+
+def reminder(facts: BookingFacts, at: datetime, minutes_before: int) -> Notification:
+    """`booking.reminder`: the shift starts in `minutes_before` minutes (a policy value)."""
+    return _booking_note(
+        "booking.reminder", facts, at, status="confirmed", minutes_before=minutes_before
+    )
+
+
+def reconfirm_requested(facts: BookingFacts, at: datetime, deadline: datetime) -> Notification:
+    """`booking.reconfirm_requested`: answer `booking.reconfirmed` by `reconfirm_by`, or the
+    booking is released (`not_reconfirmed`, no strike)."""
+    return _booking_note(
+        "booking.reconfirm_requested",
+        facts,
+        at,
+        status="confirmed",
+        reconfirm_by=deadline.isoformat(),
+    )
+
+
+def reconfirm_refused(
+    booking_id: str, partner_user_id: str, reason: str, at: datetime, webhook_id: str
+) -> Notification:
+    """`booking.reconfirm_refused`: a `booking.reconfirmed` that changed nothing (answered
+    202 at the door). Only what the partner sent is repeated: another citizen's booking is
+    not described."""
+    data = {
+        "booking_id": booking_id,
+        "partner_user_id": partner_user_id,
+        "reason": reason,
+        "webhook_id": webhook_id,
+    }
+    kind = "booking.reconfirm_refused"
+    return Notification(
+        notification_id=new_notification_id(),
+        type=kind,
+        ordering_key=booking_id,
+        posting_id=None,
+        application_id=None,
+        booking_id=booking_id,
+        payload=_body(kind, at, data),
+    )
+
+
+def waitlist_moved(facts: BookingFacts, at: datetime, position: int, previous: int) -> Notification:
+    """`waitlist.position_changed`: the booking's place in the waitlist moved."""
+    return _booking_note(
+        "waitlist.position_changed",
+        facts,
+        at,
+        status="waitlisted",
+        waitlist_position=position,
+        previous_position=previous,
+    )
+
+
+def attendance_recorded(
+    facts: BookingFacts, at: datetime, event: AttendanceRecorded | AttendanceCorrected
+) -> Notification:
+    """`attendance.recorded`: attended minutes or a no-show (`corrected` for a correction)."""
+    return _booking_note(
+        "attendance.recorded",
+        facts,
+        at,
+        attendance_id=event.attendance_id,
+        attendance_status=event.status,
+        minutes=event.minutes,
+        scheduled_minutes=event.scheduled_minutes,
+        revision=event.revision,
+        corrected=isinstance(event, AttendanceCorrected),
+    )
+
+
+def strike_recorded(
+    facts: BookingFacts,
+    at: datetime,
+    *,
+    kind: str,
+    occurred_at: datetime,
+    strikes_in_window: int,
+    window_days: int,
+    strikes_to_suspend: int,
+) -> Notification:
+    """`citizen.strike_recorded`: a no-show or late cancellation counted against the
+    citizen, with the strikes now in the window."""
+    return _booking_note(
+        "citizen.strike_recorded",
+        facts,
+        at,
+        strike_kind=kind,
+        occurred_at=occurred_at.isoformat(),
+        strikes_in_window=strikes_in_window,
+        window_days=window_days,
+        strikes_to_suspend=strikes_to_suspend,
+    )
+
+
+def suspended(
+    facts: BookingFacts,
+    at: datetime,
+    *,
+    starts_at: datetime,
+    ends_at: datetime,
+    strikes: int,
+    window_days: int,
+) -> Notification:
+    """`citizen.suspended`: no booking until `suspended_until`, because of `strikes` strikes
+    within `window_days` days (reason `strikes`)."""
+    return _booking_note(
+        "citizen.suspended",
+        facts,
+        at,
+        reason="strikes",
+        suspended_from=starts_at.isoformat(),
+        suspended_until=ends_at.isoformat(),
+        strikes=strikes,
+        window_days=window_days,
+    )
+
+
 def posting_note(
     kind: str,
     posting: PostingPublished | PostingUpdated | dict[str, Any],
@@ -277,6 +401,10 @@ class Effects:
     def add(self, change: BookingChange) -> None:
         self.events.append(change.event)
         self.notes.append(change.note)
+
+    def tell(self, note: Notification) -> None:
+        """A notification with no event of its own."""
+        self.notes.append(note)
 
     async def write(self, conn: Connection, at: datetime) -> None:
         for event in self.events:

@@ -11,7 +11,13 @@ from matcher import store
 from matcher.domain.policy import Reason
 from matcher.store import ApplicationRow, PostingRow
 from matcher.usecases import draws, notifications
-from matcher.usecases.applications import Candidate, PostingBatch, decide, promote
+from matcher.usecases.applications import (
+    Candidate,
+    PostingBatch,
+    decide,
+    promote,
+    tell_waitlist_moves,
+)
 from matcher.usecases.deps import Deps
 from matcher.usecases.notifications import Effects
 from shared.db import Connection, Pool, retry_conflicts
@@ -92,7 +98,9 @@ async def update_posting(conn: Connection, deps: Deps, event: PostingUpdated) ->
             **extra,
         )
     )
+    before = await store.waitlist_ranks(conn, event.posting_id)
     await promote(conn, deps, event.posting_id, now, effects)
+    await tell_waitlist_moves(conn, event.posting_id, before, now, effects)
     await effects.write(conn, now)
 
 

@@ -137,6 +137,7 @@ def plan_revert(
         description=current.description,
         tags=current.tags,
         terms=terms,
+        reconfirmation_required=current.reconfirmation_required,
     )
     changed = tuple(
         name

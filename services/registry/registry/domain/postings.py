@@ -171,6 +171,7 @@ class PostingState:
     description: str
     tags: tuple[str, ...]
     terms: ShiftTerms
+    reconfirmation_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ class PostingPatch:
     starts_at: datetime | None = None
     ends_at: datetime | None = None
     applications_close_at: datetime | None = None
+    reconfirmation_required: bool | None = None
 
 
 COST_FIELDS: frozenset[str] = frozenset(
@@ -256,6 +258,11 @@ def plan_patch(
         description=current.description if patch.description is None else patch.description,
         tags=current.tags if patch.tags is None else patch.tags,
         terms=terms,
+        reconfirmation_required=(
+            current.reconfirmation_required
+            if patch.reconfirmation_required is None
+            else patch.reconfirmation_required
+        ),
     )
     changed = tuple(
         name
@@ -263,6 +270,11 @@ def plan_patch(
             ("title", current.title, new.title),
             ("description", current.description, new.description),
             ("tags", current.tags, new.tags),
+            (
+                "reconfirmation_required",
+                current.reconfirmation_required,
+                new.reconfirmation_required,
+            ),
             ("capacity", old.capacity, terms.capacity),
             ("starts_at", old.starts_at, terms.starts_at),
             ("ends_at", old.ends_at, terms.ends_at),
@@ -316,6 +328,7 @@ class PostingDraft:
     terms: ShiftTerms
     requires_child_safety_check: bool | None
     tags: tuple[str, ...]
+    reconfirmation_required: bool = False
 
 
 def check_cancellable(status: str, starts_at: datetime, now: datetime) -> None:

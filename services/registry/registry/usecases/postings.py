@@ -70,6 +70,7 @@ def posting_terms(row: store.PostingRow) -> dict[str, Any]:
         "applications_close_at": row.applications_close_at,
         "requires_child_safety_check": row.requires_child_safety_check,
         "tags": list(row.tags),
+        "reconfirmation_required": row.reconfirmation_required,
     }
 
 
@@ -115,6 +116,7 @@ async def create(
             ),
             tags=draft.tags,
             now=now,
+            reconfirmation_required=draft.reconfirmation_required,
         )
         row = await store.get_posting(conn, posting_id)
         assert row is not None
