@@ -104,7 +104,7 @@ class ApplicationWithdrawnWebhook(_Body):
 
 class ReconfirmedData(_Body):
     booking_id: _Id
-    partner_user_id: _Text = Field(min_length=1, max_length=100)
+    partner_user_id: _PartnerId
 
 
 class BookingReconfirmedWebhook(_Body):
