@@ -1034,21 +1034,37 @@ class HeldApplication:
     held_until: datetime
 
 
-async def hold_applications(conn: asyncpg.Connection, held: Sequence[HeldApplication]) -> None:
+class RefusedHeld(NamedTuple):
+    """An application for a posting that ended before the matcher knew it: recorded among
+    the held ones, resolved at once with the posting's end as the reason."""
+
+    application_id: str
+    posting_id: str
+    reason: str
+
+
+async def hold_applications(
+    conn: asyncpg.Connection, held: Sequence[HeldApplication], now: datetime
+) -> list[RefusedHeld]:
     """Park applications for postings not known yet, in one statement (their `seq` follows
-    the given order, which is the order they are released in)."""
+    the given order, which is the order they are released in). Those whose posting is known
+    to have ended (`ended_postings`) are recorded rejected instead; they are returned."""
     if not held:
-        return
-    await conn.execute(
+        return []
+    rows = await conn.fetch(
         """
         INSERT INTO held_applications (application_id, posting_id, citizen_id, webhook_id,
-            received_at, held_until)
-        SELECT a, p, c, w, r, h
+            received_at, held_until, status, reason, resolved_at)
+        SELECT a, p, c, w, r, h,
+               CASE WHEN e.reason IS NULL THEN 'held' ELSE 'rejected' END, e.reason,
+               CASE WHEN e.reason IS NULL THEN NULL ELSE $7::timestamptz END
           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
                       $5::timestamptz[], $6::timestamptz[]) WITH ORDINALITY
                AS u(a, p, c, w, r, h, ord)
+          LEFT JOIN ended_postings e ON e.posting_id = u.p
          ORDER BY ord
         ON CONFLICT (application_id) DO NOTHING
+        RETURNING application_id, posting_id, status, reason
         """,
         [h.application_id for h in held],
         [h.posting_id for h in held],
@@ -1056,6 +1072,25 @@ async def hold_applications(conn: asyncpg.Connection, held: Sequence[HeldApplica
         [h.webhook_id for h in held],
         [h.received_at for h in held],
         [h.held_until for h in held],
+        now,
+    )
+    return [
+        RefusedHeld(r["application_id"], r["posting_id"], r["reason"])
+        for r in rows
+        if r["status"] == "rejected"
+    ]
+
+
+async def remember_ended_posting(
+    conn: asyncpg.Connection, posting_id: str, reason: str, at: datetime
+) -> None:
+    """A posting ended before the matcher knew it: later applications are refused at once."""
+    await conn.execute(
+        "INSERT INTO ended_postings (posting_id, reason, ended_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (posting_id) DO NOTHING",
+        posting_id,
+        reason,
+        at,
     )
 
 

@@ -13,10 +13,24 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.events import PayoutAccrued, PayoutCapped, PayoutReversed, PeriodClosed
+from shared.events import (
+    PayoutAccrued,
+    PayoutCapped,
+    PayoutReversed,
+    PeriodClosed,
+    PostingCancelled,
+    PostingClosed,
+)
 from tools.partner_sim import client
 
-from .helpers import Matcher, Simulator, eventually, produce, publish_posting
+from .helpers import (
+    Matcher,
+    Simulator,
+    eventually,
+    new_posting_id,
+    produce,
+    publish_posting,
+)
 from .test_matcher_bookings import apply, withdraw
 
 pytestmark = pytest.mark.stack
@@ -144,3 +158,49 @@ async def test_payout_events_build_the_month_once_and_are_told(
     closing = PeriodClosed(period=PERIOD, closed_at=closed_at, citizens_count=1, payable_won=0)
     await produce(producer, closing, now + timedelta(seconds=1))
     await eventually(lambda: month_is(payment_status="closed"), what="the month to show closed")
+
+
+async def test_applications_for_ended_postings_are_refused_at_once(
+    matcher_ready: Matcher, sim: Simulator, producer: AIOKafkaProducer, http: httpx.AsyncClient,
+    secret: str,
+) -> None:  # fmt: skip
+    """A known posting that has started or closed, and a posting cancelled before the matcher
+    ever knew it (cancelled while its budget was pending), refuse an application within
+    seconds with the reason, never holding it for the unknown-posting wait."""
+    matcher = matcher_ready
+    now = await matcher.now()
+    started = await publish_posting(producer, now, starts_in=timedelta(minutes=-1))
+    closed = await publish_posting(producer, now)
+    for p in (started, closed):
+        await matcher.posting_open(p.posting_id)
+    await produce(
+        producer,
+        PostingClosed(posting_id=closed.posting_id, facility_id=closed.facility_id, closed_at=now),
+        now,
+    )
+    never_known = new_posting_id()
+    await produce(
+        producer,
+        PostingCancelled(
+            posting_id=never_known, facility_id="fac_matcher_tests", reason="facility",
+            cancelled_at=now,
+        ),
+        now,
+    )  # fmt: skip
+
+    async def is_closed() -> bool:
+        return (await matcher.posting(closed.posting_id) or {}).get("status") == "closed"
+
+    await eventually(is_closed, what="the matcher to close the posting")
+    expected = {
+        started.posting_id: "posting_started",
+        closed.posting_id: "posting_closed",
+        never_known: "posting_cancelled",
+    }
+    # The cancellation of the unknown posting is applied before an application sent now
+    # (the same posting key, one partition, in order).
+    ids = {p: await apply(http, matcher, secret, p) for p in expected}
+    for posting_id, app_id in ids.items():
+        [note] = await sim.wait_for(1, timeout_s=10, type="booking.rejected", application_id=app_id)
+        assert note["data"]["reason"] == expected[posting_id], posting_id
+        assert (await matcher.application(app_id) or {})["status"] == "rejected"

@@ -37,3 +37,13 @@ CREATE TABLE allowance_periods (
     closed_at   timestamptz NOT NULL,
     received_at timestamptz NOT NULL
 );
+
+-- Postings that ended (PostingCancelled, PostingClosed) before the matcher ever knew them,
+-- e.g. a shift cancelled while its budget was still pending: an application for one is
+-- refused at once with the posting's end (`posting_cancelled` / `posting_closed`), not
+-- held for HELD_APPLICATION_WAIT_S and then refused `unknown_posting` (issue 18).
+CREATE TABLE ended_postings (
+    posting_id  text PRIMARY KEY,
+    reason      text NOT NULL CHECK (reason IN ('posting_cancelled', 'posting_closed')),
+    ended_at    timestamptz NOT NULL
+);

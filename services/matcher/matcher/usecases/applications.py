@@ -175,8 +175,25 @@ async def decide_applications(
             for a in apps
         ]
         batches.append(PostingBatch(row, candidates))
-    await store.hold_applications(conn, held)
-    await decide(conn, deps, batches, now, Effects())
+    effects = Effects()
+    refused = await store.hold_applications(conn, held, now)
+    if refused:  # their posting ended before it was known: refused now, not after the wait
+        by_id = {a.application_id: a for apps in fresh.values() for a in apps}
+        for r in refused:
+            a = by_id[r.application_id]
+            citizen = citizens[a.citizen.partner_user_id]
+            facts = BookingFacts(
+                application_id=a.application_id,
+                posting_id=r.posting_id,
+                citizen_id=citizen.citizen_id,
+                citizen_display=citizen.display,
+                partner_user_id=citizen.partner_user_id,
+                booking_id=None,
+                starts_at=a.received_at,
+                ends_at=a.received_at,
+            )
+            effects.add(notifications.rejected(facts, now, r.reason))
+    await decide(conn, deps, batches, now, effects)
 
 
 async def _fresh_by_posting(
