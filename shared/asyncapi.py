@@ -30,7 +30,7 @@ _CONSUMERS = {
     topics.MATCHER_APPLICATIONS: ["matcher"],
     topics.MATCHER_BOOKINGS: ["registry"],
     topics.ALLOWANCE_BUDGET: ["registry"],
-    topics.ALLOWANCE_PAYOUTS: [],
+    topics.ALLOWANCE_PAYOUTS: ["matcher"],
     topics.ALLOWANCE_POLICY: ["matcher", "registry"],
 }
 

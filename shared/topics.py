@@ -112,8 +112,15 @@ ACCESS: dict[str, Access] = {
     "matcher": Access(
         # The webhook handler writes applications; the matcher loop reads them back.
         writes=(MATCHER_APPLICATIONS, MATCHER_BOOKINGS),
-        # The allowance's cap table (CapsChanged): the weekly hour cap it enforces.
-        reads=(REGISTRY_POSTINGS, REGISTRY_ATTENDANCE, MATCHER_APPLICATIONS, ALLOWANCE_POLICY),
+        # The allowance's cap table (CapsChanged): the weekly hour cap it enforces. The
+        # allowance's payouts: the read model the partner is shown (issue 18).
+        reads=(
+            REGISTRY_POSTINGS,
+            REGISTRY_ATTENDANCE,
+            MATCHER_APPLICATIONS,
+            ALLOWANCE_POLICY,
+            ALLOWANCE_PAYOUTS,
+        ),
     ),
     "allowance": Access(
         writes=(ALLOWANCE_BUDGET, ALLOWANCE_PAYOUTS, ALLOWANCE_POLICY),

@@ -161,6 +161,13 @@ class MatcherAdmin(Surface):
     async def get_citizen(self, citizen_id: str) -> Json:
         return await self.json("GET", f"/v1/admin/citizens/{citizen_id}")
 
+    async def get_citizen_allowance(self, partner_user_id: str, month: str | None = None) -> Json:
+        """The citizen's allowance by partner id: the week's hours, the month's won and its
+        payment status (`month` `YYYY-MM`, the current Seoul month when None)."""
+        params = {"month": month} if month else {}
+        path = f"/v1/admin/citizens/{partner_user_id}/allowance"
+        return await self.json("GET", path, params=params)
+
     async def list_notifications(self, status: str, **params: Any) -> Json:
         """One page of the partner notifications in `status` (failed, pending, delivered)."""
         params = {"status": status, **params}

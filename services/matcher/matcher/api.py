@@ -14,16 +14,18 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from matcher import views
 from matcher.schemas import (
+    MONTH_PATTERN,
     Accepted,
     ApplicationPage,
     ApplicationSubmittedWebhook,
     ApplicationView,
     BookingReconfirmedWebhook,
+    CitizenAllowanceView,
     CitizenView,
     DrawCheck,
     DrawView,
@@ -45,6 +47,7 @@ from shared.events import (
 )
 from shared.http import FastRoute
 from shared.problems import RETRY_AFTER_S, Problem
+from shared.seoul import month_of
 from shared.web import (
     Ctx,
     CursorParam,
@@ -330,3 +333,23 @@ async def list_posting_applications(
 async def get_citizen(citizen_id: str, _: Admin, ctx: MatcherCtx) -> CitizenView:
     async with ctx.pool.acquire() as conn:
         return _found(await views.citizen(conn, citizen_id, ctx.now()), f"no citizen {citizen_id}")
+
+
+# The month of a citizen's allowance (`YYYY-MM`, Asia/Seoul); the current one by default.
+Month = Annotated[str | None, Query(pattern=MONTH_PATTERN, description="YYYY-MM (Seoul)")]
+
+
+@admin.get(
+    "/citizens/{partner_user_id}/allowance",
+    response_model=CitizenAllowanceView,
+    summary="A citizen's allowance by partner id: week's hours, month's won, payment status",
+)
+async def get_citizen_allowance(
+    partner_user_id: str, _: Admin, ctx: MatcherCtx, month: Month = None
+) -> CitizenAllowanceView:
+    now = ctx.now()
+    async with ctx.pool.acquire() as conn:
+        return _found(
+            await views.citizen_allowance(conn, partner_user_id, month or month_of(now), now),
+            f"no citizen {partner_user_id}",
+        )

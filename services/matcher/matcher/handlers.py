@@ -4,7 +4,7 @@ records its id in the same transaction), becomes one use case of `matcher.usecas
 from __future__ import annotations
 
 from matcher.settings import Context
-from matcher.usecases import applications, attendance, caps, postings, reminders
+from matcher.usecases import allowance, applications, attendance, caps, postings, reminders
 from matcher.usecases.deps import deps_of
 from shared.consumer import EventConsumer
 from shared.db import Connection
@@ -15,6 +15,10 @@ from shared.events import (
     AttendanceRecorded,
     CapsChanged,
     Envelope,
+    PayoutAccrued,
+    PayoutCapped,
+    PayoutReversed,
+    PeriodClosed,
     PostingCancelled,
     PostingClosed,
     PostingPublished,
@@ -75,6 +79,19 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
         """The allowance's cap table: the weekly hour cap the matcher enforces."""
         await caps.adopt_caps(conn, deps, event)
 
+    async def payout_accrued(conn: Connection, envelope: Envelope, event: PayoutAccrued) -> None:
+        """The allowance's read model (what the partner is shown) and `payout.accrued`."""
+        await allowance.accrue(conn, deps, event)
+
+    async def payout_capped(conn: Connection, envelope: Envelope, event: PayoutCapped) -> None:
+        await allowance.capped(conn, deps, event)
+
+    async def payout_reversed(conn: Connection, envelope: Envelope, event: PayoutReversed) -> None:
+        await allowance.reverse(conn, deps, event)
+
+    async def period_closed(conn: Connection, envelope: Envelope, event: PeriodClosed) -> None:
+        await allowance.close_period(conn, deps, event)
+
     consumer.on_batch(ApplicationReceived, applications_received)
     consumer.on(ApplicationWithdrawn, application_withdrawn)
     consumer.on(ReconfirmationReceived, reconfirmation_received)
@@ -85,3 +102,7 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
     consumer.on(AttendanceRecorded, attendance_recorded)
     consumer.on(AttendanceCorrected, attendance_corrected)
     consumer.on(CapsChanged, caps_changed)
+    consumer.on(PayoutAccrued, payout_accrued)
+    consumer.on(PayoutCapped, payout_capped)
+    consumer.on(PayoutReversed, payout_reversed)
+    consumer.on(PeriodClosed, period_closed)

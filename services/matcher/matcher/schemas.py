@@ -385,3 +385,44 @@ class CitizenView(BaseModel):
     suspended_until: Instant | None
     strikes: list[StrikeView]
     suspensions: list[SuspensionView]
+
+
+# --- the citizen's allowance (admin now; the partner's route once partner auth lands) ----
+
+MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"  # a Seoul month, as the allowance's `period`
+
+
+class WeekHoursView(BaseModel):
+    """The ISO week (Asia/Seoul) holding `as_of`: confirmed booked minutes (worked or to
+    come) against the allowance's weekly hour cap for that week."""
+
+    week: str = Field(examples=["2026-W10"])
+    starts_at: Instant
+    ends_at: Instant
+    booked_minutes: int
+    hours_max: int | None = Field(description="the weekly cap; null while no cap table is held")
+    minutes_left: int | None
+
+
+class MonthAllowanceView(BaseModel):
+    """A month of the citizen's allowance, as the allowance's events told the matcher."""
+
+    month: str = Field(examples=["2026-03"])
+    accrued_won: int = Field(description="payable: accrued within the monthly cap")
+    capped_won: int = Field(description="held back by the monthly cap")
+    gross_won: int
+    minutes_paid: int
+    cap_won: int | None = Field(description="the monthly cap; null while no cap table is held")
+    cap_left_won: int | None
+    payment_status: Literal["accruing", "closed", "paid", "held_back", "failed"]
+    status_reason: str | None = Field(description="why a payment is held back or failed")
+
+
+class CitizenAllowanceView(BaseModel):
+    """`citizen_allowance`: hours this week against the weekly cap, the month's allowance
+    against the monthly cap, and the month's payment status."""
+
+    partner_user_id: str
+    as_of: Instant
+    week: WeekHoursView
+    allowance: MonthAllowanceView

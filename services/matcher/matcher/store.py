@@ -18,10 +18,11 @@ from typing import Any, NamedTuple, cast
 
 import asyncpg
 
+from matcher.domain.allowance import MonthFigures
 from matcher.domain.citizens import mask_partner_id, new_citizen_id
 from matcher.domain.decide import PostingStatus, PostingView, Selection
 from matcher.domain.eligibility import Booked, Profile, Shift
-from matcher.domain.policy import WeekCaps
+from matcher.domain.policy import MonthCaps, WeekCaps
 from matcher.domain.schedule import RECONFIRM_KIND, Window
 from shared.events import CapYear, PostingPublished, PostingUpdated
 
@@ -548,16 +549,180 @@ async def replace_week_caps(
     """Hold version `caps_version` of the cap table instead of the one held, if it is newer;
     True if it was adopted. The advisory lock orders two deliveries of different versions."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('matcher.week_caps'))")
-    held = await conn.fetchval("SELECT max(caps_version) FROM week_caps")
-    if held is not None and held >= caps_version:
+    held = await conn.fetchrow(
+        "SELECT max(caps_version) AS version,"
+        " coalesce(bool_or(monthly_amount_max_won IS NULL), false) AS lacks_monthly"
+        " FROM week_caps"
+    )
+    assert held is not None
+    version = held["version"]
+    # The same version again is adopted only to fill the monthly cap of rows held before
+    # the matcher kept it (migration 0009).
+    if version is not None and (
+        version > caps_version or (version == caps_version and not held["lacks_monthly"])
+    ):
         return False
     await conn.execute("DELETE FROM week_caps")
     await conn.executemany(
-        "INSERT INTO week_caps (year, hours_max, source, caps_version, received_at)"
-        " VALUES ($1, $2, $3, $4, $5)",
-        [(c.year, c.weekly_hours_max, c.source, caps_version, now) for c in caps],
+        "INSERT INTO week_caps (year, hours_max, monthly_amount_max_won, source, caps_version,"
+        " received_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        [
+            (c.year, c.weekly_hours_max, c.monthly_amount_max_won, c.source, caps_version, now)
+            for c in caps
+        ],
     )
     return True
+
+
+async def month_caps(conn: asyncpg.Connection) -> MonthCaps:
+    """The monthly allowance caps held now (from the same CapsChanged as the weekly hours)."""
+    rows = await conn.fetch(
+        "SELECT year, monthly_amount_max_won FROM week_caps"
+        " WHERE monthly_amount_max_won IS NOT NULL"
+    )
+    return MonthCaps({int(r["year"]): int(r["monthly_amount_max_won"]) for r in rows})
+
+
+# --- the allowance's read model (allowance.payouts.v1) -----------------------------------
+
+
+class AccrualTarget(NamedTuple):
+    """Whom a payout notification is for: the citizen's partner id, and the application
+    of the booking it pays (its notifications' ordering key), if the matcher knows it."""
+
+    partner_user_id: str
+    application_id: str | None
+
+
+async def accrual_target(
+    conn: asyncpg.Connection, citizen_id: str, booking_id: str
+) -> AccrualTarget | None:
+    row = await conn.fetchrow(
+        "SELECT c.partner_user_id, a.application_id FROM citizens c"
+        " LEFT JOIN applications a ON a.booking_id = $2 AND a.citizen_id = c.citizen_id"
+        " WHERE c.citizen_id = $1",
+        citizen_id,
+        booking_id,
+    )
+    return None if row is None else AccrualTarget(row["partner_user_id"], row["application_id"])
+
+
+async def citizen_id_of(conn: asyncpg.Connection, partner_user_id: str) -> str | None:
+    """Our id of the citizen the partner calls `partner_user_id`, if we have seen them."""
+    found = await conn.fetchval(
+        "SELECT citizen_id FROM citizens WHERE partner_user_id = $1", partner_user_id
+    )
+    return None if found is None else str(found)
+
+
+class MonthDelta(NamedTuple):
+    """What one payout event adds to (or, negative, takes from) a citizen's month."""
+
+    accrued_won: int
+    capped_won: int
+    gross_won: int
+    minutes_paid: int
+
+
+async def add_to_month(
+    conn: asyncpg.Connection, citizen_id: str, period: str, delta: MonthDelta, at: datetime
+) -> None:
+    """Add a payout event's amounts to the citizen's month (created on first sight; a month
+    already closed is shown closed)."""
+    await conn.execute(
+        """
+        INSERT INTO allowance_months AS m (citizen_id, period, accrued_won, capped_won,
+            gross_won, minutes_paid, payment_status, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6,
+                CASE WHEN EXISTS (SELECT 1 FROM allowance_periods WHERE period = $2)
+                     THEN 'closed' ELSE 'accruing' END, $7)
+        ON CONFLICT (citizen_id, period) DO UPDATE SET
+            accrued_won = m.accrued_won + EXCLUDED.accrued_won,
+            capped_won = m.capped_won + EXCLUDED.capped_won,
+            gross_won = m.gross_won + EXCLUDED.gross_won,
+            minutes_paid = m.minutes_paid + EXCLUDED.minutes_paid,
+            updated_at = EXCLUDED.updated_at
+        """,
+        citizen_id,
+        period,
+        delta.accrued_won,
+        delta.capped_won,
+        delta.gross_won,
+        delta.minutes_paid,
+        at,
+    )
+
+
+async def set_month_cap(
+    conn: asyncpg.Connection, citizen_id: str, period: str, cap_won: int, at: datetime
+) -> None:
+    """The monthly cap the allowance applied to the citizen's month (PayoutCapped)."""
+    await conn.execute(
+        """
+        INSERT INTO allowance_months AS m (citizen_id, period, cap_won, updated_at)
+        VALUES ($1, $2, $3, $4)
+        ON CONFLICT (citizen_id, period) DO UPDATE SET
+            cap_won = EXCLUDED.cap_won, updated_at = EXCLUDED.updated_at
+        """,
+        citizen_id,
+        period,
+        cap_won,
+        at,
+    )
+
+
+async def close_allowance_period(
+    conn: asyncpg.Connection, period: str, closed_at: datetime, at: datetime
+) -> None:
+    """The allowance closed `period`: every citizen's month still accruing is closed."""
+    await conn.execute(
+        "INSERT INTO allowance_periods (period, closed_at, received_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (period) DO NOTHING",
+        period,
+        closed_at,
+        at,
+    )
+    await conn.execute(
+        "UPDATE allowance_months SET payment_status = 'closed', status_at = $2, updated_at = $3"
+        " WHERE period = $1 AND payment_status = 'accruing'",
+        period,
+        closed_at,
+        at,
+    )
+
+
+class AllowanceMonth(NamedTuple):
+    """A citizen's month as the read model holds it, and whether the month is closed."""
+
+    figures: MonthFigures
+    period_closed: bool
+
+
+async def allowance_month(conn: asyncpg.Connection, citizen_id: str, period: str) -> AllowanceMonth:
+    row = await conn.fetchrow(
+        """
+        SELECT m.accrued_won, m.capped_won, m.gross_won, m.minutes_paid, m.cap_won,
+               m.payment_status, m.status_reason,
+               EXISTS (SELECT 1 FROM allowance_periods p WHERE p.period = $2) AS period_closed
+          FROM (SELECT 1) AS one
+          LEFT JOIN allowance_months m ON m.citizen_id = $1 AND m.period = $2
+        """,
+        citizen_id,
+        period,
+    )
+    assert row is not None
+    if row["payment_status"] is None:
+        return AllowanceMonth(MonthFigures(), bool(row["period_closed"]))
+    figures = MonthFigures(
+        accrued_won=int(row["accrued_won"]),
+        capped_won=int(row["capped_won"]),
+        gross_won=int(row["gross_won"]),
+        minutes_paid=int(row["minutes_paid"]),
+        cap_won=None if row["cap_won"] is None else int(row["cap_won"]),
+        payment_status=str(row["payment_status"]),
+        status_reason=row["status_reason"],
+    )
+    return AllowanceMonth(figures, bool(row["period_closed"]))
 
 
 # --- postings ---------------------------------------------------------------------------
@@ -1103,21 +1268,37 @@ class HeldApplication:
     held_until: datetime
 
 
-async def hold_applications(conn: asyncpg.Connection, held: Sequence[HeldApplication]) -> None:
+class RefusedHeld(NamedTuple):
+    """An application for a posting that ended before the matcher knew it: recorded among
+    the held ones, resolved at once with the posting's end as the reason."""
+
+    application_id: str
+    posting_id: str
+    reason: str
+
+
+async def hold_applications(
+    conn: asyncpg.Connection, held: Sequence[HeldApplication], now: datetime
+) -> list[RefusedHeld]:
     """Park applications for postings not known yet, in one statement (their `seq` follows
-    the given order, which is the order they are released in)."""
+    the given order, which is the order they are released in). Those whose posting is known
+    to have ended (`ended_postings`) are recorded rejected instead; they are returned."""
     if not held:
-        return
-    await conn.execute(
+        return []
+    rows = await conn.fetch(
         """
         INSERT INTO held_applications (application_id, posting_id, citizen_id, webhook_id,
-            received_at, held_until)
-        SELECT a, p, c, w, r, h
+            received_at, held_until, status, reason, resolved_at)
+        SELECT a, p, c, w, r, h,
+               CASE WHEN e.reason IS NULL THEN 'held' ELSE 'rejected' END, e.reason,
+               CASE WHEN e.reason IS NULL THEN NULL ELSE $7::timestamptz END
           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
                       $5::timestamptz[], $6::timestamptz[]) WITH ORDINALITY
                AS u(a, p, c, w, r, h, ord)
+          LEFT JOIN ended_postings e ON e.posting_id = u.p
          ORDER BY ord
         ON CONFLICT (application_id) DO NOTHING
+        RETURNING application_id, posting_id, status, reason
         """,
         [h.application_id for h in held],
         [h.posting_id for h in held],
@@ -1125,6 +1306,25 @@ async def hold_applications(conn: asyncpg.Connection, held: Sequence[HeldApplica
         [h.webhook_id for h in held],
         [h.received_at for h in held],
         [h.held_until for h in held],
+        now,
+    )
+    return [
+        RefusedHeld(r["application_id"], r["posting_id"], r["reason"])
+        for r in rows
+        if r["status"] == "rejected"
+    ]
+
+
+async def remember_ended_posting(
+    conn: asyncpg.Connection, posting_id: str, reason: str, at: datetime
+) -> None:
+    """A posting ended before the matcher knew it: later applications are refused at once."""
+    await conn.execute(
+        "INSERT INTO ended_postings (posting_id, reason, ended_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (posting_id) DO NOTHING",
+        posting_id,
+        reason,
+        at,
     )
 
 

@@ -11,21 +11,26 @@ from typing import Literal
 from matcher import store
 from matcher.domain import draw as draw_rules
 from matcher.domain import fair_draw
+from matcher.domain.allowance import month_cap_won, payment_status, week_hours
 from matcher.schemas import (
     ApplicationPage,
     ApplicationView,
+    CitizenAllowanceView,
     CitizenView,
     DrawCheck,
     DrawView,
+    MonthAllowanceView,
     NotificationPage,
     NotificationView,
     PostingView,
     PublishedDraw,
     StrikeView,
     SuspensionView,
+    WeekHoursView,
 )
 from matcher.store import ApplicationRow, CommitmentRow, FreezeRow, HeldRow
 from shared.db import Connection
+from shared.seoul import iso_week_bounds
 from shared.web import CursorCodec, page_of
 
 # The notifications page is ordered by `seq`; the posting's applications by id.
@@ -343,4 +348,47 @@ async def citizen(conn: Connection, citizen_id: str, now: datetime) -> CitizenVi
         suspended_until=until,
         strikes=[StrikeView(**s._asdict()) for s in strikes],
         suspensions=[SuspensionView(**s._asdict()) for s in suspensions],
+    )
+
+
+async def citizen_allowance(
+    conn: Connection, partner_user_id: str, month: str, now: datetime
+) -> CitizenAllowanceView | None:
+    """The citizen the partner calls `partner_user_id`, at `now`: hours booked this ISO week
+    against the weekly cap, `month`'s allowance against the monthly cap (figures of the
+    allowance's events, never recomputed here) and its payment status; None for a citizen
+    the matcher has never seen. Keyed by the partner's id, so the admin route and the
+    partner's route (`/v1/partner/citizens/{partner_user_id}/allowance`) answer alike."""
+    citizen_id = await store.citizen_id_of(conn, partner_user_id)
+    if citizen_id is None:
+        return None
+    week_start, week_end = iso_week_bounds(now)
+    booked = await store.confirmed_bookings(conn, [citizen_id], week_start, week_end)
+    week = week_hours(now, booked.get(citizen_id, []), await store.week_caps(conn))
+    held = await store.allowance_month(conn, citizen_id, month)
+    figures = held.figures
+    cap_won = month_cap_won(figures, await store.month_caps(conn), month)
+    minutes_max = None if week.hours_max is None else week.hours_max * 60
+    return CitizenAllowanceView(
+        partner_user_id=partner_user_id,
+        as_of=now,
+        week=WeekHoursView(
+            week=week.week,
+            starts_at=week.starts_at,
+            ends_at=week.ends_at,
+            booked_minutes=week.booked_minutes,
+            hours_max=week.hours_max,
+            minutes_left=None if minutes_max is None else max(minutes_max - week.booked_minutes, 0),
+        ),
+        allowance=MonthAllowanceView(
+            month=month,
+            accrued_won=figures.accrued_won,
+            capped_won=figures.capped_won,
+            gross_won=figures.gross_won,
+            minutes_paid=figures.minutes_paid,
+            cap_won=cap_won,
+            cap_left_won=None if cap_won is None else max(cap_won - figures.accrued_won, 0),
+            payment_status=payment_status(figures, held.period_closed),
+            status_reason=figures.status_reason,
+        ),
     )

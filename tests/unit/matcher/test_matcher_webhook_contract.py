@@ -385,3 +385,44 @@ def test_a_bad_display_name_is_a_400_naming_it(value: object) -> None:
     assert problem.status == 400
     assert problem.errors is not None
     assert "data.citizen.display_name" in {e["field"] for e in problem.errors}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("birth_date", "1990-5-17"),  # ISO dates only: zero-padded YYYY-MM-DD
+        ("birth_date", "19900517"),
+        ("birth_date", "1990-W20-1"),
+        ("birth_date", "2026-02-30"),  # no such day
+        ("birth_date", True),
+        ("neighbourhood_verified_at", "2026-01-01T00:00:00"),  # an instant needs its offset
+        ("neighbourhood_verified_at", "2026-01-01"),
+        ("neighbourhood_verified_at", False),
+    ],
+)
+def test_dates_are_iso_dates_and_instants_carry_an_offset(field: str, value: object) -> None:
+    """Issue 18 (strict inbound types): loose or impossible dates and offset-less instants
+    are a 400 naming the field, never read in some local zone or rolled over."""
+    problem = _problem_of(_submitted(citizen={**citizen_profile("k"), field: value}))
+    assert {e["field"] for e in problem.errors or []} == {f"data.citizen.{field}"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("partner_user_id", 5),
+        ("partner_user_id", True),
+        ("application_id", 7),
+        ("posting_id", None),
+    ],
+)
+def test_a_withdrawal_is_typed_as_strictly(field: str, value: object) -> None:
+    """The withdrawal's ids are JSON strings only, like the submission's."""
+    data: dict[str, object] = {
+        "application_id": "app_1",
+        "posting_id": "pst_1",
+        "partner_user_id": "k",
+    }
+    data[field] = value
+    problem = _problem_of(webhook_body("application.withdrawn", data))
+    assert {e["field"] for e in problem.errors or []} == {f"data.{field}"}

@@ -23,7 +23,14 @@ from shared.topics import (
 CONSUMES = {
     # ALLOWANCE_POLICY: the rate table (RatesChanged), what a shift costs before posting.
     "registry": {MATCHER_BOOKINGS, ALLOWANCE_BUDGET, ALLOWANCE_POLICY},
-    "matcher": {REGISTRY_POSTINGS, REGISTRY_ATTENDANCE, MATCHER_APPLICATIONS, ALLOWANCE_POLICY},
+    # ALLOWANCE_PAYOUTS: the citizen's allowance as the partner is shown it (issue 18).
+    "matcher": {
+        REGISTRY_POSTINGS,
+        REGISTRY_ATTENDANCE,
+        MATCHER_APPLICATIONS,
+        ALLOWANCE_POLICY,
+        ALLOWANCE_PAYOUTS,
+    },
     "allowance": {REGISTRY_POSTINGS, MATCHER_BOOKINGS, REGISTRY_ATTENDANCE},
 }
 
@@ -59,7 +66,7 @@ def test_each_service_reads_exactly_what_it_consumes() -> None:
     for service, access in ACCESS.items():
         assert set(access.reads) == CONSUMES[service], service
     payouts_readers = [s for s, a in ACCESS.items() if ALLOWANCE_PAYOUTS in a.reads]
-    assert payouts_readers == []
+    assert payouts_readers == ["matcher"]
 
 
 def test_rules_are_literal_topics_and_a_prefixed_group() -> None:

@@ -81,6 +81,11 @@ def _overlap_minutes(a_start: datetime, a_end: datetime, b_start: datetime, b_en
     return max(int((end - start).total_seconds() // 60), 0)
 
 
+def week_minutes(booked: Iterable[Booked], week_start: datetime, week_end: datetime) -> int:
+    """Minutes of `booked` inside one week: what counts against its hour cap."""
+    return sum(_overlap_minutes(b.starts_at, b.ends_at, week_start, week_end) for b in booked)
+
+
 def week_window(shift: Shift) -> tuple[datetime, datetime]:
     """The instants whose bookings matter for `shift`'s weekly cap (and overlap)."""
     weeks = weeks_touched(shift.starts_at, shift.ends_at)
@@ -117,7 +122,7 @@ def exceeds_week_cap(shift: Shift, booked: Iterable[Booked], policy: Policy) -> 
     for week in weeks_touched(shift.starts_at, shift.ends_at):
         week_end = next_week_start(week)
         minutes = _overlap_minutes(shift.starts_at, shift.ends_at, week, week_end)
-        minutes += sum(_overlap_minutes(b.starts_at, b.ends_at, week, week_end) for b in booked)
+        minutes += week_minutes(booked, week, week_end)
         if minutes > policy.week_caps.minutes_max(iso_week_year(week)):
             return True
     return False

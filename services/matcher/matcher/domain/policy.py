@@ -8,6 +8,32 @@ from datetime import timedelta
 from enum import StrEnum
 
 
+def of_year(by_year: Mapping[int, int], year: int) -> int | None:
+    """A cap table's value for `year` by the allowance's rule (`CapTable.caps_for`): the
+    latest earlier year's carried forward, before the table its earliest row; None with
+    no table."""
+    if not by_year:
+        return None
+    years = sorted(by_year)
+    found = years[0]
+    for y in years:
+        if y <= year:
+            found = y
+    return by_year[found]
+
+
+@dataclass(frozen=True)
+class MonthCaps:
+    """The allowance's monthly cap in won per Seoul month, by year, as the matcher holds it
+    from CapsChanged (shown to the partner; the allowance applies it, the matcher never)."""
+
+    amount_max_won_by_year: Mapping[int, int] = field(default_factory=dict)
+
+    def amount_max_won(self, year: int) -> int | None:
+        """The cap of the months of `year`; None while no table is known."""
+        return of_year(self.amount_max_won_by_year, year)
+
+
 @dataclass(frozen=True)
 class WeekCaps:
     """Booked hours per ISO week (Monday to Sunday, Asia/Seoul) by the week's ISO year, as
@@ -25,14 +51,7 @@ class WeekCaps:
 
     def hours_max(self, iso_year: int) -> int | None:
         """The cap of the weeks of `iso_year`; None while no table is known."""
-        if not self.hours_max_by_year:
-            return None
-        years = sorted(self.hours_max_by_year)
-        found = years[0]
-        for year in years:
-            if year <= iso_year:
-                found = year
-        return self.hours_max_by_year[found]
+        return of_year(self.hours_max_by_year, iso_year)
 
     def minutes_max(self, iso_year: int) -> int:
         """The cap in minutes; 0 (nothing more may be booked) while no table is known."""
@@ -85,10 +104,13 @@ class Reason(StrEnum):
     NOT_RECONFIRMED = "not_reconfirmed"
 
 
-class RefusalReason(StrEnum):
-    """Why an inbound partner message was answered 202 and changed nothing (told in a
-    signed notification). A contract too: add, never rename."""
+class Refusal(StrEnum):
+    """Why a partner's request about an existing application or booking was answered 202 and
+    changed nothing (told in a signed `application.refused` or `booking.reconfirm_refused`).
+    A contract like `Reason`: add new ones, never rename."""
 
-    CITIZEN_MISMATCH = "citizen_mismatch"
-    BOOKING_NOT_ACTIVE = "booking_not_active"
-    UNKNOWN_BOOKING = "unknown_booking"
+    CITIZEN_MISMATCH = "citizen_mismatch"  # the partner_user_id is not the application's
+    POSTING_MISMATCH = "posting_mismatch"  # the application belongs to another posting
+    UNKNOWN_APPLICATION = "unknown_application"  # never submitted (or not for that posting)
+    BOOKING_NOT_ACTIVE = "booking_not_active"  # released, cancelled or no longer confirmed
+    UNKNOWN_BOOKING = "unknown_booking"  # no such booking

@@ -21,7 +21,7 @@ from matcher.domain.decide import (
 )
 from matcher.domain.eligibility import Booked, Profile, adult_from, week_window
 from matcher.domain.notifications import BookingFacts
-from matcher.domain.policy import Policy, Reason
+from matcher.domain.policy import Policy, Reason, Refusal
 from matcher.domain.strikes import is_late_cancellation
 from matcher.store import ApplicationRow, BookedOn, CitizenRef, Decided, HeldRow, PostingRow
 from matcher.usecases import notifications
@@ -181,8 +181,25 @@ async def decide_applications(
             for a in apps
         ]
         batches.append(PostingBatch(row, candidates))
-    await store.hold_applications(conn, held)
-    await decide(conn, deps, batches, now, Effects())
+    effects = Effects()
+    refused = await store.hold_applications(conn, held, now)
+    if refused:  # their posting ended before it was known: refused now, not after the wait
+        by_id = {a.application_id: a for apps in fresh.values() for a in apps}
+        for r in refused:
+            a = by_id[r.application_id]
+            citizen = citizens[a.citizen.partner_user_id]
+            facts = BookingFacts(
+                application_id=a.application_id,
+                posting_id=r.posting_id,
+                citizen_id=citizen.citizen_id,
+                citizen_display=citizen.display,
+                partner_user_id=citizen.partner_user_id,
+                booking_id=None,
+                starts_at=a.received_at,
+                ends_at=a.received_at,
+            )
+            effects.add(notifications.rejected(facts, now, r.reason))
+    await decide(conn, deps, batches, now, effects)
 
 
 async def _fresh_by_posting(
@@ -356,29 +373,36 @@ def _record(
 
 
 async def withdraw_application(conn: Connection, deps: Deps, event: ApplicationWithdrawn) -> None:
-    """The citizen withdrew: a booking is cancelled (a strike if late), the waitlist moves."""
+    """The citizen withdrew: a booking is cancelled (a strike if late), the waitlist moves.
+
+    A withdrawal that does not match its application changes nothing and is answered with
+    `application.refused`: another citizen's partner_user_id (`citizen_mismatch`), another
+    posting (`posting_mismatch`), or an application never submitted (`unknown_application`).
+    The application cannot merely be late: both are keyed by posting on
+    `matcher.applications.v1`, so an application submitted before its withdrawal, for the
+    same posting, was applied before it (held, if its posting is not known yet)."""
     now = deps.now()
     row = await store.lock_posting(conn, event.posting_id)
-    app = await store.application(conn, event.application_id) if row is not None else None
+    app = await store.application(conn, event.application_id)
     if app is None:
         held = await store.held_application(conn, event.application_id)
-        if (
-            held is not None
-            and held.status == "held"
-            and held.partner_user_id == event.partner_user_id
-        ):
+        refusal = _withdrawal_refusal(event, held)
+        if refusal is not None:
+            await _refuse(conn, event, refusal, now)
+        elif held is not None and held.status == "held":
             await store.resolve_held(
                 conn, [event.application_id], status="withdrawn", reason="withdrawn", at=now
             )
-            return
-        log.warning("withdrawal of unknown application %s ignored", event.application_id)
+        else:
+            log.info(
+                "withdrawal of held %s (already resolved) changes nothing", event.application_id
+            )
         return
-    if app.posting_id != event.posting_id or app.partner_user_id != event.partner_user_id:
-        log.warning(
-            "withdrawal of %s does not match its posting or citizen; ignored",
-            event.application_id,
-        )
+    refusal = _withdrawal_refusal(event, app)
+    if refusal is not None:
+        await _refuse(conn, event, refusal, now)
         return
+    assert row is not None  # the application's posting, known since it was decided
     if app.status == "pending":
         await store.cancel_applications(
             conn,
@@ -406,6 +430,38 @@ async def withdraw_application(conn: Connection, deps: Deps, event: ApplicationW
         reason=Reason.WITHDRAWN,
         strike=strike,
     )
+
+
+def _withdrawal_refusal(
+    event: ApplicationWithdrawn, app: ApplicationRow | HeldRow | None
+) -> Refusal | None:
+    """Why a withdrawal does not match the application it names; None when it does."""
+    if app is None:
+        return Refusal.UNKNOWN_APPLICATION
+    if app.posting_id != event.posting_id:
+        return Refusal.POSTING_MISMATCH
+    if app.partner_user_id != event.partner_user_id:
+        return Refusal.CITIZEN_MISMATCH
+    return None
+
+
+async def _refuse(
+    conn: Connection, event: ApplicationWithdrawn, refusal: Refusal, now: datetime
+) -> None:
+    log.warning("withdrawal of %s refused: %s", event.application_id, refusal.value)
+    effects = Effects()
+    effects.notes.append(
+        notifications.refused(
+            kind="application.withdrawn",
+            application_id=event.application_id,
+            posting_id=event.posting_id,
+            partner_user_id=event.partner_user_id,
+            webhook_id=event.webhook_id,
+            reason=refusal.value,
+            at=now,
+        )
+    )
+    await effects.write(conn, now)
 
 
 async def cancel_booking(

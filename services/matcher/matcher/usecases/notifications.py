@@ -302,6 +302,64 @@ def suspended(
     )
 
 
+def refused(
+    *,
+    kind: str,
+    application_id: str,
+    posting_id: str,
+    partner_user_id: str,
+    webhook_id: str,
+    reason: str,
+    at: datetime,
+) -> Notification:
+    """`application.refused`: a partner request (`kind`, e.g. `application.withdrawn`) that
+    does not match its application was answered 202 and changed nothing; this says why.
+    It echoes what the partner sent and nothing of the application (the partner_user_id
+    sent may not be its citizen's). Ordered with the application's other notifications."""
+    data = {
+        "application_id": application_id,
+        "posting_id": posting_id,
+        "partner_user_id": partner_user_id,
+        "request_type": kind,
+        "request_webhook_id": webhook_id,
+        "reason": reason,
+    }
+    return Notification(
+        notification_id=new_notification_id(),
+        type="application.refused",
+        ordering_key=application_id,
+        posting_id=posting_id,
+        application_id=application_id,
+        booking_id=None,
+        payload=_body("application.refused", at, data),
+    )
+
+
+def payout_note(
+    kind: str,
+    *,
+    partner_user_id: str,
+    ordering_key: str,
+    application_id: str | None,
+    data: dict[str, Any],
+    at: datetime,
+) -> Notification:
+    """`payout.accrued` / `payout.reversed`: the allowance's figures for one booking, for
+    the citizen the partner knows; ordered after the booking's own notifications."""
+    body = {"partner_user_id": partner_user_id, **data}
+    if application_id is not None:
+        body["application_id"] = application_id
+    return Notification(
+        notification_id=new_notification_id(),
+        type=kind,
+        ordering_key=ordering_key,
+        posting_id=str(data["posting_id"]),
+        application_id=application_id,
+        booking_id=str(data["booking_id"]),
+        payload=_body(kind, at, body),
+    )
+
+
 def posting_note(
     kind: str,
     posting: PostingPublished | PostingUpdated | dict[str, Any],

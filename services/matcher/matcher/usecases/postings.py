@@ -180,11 +180,13 @@ async def _end_posting(
     note_extra: dict[str, str],
 ) -> None:
     """A cancelled or closed posting (its lock held): an unknown one rejects what is held
-    for it; a known one ends the bookings in `statuses` and the pending applications, takes
-    `status` and tells the partner (`posting.closed`)."""
+    for it and is remembered as ended (later applications are refused at once); a known
+    one ends the bookings in `statuses` and the pending applications, takes `status` and
+    tells the partner (`posting.closed`)."""
     effects = Effects()
     if row is None:
         await _reject_held(conn, posting_id, reason, now, effects)
+        await store.remember_ended_posting(conn, posting_id, reason.value, now)
         await effects.write(conn, now)
         return
     await _end_bookings(

@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 
 from matcher import store
-from matcher.domain.policy import Reason, RefusalReason
+from matcher.domain.policy import Reason, Refusal
 from matcher.domain.schedule import (
     RECONFIRM_KIND,
     BookingTimes,
@@ -125,13 +125,13 @@ async def reconfirm(conn: Connection, deps: Deps, event: ReconfirmationReceived)
     if found is not None:
         await store.lock_posting(conn, found.posting_id)
         app = await store.application(conn, found.application_id)
-    reason: RefusalReason | None = None
+    reason: Refusal | None = None
     if app is None:
-        reason = RefusalReason.UNKNOWN_BOOKING
+        reason = Refusal.UNKNOWN_BOOKING
     elif app.partner_user_id != event.partner_user_id:
-        reason = RefusalReason.CITIZEN_MISMATCH
+        reason = Refusal.CITIZEN_MISMATCH
     elif app.status != "confirmed":
-        reason = RefusalReason.BOOKING_NOT_ACTIVE
+        reason = Refusal.BOOKING_NOT_ACTIVE
     effects = Effects()
     if reason is not None:
         log.warning("reconfirmation of %s refused: %s", event.booking_id, reason.value)
