@@ -186,6 +186,12 @@ async def test_staff_post_repeat_book_attend_edit_duplicate_cancel(
     await expect(roster.nth(0).get_by_label("입실 시각")).to_have_value("10:05")
     await expect(roster.nth(0).get_by_label("퇴실 시각")).to_have_value("11:50")
     await expect(roster.nth(0)).to_contain_text("인정 시간 1시간 45분 (105분)")
+    # what the 105 minutes earn at the rate in force, before the monthly cap
+    earned_won = quote["hourly_rate_won"] * 105 // 60
+    await expect(roster.nth(0)).to_contain_text(f"수당 {earned_won:,}원 (월 상한 적용 전)")
+    entries = (await facility.get_roster(first["id"]))["entries"]
+    attended = [e["attendance"] for e in entries if (e["attendance"] or {}).get("minutes") == 105]
+    assert [a["allowance_won"] for a in attended] == [earned_won]
     await expect(roster.nth(1)).to_contain_text("불참으로 기록됨")
     await check_screen(page, "console-roster-attendance")
 

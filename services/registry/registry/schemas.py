@@ -299,6 +299,12 @@ class AttendanceView(BaseModel):
     attendance_id: str
     status: AttendanceStatus
     minutes: int
+    allowance_won: int | None = Field(
+        default=None,
+        description="the paid minutes at the hourly rate in force on the shift's day: what"
+        " the shift earns the citizen before their monthly cap (the allowance pays it); null"
+        " while the registry holds no rate for that day",
+    )
     checked_in_at: datetime | None
     checked_out_at: datetime | None
     revision: int

@@ -24,7 +24,9 @@ from registry.domain.checkin import DoorOutcome
 from registry.domain.postings import PostingFilter
 from registry.domain.rates import Estimate
 from registry.settings import Context, RegistrySettings
+from shared.money import payout_won, rate_in_force
 from shared.problems import Problem
+from shared.seoul import seoul_date
 from shared.web import CursorCodec, page_limit, page_of
 
 # A position in a list: (created_at, id), as URL-safe base64 of the JSON list
@@ -236,7 +238,7 @@ async def posting(ctx: Context, facility_id: str, posting_id: str) -> schemas.Po
 # --- the roster and attendance --------------------------------------------------------------
 
 
-def _roster_entry(r: store.RosterRow) -> schemas.RosterEntry:
+def _roster_entry(r: store.RosterRow, hourly_rate_won: int | None) -> schemas.RosterEntry:
     return schemas.RosterEntry(
         booking_id=r.booking_id,
         status=r.status,
@@ -259,6 +261,11 @@ def _roster_entry(r: store.RosterRow) -> schemas.RosterEntry:
                 attendance_id=r.attendance_id,
                 status=r.attendance_status,
                 minutes=r.minutes,
+                allowance_won=(
+                    payout_won(hourly_rate_won, r.minutes)
+                    if hourly_rate_won is not None and r.minutes is not None
+                    else None
+                ),
                 checked_in_at=r.checked_in_at,
                 checked_out_at=r.checked_out_at,
                 revision=r.attendance_revision,
@@ -279,12 +286,17 @@ async def roster(ctx: Context, facility_id: str, posting_id: str) -> schemas.Ros
         rows = await store.roster(
             conn, posting_id, waitlist_max=ctx.settings.roster_waitlist_shown_max
         )
+        held = await store.rates(conn)
+    # The attended minutes at the rate in force on the shift's day (the allowance's table,
+    # as the registry holds it): what the shift earns before the citizen's monthly cap.
+    rate = rate_in_force(held.entries, seoul_date(row.starts_at))
+    hourly_rate_won = rate.hourly_rate_won if rate is not None else None
     return schemas.Roster(
         posting_id=posting_id,
         capacity=row.capacity,
         confirmed_count=row.confirmed_count,
         waitlisted_count=row.waitlisted_count,
-        entries=[_roster_entry(r) for r in rows],
+        entries=[_roster_entry(r, hourly_rate_won) for r in rows],
     )
 
 

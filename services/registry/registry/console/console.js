@@ -755,7 +755,7 @@ function attendanceFields(e, i) {
     el("legend", { text: "출석 여부" }),
     el("div", { class: "choices" }, radio("attended", "출석"), radio("no_show", "불참")),
     el("div", { class: "times" }, time("in", "입실 시각", a?.checked_in_at), time("out", "퇴실 시각", a?.checked_out_at)),
-    el("p", { class: "hint", text: a && !a.prefilled ? (a.status === "attended" ? `인정 시간 ${duration(a.minutes)} (${count(a.minutes, "분")})` : "불참으로 기록됨 (0분)") : `${a?.prefilled ? "입실·퇴실 시각을 채워 두었습니다. " : ""}시각을 비우면 근무 시작·끝 시각으로 기록됩니다.` }),
+    el("p", { class: "hint", text: a && !a.prefilled ? (a.status === "attended" ? `인정 시간 ${duration(a.minutes)} (${count(a.minutes, "분")})${a.allowance_won == null ? "" : ` · 수당 ${won(a.allowance_won)} (월 상한 적용 전)`}` : "불참으로 기록됨 (0분)") : `${a?.prefilled ? "입실·퇴실 시각을 채워 두었습니다. " : ""}시각을 비우면 근무 시작·끝 시각으로 기록됩니다.` }),
     el("p", { class: "field-error", id: `${name}-err` }));
   box.querySelector(`#${name}-err`).dataset.for = `${name}-in ${name}-out`;
   const sync = () => { // a no-show has no times
