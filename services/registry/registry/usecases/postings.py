@@ -70,6 +70,8 @@ def posting_terms(row: store.PostingRow) -> dict[str, Any]:
         "applications_close_at": row.applications_close_at,
         "requires_child_safety_check": row.requires_child_safety_check,
         "tags": list(row.tags),
+        "facility_address": row.facility_address,
+        "facility_contact": row.facility_contact,
     }
 
 
@@ -191,6 +193,7 @@ async def patch(
                 conn,
                 PostingUpdated(
                     **posting_terms(after),
+                    hourly_rate_won=after.hourly_rate_won,
                     revision=revision,
                     previous_capacity=previous.capacity,
                     previous_starts_at=previous.starts_at,
