@@ -13,7 +13,7 @@ from datetime import timedelta
 from pydantic import Field, SecretStr, field_validator
 
 from matcher.domain.policy import Policy, WeekCaps
-from shared.auth import key_id_of
+from shared.auth import PARTNER_KEY_PREFIX, key_id_of
 from shared.context import ServiceContext
 from shared.gwangsan import GWANGSAN_DONGS
 from shared.settings import ServiceSettings
@@ -21,7 +21,7 @@ from shared.settings import ServiceSettings
 # The `producer` of every event the matcher writes (its outbox and its webhook ingest).
 PRODUCER = "matcher"
 # The public prefix of a partner API token (`pk_<key id>_<secret>`, shared/auth.py).
-PARTNER_TOKEN_PREFIX = "pk_"
+PARTNER_TOKEN_PREFIX = PARTNER_KEY_PREFIX
 
 
 class MatcherSettings(ServiceSettings):

@@ -28,7 +28,12 @@ async def open_posting(conn: Connection, deps: Deps, event: PostingPublished) ->
         return
     await store.insert_posting(conn, event, waitlist_max=deps.policy.waitlist_length_max, now=now)
     effects = Effects()  # the posting's note first, then its held applications' decisions
-    effects.notes.append(notifications.posting_note("posting.published", event, now, status="open"))
+    # Nothing is booked yet when the partner hears of it: every seat is left.
+    effects.notes.append(
+        notifications.posting_note(
+            "posting.published", event, now, status="open", seats_left=event.capacity
+        )
+    )
     held = await store.held_for_posting(conn, event.posting_id)
     if not held:
         await effects.write(conn, now)
