@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-
 from matcher import views
 from matcher.domain.partner import (
     previous_tokens_valid_until,
@@ -18,6 +17,7 @@ from matcher.domain.partner import (
 )
 from matcher.store import PostingRow
 from matcher.usecases.notifications import posting_note
+
 from shared.events import PostingPublished
 from shared.money import payout_won
 from shared.problems import Problem

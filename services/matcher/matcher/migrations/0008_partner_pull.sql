@@ -42,7 +42,12 @@ BEGIN
         OLD.requires_child_safety_check, OLD.status, OLD.confirmed_count,
         OLD.waitlisted_count) THEN
         NEW.version := OLD.version + 1;
-        NEW.changed_at := greatest(service_now(), OLD.changed_at);
+        -- service_now()'s expression, written out: a trigger runs with the session's
+        -- search_path, which need not name this schema (an operator's session).
+        NEW.changed_at := greatest(
+            coalesce((SELECT now_at + (clock_timestamp() - set_at)
+                        FROM clock.shared_clock WHERE id), clock_timestamp()),
+            OLD.changed_at);
     ELSE
         NEW.version := OLD.version;
         NEW.changed_at := OLD.changed_at;
