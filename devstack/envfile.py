@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from devstack.config import LOCALHOST, SERVICES, StackConfig
 from devstack.errors import os_error_to_stack_error
+from shared.auth import PARTNER_KEY_PREFIX, issue_key
 from shared.provision import url_password
 from shared.stackenv import KEYS
 from shared.topics import ADMIN_USER
@@ -35,6 +36,11 @@ def new_token() -> str:
 def new_webhook_secret() -> str:
     """A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def new_partner_token() -> str:
+    """A partner API token for the matcher's pull API: `pk_<key id>_<secret>`."""
+    return issue_key(PARTNER_KEY_PREFIX).secret
 
 
 def new_payee_key() -> str:
@@ -126,6 +132,7 @@ def build_env(
     values["PARTNER_WEBHOOK_SECRET"] = secret("PARTNER_WEBHOOK_SECRET", new_webhook_secret())
     values["PARTNER_NOTIFY_URL"] = env.get("PARTNER_NOTIFY_URL") or PARTNER_NOTIFY_URL_DEFAULT
     values["PARTNER_NOTIFY_SECRET"] = secret("PARTNER_NOTIFY_SECRET", new_webhook_secret())
+    values["PARTNER_API_TOKEN"] = secret("PARTNER_API_TOKEN", new_partner_token())
     # The payee key is this stack's own, random (never the public development key), kept
     # across restarts with the rest of stack.env so sealed bank details stay readable.
     values["ALLOWANCE_PAYEE_KEYS"] = secret("ALLOWANCE_PAYEE_KEYS", new_payee_key())

@@ -71,6 +71,8 @@ def start(config: StackConfig, name: str, stack_env: Mapping[str, str]) -> int:
     if name != "allowance":  # the payee key and the finance token are the allowance's alone
         env.pop("ALLOWANCE_PAYEE_KEYS", None)
         env.pop("FINANCE_TOKEN", None)
+    if name != "matcher":  # the partner's API token is the matcher's alone
+        env.pop("PARTNER_API_TOKEN", None)
     env.update(
         {
             "KAFKA_SASL_USERNAME": name,

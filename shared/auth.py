@@ -18,6 +18,8 @@ from fastapi import Request
 from shared.problems import Problem
 
 KEY_PREFIX = "fk_"
+# The partner's API tokens on the matcher's pull API (`pk_<key id>_<secret>`).
+PARTNER_KEY_PREFIX = "pk_"
 
 
 @dataclass(frozen=True)

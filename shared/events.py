@@ -125,6 +125,10 @@ class _PostingTerms(_PostingEvent):
         default=False,
         description="the facility asks citizens to reconfirm 48 h before (matcher policy)",
     )
+    # The facility's address and contact as the registry holds them (optional: events
+    # written before they were carried have none), shown to citizens by the partner.
+    facility_address: str | None = None
+    facility_contact: str | None = None
 
 
 @register
@@ -140,6 +144,9 @@ class PostingPublished(_PostingTerms):
 
     TYPE: ClassVar[str] = "PostingPublished"
     reservation_id: str
+    # The rate the allowance reserved the budget at (BudgetReserved.hourly_rate_won), so
+    # the partner can show the pay; None in events written before it was carried.
+    hourly_rate_won: int | None = Field(default=None, ge=1)
 
 
 @register
@@ -148,6 +155,8 @@ class PostingUpdated(_PostingTerms):
 
     TYPE: ClassVar[str] = "PostingUpdated"
     revision: int = Field(ge=1)
+    # The rate of the posting's latest reservation (as on PostingPublished); None if unknown.
+    hourly_rate_won: int | None = Field(default=None, ge=1)
     previous_capacity: int = Field(ge=1)
     previous_starts_at: AwareDatetime
     previous_ends_at: AwareDatetime

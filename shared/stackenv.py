@@ -36,6 +36,8 @@ KEYS: tuple[str, ...] = (
     "PARTNER_WEBHOOK_SECRET",
     "PARTNER_NOTIFY_URL",
     "PARTNER_NOTIFY_SECRET",
+    # the partner's token for the matcher's pull API (the matcher stores only its hash)
+    "PARTNER_API_TOKEN",
     "ALLOWANCE_PAYEE_KEYS",
     "APP_ENV",
 )

@@ -128,19 +128,22 @@ def staff(
     *roles: str,
     strict_query: bool = False,
     foreign: Callable[[str], str | None] | None = None,
+    description: str | None = None,
 ) -> Callable[..., Awaitable[Staff]]:
     """A dependency admitting a staff credential of one of `roles`.
 
     A credential of another staff role is 403 (it is valid, not for this endpoint); one that
     `foreign` recognises as another kind of credential (a facility key on the admin API) is
     403 with `foreign`'s sentence; anything else is 401. `strict_query` refuses unknown
-    query parameters after authentication (so an anonymous caller learns nothing)."""
+    query parameters after authentication (so an anonymous caller learns nothing). A role
+    whose credentials a service keeps in its own tables (the matcher's `partner` tokens)
+    is found through its `StaffDirectory`; `description` words the OpenAPI scheme."""
     if not roles:
         raise ValueError("staff() needs at least one role")
     scheme = HTTPBearer(
         auto_error=False,
         scheme_name="".join([roles[0], *(r.capitalize() for r in roles[1:])]) + "Token",
-        description=f"the {' or '.join(roles)} staff token",
+        description=description or f"the {' or '.join(roles)} staff token",
     )
 
     async def dependency(

@@ -22,6 +22,7 @@ import asyncpg
 import httpx
 
 from shared import dlq, topics
+from shared.auth import PARTNER_KEY_PREFIX, issue_key
 from shared.stackenv import client_env
 from tools.api_client import Api, ApiError, Endpoints
 
@@ -357,6 +358,30 @@ async def cmd_rotate_key(args: argparse.Namespace, env: dict[str, str]) -> int:
         body = await client.registry_admin.rotate_facility_key(args.facility_id, overlap)
     _show_key(args.facility_id, body)
     print(f"previous keys work until {body.get('previous_keys_valid_until')}")
+    return 0
+
+
+async def cmd_partner_rotate_token(args: argparse.Namespace, env: dict[str, str]) -> int:
+    overlap = "the configured overlap" if args.overlap_s is None else f"{args.overlap_s} s"
+    if not confirm(
+        f"Issue a new partner API token? The current ones keep working for {overlap}.",
+        args.yes,
+    ):
+        print("nothing changed")
+        return 1
+    async with api(env, "MATCHER_URL", "ADMIN_TOKEN") as client:
+        body = await client.matcher_admin.rotate_partner_token(args.overlap_s)
+    print(
+        f"new API token for partner {body.get('partner_id')} (shown once; give it to the"
+        f" partner); the previous ones work until {body.get('previous_valid_until')}:"
+    )
+    print(body.get("token", body))
+    return 0
+
+
+async def cmd_partner_new_token(args: argparse.Namespace, env: dict[str, str]) -> int:
+    """A fresh token to configure as PARTNER_API_TOKEN (made here; nothing is called)."""
+    print(issue_key(PARTNER_KEY_PREFIX).secret)
     return 0
 
 
@@ -706,9 +731,10 @@ Command = Callable[[argparse.Namespace, dict[str, str]], Coroutine[Any, Any, int
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gwangsan",
-        description="Operate Danggeun Gwangsan: facilities and their keys, rates, caps, budget,"
-        " month close and payout file, the shared clock (test/demo), dead letters, partner"
-        " notifications, invariants, ledger, audit-log and draw verification."
+        description="Operate Danggeun Gwangsan: facilities and their keys, the partner's API"
+        " token, rates, caps, budget, month close and payout file, the shared clock"
+        " (test/demo), dead letters, partner notifications, invariants, ledger, audit-log and"
+        " draw verification."
         " Reads .run/stack.env or the environment.",
     )
     sub = p.add_subparsers(dest="group", required=True, metavar="COMMAND")
@@ -827,6 +853,22 @@ def parser() -> argparse.ArgumentParser:
     cs.add_argument("--note", default="")
     cs.add_argument("--yes", action="store_true", help="do not ask")
     cs.set_defaults(run=cmd_caps_set)
+
+    pa = sub.add_parser("partner", help="the partner's API token (pull API)")
+    pasub = pa.add_subparsers(dest="action", required=True)
+    pr = pasub.add_parser(
+        "rotate-token",
+        help="issue a new partner API token; the old ones work for the overlap (audited)",
+    )
+    pr.add_argument(
+        "--overlap-s", type=int, help="seconds the current tokens keep working (0 after a leak)"
+    )
+    pr.add_argument("--yes", action="store_true", help="do not ask")
+    pr.set_defaults(run=cmd_partner_rotate_token)
+    pn = pasub.add_parser(
+        "new-token", help="print a fresh token to configure as PARTNER_API_TOKEN (offline)"
+    )
+    pn.set_defaults(run=cmd_partner_new_token)
 
     b = sub.add_parser("budget", help="the programme budget: total, reserved, accrued, available")
     b.add_argument("--fiscal-year", type=int)

@@ -42,12 +42,14 @@ CONSUMES = {
 }
 # The secrets each process takes, by service and ROLE (decision 0008): an `api` process
 # verifies webhooks and serves staff routes, a `worker` signs partner notifications; only
-# the allowance serves finance staff, so only it takes FINANCE_TOKEN.
+# the allowance serves finance staff, so only it takes FINANCE_TOKEN; only a matcher API
+# process serves the partner's pull API, so only it takes PARTNER_API_TOKEN.
 SECRET_KEYS = {
     ("registry", "all"): {"DATABASE_URL", "KAFKA_SASL_PASSWORD", "ADMIN_TOKEN"},
     ("matcher", "all"): {"DATABASE_URL", "KAFKA_SASL_PASSWORD", "ADMIN_TOKEN",
-                         "PARTNER_WEBHOOK_SECRET", "PARTNER_NOTIFY_SECRET"},
-    ("matcher", "api"): {"DATABASE_URL", "KAFKA_SASL_PASSWORD", "ADMIN_TOKEN", "PARTNER_WEBHOOK_SECRET"},
+                         "PARTNER_WEBHOOK_SECRET", "PARTNER_NOTIFY_SECRET", "PARTNER_API_TOKEN"},
+    ("matcher", "api"): {"DATABASE_URL", "KAFKA_SASL_PASSWORD", "ADMIN_TOKEN", "PARTNER_WEBHOOK_SECRET",
+                         "PARTNER_API_TOKEN"},
     ("matcher", "worker"): {"DATABASE_URL", "KAFKA_SASL_PASSWORD", "PARTNER_NOTIFY_SECRET"},
     ("allowance", "all"): {"DATABASE_URL", "KAFKA_SASL_PASSWORD", "ADMIN_TOKEN", "FINANCE_TOKEN",
                            "ALLOWANCE_PAYEE_KEYS"},

@@ -40,3 +40,50 @@ def test_a_service_gets_its_own_kafka_user_and_no_other_password(
     for other in ("registry", "allowance"):
         assert f"{other}-kafka-secret" not in values
         assert f"{other}-pg" not in values
+
+
+def test_only_the_matcher_gets_the_partner_api_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The partner's pull-API token is the matcher's alone, like the finance token is the
+    allowance's: the registry and the allowance are started without it."""
+    config = StackConfig.from_environ(tmp_path, {"PATH": "/usr/bin"})
+    config.logs_dir.mkdir(parents=True)
+    stack_env = {
+        **{f"{s.upper()}_DATABASE_URL": f"postgresql://{s}:{s}-pg@h/db" for s in SERVICES},
+        "PARTNER_API_TOKEN": "pk_0123456789abcdef_partner-secret",
+        "FINANCE_TOKEN": "finance-secret",
+    }
+    seen: dict[str, dict[str, str]] = {}
+
+    def spawn(cmd: list[str], log: Path, env: dict[str, str], cwd: Path) -> int:
+        seen[cmd[-1]] = env
+        return 4242
+
+    monkeypatch.setattr(services.procs, "spawn_detached", spawn)
+    monkeypatch.setattr(services.procs, "write_pid_file", lambda path, pid: None)
+    for name in SERVICES:
+        services.start(config, name, stack_env)
+    assert seen["matcher"]["PARTNER_API_TOKEN"] == stack_env["PARTNER_API_TOKEN"]
+    assert "FINANCE_TOKEN" not in seen["matcher"]
+    for other in ("registry", "allowance"):
+        assert "PARTNER_API_TOKEN" not in seen[other]
+        assert "partner-secret" not in "\n".join(seen[other].values())
+
+
+def test_the_stack_env_holds_a_partner_token_the_matcher_accepts(tmp_path: Path) -> None:
+    """`.run/stack.env` gets a fresh PARTNER_API_TOKEN shaped as the matcher requires
+    (`pk_<16 hex>_<secret>`), kept across restarts like every other secret."""
+    from matcher.settings import MatcherSettings
+
+    from devstack.envfile import build_env
+
+    config = StackConfig.from_environ(tmp_path, {"PATH": "/usr/bin"})
+    first = build_env(config, "127.0.0.1:9092", "postgresql://postgres@h/db", {})
+    token = first["PARTNER_API_TOKEN"]
+    assert token.startswith("pk_")
+    assert MatcherSettings(partner_api_token=token).partner_api_token.get_secret_value() == token
+    again = build_env(config, "127.0.0.1:9092", "postgresql://postgres@h/db", first)
+    assert again["PARTNER_API_TOKEN"] == token
+    with pytest.raises(ValueError, match="PARTNER_API_TOKEN"):
+        MatcherSettings(partner_api_token="not-a-partner-token")

@@ -38,7 +38,7 @@ from tools.api_client.core import (
     Surface,
     Transport,
 )
-from tools.api_client.partner import PartnerWebhooks, Simulator
+from tools.api_client.partner import PartnerPull, PartnerWebhooks, Simulator
 
 __all__ = ["ANY", "Api", "ApiError", "Endpoints", "Json", "partner"]
 
@@ -68,7 +68,12 @@ class Api:
         self.allowance_admin = AllowanceAdmin(t, e.allowance_url, e.admin_token)
         self.finance = Finance(t, e.allowance_url, e.finance_token)
         self.partner = PartnerWebhooks(t, e.matcher_url, e.webhook_secret)
+        self.partner_pull = PartnerPull(t, e.matcher_url, e.partner_api_token)
         self.simulator = Simulator(t, e.sim_url)
+
+    def partner_as(self, token: str | None) -> PartnerPull:
+        """The partner's pull API with another token (a rotated one, a wrong one, none)."""
+        return PartnerPull(self.transport, self.endpoints.matcher_url, token)
 
     def facility(self, api_key: str) -> Facility:
         """The facility API as the facility holding `api_key`."""

@@ -177,6 +177,12 @@ class MatcherAdmin(Surface):
         path = f"/v1/admin/notifications/{notification_id}/resend"
         return await self.json("POST", path, expect=OK_OR_CREATED)
 
+    async def rotate_partner_token(self, overlap_s: int | None = None) -> Json:
+        """A new partner API token (`token`, shown once); the previous ones keep working
+        for `overlap_s` (the configured overlap if None)."""
+        body = {} if overlap_s is None else {"overlap_s": overlap_s}
+        return await self.json("POST", "/v1/admin/partner/token/rotate", json=body)
+
 
 class AllowanceAdmin(Surface):
     """The allowance's admin API (admin token): rates, caps, the budget."""

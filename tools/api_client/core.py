@@ -34,8 +34,8 @@ SIM_URL_DEFAULT = "http://127.0.0.1:8009"
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where the services and the partner simulator are, the staff tokens and the partner's
-    webhook secret (the first one if several are configured)."""
+    """Where the services and the partner simulator are, the staff tokens, the partner's
+    webhook secret (the first one if several are configured) and its pull-API token."""
 
     registry_url: str
     matcher_url: str
@@ -44,6 +44,7 @@ class Endpoints:
     finance_token: str = ""
     webhook_secret: str = ""
     sim_url: str = SIM_URL_DEFAULT
+    partner_api_token: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, sim_url: str | None = None) -> Endpoints:
@@ -56,6 +57,7 @@ class Endpoints:
             finance_token=env.get("FINANCE_TOKEN", ""),
             webhook_secret=env.get("PARTNER_WEBHOOK_SECRET", "").split(",")[0].strip(),
             sim_url=sim_url or SIM_URL_DEFAULT,
+            partner_api_token=env.get("PARTNER_API_TOKEN", ""),
         )
 
 

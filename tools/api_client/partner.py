@@ -1,6 +1,7 @@
 """The partner's side of the contract: webhooks in, signed per Standard Webhooks
 (`webhook-id`, `webhook-timestamp`, `webhook-signature`) with the `standardwebhooks`
-library, and the partner simulator's own endpoints (what it received, outages).
+library, the pull API it reads with its API token (`PartnerPull`), and the partner
+simulator's own endpoints (what it received, outages).
 
 `send_webhook` returns the matcher's answer (202) and raises `ApiError` on any other status,
 unless told `expect=ANY`: contract tests send forged, stale and broken deliveries and look
@@ -156,6 +157,34 @@ class PartnerWebhooks(Surface):
         data = {"booking_id": booking_id, "partner_user_id": partner_user_id}
         body = webhook_body("booking.reconfirmed", data, timestamp=timestamp)
         return await self.send_webhook(body, timestamp=timestamp, **delivery)
+
+
+class PartnerPull(Surface):
+    """The partner's pull API on the matcher (`GET /v1/partner/…`, the partner's token)."""
+
+    async def list_postings(self, **params: Any) -> Json:
+        """One page of postings by last change: `status`, `updated_since` (an ISO
+        instant), `cursor`, `limit`."""
+        query = {k: v for k, v in params.items() if v is not None}
+        return await self.json("GET", "/v1/partner/postings", params=query)
+
+    async def all_postings(self, **params: Any) -> list[Json]:
+        """Every page of postings with these filters."""
+        query = {k: v for k, v in params.items() if v is not None}
+        return await self.all_items("/v1/partner/postings", "items", **query)
+
+    async def get_posting(self, posting_id: str) -> Json | None:
+        return await self.json_or_none("GET", f"/v1/partner/postings/{posting_id}")
+
+    async def get_application(self, application_id: str) -> Json | None:
+        return await self.json_or_none("GET", f"/v1/partner/applications/{application_id}")
+
+    async def citizen_bookings(self, partner_user_id: str, **params: Any) -> Json | None:
+        """One page of a citizen's bookings, soonest first (`from`: shifts ending at or
+        after it; pass it as `from_`), or None when the matcher has never seen them."""
+        query = {k.rstrip("_"): v for k, v in params.items() if v is not None}
+        path = f"/v1/partner/citizens/{partner_user_id}/bookings"
+        return await self.json_or_none("GET", path, params=query)
 
 
 class Simulator(Surface):

@@ -1,4 +1,5 @@
-"""HTTP surface of the matcher: the partner's webhooks (in) and the admin API.
+"""HTTP surface of the matcher: the partner's webhooks (in), the partner's pull API (its
+token) and the admin API.
 
 The webhook path is the hot one (BRIEF §11: at least 60% of a bare endpoint's requests per
 second): verify the signature, validate the body, produce the event straight to
@@ -30,14 +31,20 @@ from matcher.schemas import (
     DrawCheck,
     DrawView,
     NotificationPage,
+    PartnerApplication,
+    PartnerBookingPage,
+    PartnerPosting,
+    PartnerPostingPage,
     PostingView,
     PublishedDraw,
     ResendView,
+    RotatedTokenView,
+    TokenRotation,
     inline_schema,
     parse_webhook,
 )
 from matcher.settings import PRODUCER, Context, MatcherSettings, WebhookSecrets
-from matcher.usecases import notifications
+from matcher.usecases import notifications, partner_tokens
 from shared import topics
 from shared.events import (
     ApplicationReceived,
@@ -47,6 +54,7 @@ from shared.events import (
 )
 from shared.http import FastRoute
 from shared.problems import RETRY_AFTER_S, Problem
+from shared.schemas import Instant
 from shared.seoul import month_of
 from shared.web import (
     Ctx,
@@ -66,6 +74,18 @@ WEBHOOK_NAMESPACE = uuid.UUID("3b0b6f0e-7d43-4c1b-a7f5-1a6f2d1b9e55")
 
 # The admin credential, declared once and named by every admin route.
 Admin = Annotated[Staff, Depends(staff("admin"))]
+# The partner's API token (stored hashed, rotatable: usecases/partner_tokens.py), named by
+# every pull route; a query parameter the route does not declare is refused (400).
+Partner = Annotated[
+    Staff,
+    Depends(
+        staff(
+            partner_tokens.PARTNER_ROLE,
+            strict_query=True,
+            description="the partner's API token (`pk_…`), PARTNER_API_TOKEN",
+        )
+    ),
+]
 MatcherCtx = Ctx[MatcherSettings]
 T = TypeVar("T")
 
@@ -182,6 +202,126 @@ async def accept_webhook(
 
 
 FAST_ROUTES = (FastRoute("POST", "/v1/partner/webhooks", accept_webhook),)
+
+
+# --- the partner's pull API --------------------------------------------------------------
+
+pull = APIRouter(
+    prefix="/v1/partner",
+    tags=["partner pull"],
+    responses=problem_responses(
+        400,
+        401,
+        403,
+        e400="a bad parameter, or a cursor that is not one of this list's",
+        e401="no partner token, an unknown one, or one rotated out",
+        e403="a staff token: valid, but not the partner's",
+    ),
+)
+
+
+@pull.get(
+    "/postings",
+    response_model=PartnerPostingPage,
+    summary="Postings by last change: to list open ones, and to reconcile by `version`",
+)
+async def partner_postings(
+    _: Partner,
+    ctx: MatcherCtx,
+    status: Annotated[
+        Literal["open", "closed", "cancelled"] | None,
+        Query(description="only postings of this status (all when absent)"),
+    ] = None,
+    updated_since: Annotated[
+        Instant | None,
+        Query(
+            description="only postings whose `updated_at` is later than this instant (pass"
+            " the newest `updated_at` you have; skip items whose `version` you have)",
+            examples=["2026-05-21T02:14:05.120000+00:00"],
+        ),
+    ] = None,
+    cursor: CursorParam = None,
+    limit: Limit = None,
+) -> PartnerPostingPage:
+    async with ctx.pool.acquire() as conn:
+        return await views.partner_postings(
+            conn,
+            status=status,
+            updated_since=updated_since,
+            cursor=cursor,
+            limit=page_limit(limit, ctx.settings, default=ctx.settings.partner_page_size_default),
+        )
+
+
+@pull.get(
+    "/postings/{posting_id}",
+    response_model=PartnerPosting,
+    summary="One posting: terms, pay, seats left, waitlist, version",
+    responses=problem_responses(404, e404="no such posting"),
+)
+async def partner_posting(posting_id: str, _: Partner, ctx: MatcherCtx) -> PartnerPosting:
+    async with ctx.pool.acquire() as conn:
+        found = await views.partner_posting_one(conn, posting_id)
+    if found is None:
+        raise Problem(404, "not_found", f"no posting {posting_id}", ko="공고를 찾을 수 없습니다.")
+    return found
+
+
+@pull.get(
+    "/applications/{application_id}",
+    response_model=PartnerApplication,
+    summary="One application: status, reason code, waitlist position, booking id",
+    responses=problem_responses(404, e404="no such application"),
+)
+async def partner_application(
+    application_id: str, _: Partner, ctx: MatcherCtx
+) -> PartnerApplication:
+    async with ctx.pool.acquire() as conn:
+        found = await views.partner_application(conn, application_id)
+    if found is None:
+        raise Problem(
+            404, "not_found", f"no application {application_id}", ko="신청을 찾을 수 없습니다."
+        )
+    return found
+
+
+@pull.get(
+    "/citizens/{partner_user_id}/bookings",
+    response_model=PartnerBookingPage,
+    summary='A citizen\'s bookings ("my shifts"), soonest shift first',
+    responses=problem_responses(404, e404="the matcher has never seen this citizen"),
+)
+async def partner_citizen_bookings(
+    partner_user_id: str,
+    _: Partner,
+    ctx: MatcherCtx,
+    ends_from: Annotated[
+        Instant | None,
+        Query(
+            alias="from",
+            description="only bookings whose shift ends at or after this instant (all when absent)",
+            examples=["2026-06-01T00:00:00+09:00"],
+        ),
+    ] = None,
+    cursor: CursorParam = None,
+    limit: Limit = None,
+) -> PartnerBookingPage:
+    async with ctx.pool.acquire() as conn:
+        found = await views.citizen_bookings(
+            conn,
+            partner_user_id,
+            ends_from=ends_from,
+            cursor=cursor,
+            limit=page_limit(limit, ctx.settings, default=ctx.settings.partner_page_size_default),
+        )
+    if found is None:
+        raise Problem(
+            404,
+            "not_found",
+            f"no citizen {partner_user_id}",
+            ko="이 사용자의 신청 기록이 없습니다.",
+        )
+    return found
 
 
 # --- admin ------------------------------------------------------------------------------
@@ -353,3 +493,21 @@ async def get_citizen_allowance(
             await views.citizen_allowance(conn, partner_user_id, month or month_of(now), now),
             f"no citizen {partner_user_id}",
         )
+
+
+@admin.post(
+    "/partner/token/rotate",
+    response_model=RotatedTokenView,
+    summary="Issue a new partner API token; the previous ones work for the overlap (audited)",
+    responses=problem_responses(400),
+)
+async def rotate_partner_token(
+    who: Admin, ctx: MatcherCtx, body: TokenRotation | None = None
+) -> RotatedTokenView:
+    rotated = await partner_tokens.rotate(ctx, who, body.overlap_s if body else None)
+    return RotatedTokenView(
+        partner_id=rotated.partner_id,
+        key_id=rotated.key_id,
+        token=rotated.token,
+        previous_valid_until=rotated.previous_valid_until,
+    )

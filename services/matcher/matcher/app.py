@@ -10,12 +10,16 @@ from fastapi import FastAPI
 
 from matcher import api, handlers, notify, sweepers
 from matcher.settings import Context, MatcherSettings, WebhookSecrets
+from matcher.usecases import partner_tokens
 from shared.service import ServiceSpec, create_app
 
 
 async def on_start(ctx: Context) -> None:
-    """What every role needs: the webhook secrets, split once."""
+    """What every role needs: the webhook secrets, split once; the partner's tokens
+    (the configured one stored as a hash, and recognised by the `partner` dependency)."""
     ctx.provide(WebhookSecrets(tuple(ctx.settings.webhook_secrets())))
+    ctx.provide(partner_tokens.DIRECTORY)
+    await partner_tokens.configure(ctx)
 
 
 async def start_sender(ctx: Context) -> None:
@@ -58,7 +62,7 @@ SPEC = ServiceSpec(
         "first-come and drawn bookings, waitlists, strikes, signed partner notifications out."
     ),
     migrations_dir=Path(__file__).parent / "migrations",
-    routers=(api.partner, api.admin),
+    routers=(api.partner, api.pull, api.admin),
     fast_routes=api.FAST_ROUTES,
     register_handlers=handlers.register,
     sweepers=sweepers.sweepers(MatcherSettings.model_construct()),
@@ -67,6 +71,11 @@ SPEC = ServiceSpec(
     on_worker_stop=stop_sender,
     openapi_tags=(
         {"name": "partner", "description": "Webhooks the partner (Danggeun) calls"},
+        {
+            "name": "partner pull",
+            "description": "What the partner reads with its API token: postings (reconcile"
+            " by `version`), applications, a citizen's bookings",
+        },
         {"name": "admin", "description": "Operators: notifications, draws, decisions"},
     ),
 )

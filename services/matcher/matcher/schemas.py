@@ -20,7 +20,7 @@ from pydantic import (
 from matcher.domain.eligibility import adult_from
 from shared.events import DISPLAY_NAME_LENGTH_MAX, CitizenProfile
 from shared.problems import Problem, validation_errors
-from shared.schemas import NonBlank
+from shared.schemas import NonBlank, StrictBody
 from shared.web import Page
 
 # --- partner webhooks (in) -------------------------------------------------------------------
@@ -426,3 +426,189 @@ class CitizenAllowanceView(BaseModel):
     as_of: Instant
     week: WeekHoursView
     allowance: MonthAllowanceView
+
+
+# --- partner pull API (out) ----------------------------------------------------------------
+
+_POSTING_EXAMPLE: dict[str, Any] = {
+    "posting_id": "pst_01hzy3k8d2v7q9",
+    "version": 4,
+    "status": "open",
+    "title": "어린이도서관 책 정리",
+    "description": "반납된 책을 서가에 꽂고 열람실을 정리합니다.",
+    "tags": ["도서관", "실내"],
+    "facility_name": "수완 작은도서관",
+    "facility_dong": "수완동",
+    "facility_address": "광주 광산구 수완로 12",
+    "facility_contact": "062-960-0000",
+    "starts_at": "2026-06-02T10:00:00+09:00",
+    "ends_at": "2026-06-02T13:00:00+09:00",
+    "capacity": 4,
+    "seats_left": 1,
+    "waitlist_length": 2,
+    "hourly_rate_won": 12000,
+    "shift_allowance_won": 36000,
+    "selection": "first_come",
+    "applications_close_at": None,
+    "requires_child_safety_check": True,
+    "published_at": "2026-05-20T09:00:00+00:00",
+    "updated_at": "2026-05-21T02:14:05.120000+00:00",
+}
+
+
+class PartnerPosting(BaseModel):
+    """A posting as the partner lists it. `version` grows by one with every change the
+    partner can see (terms, status, booking counts); keep the highest you have seen and
+    skip an item whose `version` is not higher."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_POSTING_EXAMPLE]})
+
+    posting_id: str
+    version: int = Field(description="monotonic per posting; grows with every visible change")
+    status: Literal["open", "closed", "cancelled"]
+    title: str
+    description: str
+    tags: list[str]
+    facility_name: str
+    facility_dong: str
+    facility_address: str | None
+    facility_contact: str | None
+    starts_at: Instant
+    ends_at: Instant
+    capacity: int
+    seats_left: int = Field(description="seats not confirmed to anyone (never below 0)")
+    waitlist_length: int
+    hourly_rate_won: int | None = Field(description="null for postings opened before it was kept")
+    shift_allowance_won: int | None = Field(
+        description="the allowance of the whole shift: floor(hourly_rate_won × minutes / 60)"
+    )
+    selection: Literal["first_come", "draw"]
+    applications_close_at: Instant | None
+    requires_child_safety_check: bool
+    published_at: Instant
+    updated_at: Instant = Field(
+        description="when `version` last grew; pass it back as `updated_since`"
+    )
+
+
+class PartnerPostingPage(Page[PartnerPosting]):
+    """Postings by `updated_at` (oldest change first), then id: a partner that pages to
+    the end has seen every change up to then."""
+
+
+class PartnerApplication(BaseModel):
+    """An application as the partner tracks it: its decision, its place on the waitlist
+    now, and its booking. `held` while its posting is not known yet."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "application_id": "app_7f3a9c0e12b44d6e8a10",
+                    "posting_id": "pst_01hzy3k8d2v7q9",
+                    "partner_user_id": "karrot_5d1e0b7c9a2f4e38",
+                    "status": "waitlisted",
+                    "reason": None,
+                    "waitlist_position": 2,
+                    "booking_id": "bkg_0c4e8d2a6b1f3e5d7c9a",
+                    "received_at": "2026-05-21T02:14:04.900000+00:00",
+                    "decided_at": "2026-05-21T02:14:05.120000+00:00",
+                }
+            ]
+        }
+    )
+
+    application_id: str
+    posting_id: str
+    partner_user_id: str
+    status: Literal[
+        "held",
+        "pending",
+        "confirmed",
+        "waitlisted",
+        "rejected",
+        "withdrawn",
+        "cancelled",
+        "released",
+    ]
+    reason: str | None = Field(description="the reason code of a rejection or cancellation")
+    waitlist_position: int | None = Field(description="1-based, now; only while waitlisted")
+    booking_id: str | None
+    received_at: Instant
+    decided_at: Instant | None
+
+
+class PartnerBooking(BaseModel):
+    """One of a citizen's bookings ("my shifts") with its shift."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "booking_id": "bkg_0c4e8d2a6b1f3e5d7c9a",
+                    "application_id": "app_7f3a9c0e12b44d6e8a10",
+                    "posting_id": "pst_01hzy3k8d2v7q9",
+                    "status": "confirmed",
+                    "reason": None,
+                    "waitlist_position": None,
+                    "title": "어린이도서관 책 정리",
+                    "facility_name": "수완 작은도서관",
+                    "facility_dong": "수완동",
+                    "facility_address": "광주 광산구 수완로 12",
+                    "facility_contact": "062-960-0000",
+                    "starts_at": "2026-06-02T10:00:00+09:00",
+                    "ends_at": "2026-06-02T13:00:00+09:00",
+                    "hourly_rate_won": 12000,
+                    "shift_allowance_won": 36000,
+                    "posting_status": "open",
+                    "confirmed_at": "2026-05-21T02:14:05.120000+00:00",
+                    "cancelled_at": None,
+                    "cancelled_by": None,
+                }
+            ]
+        }
+    )
+
+    booking_id: str
+    application_id: str
+    posting_id: str
+    status: Literal["confirmed", "waitlisted", "cancelled"]
+    reason: str | None = Field(description="why a cancelled booking was cancelled")
+    waitlist_position: int | None = Field(description="1-based, now; only while waitlisted")
+    # (The check-in code of a confirmed booking belongs here, beside its status.)
+    title: str
+    facility_name: str
+    facility_dong: str
+    facility_address: str | None
+    facility_contact: str | None
+    starts_at: Instant
+    ends_at: Instant
+    hourly_rate_won: int | None
+    shift_allowance_won: int | None
+    posting_status: Literal["open", "closed", "cancelled"]
+    confirmed_at: Instant | None
+    cancelled_at: Instant | None
+    cancelled_by: Literal["citizen", "facility", "system"] | None
+
+
+class PartnerBookingPage(Page[PartnerBooking]):
+    """A citizen's bookings, soonest shift first (then booking id)."""
+
+
+# --- partner token rotation (admin) ----------------------------------------------------------
+
+
+class TokenRotation(StrictBody):
+    """How long the partner's current tokens keep working after the new one is issued
+    (default PARTNER_TOKEN_ROTATION_OVERLAP_S, at most ..._OVERLAP_MAX_S; 0 after a leak)."""
+
+    overlap_s: int | None = Field(default=None, ge=0)
+
+
+class RotatedTokenView(BaseModel):
+    """The new partner token, shown this once (only its hash is stored)."""
+
+    partner_id: str
+    key_id: str
+    token: str
+    previous_valid_until: Instant

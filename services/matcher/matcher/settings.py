@@ -6,19 +6,23 @@ notification retries, concurrency, body size) is a setting with its default and 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from matcher.domain.policy import Policy, WeekCaps
 from matcher.domain.schedule import Schedule
+from shared.auth import PARTNER_KEY_PREFIX, key_id_of
 from shared.context import ServiceContext
 from shared.gwangsan import GWANGSAN_DONGS
 from shared.settings import ServiceSettings
 
 # The `producer` of every event the matcher writes (its outbox and its webhook ingest).
 PRODUCER = "matcher"
+# The public prefix of a partner API token (`pk_<key id>_<secret>`, shared/auth.py).
+PARTNER_TOKEN_PREFIX = PARTNER_KEY_PREFIX
 
 
 class MatcherSettings(ServiceSettings):
@@ -36,6 +40,22 @@ class MatcherSettings(ServiceSettings):
     webhook_body_size_max_bytes: int = 16 * 1024
     # The longest a webhook waits for Kafka to take it before the 503 (docs/decisions/0004).
     webhook_enqueue_timeout_s: float = Field(default=2.0, gt=0)
+
+    # --- partner pull API (issue 18) -----------------------------------------------------
+    # The partner's id (the one partner today; tokens and audit rows name it).
+    partner_id: str = Field(default="danggeun", min_length=1, max_length=100)
+    # The partner's API token (`pk_<16 hex>_<secret>`, `gwangsan partner new-token` makes
+    # one): at start its SHA-256 is stored, if its key id is new, and the partner's other
+    # tokens then expire after the rotation overlap. Only the hash is kept in the
+    # database; a rotation (POST /v1/admin/partner/token/rotate) issues tokens itself.
+    partner_api_token: SecretStr = SecretStr("")
+    # How long the partner's previous tokens keep working after a rotation, so the partner
+    # can deploy the new one without a gap (an admin may ask for less, e.g. 0 after a leak).
+    partner_token_rotation_overlap_s: int = Field(default=86_400, ge=0)
+    # The longest overlap an admin may ask for on a rotation.
+    partner_token_rotation_overlap_max_s: int = Field(default=7 * 86_400, ge=0)
+    # Items per page of the partner's lists when it does not say (bounded by PAGE_SIZE_MAX).
+    partner_page_size_default: int = Field(default=100, ge=1)
 
     # --- eligibility (BRIEF §5) ---------------------------------------------------------
     # The verified neighbourhood must be one of Gwangsan-gu's 21 dongs (shared.gwangsan,
@@ -132,6 +152,19 @@ class MatcherSettings(ServiceSettings):
     notify_breaker_failures: int = 20
     notify_breaker_cooldown_ms: int = 10_000
     notify_endpoint_down_after_s: int = 300
+
+    @field_validator("partner_api_token")
+    @classmethod
+    def _partner_token_shape(cls, value: SecretStr) -> SecretStr:
+        """A configured token must be one `issue_key` makes: its key id finds its row."""
+        token = value.get_secret_value()
+        key_id = key_id_of(token, PARTNER_TOKEN_PREFIX) if token else ""
+        if token and (key_id is None or not re.fullmatch(r"[0-9a-f]{16}", key_id)):
+            raise ValueError(
+                f"PARTNER_API_TOKEN must look like {PARTNER_TOKEN_PREFIX}<16 hex>_<secret>;"
+                " make one with `gwangsan partner new-token`"
+            )
+        return value
 
     def webhook_secrets(self) -> list[str]:
         raw = self.partner_webhook_secret.get_secret_value()

@@ -66,6 +66,14 @@ class PostingRow:
     updated_at: datetime
     draw_frozen_at: datetime | None
     reconfirmation_required: bool
+    # What the partner reads besides (migration 0008): the facility's address and
+    # contact, the reserved hourly rate, and the version the partner reconciles by (bumped
+    # with `changed_at` by a trigger on every change the partner can see).
+    facility_address: str | None = None
+    facility_contact: str | None = None
+    hourly_rate_won: int | None = None
+    version: int = 1
+    changed_at: datetime | None = None
 
 
 class BookedOn(NamedTuple):
@@ -737,8 +745,9 @@ async def insert_posting(
         INSERT INTO postings (posting_id, facility_id, facility_name, facility_dong, title,
             description, tags, starts_at, ends_at, capacity, selection, applications_close_at,
             requires_child_safety_check, status, waitlist_max, published_at,
-            reconfirmation_required)
-        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,'open',$14,$15,$16)
+            reconfirmation_required, facility_address, facility_contact, hourly_rate_won,
+            changed_at)
+        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,'open',$14,$15,$16,$17,$18,$19,$15)
         ON CONFLICT (posting_id) DO NOTHING
         RETURNING true
         """,
@@ -758,6 +767,9 @@ async def insert_posting(
         waitlist_max,
         now,
         event.reconfirmation_required,
+        event.facility_address,
+        event.facility_contact,
+        event.hourly_rate_won,
     )
     return bool(inserted)
 
@@ -770,7 +782,11 @@ async def update_posting_terms(
         UPDATE postings SET facility_name = $2, facility_dong = $3, title = $4,
             description = $5, tags = $6, starts_at = $7, ends_at = $8, capacity = $9,
             selection = $10, applications_close_at = $11, requires_child_safety_check = $12,
-            revision = $13, reconfirmation_required = $14, updated_at = now()
+            revision = $13, reconfirmation_required = $14, updated_at = now(),
+            -- absent from an update of an older producer: kept, not cleared
+            facility_address = coalesce($15, facility_address),
+            facility_contact = coalesce($16, facility_contact),
+            hourly_rate_won = coalesce($17, hourly_rate_won)
          WHERE posting_id = $1
         """,
         event.posting_id,
@@ -787,6 +803,9 @@ async def update_posting_terms(
         event.requires_child_safety_check,
         event.revision,
         event.reconfirmation_required,
+        event.facility_address,
+        event.facility_contact,
+        event.hourly_rate_won,
     )
 
 
@@ -1881,4 +1900,179 @@ async def delete_delivered_before(conn: asyncpg.Connection, before: datetime) ->
         " partner_notifications WHERE status = 'delivered' AND delivered_at < $1"
         " ORDER BY delivered_at LIMIT 10000)",
         before,
+    )
+
+
+# --- the partner's reads (pull API) -------------------------------------------------------
+
+
+async def partner_postings(
+    conn: asyncpg.Connection,
+    *,
+    status: str | None,
+    updated_since: datetime | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[PostingRow]:
+    """Postings by last change, then id (`postings_changes`): optionally of one status and
+    changed after `updated_since`; `limit` after the previous page's last position."""
+    rows = await conn.fetch(
+        """
+        SELECT * FROM postings
+         WHERE ($1::text IS NULL OR status = $1)
+           AND ($2::timestamptz IS NULL OR changed_at > $2)
+           AND ($3::timestamptz IS NULL OR (changed_at, posting_id) > ($3, $4::text))
+         ORDER BY changed_at, posting_id
+         LIMIT $5
+        """,
+        status,
+        updated_since,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    return [PostingRow(**r) for r in rows]
+
+
+@dataclass(frozen=True)
+class CitizenBookingRow:
+    """One booking of a citizen (confirmed, waitlisted or cancelled) with its posting, and
+    its waitlist position now when waitlisted."""
+
+    booking_id: str
+    application_id: str
+    posting_id: str
+    status: str
+    reason: str | None
+    waitlist_position: int | None
+    starts_at: datetime
+    ends_at: datetime
+    confirmed_at: datetime | None
+    cancelled_at: datetime | None
+    cancelled_by: str | None
+    title: str
+    facility_name: str
+    facility_dong: str
+    facility_address: str | None
+    facility_contact: str | None
+    hourly_rate_won: int | None
+    posting_status: str
+
+
+async def citizen_bookings(
+    conn: asyncpg.Connection,
+    citizen_id: str,
+    *,
+    ends_from: datetime | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[CitizenBookingRow]:
+    """A citizen's bookings, soonest shift first (then booking id): those whose shift ends
+    at or after `ends_from`, `limit` after the previous page's last position."""
+    rows = await conn.fetch(
+        """
+        SELECT a.booking_id, a.application_id, a.posting_id, a.status, a.reason,
+               CASE WHEN a.status = 'waitlisted' THEN
+                   (SELECT count(*) FROM applications w
+                     WHERE w.posting_id = a.posting_id AND w.status = 'waitlisted'
+                       AND w.queue_pos <= a.queue_pos)::int END AS waitlist_position,
+               a.starts_at, a.ends_at, a.confirmed_at, a.cancelled_at, a.cancelled_by,
+               p.title, p.facility_name, p.facility_dong, p.facility_address,
+               p.facility_contact, p.hourly_rate_won, p.status AS posting_status
+          FROM applications a JOIN postings p USING (posting_id)
+         WHERE a.citizen_id = $1 AND a.booking_id IS NOT NULL
+           AND ($2::timestamptz IS NULL OR a.ends_at >= $2)
+           AND ($3::timestamptz IS NULL OR (a.starts_at, a.booking_id) > ($3, $4::text))
+         ORDER BY a.starts_at, a.booking_id
+         LIMIT $5
+        """,
+        citizen_id,
+        ends_from,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    return [CitizenBookingRow(**r) for r in rows]
+
+
+# --- partner tokens -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartnerTokenRow:
+    key_id: str
+    partner_id: str
+    secret_hash: str
+    created_at: datetime
+    expires_at: datetime | None
+
+
+async def partner_token(conn: asyncpg.Connection, key_id: str) -> PartnerTokenRow | None:
+    row = await conn.fetchrow(
+        "SELECT key_id, partner_id, secret_hash, created_at, expires_at FROM partner_tokens"
+        " WHERE key_id = $1",
+        key_id,
+    )
+    return None if row is None else PartnerTokenRow(**row)
+
+
+async def insert_partner_token(
+    conn: asyncpg.Connection, *, key_id: str, partner_id: str, secret_hash: str, now: datetime
+) -> bool:
+    """Store a token's hash; False if its key id is known already (kept as it is)."""
+    inserted = await conn.fetchval(
+        "INSERT INTO partner_tokens (key_id, partner_id, secret_hash, created_at)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO NOTHING RETURNING true",
+        key_id,
+        partner_id,
+        secret_hash,
+        now,
+    )
+    return bool(inserted)
+
+
+async def expire_partner_tokens(
+    conn: asyncpg.Connection, partner_id: str, *, keep_key_id: str, until: datetime
+) -> None:
+    """The partner's other tokens stop at `until` (one that expires sooner keeps its time)."""
+    await conn.execute(
+        "UPDATE partner_tokens SET expires_at = least(coalesce(expires_at, $3), $3)"
+        " WHERE partner_id = $1 AND key_id <> $2",
+        partner_id,
+        keep_key_id,
+        until,
+    )
+
+
+@dataclass(frozen=True)
+class TokenAudit:
+    """One audit row of the partner's tokens."""
+
+    at: datetime
+    action: str
+    partner_id: str
+    key_id: str
+    previous_valid_until: datetime | None
+    staff: str | None = None
+    staff_id_authenticated: bool | None = None
+    request_id: str | None = None
+    client_address: str | None = None
+
+
+async def audit_partner_token(conn: asyncpg.Connection, audit: TokenAudit) -> None:
+    await conn.execute(
+        """
+        INSERT INTO partner_token_audit (at, action, partner_id, key_id, previous_valid_until,
+            staff, staff_id_authenticated, request_id, client_address)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        """,
+        audit.at,
+        audit.action,
+        audit.partner_id,
+        audit.key_id,
+        audit.previous_valid_until,
+        audit.staff,
+        audit.staff_id_authenticated,
+        audit.request_id,
+        audit.client_address,
     )

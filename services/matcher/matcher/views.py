@@ -1,7 +1,8 @@
-"""Read models of the admin API: notifications by status, draws (and their re-run, and
-what the public may see of them), applications, postings with their counts, citizens'
-standing. Reads only; each takes a connection (or the pool) and answers a schema, or None
-when there is nothing to show."""
+"""Read models of the admin API (notifications by status, draws and their re-run and what
+the public may see of them, applications, postings with their counts, citizens' standing
+and allowance) and of the partner's pull API (postings to reconcile by version, an
+application, a citizen's bookings). Reads only; each takes a connection (or the pool) and
+answers a schema, or None when there is nothing to show."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from matcher import store
 from matcher.domain import draw as draw_rules
 from matcher.domain import fair_draw
 from matcher.domain.allowance import month_cap_won, payment_status, week_hours
+from matcher.domain.partner import seats_left, shift_allowance_won
 from matcher.schemas import (
     ApplicationPage,
     ApplicationView,
@@ -22,13 +24,25 @@ from matcher.schemas import (
     MonthAllowanceView,
     NotificationPage,
     NotificationView,
+    PartnerApplication,
+    PartnerBooking,
+    PartnerBookingPage,
+    PartnerPosting,
+    PartnerPostingPage,
     PostingView,
     PublishedDraw,
     StrikeView,
     SuspensionView,
     WeekHoursView,
 )
-from matcher.store import ApplicationRow, CommitmentRow, FreezeRow, HeldRow
+from matcher.store import (
+    ApplicationRow,
+    CitizenBookingRow,
+    CommitmentRow,
+    FreezeRow,
+    HeldRow,
+    PostingRow,
+)
 from shared.db import Connection
 from shared.seoul import iso_week_bounds
 from shared.web import CursorCodec, page_of
@@ -36,6 +50,9 @@ from shared.web import CursorCodec, page_of
 # The notifications page is ordered by `seq`; the posting's applications by id.
 NOTIFICATION_CURSOR = CursorCodec(int)
 APPLICATION_CURSOR = CursorCodec(str)
+# The partner's postings are ordered by (last change, id); a citizen's bookings by (start, id).
+PARTNER_POSTING_CURSOR = CursorCodec(datetime, str)
+CITIZEN_BOOKING_CURSOR = CursorCodec(datetime, str)
 # Every status an application of a posting can have (held ones live elsewhere).
 APPLICATION_STATUSES = ("pending", "confirmed", "waitlisted", "rejected", "withdrawn", "cancelled")
 _SEQ_MAX = 2**63 - 1
@@ -391,4 +408,153 @@ async def citizen_allowance(
             payment_status=payment_status(figures, held.period_closed),
             status_reason=figures.status_reason,
         ),
+    )
+
+
+# --- the partner's pull API ----------------------------------------------------------------
+
+
+def partner_posting(row: PostingRow) -> PartnerPosting:
+    return PartnerPosting(
+        posting_id=row.posting_id,
+        version=row.version,
+        status=row.status,
+        title=row.title,
+        description=row.description,
+        tags=list(row.tags),
+        facility_name=row.facility_name,
+        facility_dong=row.facility_dong,
+        facility_address=row.facility_address,
+        facility_contact=row.facility_contact,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        capacity=row.capacity,
+        seats_left=seats_left(row.capacity, row.confirmed_count),
+        waitlist_length=row.waitlisted_count,
+        hourly_rate_won=row.hourly_rate_won,
+        shift_allowance_won=shift_allowance_won(row.hourly_rate_won, row.starts_at, row.ends_at),
+        selection=row.selection,
+        applications_close_at=row.applications_close_at,
+        requires_child_safety_check=row.requires_child_safety_check,
+        published_at=row.published_at,
+        updated_at=row.changed_at or row.updated_at,
+    )
+
+
+async def partner_postings(
+    conn: Connection,
+    *,
+    status: str | None,
+    updated_since: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> PartnerPostingPage:
+    after = PARTNER_POSTING_CURSOR.decode(cursor)
+    rows = await store.partner_postings(
+        conn,
+        status=status,
+        updated_since=updated_since,
+        after=None if after is None else (after[0], after[1]),
+        limit=limit + 1,
+    )
+    return page_of(
+        PartnerPostingPage,
+        rows,
+        limit,
+        partner_posting,
+        lambda r: PARTNER_POSTING_CURSOR.encode(r.changed_at or r.updated_at, r.posting_id),
+    )
+
+
+async def partner_posting_one(conn: Connection, posting_id: str) -> PartnerPosting | None:
+    row = await store.posting(conn, posting_id)
+    return None if row is None else partner_posting(row)
+
+
+async def partner_application(conn: Connection, application_id: str) -> PartnerApplication | None:
+    """An application with its waitlist position now; one held for an unknown posting
+    reads `held` (or how its wait ended)."""
+    row = await store.application(conn, application_id)
+    if row is not None:
+        position = None
+        if row.status == "waitlisted":
+            positions = await store.waitlist_positions(conn, row.posting_id, [application_id])
+            position = positions.get(application_id)
+        return PartnerApplication(
+            application_id=row.application_id,
+            posting_id=row.posting_id,
+            partner_user_id=row.partner_user_id,
+            status=row.status,
+            reason=row.reason,
+            waitlist_position=position,
+            booking_id=row.booking_id,
+            received_at=row.received_at,
+            decided_at=row.decided_at,
+        )
+    held = await store.held_application(conn, application_id)
+    if held is None:
+        return None
+    return PartnerApplication(
+        application_id=held.application_id,
+        posting_id=held.posting_id,
+        partner_user_id=held.partner_user_id,
+        status=held.status,
+        reason=held.reason,
+        waitlist_position=None,
+        booking_id=None,
+        received_at=held.received_at,
+        decided_at=held.resolved_at,
+    )
+
+
+def _partner_booking(row: CitizenBookingRow) -> PartnerBooking:
+    return PartnerBooking(
+        booking_id=row.booking_id,
+        application_id=row.application_id,
+        posting_id=row.posting_id,
+        status=row.status,
+        reason=row.reason,
+        waitlist_position=row.waitlist_position,
+        title=row.title,
+        facility_name=row.facility_name,
+        facility_dong=row.facility_dong,
+        facility_address=row.facility_address,
+        facility_contact=row.facility_contact,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        hourly_rate_won=row.hourly_rate_won,
+        shift_allowance_won=shift_allowance_won(row.hourly_rate_won, row.starts_at, row.ends_at),
+        posting_status=row.posting_status,
+        confirmed_at=row.confirmed_at,
+        cancelled_at=row.cancelled_at,
+        cancelled_by=row.cancelled_by,
+    )
+
+
+async def citizen_bookings(
+    conn: Connection,
+    partner_user_id: str,
+    *,
+    ends_from: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> PartnerBookingPage | None:
+    """A citizen's bookings, soonest first; None if the matcher has never seen them."""
+    after = CITIZEN_BOOKING_CURSOR.decode(cursor)
+    citizen_id = await store.citizen_id_of(conn, partner_user_id)
+    if citizen_id is None:
+        return None
+    rows = await store.citizen_bookings(
+        conn,
+        citizen_id,
+        ends_from=ends_from,
+        after=None if after is None else (after[0], after[1]),
+        limit=limit + 1,
+    )
+    return page_of(
+        PartnerBookingPage,
+        rows,
+        limit,
+        _partner_booking,
+        lambda r: CITIZEN_BOOKING_CURSOR.encode(r.starts_at, r.booking_id),
     )

@@ -36,6 +36,7 @@ Position = tuple[datetime, str]
 
 _POSTING_COLUMNS = """
     p.*, f.name AS facility_name, f.dong AS facility_dong,
+    f.address AS facility_address, f.contact_phone AS facility_contact,
     (SELECT count(*) FROM bookings b WHERE b.posting_id = p.id AND b.status = 'confirmed')
         AS confirmed_count,
     (SELECT count(*) FROM bookings b WHERE b.posting_id = p.id AND b.status = 'waitlisted')
@@ -124,6 +125,11 @@ class PostingRow(_Row):
     confirmed_count: int
     waitlisted_count: int
     reconfirmation_required: bool = False
+    # the facility's address and contact, and the rate of the latest reservation (None
+    # while pending, or for a posting opened before the rate was kept)
+    facility_address: str | None = None
+    facility_contact: str | None = None
+    hourly_rate_won: int | None = None
 
     @property
     def terms(self) -> ShiftTerms:
@@ -585,27 +591,37 @@ async def open_posting(
     amount_won: int,
     budget_revision: int,
     now: datetime,
+    hourly_rate_won: int | None = None,
 ) -> None:
     await conn.execute(
         """UPDATE postings SET status = 'open', reservation_id = $2, reserved_amount_won = $3,
-               budget_revision = $4, published_at = $5, updated_at = $5
+               budget_revision = $4, published_at = $5, updated_at = $5,
+               hourly_rate_won = coalesce($6, hourly_rate_won)
            WHERE id = $1""",
         posting_id,
         reservation_id,
         amount_won,
         budget_revision,
         now,
+        hourly_rate_won,
     )
 
 
 async def note_reservation(
-    conn: asyncpg.Connection, posting_id: str, *, amount_won: int, budget_revision: int
+    conn: asyncpg.Connection,
+    posting_id: str,
+    *,
+    amount_won: int,
+    budget_revision: int,
+    hourly_rate_won: int | None = None,
 ) -> None:
     await conn.execute(
-        "UPDATE postings SET reserved_amount_won = $2, budget_revision = $3 WHERE id = $1",
+        "UPDATE postings SET reserved_amount_won = $2, budget_revision = $3,"
+        " hourly_rate_won = coalesce($4, hourly_rate_won) WHERE id = $1",
         posting_id,
         amount_won,
         budget_revision,
+        hourly_rate_won,
     )
 
 

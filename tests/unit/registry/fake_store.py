@@ -138,6 +138,7 @@ class FakeStore:
         amount_won: int,
         budget_revision: int,
         now: datetime,
+        hourly_rate_won: int | None = None,
     ) -> None:
         self._move(
             posting_id,
@@ -147,15 +148,23 @@ class FakeStore:
             budget_revision=budget_revision,
             published_at=now,
             updated_at=now,
+            hourly_rate_won=hourly_rate_won,
         )
 
     async def note_reservation(
-        self, conn: Any, posting_id: str, *, amount_won: int, budget_revision: int
+        self,
+        conn: Any,
+        posting_id: str,
+        *,
+        amount_won: int,
+        budget_revision: int,
+        hourly_rate_won: int | None = None,
     ) -> None:
         self.postings[posting_id] = replace(
             self.postings[posting_id],
             reserved_amount_won=amount_won,
             budget_revision=budget_revision,
+            hourly_rate_won=hourly_rate_won or self.postings[posting_id].hourly_rate_won,
         )
 
     async def reject_posting(

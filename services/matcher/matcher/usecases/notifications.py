@@ -20,6 +20,7 @@ import orjson
 from matcher import store
 from matcher.domain.fair_draw import DrawRecord
 from matcher.domain.notifications import BookingFacts, booking_data, booking_event_fields
+from matcher.domain.partner import shift_allowance_won
 from matcher.settings import PRODUCER
 from matcher.store import ApplicationRow, HeldRow, Notification
 from shared import metrics, outbox
@@ -385,6 +386,13 @@ def posting_note(
             ),
             "requires_child_safety_check": posting.requires_child_safety_check,
             "tags": list(posting.tags),
+            # added for the partner (issue 18): where, whom to call, and the pay
+            "facility_address": posting.facility_address,
+            "facility_contact": posting.facility_contact,
+            "hourly_rate_won": posting.hourly_rate_won,
+            "shift_allowance_won": shift_allowance_won(
+                posting.hourly_rate_won, posting.starts_at, posting.ends_at
+            ),
         }
     data.update(extra)
     posting_id = str(data["posting_id"])

@@ -38,8 +38,11 @@ async def open_posting(conn: Connection, deps: Deps, event: PostingPublished) ->
     if event.selection == "draw":
         extra["draw_commitment"] = await draws.commit(conn, event.posting_id, now)
     effects = Effects()  # the posting's note first, then its held applications' decisions
+    # Nothing is booked yet when the partner hears of it: every seat is left.
     effects.notes.append(
-        notifications.posting_note("posting.published", event, now, status="open", **extra)
+        notifications.posting_note(
+            "posting.published", event, now, status="open", seats_left=event.capacity, **extra
+        )
     )
     held = await store.held_for_posting(conn, event.posting_id)
     if not held:

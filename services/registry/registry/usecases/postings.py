@@ -71,6 +71,8 @@ def posting_terms(row: store.PostingRow) -> dict[str, Any]:
         "requires_child_safety_check": row.requires_child_safety_check,
         "tags": list(row.tags),
         "reconfirmation_required": row.reconfirmation_required,
+        "facility_address": row.facility_address,
+        "facility_contact": row.facility_contact,
     }
 
 
@@ -193,6 +195,7 @@ async def patch(
                 conn,
                 PostingUpdated(
                     **posting_terms(after),
+                    hourly_rate_won=after.hourly_rate_won,
                     revision=revision,
                     previous_capacity=previous.capacity,
                     previous_starts_at=previous.starts_at,

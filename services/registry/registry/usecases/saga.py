@@ -59,10 +59,17 @@ class SagaStore(Protocol):
         amount_won: int,
         budget_revision: int,
         now: datetime,
+        hourly_rate_won: int | None = None,
     ) -> None: ...
 
     async def note_reservation(
-        self, conn: asyncpg.Connection, posting_id: str, *, amount_won: int, budget_revision: int
+        self,
+        conn: asyncpg.Connection,
+        posting_id: str,
+        *,
+        amount_won: int,
+        budget_revision: int,
+        hourly_rate_won: int | None = None,
     ) -> None: ...
 
     async def reject_posting(
@@ -155,18 +162,27 @@ async def on_budget_reserved(
             amount_won=event.amount_won,
             budget_revision=event.revision,
             now=now,
+            hourly_rate_won=event.hourly_rate_won,
         )
         opened = await db.get_posting(conn, event.posting_id)
         assert opened is not None
         await db.emit(
             conn,
-            PostingPublished(**posting_terms(opened), reservation_id=event.reservation_id),
+            PostingPublished(
+                **posting_terms(opened),
+                reservation_id=event.reservation_id,
+                hourly_rate_won=event.hourly_rate_won,
+            ),
             occurred_at=now,
             event_id=derived_event_id(envelope, "PostingPublished"),
         )
     elif action == "update_reservation":
         await db.note_reservation(
-            conn, event.posting_id, amount_won=event.amount_won, budget_revision=event.revision
+            conn,
+            event.posting_id,
+            amount_won=event.amount_won,
+            budget_revision=event.revision,
+            hourly_rate_won=event.hourly_rate_won,
         )
 
 
@@ -277,6 +293,7 @@ async def _revert_update(
         conn,
         PostingUpdated(
             **posting_terms(after),
+            hourly_rate_won=after.hourly_rate_won,
             revision=new_revision,
             previous_capacity=current.terms.capacity,
             previous_starts_at=current.terms.starts_at,
