@@ -132,9 +132,16 @@ async def test_the_partner_lists_applies_reads_and_reconciles(
     assert booking["status"] == "confirmed" and booking["posting_id"] == first
     assert booking["shift_allowance_won"] == allowance_won
     assert booking["facility_address"] == ADDRESS
+    code = booking["check_in_code"]
+    assert isinstance(code, str) and len(code) == 6, "a confirmed booking shows its door code"
+    confirmed_note = await wait_notification(
+        system, "booking.confirmed", booking_id=booking["booking_id"]
+    )
+    assert confirmed_note["data"]["check_in_code"] == code
     waiting = await system.partner_pull.citizen_bookings(str(citizens[2]["partner_user_id"]))
     assert waiting is not None
     assert [(b["status"], b["waitlist_position"]) for b in waiting["items"]] == [("waitlisted", 1)]
+    assert waiting["items"][0]["check_in_code"] is None, "told only once a seat is confirmed"
     later = await system.partner_pull.citizen_bookings(
         str(citizens[0]["partner_user_id"]), from_=(now + timedelta(days=30)).isoformat()
     )

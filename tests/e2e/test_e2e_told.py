@@ -150,6 +150,11 @@ async def test_a_paid_shift_is_told_and_the_allowance_reads_back(
         return view if view["allowance"]["accrued_won"] == paid else None
 
     view = await eventually(accrued, what="the allowance view to show the payout")
+    # The partner reads the same view with its own token (the pull API).
+    as_partner = await system.partner_pull.citizen_allowance(puid, month)
+    assert as_partner is not None
+    assert as_partner["allowance"] == view["allowance"] and as_partner["week"] == view["week"]
+    assert await system.partner_pull.citizen_allowance("karrot_nobody_ever", month) is None
     allowance = view["allowance"]
     assert allowance["capped_won"] == 0 and allowance["payment_status"] == "accruing"
     assert isinstance(allowance["cap_won"], int) and allowance["cap_won"] > 0

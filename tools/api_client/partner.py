@@ -186,6 +186,14 @@ class PartnerPull(Surface):
         path = f"/v1/partner/citizens/{partner_user_id}/bookings"
         return await self.json_or_none("GET", path, params=query)
 
+    async def citizen_allowance(self, partner_user_id: str, month: str | None = None) -> Json | None:
+        """The citizen's week against the weekly cap and month against the monthly cap, with
+        its payment status (`month` `YYYY-MM`, the current Seoul month when None); None when
+        the matcher has never seen them."""
+        params = {"month": month} if month else {}
+        path = f"/v1/partner/citizens/{partner_user_id}/allowance"
+        return await self.json_or_none("GET", path, params=params)
+
 
 class Simulator(Surface):
     """The partner simulator's own endpoints (`tools.partner_sim`)."""

@@ -324,6 +324,38 @@ async def partner_citizen_bookings(
     return found
 
 
+# The month of a citizen's allowance (`YYYY-MM`, Asia/Seoul); the current one by default.
+Month = Annotated[str | None, Query(pattern=MONTH_PATTERN, description="YYYY-MM (Seoul)")]
+
+
+@pull.get(
+    "/citizens/{partner_user_id}/allowance",
+    response_model=CitizenAllowanceView,
+    summary="A citizen's allowance: hours this week against the weekly cap, the month's"
+    " allowance against the monthly cap, and its payment status",
+    responses=problem_responses(404, e404="the matcher has never seen this citizen"),
+)
+async def partner_citizen_allowance(
+    partner_user_id: str, _: Partner, ctx: MatcherCtx, month: Month = None
+) -> CitizenAllowanceView:
+    """The figures are the allowance's (its events, kept by the matcher as a read model):
+    no service reads another's tables."""
+    return await _citizen_allowance(ctx, partner_user_id, month)
+
+
+async def _citizen_allowance(
+    ctx: MatcherCtx, partner_user_id: str, month: str | None
+) -> CitizenAllowanceView:
+    now = ctx.now()
+    async with ctx.pool.acquire() as conn:
+        found = await views.citizen_allowance(conn, partner_user_id, month or month_of(now), now)
+    if found is None:
+        raise Problem(
+            404, "not_found", f"no citizen {partner_user_id}", ko="이 사용자의 기록이 없습니다."
+        )
+    return found
+
+
 # --- admin ------------------------------------------------------------------------------
 
 admin = APIRouter(
@@ -475,10 +507,6 @@ async def get_citizen(citizen_id: str, _: Admin, ctx: MatcherCtx) -> CitizenView
         return _found(await views.citizen(conn, citizen_id, ctx.now()), f"no citizen {citizen_id}")
 
 
-# The month of a citizen's allowance (`YYYY-MM`, Asia/Seoul); the current one by default.
-Month = Annotated[str | None, Query(pattern=MONTH_PATTERN, description="YYYY-MM (Seoul)")]
-
-
 @admin.get(
     "/citizens/{partner_user_id}/allowance",
     response_model=CitizenAllowanceView,
@@ -487,12 +515,7 @@ Month = Annotated[str | None, Query(pattern=MONTH_PATTERN, description="YYYY-MM 
 async def get_citizen_allowance(
     partner_user_id: str, _: Admin, ctx: MatcherCtx, month: Month = None
 ) -> CitizenAllowanceView:
-    now = ctx.now()
-    async with ctx.pool.acquire() as conn:
-        return _found(
-            await views.citizen_allowance(conn, partner_user_id, month or month_of(now), now),
-            f"no citizen {partner_user_id}",
-        )
+    return await _citizen_allowance(ctx, partner_user_id, month)
 
 
 @admin.post(

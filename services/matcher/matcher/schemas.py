@@ -551,6 +551,7 @@ class PartnerBooking(BaseModel):
                     "status": "confirmed",
                     "reason": None,
                     "waitlist_position": None,
+                    "check_in_code": "9RCPQE",
                     "title": "어린이도서관 책 정리",
                     "facility_name": "수완 작은도서관",
                     "facility_dong": "수완동",
@@ -575,7 +576,10 @@ class PartnerBooking(BaseModel):
     status: Literal["confirmed", "waitlisted", "cancelled"]
     reason: str | None = Field(description="why a cancelled booking was cancelled")
     waitlist_position: int | None = Field(description="1-based, now; only while waitlisted")
-    # (The check-in code of a confirmed booking belongs here, beside its status.)
+    check_in_code: str | None = Field(
+        default=None,
+        description="the code the citizen shows at the facility's door (confirmed bookings)",
+    )
     title: str
     facility_name: str
     facility_dong: str

@@ -1957,6 +1957,7 @@ class CitizenBookingRow:
     facility_contact: str | None
     hourly_rate_won: int | None
     posting_status: str
+    check_in_code: str | None
 
 
 async def citizen_bookings(
@@ -1978,7 +1979,8 @@ async def citizen_bookings(
                        AND w.queue_pos <= a.queue_pos)::int END AS waitlist_position,
                a.starts_at, a.ends_at, a.confirmed_at, a.cancelled_at, a.cancelled_by,
                p.title, p.facility_name, p.facility_dong, p.facility_address,
-               p.facility_contact, p.hourly_rate_won, p.status AS posting_status
+               p.facility_contact, p.hourly_rate_won, p.status AS posting_status,
+               CASE WHEN a.status = 'confirmed' THEN a.check_in_code END AS check_in_code
           FROM applications a JOIN postings p USING (posting_id)
          WHERE a.citizen_id = $1 AND a.booking_id IS NOT NULL
            AND ($2::timestamptz IS NULL OR a.ends_at >= $2)

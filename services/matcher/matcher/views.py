@@ -515,6 +515,7 @@ def _partner_booking(row: CitizenBookingRow) -> PartnerBooking:
         status=row.status,
         reason=row.reason,
         waitlist_position=row.waitlist_position,
+        check_in_code=row.check_in_code,
         title=row.title,
         facility_name=row.facility_name,
         facility_dong=row.facility_dong,
