@@ -186,7 +186,9 @@ class PartnerPull(Surface):
         path = f"/v1/partner/citizens/{partner_user_id}/bookings"
         return await self.json_or_none("GET", path, params=query)
 
-    async def citizen_allowance(self, partner_user_id: str, month: str | None = None) -> Json | None:
+    async def citizen_allowance(
+        self, partner_user_id: str, month: str | None = None
+    ) -> Json | None:
         """The citizen's week against the weekly cap and month against the monthly cap, with
         its payment status (`month` `YYYY-MM`, the current Seoul month when None); None when
         the matcher has never seen them."""
