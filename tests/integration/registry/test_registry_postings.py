@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from shared.events import BudgetRejected, BudgetReserved, Envelope
+from tests.integration.matcher.helpers import eventually
 from tests.integration.registry.registry_client import Registry, uid
 
 pytestmark = pytest.mark.stack
@@ -124,8 +125,15 @@ async def test_child_safety_default_and_list_filters_and_cursor_pages(registry: 
         params={"starts_from": made[1]["starts_at"], "starts_before": made[3]["starts_at"]},
     )
     assert [p["id"] for p in r.json()["data"]] == [made[1]["id"], made[2]["id"]]
-    # statuses move when the real allowance answers: filter by what each one is now
-    now_status = {p["id"]: (await registry.get(key, p["id"]))["status"] for p in made}
+
+    # statuses move when the real allowance answers: wait until it has answered for each
+    # (a posting leaving `pending_budget` between the read and the list made this flaky),
+    # then filter by what each one is
+    async def settled() -> dict[str, str] | None:
+        found = {p["id"]: (await registry.get(key, p["id"]))["status"] for p in made}
+        return None if "pending_budget" in found.values() else found
+
+    now_status = await eventually(settled, what="the budget answers of the five postings")
     for status in {*now_status.values(), "closed"}:
         r = await registry.request(
             key, "GET", "/v1/postings", params={"status": [status, "cancelled"]}
