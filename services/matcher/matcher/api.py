@@ -27,16 +27,18 @@ from matcher.schemas import (
     DrawCheck,
     DrawView,
     NotificationPage,
+    PayeeSubmittedWebhook,
     PostingView,
     ResendView,
     inline_schema,
     parse_webhook,
 )
 from matcher.settings import PRODUCER, Context, MatcherSettings, WebhookSecrets
-from matcher.usecases import notifications
+from matcher.usecases import notifications, payees
 from shared import topics
 from shared.events import ApplicationReceived, ApplicationWithdrawn, Event
 from shared.http import FastRoute
+from shared.payee_seal import BankDetails
 from shared.problems import RETRY_AFTER_S, Problem
 from shared.web import (
     Ctx,
@@ -66,7 +68,8 @@ partner = APIRouter(tags=["partner"])
     "/v1/partner/webhooks",
     status_code=202,
     response_model=Accepted,
-    summary="Partner webhooks: application.submitted / application.withdrawn (Standard Webhooks)",
+    summary="Partner webhooks: application.submitted / application.withdrawn /"
+    " citizen.payee_submitted (Standard Webhooks)",
     responses=problem_responses(
         400,
         401,
@@ -111,6 +114,21 @@ async def accept_webhook(
         raise Problem(401, "invalid_signature", str(exc)) from None
     webhook = parse_webhook(body)
     received_at = ctx.now()
+    if isinstance(webhook, PayeeSubmittedWebhook):
+        # Sealed at once and queued through the outbox with the citizen it creates
+        # (docs/decisions/0014): rare, and it needs the matcher's citizen id.
+        event_id = uuid.uuid5(WEBHOOK_NAMESPACE, webhook_id)
+        data = webhook.data
+        await payees.submit_payee(
+            ctx,
+            data.partner_user_id,
+            BankDetails(data.bank_code, data.account_number, data.account_holder),
+            data.consent_at,
+            webhook_id,
+            event_id,
+            received_at,
+        )
+        return 202, {"status": "accepted", "webhook_id": webhook_id}
     event: Event
     if isinstance(webhook, ApplicationSubmittedWebhook):
         event = ApplicationReceived(

@@ -4,7 +4,7 @@ records its id in the same transaction), becomes one use case of `matcher.usecas
 from __future__ import annotations
 
 from matcher.settings import Context
-from matcher.usecases import applications, attendance, caps, postings
+from matcher.usecases import applications, attendance, caps, payees, postings
 from matcher.usecases.deps import deps_of
 from shared.consumer import EventConsumer
 from shared.db import Connection
@@ -15,6 +15,8 @@ from shared.events import (
     AttendanceRecorded,
     CapsChanged,
     Envelope,
+    PayeeAccepted,
+    PayeeRejected,
     PostingCancelled,
     PostingClosed,
     PostingPublished,
@@ -69,6 +71,12 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
         """The allowance's cap table: the weekly hour cap the matcher enforces."""
         await caps.adopt_caps(conn, deps, event)
 
+    async def payee_answered(
+        conn: Connection, envelope: Envelope, event: PayeeAccepted | PayeeRejected
+    ) -> None:
+        """The allowance's answer to bank details: `payee.accepted` / `payee.rejected`."""
+        await payees.answer_payee(conn, envelope, event)
+
     consumer.on_batch(ApplicationReceived, applications_received)
     consumer.on(ApplicationWithdrawn, application_withdrawn)
     consumer.on(PostingPublished, posting_published)
@@ -78,3 +86,5 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
     consumer.on(AttendanceRecorded, attendance_recorded)
     consumer.on(AttendanceCorrected, attendance_corrected)
     consumer.on(CapsChanged, caps_changed)
+    consumer.on(PayeeAccepted, payee_answered)
+    consumer.on(PayeeRejected, payee_answered)

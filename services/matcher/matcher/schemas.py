@@ -96,9 +96,27 @@ class ApplicationWithdrawnWebhook(_Body):
     data: WithdrawnData
 
 
-PartnerWebhook = Annotated[
-    ApplicationSubmittedWebhook | ApplicationWithdrawnWebhook, Field(discriminator="type")
-]
+class PayeeSubmittedData(_Body):
+    """A citizen's bank details (issue 16). Only their shape is checked here: the matcher
+    seals them at once to the allowance, which checks the bank code, the account number
+    and the holder and answers `payee.accepted` / `payee.rejected` (decision 0014)."""
+
+    partner_user_id: _Text = Field(min_length=1, max_length=100)
+    bank_code: _Text = Field(max_length=10)
+    account_number: _Text = Field(max_length=40)
+    account_holder: _Text = Field(max_length=100)
+    consent_at: AwareDatetime
+
+
+class PayeeSubmittedWebhook(_Body):
+    type: Literal["citizen.payee_submitted"]
+    timestamp: AwareDatetime
+    data: PayeeSubmittedData
+
+
+AnyWebhook = ApplicationSubmittedWebhook | ApplicationWithdrawnWebhook | PayeeSubmittedWebhook
+WEBHOOK_TYPES = ("application.submitted", "application.withdrawn", "citizen.payee_submitted")
+PartnerWebhook = Annotated[AnyWebhook, Field(discriminator="type")]
 WEBHOOK_BODY = TypeAdapter(PartnerWebhook)
 
 
@@ -129,7 +147,7 @@ def webhook_problem(exc: pydantic.ValidationError) -> Problem:
     errors = validation_errors(exc.errors())
     for err, raw in zip(errors, exc.errors(), strict=True):
         loc = [str(p) for p in raw.get("loc", ())]
-        if loc and loc[0] in ("application.submitted", "application.withdrawn"):
+        if loc and loc[0] in WEBHOOK_TYPES:
             loc = loc[1:]  # the union's tag, not a field of the body
         err["field"] = ".".join(loc) or ("type" if "tag" in str(raw.get("type")) else "body")
     fields = ", ".join(sorted({e["field"] for e in errors}))
@@ -152,7 +170,7 @@ def _surrogate_paths(node: Any, path: tuple[str, ...] = ()) -> list[tuple[str, .
     return found
 
 
-def parse_webhook(body: bytes) -> ApplicationSubmittedWebhook | ApplicationWithdrawnWebhook:
+def parse_webhook(body: bytes) -> AnyWebhook:
     """The body as its typed model, or the 400 `Problem` naming each bad field. A JSON
     string escaping a lone surrogate (`"\\ud800"`) is invalid JSON to the fast parser;
     the slow, lenient one runs only then, to say which field held it. A body that is not
