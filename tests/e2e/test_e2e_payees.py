@@ -260,6 +260,7 @@ async def test_money_held_back_for_missing_details_is_paid_next_month_once_they_
     for e in ledger["entries"]:
         if e["account"] == "allowance_payout_due":
             due[e["period"]] = due.get(e["period"], 0) - int(e["amount_won"])
+            assert f"including {owed_won:,} won carried forward" in e["memo"], e["memo"]
         if e["account"] == "allowance_payable":
             payable_won -= int(e["amount_won"])
     assert due == {later: owed_won}  # released at the second close, not the first

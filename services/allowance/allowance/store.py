@@ -178,6 +178,10 @@ class CitizenBalance:
     fiscal_year: int
     balance_won: int
     has_payee: bool
+    # Of `balance_won`, what stayed payable from months before the one closing: money a
+    # previous close held back for missing payee details (a correction for a closed month
+    # is stated in the next open month, so it is never in here).
+    carried_won: int = 0
 
 
 def json_body(value: Any) -> str:
@@ -1001,7 +1005,8 @@ class Store:
         rows = await self.conn.fetch(
             """
             SELECT b.party AS citizen_id, b.fiscal_year, -sum(b.balance_won) AS balance_won,
-                   (p.citizen_id IS NOT NULL) AS has_payee
+                   (p.citizen_id IS NOT NULL) AS has_payee,
+                   -coalesce(sum(b.balance_won) FILTER (WHERE b.period < $1), 0) AS carried_won
               FROM account_balances b
               LEFT JOIN payees p ON p.citizen_id = b.party
              WHERE b.account = 'allowance_payable' AND b.period <= $1
@@ -1012,7 +1017,13 @@ class Store:
             str(period),
         )
         return [
-            CitizenBalance(r["citizen_id"], r["fiscal_year"], int(r["balance_won"]), r["has_payee"])
+            CitizenBalance(
+                r["citizen_id"],
+                r["fiscal_year"],
+                int(r["balance_won"]),
+                r["has_payee"],
+                int(r["carried_won"]),
+            )
             for r in rows
         ]
 

@@ -52,12 +52,20 @@ def _owed_at_close(
             totals.held_back = True
             continue
         totals.payout_won += b.balance_won
+        # The release of money an earlier close held back for missing payee details is
+        # said in the memo, so the ledger shows the carry and its release (issue 16).
+        carried = (
+            f", including {b.carried_won:,} won carried forward from before {period}"
+            " (held back at an earlier close: no payee details then)"
+            if b.carried_won > 0
+            else ""
+        )
         txn = ledger.payout_due(
             b.fiscal_year,
             period,
             b.citizen_id,
             b.balance_won,
-            f"close {period}: payable through {period} into the payout file",
+            f"close {period}: payable through {period} into the payout file{carried}",
             prefix=f"due:{b.citizen_id}:{b.fiscal_year}",
         )
         if txn is not None:
