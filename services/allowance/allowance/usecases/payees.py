@@ -47,9 +47,10 @@ async def put_payee(
             f"bank details refused: {fields}",
             errors=[r.as_error() for r in refusals],
         )
-    details = PayeeDetails(
-        bank_code, normalise_account_number(account_number), account_holder.strip()
-    )
+    # Kept as entered (digits and hyphens, checked above): today's bank CSV prints it so
+    # and its test pins that; the payout-file rework of issue 16 (item 4) writes digits
+    # only from either form. Partner submissions are stored digits only.
+    details = PayeeDetails(bank_code, account_number, account_holder.strip())
     sealed = ctx.resource(PayeeCipher).seal(citizen_ref, details)
     now = ctx.now()
     async with ctx.pool.acquire() as conn, conn.transaction():
