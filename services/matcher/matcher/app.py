@@ -18,12 +18,15 @@ log = logging.getLogger(__name__)
 
 
 async def on_start(ctx: Context) -> None:
-    """What every role needs: the webhook secrets, split once; the allowance's public key
-    that bank details are sealed to (production refuses to start without it)."""
+    """What every role needs: the webhook secrets, split once; and, where webhooks are
+    served, the allowance's public key that bank details are sealed to (production's API
+    refuses to start without it; the worker seals nothing and is not given it)."""
     ctx.provide(WebhookSecrets(tuple(ctx.settings.webhook_secrets())))
     public_key = ctx.settings.payee_seal_public_key
     if public_key:
         ctx.provide(Sealer(public_key))
+    elif ctx.settings.role == "worker":
+        pass
     elif ctx.settings.app_env == "production":
         raise SealKeyError("PAYEE_SEAL_PUBLIC_KEY is not set: bank details could not be sealed")
     else:
