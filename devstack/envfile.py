@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from devstack.config import LOCALHOST, SERVICES, StackConfig
 from devstack.errors import os_error_to_stack_error
 from shared.auth import PARTNER_KEY_PREFIX, issue_key
+from shared.payee_seal import new_private_key_spec, public_key_spec
 from shared.provision import url_password
 from shared.stackenv import KEYS
 from shared.topics import ADMIN_USER
@@ -136,6 +137,11 @@ def build_env(
     # The payee key is this stack's own, random (never the public development key), kept
     # across restarts with the rest of stack.env so sealed bank details stay readable.
     values["ALLOWANCE_PAYEE_KEYS"] = secret("ALLOWANCE_PAYEE_KEYS", new_payee_key())
+    # The allowance's key pair for bank details from the partner: the private key stays in
+    # the allowance's process, the public key (derived, never stored apart) is the matcher's.
+    seal_keys = secret("ALLOWANCE_PAYEE_SEAL_KEYS", new_private_key_spec())
+    values["ALLOWANCE_PAYEE_SEAL_KEYS"] = seal_keys
+    values["PAYEE_SEAL_PUBLIC_KEY"] = env.get("PAYEE_SEAL_PUBLIC_KEY") or public_key_spec(seal_keys)
     values["APP_ENV"] = env.get("APP_ENV") or APP_ENV_DEFAULT
     assert tuple(values) == KEYS, "stack.env keys drifted from KEYS"
     return values

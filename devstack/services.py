@@ -68,11 +68,14 @@ def start(config: StackConfig, name: str, stack_env: Mapping[str, str]) -> int:
         env.pop(f"{other.upper()}_KAFKA_PASSWORD", None)
         if other != name:  # nor another role's Postgres password
             env.pop(f"{other.upper()}_DATABASE_URL", None)
-    if name != "allowance":  # the payee key and the finance token are the allowance's alone
+    if name != "allowance":  # the payee keys and the finance token are the allowance's alone
         env.pop("ALLOWANCE_PAYEE_KEYS", None)
+        env.pop("ALLOWANCE_PAYEE_SEAL_KEYS", None)
         env.pop("FINANCE_TOKEN", None)
     if name != "matcher":  # the partner's API token is the matcher's alone
         env.pop("PARTNER_API_TOKEN", None)
+    if name != "matcher":  # only the matcher seals bank details (decision 0014)
+        env.pop("PAYEE_SEAL_PUBLIC_KEY", None)
     env.update(
         {
             "KAFKA_SASL_USERNAME": name,

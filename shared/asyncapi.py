@@ -20,6 +20,7 @@ _PRODUCERS = {
     topics.REGISTRY_ATTENDANCE: "registry",
     topics.MATCHER_APPLICATIONS: "matcher",
     topics.MATCHER_BOOKINGS: "matcher",
+    topics.MATCHER_PAYEES: "matcher",
     topics.ALLOWANCE_BUDGET: "allowance",
     topics.ALLOWANCE_PAYOUTS: "allowance",
     topics.ALLOWANCE_POLICY: "allowance",
@@ -28,8 +29,11 @@ _CONSUMERS = {
     topics.REGISTRY_POSTINGS: ["matcher", "allowance"],
     topics.REGISTRY_ATTENDANCE: ["matcher", "allowance"],
     topics.MATCHER_APPLICATIONS: ["matcher"],
-    topics.MATCHER_BOOKINGS: ["registry"],
+    # the allowance learns which citizens exist from bookings (payee details, issue 16)
+    topics.MATCHER_BOOKINGS: ["registry", "allowance"],
+    topics.MATCHER_PAYEES: ["allowance"],
     topics.ALLOWANCE_BUDGET: ["registry"],
+    # the matcher tells the partner the answers to payee details (PayeeAccepted/Rejected)
     topics.ALLOWANCE_PAYOUTS: ["matcher"],
     topics.ALLOWANCE_POLICY: ["matcher", "registry"],
 }

@@ -559,6 +559,60 @@ class PeriodClosed(_PayoutEvent):
     payable_won: int = Field(ge=0)
 
 
+@register
+class PayeeAccepted(_PayoutEvent):
+    """The allowance stored a citizen's bank details from the partner (a `PayeeSubmitted`);
+    the matcher tells the partner `payee.accepted`. `webhook_id` is the submission's."""
+
+    TYPE: ClassVar[str] = "PayeeAccepted"
+    partner_user_id: str
+    webhook_id: str
+
+
+class PayeeRefusal(BaseModel):
+    """One refused field of submitted bank details (a stable reason code)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: str
+    code: str
+
+
+@register
+class PayeeRejected(_PayoutEvent):
+    """The allowance refused a citizen's bank details and stored nothing: `reason` is the
+    first refusal's code (`unknown_bank`, `bad_account_number`, `holder_missing`, ...,
+    or `unreadable` when the sealed details do not open), `refusals` every field's."""
+
+    TYPE: ClassVar[str] = "PayeeRejected"
+    partner_user_id: str
+    webhook_id: str
+    reason: str
+    refusals: list[PayeeRefusal] = Field(default_factory=list, max_length=10)
+
+
+# --- matcher.payees.v1 (key: partner_user_id) ------------------------------------------
+
+
+@register
+class PayeeSubmitted(Event):
+    """A citizen's bank details, given through the partner (`citizen.payee_submitted`),
+    sealed at ingest to the allowance's public key (shared/payee_seal.py, decision 0014):
+    nothing on this topic is readable without the allowance's private key. `citizen_id`
+    is the matcher's pseudonymous id of the partner user, the id statements print."""
+
+    TYPE: ClassVar[str] = "PayeeSubmitted"
+    TOPIC: ClassVar[str] = topics.MATCHER_PAYEES
+    KEY_FIELD: ClassVar[str] = "partner_user_id"
+    partner_user_id: str
+    citizen_id: str
+    webhook_id: str
+    consent_at: AwareDatetime
+    received_at: AwareDatetime
+    seal_key_id: str = Field(min_length=1, max_length=32)
+    sealed_details: str = Field(min_length=1, max_length=4096, description="base64 HPKE")
+
+
 # --- allowance.policy.v1 (key: the table's name) ---------------------------------------
 
 

@@ -39,6 +39,11 @@ KEYS: tuple[str, ...] = (
     # the partner's token for the matcher's pull API (the matcher stores only its hash)
     "PARTNER_API_TOKEN",
     "ALLOWANCE_PAYEE_KEYS",
+    # Bank details from the partner are sealed by the matcher to the allowance's key pair
+    # (decision 0014): the private keys are the allowance's alone, the public key the
+    # matcher's.
+    "ALLOWANCE_PAYEE_SEAL_KEYS",
+    "PAYEE_SEAL_PUBLIC_KEY",
     "APP_ENV",
 )
 

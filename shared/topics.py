@@ -14,6 +14,9 @@ REGISTRY_POSTINGS = "registry.postings.v1"
 REGISTRY_ATTENDANCE = "registry.attendance.v1"
 MATCHER_APPLICATIONS = "matcher.applications.v1"
 MATCHER_BOOKINGS = "matcher.bookings.v1"
+# Payee bank details the partner submitted, sealed at ingest to the allowance's public key
+# (docs/decisions/0014): read by the allowance alone, keyed by the partner's user id.
+MATCHER_PAYEES = "matcher.payees.v1"
 ALLOWANCE_BUDGET = "allowance.budget.v1"
 ALLOWANCE_PAYOUTS = "allowance.payouts.v1"
 # Policy tables other services use (the cap table, enforced by the matcher; the rate table,
@@ -49,6 +52,7 @@ _SOURCES: dict[str, int] = {
     REGISTRY_ATTENDANCE: 6,
     MATCHER_APPLICATIONS: 6,
     MATCHER_BOOKINGS: 6,
+    MATCHER_PAYEES: 6,
     ALLOWANCE_BUDGET: 6,
     ALLOWANCE_PAYOUTS: 6,
     ALLOWANCE_POLICY: 6,
@@ -110,10 +114,12 @@ ACCESS: dict[str, Access] = {
         reads=(MATCHER_BOOKINGS, ALLOWANCE_BUDGET, ALLOWANCE_POLICY),
     ),
     "matcher": Access(
-        # The webhook handler writes applications; the matcher loop reads them back.
-        writes=(MATCHER_APPLICATIONS, MATCHER_BOOKINGS),
+        # The webhook handler writes applications; the matcher loop reads them back. Sealed
+        # payee details go to the allowance on their own topic.
+        writes=(MATCHER_APPLICATIONS, MATCHER_BOOKINGS, MATCHER_PAYEES),
         # The allowance's cap table (CapsChanged): the weekly hour cap it enforces. The
-        # allowance's payouts: the read model the partner is shown (issue 18).
+        # allowance's payouts: the read model the partner is shown (issue 18), and its
+        # answers to payee details (PayeeAccepted / PayeeRejected), told to the partner.
         reads=(
             REGISTRY_POSTINGS,
             REGISTRY_ATTENDANCE,
@@ -124,7 +130,7 @@ ACCESS: dict[str, Access] = {
     ),
     "allowance": Access(
         writes=(ALLOWANCE_BUDGET, ALLOWANCE_PAYOUTS, ALLOWANCE_POLICY),
-        reads=(REGISTRY_POSTINGS, MATCHER_BOOKINGS, REGISTRY_ATTENDANCE),
+        reads=(REGISTRY_POSTINGS, MATCHER_BOOKINGS, MATCHER_PAYEES, REGISTRY_ATTENDANCE),
     ),
 }
 

@@ -47,12 +47,13 @@ CONSUMES = {
 SECRET_KEYS = {
     ("registry", "all"): {"DATABASE_URL", "KAFKA_SASL_PASSWORD", "ADMIN_TOKEN"},
     ("matcher", "all"): {"DATABASE_URL", "KAFKA_SASL_PASSWORD", "ADMIN_TOKEN",
-                         "PARTNER_WEBHOOK_SECRET", "PARTNER_NOTIFY_SECRET", "PARTNER_API_TOKEN"},
+                         "PARTNER_WEBHOOK_SECRET", "PARTNER_NOTIFY_SECRET", "PARTNER_API_TOKEN",
+                         "PAYEE_SEAL_PUBLIC_KEY"},
     ("matcher", "api"): {"DATABASE_URL", "KAFKA_SASL_PASSWORD", "ADMIN_TOKEN", "PARTNER_WEBHOOK_SECRET",
-                         "PARTNER_API_TOKEN"},
+                         "PARTNER_API_TOKEN", "PAYEE_SEAL_PUBLIC_KEY"},
     ("matcher", "worker"): {"DATABASE_URL", "KAFKA_SASL_PASSWORD", "PARTNER_NOTIFY_SECRET"},
     ("allowance", "all"): {"DATABASE_URL", "KAFKA_SASL_PASSWORD", "ADMIN_TOKEN", "FINANCE_TOKEN",
-                           "ALLOWANCE_PAYEE_KEYS"},
+                           "ALLOWANCE_PAYEE_KEYS", "ALLOWANCE_PAYEE_SEAL_KEYS"},
 }  # fmt: skip
 # The container port every service pod serves /metrics on (METRICS_PORT; the API port
 # answers 404 there): named `metrics`, scraped only from the monitoring namespace.

@@ -291,3 +291,7 @@ class Finance(Surface):
     async def put_payee(self, citizen_ref: str, bank_details: Json) -> Json:
         path = f"/v1/payees/{citizen_ref}"
         return await self.json("PUT", path, json=bank_details, expect=OK_OR_CREATED)
+
+    async def get_payee(self, citizen_ref: str) -> Json | None:
+        """A citizen's payee details, masked; None when none are stored (404)."""
+        return await self.json_or_none("GET", f"/v1/payees/{citizen_ref}")

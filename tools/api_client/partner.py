@@ -158,6 +158,29 @@ class PartnerWebhooks(Surface):
         body = webhook_body("booking.reconfirmed", data, timestamp=timestamp)
         return await self.send_webhook(body, timestamp=timestamp, **delivery)
 
+    async def submit_payee(
+        self,
+        *,
+        partner_user_id: str,
+        bank_code: str,
+        account_number: str,
+        account_holder: str,
+        consent_at: datetime | None = None,
+        timestamp: datetime | None = None,
+        **delivery: Any,
+    ) -> httpx.Response:
+        """`citizen.payee_submitted`: the citizen gave bank details for the allowance; the
+        answer comes later as `payee.accepted` / `payee.rejected` naming the webhook-id."""
+        data = {
+            "partner_user_id": partner_user_id,
+            "bank_code": bank_code,
+            "account_number": account_number,
+            "account_holder": account_holder,
+            "consent_at": (consent_at or timestamp or datetime.now(UTC)).isoformat(),
+        }
+        body = webhook_body("citizen.payee_submitted", data, timestamp=timestamp)
+        return await self.send_webhook(body, timestamp=timestamp, **delivery)
+
 
 class PartnerPull(Surface):
     """The partner's pull API on the matcher (`GET /v1/partner/…`, the partner's token)."""

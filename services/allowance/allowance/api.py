@@ -490,15 +490,21 @@ async def post_transfer_results(
     "/payees/{citizen_ref}",
     response_model=schemas.PayeeOut,
     summary="Enter a citizen's bank details (stored encrypted; answered masked)",
-    description="Entered by finance staff from the citizen's registration form. The details"
-    " are sealed with AES-256-GCM under the active key and never returned in full by any"
-    " endpoint; the write is recorded in the payee access log.",
+    description="Entered by finance staff from the citizen's registration form, under the"
+    " citizen id printed on statements and payout lines (`ctz_…`; anything else is a 400)."
+    " A citizen id the allowance has never seen in a booking, an attendance or a partner"
+    " submission is a 404 and nothing is stored. The bank code must be in the bank table,"
+    " the account number 10 to 16 digits (stored digits only), the holder given — each"
+    " refusal a 400 naming its field and code. The details are sealed with AES-256-GCM"
+    " under the active key and never returned in full by any endpoint; details they"
+    " replace are kept sealed for audit; the write is recorded in the payee access log.",
+    responses=problem_responses(404),
 )
 async def put_payee(
     body: schemas.PayeeBody,
     who: Finance,
     ctx: Ctx[AllowanceSettings],
-    citizen_ref: str = Path(pattern=schemas.CITIZEN_PATTERN),
+    citizen_ref: str = Path(pattern=schemas.CITIZEN_REF_PATTERN),
 ) -> schemas.PayeeOut:
     row = await payees.put_payee(
         ctx,

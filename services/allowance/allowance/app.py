@@ -11,6 +11,7 @@ from allowance import api, handlers, sweepers
 from allowance.payees import load_cipher
 from allowance.settings import AllowanceSettings, Context
 from allowance.usecases import Store, policy
+from shared.payee_seal import Opener, SealKeyError
 from shared.service import ServiceSpec, create_app
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,13 @@ async def on_start(ctx: Context) -> None:
             settings.allowance_payee_active_key_id,
         )
     )
+    seal_keys = settings.allowance_payee_seal_keys.get_secret_value()
+    if seal_keys:
+        ctx.provide(Opener(seal_keys))
+    elif settings.app_env == "production":
+        raise SealKeyError("ALLOWANCE_PAYEE_SEAL_KEYS is not set: partner bank details unreadable")
+    else:
+        log.warning("no ALLOWANCE_PAYEE_SEAL_KEYS: bank details from the partner stay unread")
     async with ctx.pool.acquire() as conn:
         seeded = await policy.seed_policy(Store(conn), ctx.now())
     if seeded:

@@ -1,18 +1,23 @@
-"""Kafka entry points: the posting saga (registry.postings.v1) and attendance
-(registry.attendance.v1). Each handler runs inside the consumer guard's transaction, which
-also records the event id, so an event's effects (ledger, state, outbox) happen once: it
-wraps the guard's connection in the use cases' `Store` and makes one use-case call."""
+"""Kafka entry points: the posting saga (registry.postings.v1), attendance
+(registry.attendance.v1), bookings (matcher.bookings.v1: which citizens exist) and bank
+details from the partner (matcher.payees.v1). Each handler runs inside the consumer
+guard's transaction, which also records the event id, so an event's effects (ledger,
+state, outbox) happen once: it wraps the guard's connection in the use cases' `Store` and
+makes one use-case call."""
 
 from __future__ import annotations
 
 from allowance.settings import Context
-from allowance.usecases import Deps, Store, deps_of, payouts, reservations
+from allowance.usecases import Deps, Store, deps_of, payees, payouts, reservations
 from shared.consumer import EventConsumer
 from shared.db import Connection
 from shared.events import (
     AttendanceCorrected,
     AttendanceRecorded,
+    BookingConfirmed,
+    BookingPromoted,
     Envelope,
+    PayeeSubmitted,
     PostingCancelled,
     PostingClosed,
     PostingSubmitted,
@@ -49,9 +54,20 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
     ) -> None:
         await payouts.on_attendance(Store(conn), envelope, event, deps())
 
+    async def booking_confirmed(
+        conn: Connection, envelope: Envelope, event: BookingConfirmed | BookingPromoted
+    ) -> None:
+        await payees.on_booked(Store(conn), event.citizen_id, ctx.now())
+
+    async def payee_submitted(conn: Connection, envelope: Envelope, event: PayeeSubmitted) -> None:
+        await payees.on_payee_submitted(Store(conn), envelope, event, ctx)
+
     consumer.on(PostingSubmitted, posting_submitted)
     consumer.on(PostingUpdated, posting_updated)
     consumer.on(PostingCancelled, posting_cancelled)
     consumer.on(PostingClosed, posting_closed)
     consumer.on(AttendanceRecorded, attendance)
     consumer.on(AttendanceCorrected, attendance)
+    consumer.on(BookingConfirmed, booking_confirmed)
+    consumer.on(BookingPromoted, booking_confirmed)
+    consumer.on(PayeeSubmitted, payee_submitted)

@@ -8,11 +8,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
+from allowance.domain.citizens import CITIZEN_ID_PATTERN
 from shared.schemas import Day, NonBlank, StrictBody
 from shared.web import Page
 
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 CITIZEN_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"
+# A payee is written only under a citizen id (`ctz_…`); anything else is a 400.
+CITIZEN_REF_PATTERN = CITIZEN_ID_PATTERN
 YEAR_MIN, YEAR_MAX = 2000, 9998
 BUDGET_WON_MAX = 10**13  # ten trillion won: far above any district programme
 Source = Annotated[str, NonBlank(500)]  # where a policy figure comes from

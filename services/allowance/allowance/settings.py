@@ -22,6 +22,11 @@ class AllowanceSettings(ServiceSettings):
     # demo fall back to a fixed, public development key (with a warning).
     allowance_payee_keys: SecretStr = SecretStr("")
     allowance_payee_active_key_id: str = ""
+    # The private keys bank details from the partner are sealed to by the matcher (HPKE,
+    # X25519; `s1:<base64 of 32 bytes>,s0:...`, newest first: shared/payee_seal.py,
+    # decision 0014). This service's alone; the matcher gets the public key. Production
+    # refuses to start without it; test and demo without it dead-letter the submissions.
+    allowance_payee_seal_keys: SecretStr = SecretStr("")
 
     # "Budget exhausted" means the available budget cannot fund one more seat of a typical
     # shift. 180 minutes: BRIEF §5 allows 30 minutes to 8 hours; the pilot's shifts (meal

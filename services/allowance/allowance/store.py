@@ -19,6 +19,7 @@ import orjson
 
 from allowance.domain import chain, policy, withholding
 from allowance.domain.calendar import Period
+from allowance.domain.citizens import CITIZEN_ID_PATTERN
 from allowance.domain.ledger import Account, LedgerTransaction
 from allowance.domain.money import MonthTotals
 from shared import outbox
@@ -177,6 +178,10 @@ class CitizenBalance:
     fiscal_year: int
     balance_won: int
     has_payee: bool
+    # Of `balance_won`, what stayed payable from months before the one closing: money a
+    # previous close held back for missing payee details (a correction for a closed month
+    # is stated in the next open month, so it is never in here).
+    carried_won: int = 0
 
 
 def json_body(value: Any) -> str:
@@ -1063,7 +1068,8 @@ class Store:
         rows = await self.conn.fetch(
             """
             SELECT b.party AS citizen_id, b.fiscal_year, -sum(b.balance_won) AS balance_won,
-                   (p.citizen_id IS NOT NULL) AS has_payee
+                   (p.citizen_id IS NOT NULL) AS has_payee,
+                   -coalesce(sum(b.balance_won) FILTER (WHERE b.period < $1), 0) AS carried_won
               FROM account_balances b
               LEFT JOIN payees p ON p.citizen_id = b.party
              WHERE b.account = 'allowance_payable' AND b.period <= $1
@@ -1074,7 +1080,13 @@ class Store:
             str(period),
         )
         return [
-            CitizenBalance(r["citizen_id"], r["fiscal_year"], int(r["balance_won"]), r["has_payee"])
+            CitizenBalance(
+                r["citizen_id"],
+                r["fiscal_year"],
+                int(r["balance_won"]),
+                r["has_payee"],
+                int(r["carried_won"]),
+            )
             for r in rows
         ]
 
@@ -1180,6 +1192,24 @@ class Store:
 
     # --- payees --------------------------------------------------------------------------
 
+    async def know_citizens(self, citizen_ids: Sequence[str], seen_in: str, at: datetime) -> None:
+        """Remember citizens an event named (`citizens`); ids not of the matcher's form
+        (`ctz_…`) are not citizens a payee could be stored for, and are skipped."""
+        await self.conn.execute(
+            "INSERT INTO citizens (citizen_id, first_seen_at, first_seen_in)"
+            " SELECT DISTINCT c, $2::timestamptz, $3 FROM unnest($1::text[]) AS c"
+            " WHERE c ~ $4 ON CONFLICT (citizen_id) DO NOTHING",
+            list(citizen_ids),
+            at,
+            seen_in,
+            CITIZEN_ID_PATTERN,
+        )
+
+    async def citizen_known(self, citizen_id: str) -> bool:
+        return bool(
+            await self.conn.fetchval("SELECT true FROM citizens WHERE citizen_id = $1", citizen_id)
+        )
+
     async def upsert_payee(
         self,
         *,
@@ -1192,16 +1222,32 @@ class Store:
         holder_masked: str,
         now: datetime,
         updated_by: str,
+        source: Literal["finance", "partner"] = "finance",
+        consent_at: datetime | None = None,
+        webhook_id: str | None = None,
     ) -> PayeeRow:
+        """Store the details in force; the ones they replace are first copied, sealed as
+        they are, to `payee_history` (kept for audit, never returned)."""
+        await self.conn.execute(
+            "INSERT INTO payee_history (citizen_id, key_id, nonce, ciphertext, bank_code,"
+            " account_masked, holder_masked, source, consent_at, webhook_id, created_at,"
+            " updated_at, updated_by, replaced_at)"
+            " SELECT citizen_id, key_id, nonce, ciphertext, bank_code, account_masked,"
+            " holder_masked, source, consent_at, webhook_id, created_at, updated_at,"
+            " updated_by, $2 FROM payees WHERE citizen_id = $1 FOR UPDATE",
+            citizen_id,
+            now,
+        )
         row = await self.conn.fetchrow(
             "INSERT INTO payees (citizen_id, key_id, nonce, ciphertext, bank_code, account_masked,"
-            " holder_masked, created_at, updated_at, updated_by)"
-            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$8,$9)"
+            " holder_masked, created_at, updated_at, updated_by, source, consent_at, webhook_id)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$8,$9,$10,$11,$12)"
             " ON CONFLICT (citizen_id) DO UPDATE SET key_id = EXCLUDED.key_id,"
             " nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext,"
             " bank_code = EXCLUDED.bank_code, account_masked = EXCLUDED.account_masked,"
             " holder_masked = EXCLUDED.holder_masked, updated_at = EXCLUDED.updated_at,"
-            " updated_by = EXCLUDED.updated_by"
+            " updated_by = EXCLUDED.updated_by, source = EXCLUDED.source,"
+            " consent_at = EXCLUDED.consent_at, webhook_id = EXCLUDED.webhook_id"
             " RETURNING citizen_id, bank_code, account_masked, holder_masked, key_id, created_at,"
             " updated_at",
             citizen_id,
@@ -1213,6 +1259,9 @@ class Store:
             holder_masked,
             now,
             updated_by,
+            source,
+            consent_at,
+            webhook_id,
         )
         assert row is not None
         return PayeeRow(**dict(row))

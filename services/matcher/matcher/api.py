@@ -35,6 +35,7 @@ from matcher.schemas import (
     PartnerBookingPage,
     PartnerPosting,
     PartnerPostingPage,
+    PayeeSubmittedWebhook,
     PostingView,
     PublishedDraw,
     ResendView,
@@ -44,7 +45,7 @@ from matcher.schemas import (
     parse_webhook,
 )
 from matcher.settings import PRODUCER, Context, MatcherSettings, WebhookSecrets
-from matcher.usecases import notifications, partner_tokens
+from matcher.usecases import notifications, partner_tokens, payees
 from shared import topics
 from shared.events import (
     ApplicationReceived,
@@ -53,6 +54,7 @@ from shared.events import (
     ReconfirmationReceived,
 )
 from shared.http import FastRoute
+from shared.payee_seal import BankDetails
 from shared.problems import RETRY_AFTER_S, Problem
 from shared.schemas import Instant
 from shared.seoul import month_of
@@ -98,7 +100,7 @@ partner = APIRouter(tags=["partner"])
     response_model=Accepted,
     summary=(
         "Partner webhooks: application.submitted / application.withdrawn / "
-        "booking.reconfirmed (Standard Webhooks)"
+        "booking.reconfirmed / citizen.payee_submitted (Standard Webhooks)"
     ),
     responses=problem_responses(
         400,
@@ -144,6 +146,21 @@ async def accept_webhook(
         raise Problem(401, "invalid_signature", str(exc)) from None
     webhook = parse_webhook(body)
     received_at = ctx.now()
+    if isinstance(webhook, PayeeSubmittedWebhook):
+        # Sealed at once and queued through the outbox with the citizen it creates
+        # (docs/decisions/0014): rare, and it needs the matcher's citizen id.
+        event_id = uuid.uuid5(WEBHOOK_NAMESPACE, webhook_id)
+        data = webhook.data
+        await payees.submit_payee(
+            ctx,
+            data.partner_user_id,
+            BankDetails(data.bank_code, data.account_number, data.account_holder),
+            data.consent_at,
+            webhook_id,
+            event_id,
+            received_at,
+        )
+        return 202, {"status": "accepted", "webhook_id": webhook_id}
     event: Event
     if isinstance(webhook, ApplicationSubmittedWebhook):
         event = ApplicationReceived(

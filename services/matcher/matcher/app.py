@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,15 +12,30 @@ from fastapi import FastAPI
 from matcher import api, handlers, notify, sweepers
 from matcher.settings import Context, MatcherSettings, WebhookSecrets
 from matcher.usecases import partner_tokens
+from shared.payee_seal import Sealer, SealKeyError
 from shared.service import ServiceSpec, create_app
+
+log = logging.getLogger(__name__)
 
 
 async def on_start(ctx: Context) -> None:
     """What every role needs: the webhook secrets, split once; the partner's tokens
-    (the configured one stored as a hash, and recognised by the `partner` dependency)."""
+    (the configured one stored as a hash, and recognised by the `partner` dependency); and,
+    where webhooks are served, the allowance's public key that bank details are sealed to
+    (production's API refuses to start without it; the worker seals nothing and is not
+    given it)."""
     ctx.provide(WebhookSecrets(tuple(ctx.settings.webhook_secrets())))
     ctx.provide(partner_tokens.DIRECTORY)
     await partner_tokens.configure(ctx)
+    public_key = ctx.settings.payee_seal_public_key
+    if public_key:
+        ctx.provide(Sealer(public_key))
+    elif ctx.settings.role == "worker":
+        pass
+    elif ctx.settings.app_env == "production":
+        raise SealKeyError("PAYEE_SEAL_PUBLIC_KEY is not set: bank details could not be sealed")
+    else:
+        log.warning("no PAYEE_SEAL_PUBLIC_KEY: citizen.payee_submitted webhooks answer 503")
 
 
 async def start_sender(ctx: Context) -> None:

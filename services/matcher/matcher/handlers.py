@@ -4,7 +4,15 @@ records its id in the same transaction), becomes one use case of `matcher.usecas
 from __future__ import annotations
 
 from matcher.settings import Context
-from matcher.usecases import allowance, applications, attendance, caps, postings, reminders
+from matcher.usecases import (
+    allowance,
+    applications,
+    attendance,
+    caps,
+    payees,
+    postings,
+    reminders,
+)
 from matcher.usecases.deps import deps_of
 from shared.consumer import EventConsumer
 from shared.db import Connection
@@ -15,6 +23,8 @@ from shared.events import (
     AttendanceRecorded,
     CapsChanged,
     Envelope,
+    PayeeAccepted,
+    PayeeRejected,
     PayoutAccrued,
     PayoutCapped,
     PayoutReversed,
@@ -92,6 +102,12 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
     async def period_closed(conn: Connection, envelope: Envelope, event: PeriodClosed) -> None:
         await allowance.close_period(conn, deps, event)
 
+    async def payee_answered(
+        conn: Connection, envelope: Envelope, event: PayeeAccepted | PayeeRejected
+    ) -> None:
+        """The allowance's answer to bank details: `payee.accepted` / `payee.rejected`."""
+        await payees.answer_payee(conn, envelope, event)
+
     consumer.on_batch(ApplicationReceived, applications_received)
     consumer.on(ApplicationWithdrawn, application_withdrawn)
     consumer.on(ReconfirmationReceived, reconfirmation_received)
@@ -106,3 +122,5 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
     consumer.on(PayoutCapped, payout_capped)
     consumer.on(PayoutReversed, payout_reversed)
     consumer.on(PeriodClosed, period_closed)
+    consumer.on(PayeeAccepted, payee_answered)
+    consumer.on(PayeeRejected, payee_answered)

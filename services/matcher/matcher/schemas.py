@@ -115,10 +115,38 @@ class BookingReconfirmedWebhook(_Body):
     data: ReconfirmedData
 
 
-AnyWebhook = ApplicationSubmittedWebhook | ApplicationWithdrawnWebhook | BookingReconfirmedWebhook
+class PayeeSubmittedData(_Body):
+    """A citizen's bank details (issue 16). Only their shape is checked here: the matcher
+    seals them at once to the allowance, which checks the bank code, the account number
+    and the holder and answers `payee.accepted` / `payee.rejected` (decision 0014)."""
+
+    partner_user_id: _PartnerId
+    bank_code: Annotated[str, NonBlank(10)]
+    account_number: Annotated[str, NonBlank(40)]
+    account_holder: Annotated[str, NonBlank(100)]
+    consent_at: AwareDatetime
+
+
+class PayeeSubmittedWebhook(_Body):
+    type: Literal["citizen.payee_submitted"]
+    timestamp: AwareDatetime
+    data: PayeeSubmittedData
+
+
+AnyWebhook = (
+    ApplicationSubmittedWebhook
+    | ApplicationWithdrawnWebhook
+    | BookingReconfirmedWebhook
+    | PayeeSubmittedWebhook
+)
 PartnerWebhook = Annotated[AnyWebhook, Field(discriminator="type")]
 # The `type` tags, which pydantic puts first in an error's location.
-WEBHOOK_TYPES = ("application.submitted", "application.withdrawn", "booking.reconfirmed")
+WEBHOOK_TYPES = (
+    "application.submitted",
+    "application.withdrawn",
+    "booking.reconfirmed",
+    "citizen.payee_submitted",
+)
 WEBHOOK_BODY = TypeAdapter(PartnerWebhook)
 
 

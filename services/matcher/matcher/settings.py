@@ -36,6 +36,11 @@ class MatcherSettings(ServiceSettings):
     # Where our signed notifications go, and the secret we sign them with.
     partner_notify_url: str = "http://127.0.0.1:8009/notifications"
     partner_notify_secret: SecretStr = SecretStr("")
+    # The allowance's public key that partner-submitted bank details are sealed to at
+    # ingest (`s1:<base64 of 32 bytes>`, shared/payee_seal.py, decision 0014). Public: the
+    # matcher cannot open what it seals. Without it `citizen.payee_submitted` answers 503
+    # (production refuses to start).
+    payee_seal_public_key: str = ""
     # A webhook is a few hundred bytes; 16 KiB leaves room and bounds parsing work (413).
     webhook_body_size_max_bytes: int = 16 * 1024
     # The longest a webhook waits for Kafka to take it before the 503 (docs/decisions/0004).

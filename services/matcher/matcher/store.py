@@ -337,6 +337,35 @@ class CitizenIn:
     display_name: str | None = None
 
 
+async def outbox_has(conn: asyncpg.Connection, event_id: uuid.UUID) -> bool:
+    """Whether the outbox holds this event (a replayed webhook's, until the relay's clean-up;
+    after that the consumer's event-id guard drops the repeat)."""
+    return bool(await conn.fetchval("SELECT true FROM outbox WHERE event_id = $1", event_id))
+
+
+async def ensure_citizen(conn: asyncpg.Connection, partner_user_id: str) -> str:
+    """The citizen id of a partner user, created pseudonymously (no profile) on first
+    sight, as an application would create it; the next application brings the profile."""
+    for _ in range(2):  # a concurrent first insert is only visible to the next statement
+        found = await conn.fetchval(
+            """
+            WITH new AS (
+                INSERT INTO citizens (citizen_id, partner_user_id, display)
+                VALUES ($1, $2, $3) ON CONFLICT (partner_user_id) DO NOTHING
+                RETURNING citizen_id)
+            SELECT citizen_id FROM new
+            UNION ALL SELECT citizen_id FROM citizens WHERE partner_user_id = $2
+            LIMIT 1
+            """,
+            new_citizen_id(),
+            partner_user_id,
+            mask_partner_id(partner_user_id),
+        )
+        if found is not None:
+            return str(found)
+    raise RuntimeError(f"no citizen row for partner user after two tries: {partner_user_id!r}")
+
+
 async def upsert_citizens(
     conn: asyncpg.Connection, citizens: Iterable[CitizenIn]
 ) -> dict[str, CitizenRef]:

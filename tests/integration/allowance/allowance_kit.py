@@ -170,6 +170,15 @@ class Kit:
         assert self.db is not None
         return self.db
 
+    async def know_citizen(self, *citizen_ids: str) -> None:
+        """Make citizens known to the allowance as a booking would (payees are stored only
+        for known citizens, issue 16), for tests about payees rather than bookings."""
+        await self.pool.execute(
+            "INSERT INTO citizens (citizen_id, first_seen_at, first_seen_in)"
+            " SELECT c, now(), 'booking' FROM unnest($1::text[]) AS c ON CONFLICT DO NOTHING",
+            list(citizen_ids),
+        )
+
     # --- events in ------------------------------------------------------------------
 
     async def inject(self, event: Event, *, event_id: uuid.UUID | None = None) -> Envelope:

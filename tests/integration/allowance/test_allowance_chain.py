@@ -67,7 +67,8 @@ async def _write_some(kit: Kit) -> tuple[int, list[str]]:
     year = random.randint(5000, 8999)
     await kit.set_budget(year, 1_000_000)
     await kit.set_budget(year, 1_500_000)
-    citizens = [new_id("chain") for _ in range(3)]
+    citizens = [new_id("ctz") for _ in range(3)]
+    await kit.know_citizen(*citizens)
     for c in citizens:
         put = await kit.http.put(
             f"/v1/payees/{c}",

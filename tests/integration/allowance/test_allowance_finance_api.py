@@ -198,6 +198,7 @@ async def test_who_may_call_what(kit: Kit) -> None:
         other = await kit.http.request(method, path, headers=wrong)
         assert other.status_code == 403, (method, path, other.text)
     citizen = new_id("ctz")
+    await kit.know_citizen(citizen)
     put = await kit.http.put(
         f"/v1/payees/{citizen}",
         json={"bank_code": "088", "account_number": "110-222-333444", "account_holder": "이수"},

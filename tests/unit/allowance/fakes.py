@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, TypeVar
@@ -51,8 +52,12 @@ class FakeStore(Store):
         self.outbox: list[Emitted] = []
         self.closed: set[Period] = set()
         self.caps = caps or policy.CapTable(policy.SEED_CAPS)
+        self.citizens: set[str] = set()
 
     # --- the test's own set-up and reads ---------------------------------------------------
+
+    async def know_citizens(self, citizen_ids: Sequence[str], seen_in: str, at: datetime) -> None:
+        self.citizens.update(citizen_ids)
 
     def fund(self, fiscal_year: int, amount_won: int) -> None:
         """Appropriate a budget, as `PUT /v1/admin/budget` would post it."""

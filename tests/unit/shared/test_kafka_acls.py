@@ -11,6 +11,7 @@ from shared.topics import (
     ALLOWANCE_POLICY,
     MATCHER_APPLICATIONS,
     MATCHER_BOOKINGS,
+    MATCHER_PAYEES,
     REGISTRY_ATTENDANCE,
     REGISTRY_POSTINGS,
     SOURCE_TOPICS,
@@ -23,15 +24,17 @@ from shared.topics import (
 CONSUMES = {
     # ALLOWANCE_POLICY: the rate table (RatesChanged), what a shift costs before posting.
     "registry": {MATCHER_BOOKINGS, ALLOWANCE_BUDGET, ALLOWANCE_POLICY},
-    # ALLOWANCE_PAYOUTS: the citizen's allowance as the partner is shown it (issue 18).
+    # ALLOWANCE_PAYOUTS: the citizen's allowance as the partner is shown it (issue 18), and
+    # the allowance's answers to payee details, which the matcher tells the partner (0014).
     "matcher": {
         REGISTRY_POSTINGS,
         REGISTRY_ATTENDANCE,
         MATCHER_APPLICATIONS,
-        ALLOWANCE_POLICY,
         ALLOWANCE_PAYOUTS,
+        ALLOWANCE_POLICY,
     },
-    "allowance": {REGISTRY_POSTINGS, MATCHER_BOOKINGS, REGISTRY_ATTENDANCE},
+    # MATCHER_PAYEES: sealed payee details, opened by the allowance alone.
+    "allowance": {REGISTRY_POSTINGS, MATCHER_BOOKINGS, MATCHER_PAYEES, REGISTRY_ATTENDANCE},
 }
 
 
@@ -67,6 +70,8 @@ def test_each_service_reads_exactly_what_it_consumes() -> None:
         assert set(access.reads) == CONSUMES[service], service
     payouts_readers = [s for s, a in ACCESS.items() if ALLOWANCE_PAYOUTS in a.reads]
     assert payouts_readers == ["matcher"]
+    payees_readers = [s for s, a in ACCESS.items() if MATCHER_PAYEES in a.reads]
+    assert payees_readers == ["allowance"]  # sealed bank details reach no one else
 
 
 def test_rules_are_literal_topics_and_a_prefixed_group() -> None:

@@ -92,6 +92,7 @@ async def on_attendance(db: Store, envelope: Envelope, event: Attendance, deps: 
             " budget reservation here; replay it from the DLQ once the posting is known"
         )
     assert reservation.hourly_rate_won is not None and reservation.seat_share_won is not None
+    await db.know_citizens([event.citizen_id], "attendance", deps.now)
     state = await db.attendance_state(event.attendance_id)
     if state is not None and state.revision >= event.revision:
         log.info(

@@ -88,12 +88,20 @@ def _owed_at_close(
             line.income_tax_won += withheld.income_tax_won
             line.local_tax_won += withheld.local_tax_won
             line.kind = withheld.kind.value
+        # The release of money an earlier close held back for missing payee details is
+        # said in the memo, so the ledger shows the carry and its release (issue 16).
+        carried = (
+            f", including {b.carried_won:,} won carried forward from before {period}"
+            " (held back at an earlier close: no payee details then)"
+            if b.carried_won > 0
+            else ""
+        )
         txn = ledger.payout_due(
             b.fiscal_year,
             period,
             b.citizen_id,
             b.balance_won,
-            f"close {period}: payable through {period} into the payout file"
+            f"close {period}: payable through {period} into the payout file{carried}"
             + (
                 f" (withheld {withheld.income_tax_won + withheld.local_tax_won} won,"
                 f" {withheld.kind.value})"

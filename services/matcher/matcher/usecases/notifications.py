@@ -499,3 +499,22 @@ async def resend(conn: Connection, notification_id: str) -> Resent:
             metrics.PARTNER_NOTIFICATIONS.labels("resent").inc()
             return Resent(status, True)
         return Resent(None, await store.notification_status(conn, notification_id) is not None)
+
+
+def payee_note(
+    kind: str, answer_id: uuid.UUID, partner_user_id: str, at: datetime, **data: Any
+) -> Notification:
+    """`payee.accepted` / `payee.rejected`: the allowance's answer to bank details, told to
+    the partner. The notification id (its `webhook-id`) is derived from the answer event,
+    so a redelivered answer can never make a second notification; `data.webhook_id` is the
+    submission it answers."""
+    return Notification(
+        notification_id="msg_" + uuid.uuid5(answer_id, "partner-notification").hex,
+        type=kind,
+        # One partner user's payee answers reach the partner in the order they were given.
+        ordering_key=f"payee:{partner_user_id}",
+        posting_id=None,
+        application_id=None,
+        booking_id=None,
+        payload=_body(kind, at, {"partner_user_id": partner_user_id, **data}),
+    )
