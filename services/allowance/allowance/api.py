@@ -351,14 +351,15 @@ async def mark_paid(
     "/periods/{period}/payout-file",
     summary="A closed month's payout file: the bank's or the district's upload (CSV/XLSX),"
     " or its masked summary (JSON)",
-    description="`format=csv` without `layout` (the default): the original bank file — bank"
-    " code, account number, account holder, amount, memo — kept for existing clients."
-    " `layout=bank` (대량이체) or `layout=ehojo` (the assumed e-호조 채주 일괄등록 upload; see"
-    " docs/finance.md) with `format=csv` (UTF-8 with BOM) or `format=xlsx` (codes and"
+    description="`layout=bank` (대량이체, the default) or `layout=ehojo` (the assumed e-호조"
+    " 채주 일괄등록 upload; see docs/finance.md) with `format=csv` (UTF-8 with BOM, the"
+    " default) or `format=xlsx` (codes and"
     " account numbers as text cells, money `#,##0`): one line per transfer with the citizen"
     " id, bank code and name, account number (digits only), holder, gross, income tax,"
     " local income tax, amount transferred (net) and memo `광산시민수당 YYYY-MM`, and a"
-    " totals row (`합계 (N건)`) in the file itself. Every payee decrypted for a file is"
+    " totals row (`합계 (N건)`) in the file itself. `layout=legacy` (CSV only): the first bank"
+    " file (bank code, account number, holder, amount, memo; no totals row, no citizen id),"
+    " kept for a client that still reads it. Every payee decrypted for a file is"
     " written to the access log (who, when, whose, why) before the file is produced; the"
     " headers `X-Payout-Count`, `X-Payout-Total-Won` and `X-Held-Back-Count` sum it up."
     " `format=json`: the same lines masked, plus the citizens held back for missing payee"
@@ -379,15 +380,16 @@ async def get_payout_file(
     ctx: Ctx[AllowanceSettings],
     period: str = PeriodPath,
     format: Literal["csv", "json", "xlsx"] = Query("csv"),
-    layout: views.PayoutLayoutName | None = Query(
-        None, description="bank (대량이체) or ehojo (채주 일괄등록); xlsx defaults to bank"
+    layout: views.PayoutLayoutName | Literal["legacy"] = Query(
+        "bank", description="bank (대량이체), ehojo (채주 일괄등록) or legacy (CSV only)"
     ),
 ) -> Any:
     month = parse_period(period)
+    views.check_payout_layout(format, layout)
     found = await payees.payout_file(ctx, month, who, open_=format != "json")
     if found.bank_lines is None:
         return views.payout_summary(month, found.closed_at, found.lines, found.held_back)
-    if format == "csv" and layout is None:
+    if layout == "legacy":
         return views.payout_csv(month, found.bank_lines, len(found.held_back))
     lines = views.payout_lines(
         month,
@@ -398,7 +400,7 @@ async def get_payout_file(
         ctx.settings.payout_memo_prefix,
     )
     return await views.payout_file_export(
-        month, lines, "csv" if format == "csv" else "xlsx", layout or "bank", len(found.held_back)
+        month, lines, "csv" if format == "csv" else "xlsx", layout, len(found.held_back)
     )
 
 

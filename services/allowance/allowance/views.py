@@ -637,6 +637,19 @@ def payout_csv(period: Period, bank_lines: Sequence[BankLine], held_back_count: 
 PayoutLayoutName = Literal["bank", "ehojo"]
 
 
+def check_payout_layout(format: str, layout: str) -> None:
+    """The first bank file (`layout=legacy`) exists as CSV only: refused before any payee
+    is decrypted."""
+    if layout == "legacy" and format == "xlsx":
+        raise Problem(
+            400,
+            "invalid_request",
+            "layout=legacy is a CSV file only",
+            errors=[{"field": "layout", "message": "legacy is CSV only", "code": "invalid"}],
+            ko="legacy 형식은 CSV 파일로만 받을 수 있습니다.",
+        )
+
+
 def payout_lines(
     period: Period,
     lines: Sequence[PayoutFileRow],

@@ -14,6 +14,7 @@ needs and no further, and closes that.
 
 from __future__ import annotations
 
+import csv
 import io
 import random
 from datetime import timedelta
@@ -128,10 +129,20 @@ async def test_close_payout_file_and_a_late_correction_in_the_next_month(kit: Ki
     )
     assert file.status_code == 200
     assert file.content.startswith(b"\xef\xbb\xbf")
-    lines = file.content.decode("utf-8-sig").splitlines()
-    assert lines[0] == "은행코드,계좌번호,예금주,이체금액,적요"
-    assert f"004,123-45-678901,김광산,{alice_won},광산시민수당 {month}" in lines
-    assert not any(bob in line for line in lines)
+    # The default file is the bank's bulk-transfer layout (issue 16): the account number as
+    # the bank reads it (digits only, whatever was typed), the citizen id on the line, and
+    # the totals row in the file itself.
+    rows = list(csv.reader(io.StringIO(file.content.decode("utf-8-sig"))))
+    header = rows[0]
+    assert header[:5] == ["순번", "은행코드", "은행명", "계좌번호", "예금주"]
+    assert header[-1] == "시민ID"
+    mine_row = [r for r in rows[1:-1] if r[-1] == alice]
+    assert len(mine_row) == 1
+    row = dict(zip(header, mine_row[0], strict=True))
+    assert (row["은행코드"], row["계좌번호"], row["예금주"]) == ("004", "12345678901", "김광산")
+    assert (row["이체금액(원)"], row["적요"]) == (str(alice_won), f"광산시민수당 {month}")
+    assert rows[-1][0].startswith("합계")
+    assert not any(bob in ",".join(r) for r in rows)
     assert int(file.headers["X-Held-Back-Count"]) >= 1
     log_rows = await kit.pool.fetch(
         "SELECT action, actor_role, actor_staff_id, stated_staff_id, purpose, request_id,"
@@ -147,6 +158,19 @@ async def test_close_payout_file_and_a_late_correction_in_the_next_month(kit: Ki
     ]
     assert all(r["client_address"] for r in log_rows)
     assert log_rows[1]["purpose"] == f"payout file {month}" and log_rows[1]["request_id"]
+    # The first bank file, still there for a client that reads it (`layout=legacy`).
+    legacy = await kit.http.get(
+        f"/v1/periods/{month}/payout-file", params={"layout": "legacy"}, headers=kit.finance
+    )
+    lines = legacy.content.decode("utf-8-sig").splitlines()
+    assert lines[0] == "은행코드,계좌번호,예금주,이체금액,적요"
+    assert f"004,12345678901,김광산,{alice_won},광산시민수당 {month}" in lines
+    refused = await kit.http.get(
+        f"/v1/periods/{month}/payout-file",
+        params={"layout": "legacy", "format": "xlsx"},
+        headers=kit.finance,
+    )
+    assert refused.status_code == 400
 
     # Bob's attendance is corrected to the full shift after the close.
     correction = kit.attendance(

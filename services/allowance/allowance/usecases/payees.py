@@ -47,10 +47,11 @@ async def put_payee(
             f"bank details refused: {fields}",
             errors=[r.as_error() for r in refusals],
         )
-    # Kept as entered (digits and hyphens, checked above): today's bank CSV prints it so
-    # and its test pins that; the payout-file rework of issue 16 (item 4) writes digits
-    # only from either form. Partner submissions are stored digits only.
-    details = PayeeDetails(bank_code, account_number, account_holder.strip())
+    # Stored digits only, as partner submissions are (issue 16): the payout file writes what
+    # the bank reads, whatever the form it was typed in.
+    details = PayeeDetails(
+        bank_code, normalise_account_number(account_number), account_holder.strip()
+    )
     sealed = ctx.resource(PayeeCipher).seal(citizen_ref, details)
     now = ctx.now()
     async with ctx.pool.acquire() as conn, conn.transaction():
