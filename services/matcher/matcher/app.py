@@ -68,7 +68,12 @@ SPEC = ServiceSpec(
     openapi_tags=(
         {"name": "partner", "description": "Webhooks the partner (Danggeun) calls"},
         {"name": "admin", "description": "Operators: notifications, draws, decisions"},
+        {
+            "name": "partner notifications",
+            "description": "What the matcher POSTs, signed, to the partner (docs/partner.md)",
+        },
     ),
+    webhooks=api.partner_webhooks(),
 )
 
 
