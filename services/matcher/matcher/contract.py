@@ -56,7 +56,9 @@ class _Application(_Data):
 
 class _Booking(_Application):
     booking_id: Id = Field(description="our booking id (bkg_…); a waitlisted place has one")
-    starts_at: AwareDatetime = Field(description="the shift's start (RFC 3339, +09:00)")
+    starts_at: AwareDatetime = Field(
+        description="the shift's start (RFC 3339 with an offset; convert, never assume +09:00)"
+    )
     ends_at: AwareDatetime = Field(description="the shift's end")
 
 
