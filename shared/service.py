@@ -77,6 +77,9 @@ class ServiceSpec:
     on_worker_start: Callable[[ServiceContext[Any]], Awaitable[None]] | None = None
     on_worker_stop: Callable[[ServiceContext[Any]], Awaitable[None]] | None = None
     openapi_tags: Sequence[dict[str, str]] = ()
+    # What the service calls on others (OpenAPI 3.1 `webhooks`, e.g. the matcher's partner
+    # notifications): documented in /openapi.json, never served.
+    webhooks: APIRouter | None = None
 
 
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
@@ -349,6 +352,8 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         telemetry=NO_TELEMETRY,
     )
     problems.install(app)
+    if spec.webhooks is not None:
+        app.webhooks.include_router(spec.webhooks)
     app.add_middleware(
         ServiceMiddleware,
         service=spec.name,

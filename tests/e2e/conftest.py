@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from shared.seoul import seoul_date
@@ -27,6 +28,24 @@ RATE_WON = 13_303  # the rate in force since 2026 (BRIEF §5); checked in test_e
 def sim_url(stack_env: dict[str, str]) -> Iterator[str]:
     with simulator(stack_env) as url:
         yield url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def notifications_keep_the_contract(sim_url: str) -> Iterator[None]:
+    """At the end of the session, every notification the simulator received validated
+    against the published contract (`matcher.contract`, docs/partner-openapi.json): an
+    unknown type or a `data` that breaks its schema fails the suite with the examples."""
+    yield
+    answer = httpx.get(f"{sim_url}/contract/violations", timeout=10)
+    assert answer.status_code == 200, (
+        f"the partner simulator at {sim_url} does not check the contract ({answer.status_code}):"
+        " restart it from this checkout"
+    )
+    found = answer.json()
+    assert found["count"] == 0, (
+        f"{found['count']} notification(s) broke the partner contract; examples:\n"
+        + "\n".join(repr(v) for v in found["items"][:5])
+    )
 
 
 @pytest.fixture(scope="session")

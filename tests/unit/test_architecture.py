@@ -51,7 +51,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
 # that fits none of the layers is a sign the code wants to live elsewhere.
 EXTRA_LAYER: dict[str, dict[str, str]] = {
     "registry": {"console": "api", "sweepers": "sweepers"},
-    "matcher": {"sweepers": "sweepers", "notify": "adapters"},
+    "matcher": {"sweepers": "sweepers", "notify": "adapters", "contract": "schemas"},
     "allowance": {
         "sweepers": "sweepers",
         "exports": "views",

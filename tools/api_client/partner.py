@@ -234,6 +234,11 @@ class Simulator(Surface):
         params = {k: v for k, v in filters.items() if v}
         return await self.json("GET", "/notifications", params=params)
 
+    async def contract_violations(self) -> Json:
+        """Notifications received since it started that broke the published contract
+        (`count`, and `items` with each one's problems and body); kept across resets."""
+        return await self.json("GET", "/contract/violations")
+
     async def start_outage(self, seconds: float, status: int = 503) -> Json:
         """Make it refuse notifications for `seconds` (503 by default)."""
         body = {"seconds": seconds, "status": status}

@@ -3,6 +3,11 @@
 `POST /notifications` verifies the Standard Webhooks signature (a bad one: 401, counted),
 drops a repeated `webhook-id` (answered 200, counted as a duplicate, and kept apart so a
 test can ask for the duplicates of its own posting) and records the rest.
+Each notification is also checked against the matcher's published contract
+(`matcher.contract.check`: a known type, its `data` as documented): one that breaks it is
+still answered 200 (a partner would not know better) but kept in `GET /contract/violations`
+with what was wrong, which the e2e suite asserts is empty at its end. A reset keeps them:
+they are evidence, not state.
 `POST /control/outage` makes it answer 503 (or another status) for a while, to play a
 partner that is down. Everything is kept in memory: restart it to forget.
 """
@@ -16,12 +21,14 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from matcher.contract import check
 from pydantic import BaseModel, ConfigDict, Field
 from standardwebhooks import Webhook
 
 from tools.partner_sim.config import SimConfig
 
 RECEIVED_MAX = 200_000  # bound of what is kept in memory
+VIOLATIONS_KEPT_MAX = 50  # examples of contract violations kept (all are counted)
 FREEZE_EVERY = 1_000
 
 
@@ -41,6 +48,9 @@ class SimState:
         self.refused_during_outage = 0
         self.outage_until = 0.0
         self.outage_status = 503
+        # Never reset: a suite's final check must see every violation of its run.
+        self.violations: list[dict[str, Any]] = []
+        self.violations_count = 0
 
     def reset(self) -> None:
         self.received.clear()
@@ -82,6 +92,13 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
             message = orjson.loads(body)
         except orjson.JSONDecodeError:
             return JSONResponse({"error": "not JSON"}, status_code=400)
+        problems = check(body)
+        if problems:
+            state.violations_count += 1
+            if len(state.violations) < VIOLATIONS_KEPT_MAX:
+                state.violations.append(
+                    {"webhook_id": webhook_id, "problems": problems, "body": message}
+                )
         entry = {
             "webhook_id": webhook_id,
             "type": message.get("type"),
@@ -134,6 +151,11 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
             "bad_signatures": state.bad_signatures,
             "refused_during_outage": state.refused_during_outage,
         }
+
+    @app.get("/contract/violations")
+    async def violations() -> dict[str, Any]:
+        """Notifications received since the start that broke the published contract."""
+        return {"count": state.violations_count, "items": state.violations}
 
     @app.post("/control/outage")
     async def outage(body: Outage) -> dict[str, Any]:

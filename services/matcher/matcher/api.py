@@ -11,14 +11,15 @@ saved on it is measured.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import uuid
-from collections.abc import Mapping
-from typing import Annotated, Literal, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from matcher import views
+from matcher import contract, views
 from matcher.schemas import (
     MONTH_PATTERN,
     Accepted,
@@ -551,3 +552,86 @@ async def rotate_partner_token(
         token=rotated.token,
         previous_valid_until=rotated.previous_valid_until,
     )
+
+
+# --- partner notifications (out): documented as OpenAPI 3.1 `webhooks`, never served -------
+
+_SIGNED_HEADERS = {
+    "webhook-id": (
+        "This notification's id (`msg_…`), the same on every retry: drop one you have "
+        "already processed (idempotency key)."
+    ),
+    "webhook-timestamp": "Unix seconds when this attempt was signed; refuse one off by > 5 min.",
+    "webhook-signature": (
+        "`v1,<base64 HMAC-SHA256>` of `{webhook-id}.{webhook-timestamp}.{body}` with the "
+        "shared secret (Standard Webhooks); space-separated when several secrets sign it."
+    ),
+}
+
+_DELIVERY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Delivered: any 2xx (200, 202, 204); the body is ignored."},
+    "4XX": {
+        "description": (
+            "408 and 429 are retried like 5xx; any other 4xx refuses this notification: it "
+            "is parked at once (an operator re-sends it) and holds back the later ones of "
+            "its ordering key."
+        )
+    },
+    "5XX": {
+        "description": (
+            "Retried (also timeouts, refused connections and 3xx, which are never followed) "
+            "with exponential backoff and full jitter for up to an hour, then parked."
+        )
+    },
+}
+
+
+def _webhook_doc(kind: contract.NotificationType) -> Callable[..., Awaitable[None]]:
+    """A never-called endpoint whose signature documents one notification: the signed
+    headers and the type's envelope with its example."""
+
+    async def notification() -> None:  # pragma: no cover - documentation only
+        raise NotImplementedError
+
+    headers = [
+        inspect.Parameter(
+            name.replace("-", "_"),
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[str, Header(alias=name, description=text)],
+        )
+        for name, text in _SIGNED_HEADERS.items()
+    ]
+    body = inspect.Parameter(
+        "body",
+        inspect.Parameter.KEYWORD_ONLY,
+        annotation=Annotated[
+            contract.ENVELOPES[kind.name],
+            Body(
+                openapi_examples={
+                    kind.name: {"summary": kind.summary, "value": contract.example(kind.name)}
+                }
+            ),
+        ],
+    )
+    notification.__signature__ = inspect.Signature([*headers, body])  # type: ignore[attr-defined]
+    notification.__name__ = kind.name.replace(".", "_")
+    return notification
+
+
+def partner_webhooks() -> APIRouter:
+    """One OpenAPI webhook per notification type of `contract.NOTIFICATION_TYPES`, POSTed
+    to the partner's `PARTNER_NOTIFY_URL` (docs/partner.md, docs/partner-openapi.json)."""
+    router = APIRouter(tags=["partner notifications"])
+    for kind in contract.NOTIFICATION_TYPES:
+        router.add_api_route(
+            kind.name,
+            _webhook_doc(kind),
+            methods=["POST"],
+            summary=kind.summary,
+            description=f"{kind.description}\n\nOrdered per {kind.ordering}.",
+            operation_id=f"notification_{kind.name.replace('.', '_')}",
+            response_model=None,
+            response_class=Response,
+            responses=_DELIVERY_RESPONSES,
+        )
+    return router

@@ -93,7 +93,12 @@ SPEC = ServiceSpec(
             " by `version`), applications, a citizen's bookings",
         },
         {"name": "admin", "description": "Operators: notifications, draws, decisions"},
+        {
+            "name": "partner notifications",
+            "description": "What the matcher POSTs, signed, to the partner (docs/partner.md)",
+        },
     ),
+    webhooks=api.partner_webhooks(),
 )
 
 

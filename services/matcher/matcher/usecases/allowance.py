@@ -31,18 +31,7 @@ async def accrue(conn: Connection, deps: Deps, event: PayoutAccrued) -> None:
         "payout.accrued",
         event.citizen_id,
         event.booking_id,
-        {
-            "posting_id": event.posting_id,
-            "booking_id": event.booking_id,
-            "attendance_id": event.attendance_id,
-            "month": event.period,
-            "minutes_paid": event.minutes_paid,
-            "hourly_rate_won": event.hourly_rate_won,
-            "gross_won": event.gross_won,
-            "amount_won": event.accrued_won,
-            "capped_won": event.capped_won,
-            "adjustment": event.adjustment,
-        },
+        notifications.payout_accrued_data(event),
         deps,
     )
 
@@ -63,17 +52,7 @@ async def reverse(conn: Connection, deps: Deps, event: PayoutReversed) -> None:
         "payout.reversed",
         event.citizen_id,
         event.booking_id,
-        {
-            "posting_id": event.posting_id,
-            "booking_id": event.booking_id,
-            "attendance_id": event.attendance_id,
-            "month": event.period,
-            "minutes_reversed": event.minutes_reversed,
-            "gross_reversed_won": event.gross_reversed_won,
-            "amount_reversed_won": event.accrued_reversed_won,
-            "capped_released_won": event.capped_released_won,
-            "adjustment": event.adjustment,
-        },
+        notifications.payout_reversed_data(event),
         deps,
     )
 

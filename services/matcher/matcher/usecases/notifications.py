@@ -36,6 +36,8 @@ from shared.events import (
     DrawCompleted,
     DrawEntry,
     Event,
+    PayoutAccrued,
+    PayoutReversed,
     PostingPublished,
     PostingUpdated,
 )
@@ -359,6 +361,37 @@ def payout_note(
         booking_id=str(data["booking_id"]),
         payload=_body(kind, at, body),
     )
+
+
+def payout_accrued_data(event: PayoutAccrued) -> dict[str, Any]:
+    """`payout.accrued`'s figures, the allowance's own (never recomputed here)."""
+    return {
+        "posting_id": event.posting_id,
+        "booking_id": event.booking_id,
+        "attendance_id": event.attendance_id,
+        "month": event.period,
+        "minutes_paid": event.minutes_paid,
+        "hourly_rate_won": event.hourly_rate_won,
+        "gross_won": event.gross_won,
+        "amount_won": event.accrued_won,
+        "capped_won": event.capped_won,
+        "adjustment": event.adjustment,
+    }
+
+
+def payout_reversed_data(event: PayoutReversed) -> dict[str, Any]:
+    """`payout.reversed`'s figures: what was taken back, as positive numbers."""
+    return {
+        "posting_id": event.posting_id,
+        "booking_id": event.booking_id,
+        "attendance_id": event.attendance_id,
+        "month": event.period,
+        "minutes_reversed": event.minutes_reversed,
+        "gross_reversed_won": event.gross_reversed_won,
+        "amount_reversed_won": event.accrued_reversed_won,
+        "capped_released_won": event.capped_released_won,
+        "adjustment": event.adjustment,
+    }
 
 
 def posting_note(
