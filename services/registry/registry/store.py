@@ -938,8 +938,8 @@ async def roster(
                   WHERE b.posting_id = $1 AND b.status = 'cancelled' AND b.ended_with_posting
                   ORDER BY rank, coalesce(b.confirmed_at, b.waitlisted_at), b.booking_id
                   LIMIT $3) c)
-               ORDER BY section, rank, waitlist_position NULLS FIRST,
-                        coalesce(confirmed_at, waitlisted_at), booking_id""",
+               ORDER BY section, rank, waitlist_position NULLS FIRST, confirmed_at,
+                        waitlisted_at, booking_id""",
         posting_id,
         waitlist_max,
         cancelled_max,
