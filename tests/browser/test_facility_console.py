@@ -1,7 +1,8 @@
 """The facility console (`/console`) as facility staff use it, on the desktop and the phone:
 sign in with the key, post a shift and repeat it weekly, find it in the week calendar, open
 the roster of a shift citizens booked (through the partner's signed webhooks), record
-attendance and see the minutes, edit, duplicate, cancel with a reason; and a list that
+attendance and see the minutes, edit, duplicate, cancel with a reason (which a fresh
+sign-in elsewhere still shows, with the cancelled booking); and a list that
 follows `next_cursor` past the first 100 postings. `check_screen` on every screen."""
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 
 from tools.api_client import Api, Endpoints, partner
 
-from .screen import check_screen
+from .screen import check_screen, form_of, open_page
 
 pytestmark = pytest.mark.stack
 
@@ -83,7 +84,7 @@ def card(page: Page, posting_id: str) -> Any:
 
 
 async def test_staff_post_repeat_book_attend_edit_duplicate_cancel(
-    page: Page, registry_url: str, facility_key: str, system: Api
+    page: Page, browser: Browser, registry_url: str, facility_key: str, system: Api
 ) -> None:
     facility = system.facility(facility_key)
     now = await system.clock.get()
@@ -245,6 +246,29 @@ async def test_staff_post_repeat_book_attend_edit_duplicate_cancel(
     await page.get_by_role("button", name="로그아웃").click()
     await expect(page.get_by_role("heading", name="시설 키로 로그인")).to_be_visible()
     assert await page.evaluate("sessionStorage.length") == 0
+
+    # another device, another staff member, or the same one after closing the tab: the
+    # reason and the booking the cancellation ended come from the API, once the matcher
+    # has cancelled the booking
+    async def ended() -> bool:
+        entries = (await facility.get_roster(third["id"]))["entries"]
+        return [e["status"] for e in entries] == ["cancelled"]
+
+    await eventually(ended, "the matcher to cancel the third shift's booking")
+    async with open_page(browser, form_of(page)) as elsewhere:
+        await elsewhere.clock.set_fixed_time(await system.clock.get())
+        await sign_in(elsewhere, registry_url, facility_key)
+        await card(elsewhere, third["id"]).get_by_role("button").click()
+        await expect(elsewhere.locator("#detail-status")).to_have_text("취소됨")
+        await expect(elsewhere.locator("#detail-facts")).to_contain_text("도서관 공사로 휴관합니다")
+        booking = elsewhere.locator("#roster .card")
+        await expect(booking).to_have_count(1)
+        await expect(booking).to_contain_text("확정 → 취소됨")
+        await expect(elsewhere.locator("#roster-summary")).to_contain_text("예약 1건이 모두 취소")
+        await expect(elsewhere.get_by_role("button", name="출석 저장")).to_be_hidden()
+        await expect(elsewhere.get_by_role("button", name="근무 취소")).to_be_hidden()
+        await expect(elsewhere.get_by_role("button", name="수정")).to_be_hidden()
+        await check_screen(elsewhere, "console-cancelled-elsewhere")
 
 
 async def test_the_list_follows_next_cursor_and_shows_the_newest_first(

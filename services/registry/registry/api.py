@@ -405,13 +405,17 @@ async def cancel_posting(
     body: schemas.CancelBody | None = None,
 ) -> Response:
     request_key = await _idempotent(request, caller, idempotency_key)
-    return _answer(await postings.cancel(ctx, caller, posting_id, request_key, _render(ctx)))
+    note = body.note if body is not None else None
+    return _answer(
+        await postings.cancel(ctx, caller, posting_id, request_key, _render(ctx), note=note)
+    )
 
 
 @facility.get(
     "/{posting_id}/roster",
     response_model=schemas.Roster,
-    summary="Confirmed and waitlisted bookings: what the facility needs to run the shift",
+    summary="Confirmed and waitlisted bookings: what the facility needs to run the shift"
+    " (a cancelled posting's also lists the bookings its cancellation ended)",
     responses=responses(400, 401, 403, 404),
 )
 async def get_roster(posting_id: PostingId, caller: Facility, ctx: RegistryCtx) -> schemas.Roster:

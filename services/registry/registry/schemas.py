@@ -261,6 +261,11 @@ class PostingView(BaseModel):
     confirmed_count: int
     waitlisted_count: int
     cancel_reason: str | None
+    cancel_note: str | None = Field(
+        default=None,
+        description="the note the facility gave when it cancelled (`POST .../cancel`); null"
+        " when none, and for a cancellation by suspension",
+    )
     attendance_window_closes_at: datetime
     created_at: datetime
     updated_at: datetime
@@ -319,7 +324,10 @@ class DoorView(BaseModel):
 
 class RosterEntry(BaseModel):
     booking_id: str
-    status: Literal["confirmed", "waitlisted"]
+    status: Literal["confirmed", "waitlisted", "cancelled"] = Field(
+        description="`cancelled` only on a cancelled posting's roster: a booking its"
+        " cancellation ended"
+    )
     waitlist_position: int | None
     citizen_display: str = Field(description="masked partner id; nothing else of the citizen")
     display_name: str | None = Field(
@@ -339,6 +347,19 @@ class RosterEntry(BaseModel):
     promoted_at: datetime | None
     waitlisted_at: datetime | None
     attendance: AttendanceView | None
+    cancelled_at: datetime | None = Field(
+        default=None, description="when the booking was cancelled (status `cancelled`)"
+    )
+    cancelled_by: Literal["citizen", "facility", "system"] | None = Field(
+        default=None,
+        description="who cancelled it: the facility's own cancellation, or the system's (a"
+        " suspension); `citizen` when a withdrawal crossed the posting's cancellation",
+    )
+    was_status: Literal["confirmed", "waitlisted"] | None = Field(
+        default=None,
+        description="what a cancelled booking was before (null for bookings cancelled"
+        " before the registry kept it)",
+    )
 
 
 class Roster(BaseModel):
@@ -347,7 +368,9 @@ class Roster(BaseModel):
     confirmed_count: int
     waitlisted_count: int
     entries: list[RosterEntry] = Field(
-        description="every confirmed booking, then the waitlist in order (bounded)"
+        description="every confirmed booking, then the waitlist in order (bounded); for a"
+        " cancelled posting, then the bookings its cancellation ended (bounded), whose"
+        " cancellation the matcher confirms a moment after the posting's"
     )
 
 

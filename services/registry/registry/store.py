@@ -130,6 +130,8 @@ class PostingRow(_Row):
     facility_address: str | None = None
     facility_contact: str | None = None
     hourly_rate_won: int | None = None
+    # the facility's note with its cancellation (None when it gave none, or by suspension)
+    cancel_note: str | None = None
 
     @property
     def terms(self) -> ShiftTerms:
@@ -211,6 +213,8 @@ class BookingRow(_Row):
     updated_at: datetime
     check_in_code: str | None
     display_name: str | None
+    was_status: str | None = None
+    ended_with_posting: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +252,9 @@ class RosterRow(_Row):
     checked_in_at: datetime | None
     checked_out_at: datetime | None
     attendance_revision: int | None
+    cancelled_at: datetime | None = None
+    cancelled_by: str | None = None
+    was_status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -647,15 +654,21 @@ async def reject_posting(
 
 
 async def cancel_posting(
-    conn: asyncpg.Connection, posting_id: str, *, reason: str, now: datetime
+    conn: asyncpg.Connection,
+    posting_id: str,
+    *,
+    reason: str,
+    now: datetime,
+    note: str | None = None,
 ) -> None:
     await conn.execute(
         """UPDATE postings SET status = 'cancelled', cancel_reason = $2, cancelled_at = $3,
-               updated_at = $3
+               updated_at = $3, cancel_note = $4
            WHERE id = $1""",
         posting_id,
         reason,
         now,
+        note,
     )
 
 
@@ -853,6 +866,7 @@ async def upsert_booking(
                promoted_at = coalesce(EXCLUDED.promoted_at, bookings.promoted_at),
                waitlisted_at = coalesce(bookings.waitlisted_at, EXCLUDED.waitlisted_at),
                cancelled_at = NULL, cancelled_by = NULL,
+               was_status = NULL, ended_with_posting = false,
                updated_at = EXCLUDED.updated_at
            WHERE bookings.posting_id = EXCLUDED.posting_id""",
         booking_id,
@@ -872,9 +886,18 @@ async def upsert_booking(
 async def cancel_booking(
     conn: asyncpg.Connection, *, booking_id: str, posting_id: str, by: str, at: datetime
 ) -> None:
+    """Cancel a booking of the roster, keeping what it was (`was_status`) and whether its
+    posting was already cancelled (`ended_with_posting`: the posting's cancellation ended
+    it, so the posting's roster keeps listing it). A repeated cancellation keeps both."""
     await conn.execute(
         """UPDATE bookings SET status = 'cancelled', cancelled_at = $3, cancelled_by = $4,
-               waitlist_position = NULL, updated_at = $3
+               waitlist_position = NULL, updated_at = $3,
+               was_status = CASE WHEN status IN ('confirmed', 'waitlisted') THEN status
+                                 ELSE was_status END,
+               ended_with_posting = CASE WHEN status IN ('confirmed', 'waitlisted')
+                   THEN EXISTS (SELECT 1 FROM postings p
+                                WHERE p.id = $2 AND p.status = 'cancelled')
+                   ELSE ended_with_posting END
            WHERE booking_id = $1 AND posting_id = $2""",
         booking_id,
         posting_id,
@@ -884,15 +907,16 @@ async def cancel_booking(
 
 
 async def roster(
-    conn: asyncpg.Connection, posting_id: str, *, waitlist_max: int
+    conn: asyncpg.Connection, posting_id: str, *, waitlist_max: int, cancelled_max: int
 ) -> list[RosterRow]:
     """Every confirmed booking with its attendance, then at most `waitlist_max` of the
-    waitlist in order."""
+    waitlist in order, then at most `cancelled_max` of the bookings the posting's
+    cancellation ended (those that held a seat first). Only a cancelled posting has those."""
     rows = await conn.fetch(
         """(SELECT b.*, a.attendance_id, a.status AS attendance_status, a.minutes,
                        a.checked_in_at, a.checked_out_at, a.revision AS attendance_revision,
                        d.checked_in_at AS door_checked_in_at,
-                       d.checked_out_at AS door_checked_out_at, 0 AS section
+                       d.checked_out_at AS door_checked_out_at, 0 AS section, 0 AS rank
                 FROM bookings b LEFT JOIN attendance a ON a.booking_id = b.booking_id
                      LEFT JOIN check_ins d ON d.booking_id = b.booking_id
                 WHERE b.posting_id = $1 AND b.status = 'confirmed')
@@ -900,12 +924,25 @@ async def roster(
                (SELECT * FROM (
                   SELECT b.*, NULL::text, NULL::text, NULL::integer, NULL::timestamptz,
                          NULL::timestamptz, NULL::integer, NULL::timestamptz,
-                         NULL::timestamptz, 1
+                         NULL::timestamptz, 1, 0
                   FROM bookings b WHERE b.posting_id = $1 AND b.status = 'waitlisted'
                   ORDER BY b.waitlist_position, b.booking_id LIMIT $2) w)
-               ORDER BY section, waitlist_position NULLS FIRST, confirmed_at, booking_id""",
+               UNION ALL
+               (SELECT * FROM (
+                  SELECT b.*, NULL::text, NULL::text, NULL::integer, NULL::timestamptz,
+                         NULL::timestamptz, NULL::integer, NULL::timestamptz,
+                         NULL::timestamptz, 2,
+                         CASE b.was_status WHEN 'confirmed' THEN 0 WHEN 'waitlisted' THEN 1
+                              ELSE 2 END AS rank
+                  FROM bookings b
+                  WHERE b.posting_id = $1 AND b.status = 'cancelled' AND b.ended_with_posting
+                  ORDER BY rank, coalesce(b.confirmed_at, b.waitlisted_at), b.booking_id
+                  LIMIT $3) c)
+               ORDER BY section, rank, waitlist_position NULLS FIRST, confirmed_at,
+                        waitlisted_at, booking_id""",
         posting_id,
         waitlist_max,
+        cancelled_max,
     )
     return [RosterRow.of(r) for r in rows]
 

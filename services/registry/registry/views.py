@@ -180,6 +180,7 @@ def posting_view(
         confirmed_count=row.confirmed_count,
         waitlisted_count=row.waitlisted_count,
         cancel_reason=row.cancel_reason,
+        cancel_note=row.cancel_note,
         attendance_window_closes_at=row.ends_at + timedelta(hours=settings.attendance_window_hours),
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -273,18 +274,24 @@ def _roster_entry(r: store.RosterRow, hourly_rate_won: int | None) -> schemas.Ro
             if r.attendance_id is not None
             else None
         ),
+        cancelled_at=r.cancelled_at if r.status == "cancelled" else None,
+        cancelled_by=r.cancelled_by if r.status == "cancelled" else None,
+        was_status=r.was_status if r.status == "cancelled" else None,
     )
 
 
 async def roster(ctx: Context, facility_id: str, posting_id: str) -> schemas.Roster:
     """Every confirmed booking with its attendance, then the waitlist in order (bounded by
-    `ROSTER_WAITLIST_SHOWN_MAX`): what the facility needs to run the shift."""
+    `ROSTER_WAITLIST_SHOWN_MAX`): what the facility needs to run the shift. A cancelled
+    posting's roster then lists the bookings its cancellation ended (at most its capacity
+    plus that bound), so any device shows whom the cancellation concerned."""
     async with ctx.pool.acquire() as conn:
         row = await store.get_posting(conn, posting_id, facility_id=facility_id)
         if row is None:
             raise Problem(404, "not_found", "no such posting")
+        waitlist_max = ctx.settings.roster_waitlist_shown_max
         rows = await store.roster(
-            conn, posting_id, waitlist_max=ctx.settings.roster_waitlist_shown_max
+            conn, posting_id, waitlist_max=waitlist_max, cancelled_max=row.capacity + waitlist_max
         )
         held = await store.rates(conn)
     # The attended minutes at the rate in force on the shift's day (the allowance's table,

@@ -293,8 +293,11 @@ class Registry:
         booking_id: str | None = None,
         position: int = 1,
         citizen_id: str | None = None,
+        cancelled_by: str = "citizen",
+        was_confirmed: bool = True,
     ) -> str:
-        """Inject a booking event for `posting` as the matcher would."""
+        """Inject a booking event for `posting` as the matcher would (a cancellation by the
+        citizen is a withdrawal; by the facility or the system, the posting's cancellation)."""
         booking_id = booking_id or f"bkg_test_{uid()}"
         common: dict[str, Any] = {
             "posting_id": posting["id"],
@@ -314,7 +317,10 @@ class Registry:
             event = BookingPromoted(**common)
         else:
             event = BookingCancelled(
-                **common, cancelled_by="citizen", reason="withdrawn", was_confirmed=True
+                **common,
+                cancelled_by=cancelled_by,
+                reason="withdrawn" if cancelled_by == "citizen" else "posting_cancelled",
+                was_confirmed=was_confirmed,
             )
         await self.inject(event, "matcher")
         return booking_id

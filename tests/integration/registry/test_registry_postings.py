@@ -282,6 +282,81 @@ async def test_cancel_emits_posting_cancelled_once_and_replays(registry: Registr
     assert len(registry.watcher.of(pid, "PostingCancelled")) == 1
 
 
+async def test_cancel_keeps_its_note_and_the_roster_keeps_the_bookings_it_ended(
+    registry: Registry,
+) -> None:
+    """The note sent with a cancellation is kept: GET and the list answer it as
+    `cancel_note` (null for a cancellation without one). The cancelled posting's roster
+    lists the bookings its cancellation ended once the matcher's BookingCancelled arrive —
+    status `cancelled`, when, by whom and what each was — while a withdrawal made before the
+    cancellation stays out of it; the counts are of live bookings (0)."""
+    fac = await registry.create_facility()
+    key = fac["api_key"]
+    posting = await registry.open(key, capacity=2)
+    pid = posting["id"]
+    a = await registry.book(posting)
+    b = await registry.book(posting)
+    w = await registry.book(posting, "waitlisted", position=1)
+    await registry.wait_roster(key, pid, lambda r: r["waitlisted_count"] == 1)
+    await registry.book(posting, "cancelled", booking_id=b)  # withdrawn while open
+    await registry.wait_roster(key, pid, lambda r: r["confirmed_count"] == 1)
+
+    note = "도서관 공사로 휴관합니다"
+    r = await registry.request(
+        key,
+        "POST",
+        f"/v1/postings/{pid}/cancel",
+        headers={"Idempotency-Key": uid()},
+        json={"note": f"  {note} "},
+    )
+    assert r.status_code == 200, r.text
+    cancelled = r.json()
+    assert cancelled["cancel_note"] == note and cancelled["cancel_reason"] == "facility"
+    # the answer counts what the cancellation ends: the bookings live at that moment
+    assert (cancelled["confirmed_count"], cancelled["waitlisted_count"]) == (1, 1)
+    assert (await registry.get(key, pid))["cancel_note"] == note
+    listed = await registry.request(key, "GET", "/v1/postings", params={"status": "cancelled"})
+    assert [p["cancel_note"] for p in listed.json()["data"] if p["id"] == pid] == [note]
+
+    # the matcher cancels what was booked (by the facility, after PostingCancelled)
+    await registry.book(posting, "cancelled", booking_id=a, cancelled_by="facility")
+    await registry.book(
+        posting, "cancelled", booking_id=w, cancelled_by="facility", was_confirmed=False
+    )
+    roster = await registry.wait_roster(
+        key,
+        pid,
+        lambda r: (
+            r["confirmed_count"] == 0
+            and r["waitlisted_count"] == 0
+            and [e["status"] for e in r["entries"]] == ["cancelled", "cancelled"]
+        ),
+    )
+    assert [(e["booking_id"], e["was_status"]) for e in roster["entries"]] == [
+        (a, "confirmed"),
+        (w, "waitlisted"),
+    ]
+    for entry in roster["entries"]:
+        assert entry["cancelled_by"] == "facility" and entry["cancelled_at"] is not None
+        assert entry["attendance"] is None and entry["check_in_code"] is None
+        assert entry["waitlist_position"] is None
+    assert b not in {e["booking_id"] for e in roster["entries"]}
+    after = await registry.get(key, pid)
+    assert (after["confirmed_count"], after["waitlisted_count"]) == (0, 0)
+
+    # no note: null; an open posting's roster still leaves a withdrawal out
+    other = await registry.open(key)
+    x = await registry.book(other)
+    await registry.wait_roster(key, other["id"], lambda r: r["confirmed_count"] == 1)
+    await registry.book(other, "cancelled", booking_id=x)
+    assert (await registry.wait_roster(key, other["id"], lambda r: not r["entries"])) is not None
+    r = await registry.request(
+        key, "POST", f"/v1/postings/{other['id']}/cancel", headers={"Idempotency-Key": uid()}
+    )
+    assert r.status_code == 200 and r.json()["cancel_note"] is None
+    assert (await registry.roster(key, other["id"]))["entries"] == []
+
+
 async def test_suspending_a_facility_cancels_its_postings_and_stops_its_keys(
     registry: Registry,
 ) -> None:

@@ -4,7 +4,6 @@
 // this tab's sessionStorage. Every text is Korean; every date is shown in Asia/Seoul.
 
 const KEY_STORE = "gwangsan.facilityKey";
-const SNAPSHOT_STORE = "gwangsan.cancelled."; // + posting id: the roster as it was when cancelled
 const PAGE_SIZE = 100;   // postings asked per page; the list follows next_cursor to the end
 const SHOWN_STEP = 20;   // cards added by "더 보기"
 const WEEKS_MAX = 12;    // "repeat weekly" up to this many weeks
@@ -278,7 +277,7 @@ const badge = (p) => el("span", { class: `badge ${p.status}`, text: statusText(p
 
 function whyText(p) {
   if (p.status === "rejected" && p.rejection) return `반려 사유: ${REASON[p.rejection.reason] || p.rejection.detail || p.rejection.reason}`;
-  if (p.status === "cancelled") return `취소 사유: ${cancelNote(p) || REASON[p.cancel_reason] || "취소되었습니다"}`;
+  if (p.status === "cancelled") return `취소 사유: ${p.cancel_note || REASON[p.cancel_reason] || "취소되었습니다"}`;
   if (p.last_update_rejected) {
     const r = p.last_update_rejected;
     return `최근 변경이 반려되었습니다 (${REASON[r.reason] || "이 근무에 필요한 예산이 부족합니다"}). 이전 정원·시각으로 되돌렸습니다.`;
@@ -642,10 +641,6 @@ $("form-back").addEventListener("click", () => {
 
 // --- one posting: facts, actions, roster and attendance -----------------------------------
 
-function cancelNote(p) {
-  try { return JSON.parse(sessionStorage.getItem(SNAPSHOT_STORE + p.id))?.note || null; } catch { return null; }
-}
-
 async function openDetail(id, { keepFeedback = false } = {}) {
   if (!keepFeedback) clearFeedback();
   $("cancel-form").hidden = true;
@@ -689,15 +684,11 @@ function rosterEntries() {
   const p = state.posting;
   const entries = state.roster?.entries || [];
   if (p.status !== "cancelled") return entries;
-  // Every booking of a cancelled shift is cancelled (the matcher confirms it a moment later,
-  // so the API may still list it for a while). Once it does, the API's roster lists only
-  // live bookings: for a shift cancelled from this tab the console shows the bookings it
-  // had, from the snapshot taken when cancelling.
-  let shown = entries;
-  if (!shown.length) {
-    try { shown = JSON.parse(sessionStorage.getItem(SNAPSHOT_STORE + p.id))?.entries || []; } catch { shown = []; }
-  }
-  return shown.map((e) => ({ ...e, status: "cancelled", attendance: null }));
+  // A cancelled shift's roster lists the bookings its cancellation ended, as cancelled. The
+  // matcher confirms each a moment after the shift's cancellation: until then the API still
+  // lists it as it was, and it is shown as cancelled already.
+  return entries.map((e) => (e.status === "cancelled" ? e
+    : { ...e, status: "cancelled", was_status: e.status, attendance: null }));
 }
 
 function renderRoster() {
@@ -706,7 +697,7 @@ function renderRoster() {
   const running = p.status === "open" || p.status === "closed";
   const confirmed = entries.filter((e) => e.status === "confirmed");
   $("roster-summary").textContent = p.status === "cancelled"
-    ? (entries.length ? `근무가 취소되어 예약 ${count(entries.length, "건")}이 모두 취소되었습니다.` : "근무가 취소되었습니다. 취소된 예약의 명단은 이 화면에 없습니다.")
+    ? (entries.length ? `근무가 취소되어 예약 ${count(entries.length, "건")}이 모두 취소되었습니다.` : "근무가 취소되었습니다. 예약한 사람은 없었습니다.")
     : entries.length ? `${countsText(p)}${running && confirmed.length ? " · 근무가 시작되면 출석을 기록하세요." : ""}` : "";
   const list = $("roster");
   list.replaceChildren(...entries.map((e, i) => rosterCard(e, i, running)));
@@ -727,12 +718,20 @@ function doorText(e) {
   return `입실 ${clock(d.checked_in_at)}${d.checked_out_at ? ` · 퇴실 ${clock(d.checked_out_at)}` : " · 퇴실 전"}`;
 }
 
+// "대기 2번", "확정", and for a cancelled booking what it was: "확정 → 취소됨".
+function bookingLabel(e) {
+  if (e.status === "waitlisted") return `대기 ${e.waitlist_position}번`;
+  if (e.status === "cancelled" && BOOKING[e.was_status]) return `${BOOKING[e.was_status]} → ${BOOKING.cancelled}`;
+  return BOOKING[e.status] || e.status;
+}
+
 function rosterCard(e, i, running) {
-  const label = e.status === "waitlisted" ? `대기 ${e.waitlist_position}번` : BOOKING[e.status] || e.status;
   const card = el("li", { class: "card", "data-booking": e.booking_id },
     el("h3", { text: who(e) }),
-    el("p", {}, el("span", { class: `badge ${e.status}`, text: label }),
+    el("p", {}, el("span", { class: `badge ${e.status}`, text: bookingLabel(e) }),
       e.check_in_code && e.status === "confirmed" ? codeText(e.check_in_code) : null),
+    e.status === "cancelled" && e.cancelled_by === "citizen"
+      ? el("p", { class: "muted", text: "참여자가 직접 취소했습니다." }) : null,
     e.status === "confirmed" && running
       ? el("p", { class: `door-state${e.check_in ? " in" : ""}`, text: doorText(e) }) : null);
   if (e.status === "confirmed" && running) card.append(attendanceFields(e, i));
@@ -944,15 +943,13 @@ $("cancel-form").addEventListener("submit", (event) => {
     const note = $("cancel-note").value.trim();
     if (!note) { $("err-note").textContent = "취소 사유를 적어 주세요."; $("cancel-note").setAttribute("aria-invalid", "true"); $("cancel-note").focus(); return; }
     const p = state.posting;
-    // the bookings about to be cancelled, to show them as cancelled afterwards
-    let entries = [];
-    try { entries = (await api("GET", `/v1/postings/${p.id}/roster`)).entries; } catch { /* shown without them */ }
     let after;
     try { after = await api("POST", `/v1/postings/${p.id}/cancel`, { body: { note } }); } catch (err) { fail(err, (f) => (f.endsWith("note") ? $("err-note") : null)); return; }
-    sessionStorage.setItem(SNAPSHOT_STORE + p.id, JSON.stringify({ note, entries }));
     $("cancel-note").value = "";
     await openDetail(after.id, { keepFeedback: true });
-    say(`근무를 취소했습니다. ${entries.length ? `예약 ${count(entries.length, "건")}이 함께 취소되고 참여자에게 알림이 갑니다.` : "예약한 사람은 없었습니다."}`);
+    // the answer counts the bookings as they were when the shift was cancelled: all end with it
+    const ended = after.confirmed_count + after.waitlisted_count;
+    say(`근무를 취소했습니다. ${ended ? `예약 ${count(ended, "건")}이 함께 취소되고 참여자에게 알림이 갑니다.` : "예약한 사람은 없었습니다."}`);
   });
 });
 

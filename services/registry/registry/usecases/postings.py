@@ -213,10 +213,16 @@ async def patch(
 
 
 async def cancel(
-    ctx: Context, caller: Caller, posting_id: str, request: IdempotentRequest, render: Render
+    ctx: Context,
+    caller: Caller,
+    posting_id: str,
+    request: IdempotentRequest,
+    render: Render,
+    note: str | None = None,
 ) -> Answer:
     """Cancel a pending or open posting before its shift starts (PostingCancelled: the
-    matcher cancels its bookings, allowance releases its budget); 200 with the posting."""
+    matcher cancels its bookings, allowance releases its budget), keeping the facility's
+    `note` with it (for its staff; not sent to citizens); 200 with the posting."""
 
     async def work(conn: asyncpg.Connection) -> tuple[int, bytes]:
         row = await own_posting(conn, caller, posting_id, for_update=True)
@@ -225,7 +231,7 @@ async def cancel(
             check_cancellable(row.status, row.starts_at, now)
         except Refusal as exc:
             raise refused(exc) from exc
-        await store.cancel_posting(conn, posting_id, reason="facility", now=now)
+        await store.cancel_posting(conn, posting_id, reason="facility", now=now, note=note)
         await store.emit(
             conn,
             PostingCancelled(
