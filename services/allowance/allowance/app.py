@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from allowance import api, handlers, sweepers
 from allowance.payees import load_cipher
 from allowance.settings import AllowanceSettings, Context
-from allowance.usecases import Store, policy
+from allowance.usecases import Store, policy, staff
 from shared.service import ServiceSpec, create_app
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ async def on_start(ctx: Context) -> None:
             settings.allowance_payee_active_key_id,
         )
     )
+    ctx.provide(staff.DIRECTORY)
     async with ctx.pool.acquire() as conn:
         seeded = await policy.seed_policy(Store(conn), ctx.now())
     if seeded:

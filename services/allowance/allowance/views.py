@@ -25,6 +25,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from allowance import exports, payout_exports, schemas
+from allowance.domain import approvals as approval_rules
 from allowance.domain import ledger, payout_file, transfer_results, withholding
 from allowance.domain import policy as rules
 from allowance.domain.calendar import Period
@@ -32,6 +33,7 @@ from allowance.domain.ledger import ACCOUNTS, Account
 from allowance.payees import BankLine
 from allowance.settings import Context
 from allowance.store import (
+    ApprovalRow,
     BudgetChange,
     HeldBackRow,
     LedgerEntryRow,
@@ -42,6 +44,7 @@ from allowance.store import (
     PeriodRow,
     PolicyKind,
     PolicyVersion,
+    StaffRow,
     StatementRow,
     StatementTotalsRow,
     Store,
@@ -870,3 +873,52 @@ async def payee(ctx: Context, citizen_ref: str) -> schemas.PayeeOut:
     if row is None:
         raise Problem(404, "not_found", f"no payee details for {citizen_ref}")
     return payee_out(row)
+
+
+# --- named staff and approvals ---------------------------------------------------------------
+
+
+def staff_out(row: StaffRow) -> schemas.StaffOut:
+    return schemas.StaffOut(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        revoked_at=row.revoked_at,
+        revoked_by=row.revoked_by,
+    )
+
+
+async def staff_list(ctx: Context) -> list[schemas.StaffOut]:
+    async with ctx.pool.acquire() as conn:
+        return [staff_out(r) for r in await Store(conn).staff_list()]
+
+
+def approval_out(row: ApprovalRow) -> schemas.ApprovalOut:
+    return schemas.ApprovalOut(
+        id=str(row.id),
+        kind=row.kind,
+        kind_ko=approval_rules.KIND_KO.get(row.kind, row.kind),
+        subject=row.subject,
+        body=row.body,
+        preview=row.preview,
+        status=row.status,
+        requested_by=row.requested_by,
+        requested_by_name=row.requested_by_name,
+        requested_at=row.requested_at,
+        decided_by=row.decided_by,
+        decided_by_name=row.decided_by_name,
+        decided_at=row.decided_at,
+        reason=row.reason,
+        result=row.result,
+    )
+
+
+async def approvals_list(ctx: Context, status: str | None, limit: int) -> schemas.ApprovalsOut:
+    async with ctx.pool.acquire() as conn:
+        rows = await Store(conn).approvals(status, limit)
+    required = approval_rules.approvals_required(
+        ctx.settings.app_env, ctx.settings.approvals_required
+    )
+    return schemas.ApprovalsOut(items=[approval_out(r) for r in rows], approvals_required=required)
