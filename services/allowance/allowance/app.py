@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from allowance import api, handlers, sweepers
+from allowance import api, console, handlers, sweepers
 from allowance.payees import load_cipher
 from allowance.settings import AllowanceSettings, Context
 from allowance.usecases import Store, policy, staff
@@ -44,7 +44,7 @@ SPEC = ServiceSpec(
         " Money is integer won everywhere; business dates are Asia/Seoul."
     ),
     migrations_dir=Path(__file__).parent / "migrations",
-    routers=api.ROUTERS,
+    routers=(*api.ROUTERS, console.router),
     register_handlers=handlers.register,
     on_start=on_start,
     sweepers=sweepers.SWEEPERS,

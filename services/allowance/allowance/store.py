@@ -1881,6 +1881,24 @@ class Store:
             at,
         )
 
+    async def burn(self, fiscal_year: int) -> list[tuple[str, str, int]]:
+        """(statement month, facility id, won accrued net of reversals) of a fiscal year: the
+        entries into `allowance_payable` of accruals and reversals, with the facility of the
+        posting their transaction names (from the reservation this service keeps)."""
+        rows = await self.conn.fetch(
+            "SELECT t.period, coalesce(r.facility_id, '') AS facility_id,"
+            " -sum(e.amount_won)::bigint AS won"
+            " FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id"
+            " LEFT JOIN LATERAL (SELECT min(p.posting_id) AS posting_id FROM ledger_entries p"
+            "   WHERE p.transaction_id = t.id AND p.posting_id IS NOT NULL) pp ON true"
+            " LEFT JOIN reservations r ON r.posting_id = pp.posting_id"
+            " WHERE t.fiscal_year = $1 AND e.account = 'allowance_payable'"
+            " AND t.kind IN ('payout_accrual', 'payout_reversal')"
+            " GROUP BY 1, 2 ORDER BY 1, 2",
+            fiscal_year,
+        )
+        return [(r["period"], r["facility_id"], int(r["won"])) for r in rows]
+
     async def access_log_of(self, citizen_id: str | None, limit: int) -> list[AccessLogRow]:
         rows = await self.conn.fetch(
             "SELECT accessed_at, actor_role, actor_staff_id, citizen_id, action, purpose"

@@ -33,6 +33,8 @@ from allowance.domain.ledger import ACCOUNTS, Account
 from allowance.payees import BankLine
 from allowance.settings import Context
 from allowance.store import (
+    AccessLogRow,
+    ApprovalLogRow,
     ApprovalRow,
     BudgetChange,
     HeldBackRow,
@@ -922,3 +924,59 @@ async def approvals_list(ctx: Context, status: str | None, limit: int) -> schema
         ctx.settings.app_env, ctx.settings.approvals_required
     )
     return schemas.ApprovalsOut(items=[approval_out(r) for r in rows], approvals_required=required)
+
+
+# --- the finance console's reads -------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Burn:
+    """A fiscal year's accruals by statement month and by facility (won)."""
+
+    by_month: list[tuple[str, int]]
+    by_facility: list[tuple[str, int]]
+
+
+async def burn(ctx: Context, fiscal_year: int) -> Burn:
+    async with ctx.pool.acquire() as conn:
+        rows = await Store(conn).burn(fiscal_year)
+    months: dict[str, int] = {f"{fiscal_year}-{m:02d}": 0 for m in range(1, 13)}
+    facilities: dict[str, int] = {}
+    for period, facility, won in rows:
+        months[period] = months.get(period, 0) + won
+        facilities[facility or "-"] = facilities.get(facility or "-", 0) + won
+    return Burn(
+        sorted(months.items()),
+        sorted(facilities.items(), key=lambda kv: (-kv[1], kv[0])),
+    )
+
+
+async def access_log(ctx: Context, citizen_id: str | None, limit: int = 50) -> list[AccessLogRow]:
+    async with ctx.pool.acquire() as conn:
+        return await Store(conn).access_log_of(citizen_id, limit)
+
+
+async def approval_log(ctx: Context, limit: int = 50) -> list[ApprovalLogRow]:
+    async with ctx.pool.acquire() as conn:
+        return await Store(conn).approval_log(None, limit)
+
+
+async def period_row(ctx: Context, period: Period) -> PeriodRow | None:
+    async with ctx.pool.acquire() as conn:
+        return await Store(conn).period_row(period)
+
+
+async def results_of(ctx: Context, period: Period) -> list[TransferResultRow]:
+    async with ctx.pool.acquire() as conn:
+        found = await Store(conn).transfer_results(period)
+    return [found[c] for c in sorted(found)]
+
+
+async def budget_history(ctx: Context, fiscal_year: int) -> list[BudgetChange]:
+    async with ctx.pool.acquire() as conn:
+        return await Store(conn).budget_history(fiscal_year)
+
+
+async def policy_latest(ctx: Context, kind: PolicyKind) -> PolicyVersion | None:
+    async with ctx.pool.acquire() as conn:
+        return await Store(conn).latest_policy(kind)
