@@ -223,6 +223,8 @@ def _ledger_row(r: LedgerEntryRow) -> dict[str, Any]:
         "credit_won": max(-r.amount_won, 0),
         "source_event_id": str(r.source_event_id),
         "memo": r.memo,
+        "kind_name": ledger.TXN_KIND_KO.get(r.kind, r.kind),
+        "memo_ko": ledger.memo_ko(r.kind, r.period, r.citizen_id, r.posting_id),
     }
 
 
@@ -314,6 +316,8 @@ async def _xlsx_response(
     sheet_title: str,
     filename: str,
     summary: Callable[[], Sequence[tuple[str, Any]]],
+    filter_text: str = "",
+    totals: Callable[[], Sequence[tuple[str, int]]] = lambda: (),
 ) -> FileResponse:
     path = exports.temp_xlsx_path()
     try:
@@ -323,10 +327,11 @@ async def _xlsx_response(
             sheet_title,
             columns,
             ctx.settings.xlsx_sheet_rows_max,
+            filter_text,
         )
         async for batch in batches:
             await asyncio.to_thread(builder.write_rows, batch)
-        await asyncio.to_thread(builder.close, summary())
+        await asyncio.to_thread(builder.close, summary(), totals())
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(path)
@@ -367,7 +372,35 @@ async def ledger_export(
             ("대변 합계 (credits, won)", totals["credit_won"]),
             ("조건 (filter)", flt.key()),
         ],
+        filter_ko(flt),
+        lambda: [
+            ("분개 수", totals["entries"]),
+            ("차변(원)", totals["debit_won"]),
+            ("대변(원)", totals["credit_won"]),
+        ],
     )
+
+
+def filter_ko(flt: LedgerFilter) -> str:
+    """A ledger filter in words, for the printed page and the summary sheet."""
+    parts = []
+    if flt.period:
+        year, _, month = flt.period.partition("-")
+        parts.append(f"귀속월 {year}년 {int(month)}월")
+    if flt.posted_from or flt.posted_before:
+        first = seoul_date(flt.posted_from).isoformat() if flt.posted_from else "처음"
+        last = seoul_date(flt.posted_before).isoformat() if flt.posted_before else "지금"
+        parts.append(f"전기일 {first} ~ {last} 전")
+    if flt.fiscal_year:
+        parts.append(f"회계연도 {flt.fiscal_year}년")
+    if flt.account:
+        name = ACCOUNTS[Account(flt.account)].name_ko if flt.account in set(Account) else ""
+        parts.append(f"계정 {name} ({flt.account})" if name else f"계정 {flt.account}")
+    if flt.citizen_id:
+        parts.append(f"시민 {flt.citizen_id}")
+    if flt.posting_id:
+        parts.append(f"공고 {flt.posting_id}")
+    return "조건: " + (" · ".join(parts) if parts else "전체")
 
 
 async def ledger_page(
@@ -575,6 +608,15 @@ async def _statements_export(
             ("산정액 합계 (gross, won)", totals.gross_won),
             ("상한초과 합계 (capped, won)", totals.capped_won),
             ("지급대상액 합계 (payable, won)", totals.payable_won),
+        ],
+        f"조건: 귀속월 {found.period.year}년 {found.period.month}월 · "
+        + ("마감" if found.closed else "마감 전(잠정)"),
+        lambda: [
+            ("시민 수", totals.citizens_count),
+            ("인정시간(분)", totals.minutes_paid),
+            ("산정액(원)", totals.gross_won),
+            ("상한초과(원)", totals.capped_won),
+            ("지급대상액(원)", totals.payable_won),
         ],
     )
 
