@@ -14,6 +14,20 @@ from __future__ import annotations
 # code -> (title, detail). Short, polite (해요체/합쇼체 as public services write), and
 # saying what to do next where there is something to do.
 PROBLEM_KO: dict[str, tuple[str, str]] = {
+    "approval_decided": (
+        "이미 처리된 결재",
+        "이미 승인 또는 반려된 요청입니다. 다시 처리할 수 없습니다.",
+    ),
+    "approval_forbidden": ("결재 권한 없음", "이 역할로는 이 결재 작업을 할 수 없습니다."),
+    "approval_required": (
+        "결재 필요",
+        "이 작업은 결재가 필요합니다. 담당자가 요청하고 다른 결재권자가 승인해 주세요.",
+    ),
+    "approval_self": ("본인 결재 불가", "본인이 올린 요청은 다른 결재권자가 승인해야 합니다."),
+    "csrf_failed": (
+        "보안 토큰 오류",
+        "보안 토큰이 없거나 맞지 않아 처리하지 않았습니다. 화면을 새로 고친 뒤 다시 해 주세요.",
+    ),
     "already_delivered": ("이미 전달됨", "이 알림은 이미 전달되었습니다."),
     "attendance_not_open": ("출석 기록 전", "출석은 근무가 시작된 뒤에 기록할 수 있습니다."),
     "already_checked_in": (

@@ -80,6 +80,8 @@ class Staff:
     # True when `staff_id` is only what the client stated (`X-Staff-Id` with a static role
     # token), False when the credential itself names the staff member
     staff_id_self_declared: bool = False
+    # the staff member's name, for a credential that names one (a `StaffDirectory` entry)
+    name: str | None = None
 
     @property
     def authenticated_staff_id(self) -> str | None:

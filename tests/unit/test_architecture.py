@@ -57,6 +57,7 @@ EXTRA_LAYER: dict[str, dict[str, str]] = {
         "exports": "views",
         "payout_exports": "views",
         "payees": "adapters",
+        "console": "api",
     },
 }
 

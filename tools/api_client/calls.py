@@ -230,6 +230,12 @@ class AllowanceAdmin(Surface):
             body["previous_amount_won"] = previous_amount_won
         return await self.json("PUT", "/v1/admin/budget", json=body)
 
+    async def create_staff(self, name: str, role: str) -> Json:
+        """A named finance staff member (finance_clerk, finance_approver or auditor); the
+        answer's `token` is shown this once."""
+        body = {"name": name, "role": role}
+        return await self.json("POST", "/v1/admin/staff", json=body, expect=OK_OR_CREATED)
+
 
 class Finance(Surface):
     """The allowance's finance API (finance token): budget, ledger, statements, close."""

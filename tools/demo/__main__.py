@@ -255,6 +255,22 @@ def print_result(result: Result, *, check: bool) -> None:
     print(f"\nmake demo: {'PASSED' if result.ok else 'FAILED'}")
 
 
+FINANCE_STAFF = (
+    ("finance_clerk", "김담당 (데모)"),
+    ("finance_approver", "이결재 (데모)"),
+    ("auditor", "박감사 (데모)"),
+)
+
+
+async def finance_staff(env: dict[str, str]) -> list[tuple[str, str, str]]:
+    """One named staff member of each finance role, to try the finance console with."""
+    async with Api(Endpoints.from_env(env)) as api:
+        return [
+            (role, name, str((await api.allowance_admin.create_staff(name, role))["token"]))
+            for role, name in FINANCE_STAFF
+        ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__)
     parser.add_argument("mode", choices=("run", "check"))
@@ -278,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  partner    {sim_url}/notifications (simulator)")
             print(f"  console    {env['REGISTRY_URL']}/console (facility staff; a key from the")
             print("             admin API: POST /v1/admin/facilities)")
+            print(f"  finance    {env['ALLOWANCE_URL']}/finance (finance staff; sign in with a")
+            print("             token below: a clerk requests the close, an approver approves)")
+            for role, name, token in asyncio.run(finance_staff(env)):
+                print(f"             {role:<17} {name}  {token}")
             print("\nserving until Ctrl-C…", flush=True)
             stop = {signal.SIGINT, signal.SIGTERM}
             signal.pthread_sigmask(signal.SIG_BLOCK, stop)

@@ -10,15 +10,18 @@ does not pull payout files, and the other way round).
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from allowance import schemas, views
+from allowance.domain import approvals as roles
 from allowance.domain import policy as rules
 from allowance.domain import withholding
 from allowance.settings import AllowanceSettings
-from allowance.usecases import payees, periods, policy, transfers
+from allowance.usecases import approvals, payees, periods, policy, transfers
+from allowance.usecases import staff as staff_members
 from allowance.views import ExportFormat, parse_period
 from shared.schemas import Day, Instant
 from shared.seoul import seoul_date
@@ -29,9 +32,15 @@ from shared.web import Ctx, Staff, problem_responses, staff
 IsoInstant = Instant
 IsoDate = Day
 
-# Who may call: the admin or the finance staff token (`Staff.label` is what audit rows say).
+# Who may call (`Staff.label` is what audit rows say): the admin token; for finance routes
+# the bootstrap FINANCE_TOKEN or a named staff member's token whose role allows the action
+# (allowance/domain/approvals.py: auditors read, clerks enter and request, approvers approve).
 Admin = Annotated[Staff, Depends(staff("admin"))]
-Finance = Annotated[Staff, Depends(staff("finance"))]
+Finance = Annotated[Staff, Depends(staff(*roles.READ_ROLES))]
+FinanceOpen = Annotated[Staff, Depends(staff(*roles.OPEN_ROLES))]
+FinanceClerk = Annotated[Staff, Depends(staff(*roles.CLERK_ROLES))]
+FinanceDirect = Annotated[Staff, Depends(staff(*roles.DIRECT_ROLES))]
+FinanceApprover = Annotated[Staff, Depends(staff(*roles.APPROVER_ROLES))]
 
 PeriodPath = Path(pattern=schemas.PERIOD_PATTERN, description="a Seoul month, YYYY-MM")
 EXPORT_CONTENT: dict[int | str, dict[str, Any]] = {
@@ -194,6 +203,7 @@ async def get_admin_budget(
 async def put_budget(
     body: schemas.BudgetBody, who: Admin, ctx: Ctx[AllowanceSettings]
 ) -> schemas.AdminBudgetOut:
+    approvals.direct(ctx, who)
     state = await policy.set_budget(
         ctx,
         fiscal_year=body.fiscal_year,
@@ -327,9 +337,10 @@ async def get_statements(
     responses=problem_responses(409),
 )
 async def close_period(
-    who: Finance, ctx: Ctx[AllowanceSettings], period: str = PeriodPath
+    who: FinanceDirect, ctx: Ctx[AllowanceSettings], period: str = PeriodPath
 ) -> schemas.PeriodOut:
     month = parse_period(period)
+    approvals.direct(ctx, who)
     return views.period_out(await periods.close_period(ctx, month, who), month)
 
 
@@ -341,9 +352,10 @@ async def close_period(
     responses=problem_responses(409),
 )
 async def mark_paid(
-    who: Finance, ctx: Ctx[AllowanceSettings], period: str = PeriodPath
+    who: FinanceDirect, ctx: Ctx[AllowanceSettings], period: str = PeriodPath
 ) -> schemas.PeriodOut:
     month = parse_period(period)
+    approvals.direct(ctx, who)
     return views.period_out(await periods.mark_paid(ctx, month, who), month)
 
 
@@ -376,7 +388,7 @@ async def mark_paid(
     },
 )
 async def get_payout_file(
-    who: Finance,
+    who: FinanceOpen,
     ctx: Ctx[AllowanceSettings],
     period: str = PeriodPath,
     format: Literal["csv", "json", "xlsx"] = Query("csv"),
@@ -424,7 +436,7 @@ async def get_payout_file(
     },
 )
 async def get_withholding_report(
-    who: Finance,
+    who: FinanceOpen,
     ctx: Ctx[AllowanceSettings],
     period: str = PeriodPath,
     format: ExportFormat = Query("csv"),
@@ -474,11 +486,12 @@ async def get_withholding_report(
 )
 async def post_transfer_results(
     request: Request,
-    who: Finance,
+    who: FinanceDirect,
     ctx: Ctx[AllowanceSettings],
     period: str = PeriodPath,
 ) -> schemas.TransferResultsOut:
     month = parse_period(period)
+    approvals.direct(ctx, who)
     body = await request.body()
     lines = views.transfer_results_in(body, request.headers.get("content-type", ""))
     done = await transfers.record_results(ctx, month, lines, who)
@@ -504,7 +517,7 @@ async def post_transfer_results(
 )
 async def put_payee(
     body: schemas.PayeeBody,
-    who: Finance,
+    who: FinanceClerk,
     ctx: Ctx[AllowanceSettings],
     citizen_ref: str = Path(pattern=schemas.CITIZEN_REF_PATTERN),
 ) -> schemas.PayeeOut:
@@ -531,6 +544,106 @@ async def get_payee(
     citizen_ref: str = Path(pattern=schemas.CITIZEN_PATTERN),
 ) -> schemas.PayeeOut:
     return await views.payee(ctx, citizen_ref)
+
+
+# --- admin: named finance staff ------------------------------------------------------------
+
+
+@admin.post(
+    "/staff",
+    response_model=schemas.StaffCreatedOut,
+    status_code=201,
+    summary="Create a named finance staff member; the answer carries their token, once",
+    description="Roles: `finance_clerk` (enters payees, uploads results, requests month"
+    " close, mark-paid, transfer results and budget changes), `finance_approver` (approves"
+    " or rejects those requests; never their own), `auditor` (reads everything, changes"
+    " nothing). The token is stored only as its SHA-256 and is not shown again. The"
+    " static FINANCE_TOKEN stays a bootstrap credential for scripts.",
+)
+async def create_staff(
+    body: schemas.StaffBody, who: Admin, ctx: Ctx[AllowanceSettings]
+) -> schemas.StaffCreatedOut:
+    row, token = await staff_members.create(ctx, name=body.name, role=body.role, by=who)
+    return schemas.StaffCreatedOut(**views.staff_out(row).model_dump(), token=token)
+
+
+@admin.get("/staff", response_model=list[schemas.StaffOut], summary="Named finance staff")
+async def list_staff(_: Admin, ctx: Ctx[AllowanceSettings]) -> list[schemas.StaffOut]:
+    return await views.staff_list(ctx)
+
+
+@admin.post(
+    "/staff/{staff_id}/revoke",
+    response_model=schemas.StaffOut,
+    summary="Revoke a staff member's token and end their console sessions (idempotent)",
+    responses=problem_responses(404),
+)
+async def revoke_staff(
+    who: Admin, ctx: Ctx[AllowanceSettings], staff_id: str = Path(max_length=40)
+) -> schemas.StaffOut:
+    return views.staff_out(await staff_members.revoke(ctx, staff_id, by=who))
+
+
+# --- finance: approvals (maker–checker) ----------------------------------------------------
+
+
+@finance.post(
+    "/approvals",
+    response_model=schemas.ApprovalOut,
+    status_code=201,
+    summary="Request a money action (month close, mark paid, transfer results, budget)",
+    description="A finance clerk (or the bootstrap FINANCE_TOKEN) requests; the answer's"
+    " `preview` is exactly what approving will change, from a dry run of the action on the"
+    " current data (an action refused now is refused here with the same problem). A"
+    " different, named finance approver approves or rejects it.",
+    responses=problem_responses(409, 422),
+)
+async def request_approval(
+    body: schemas.ApprovalBody, who: Finance, ctx: Ctx[AllowanceSettings]
+) -> schemas.ApprovalOut:
+    return views.approval_out(await approvals.request(ctx, body.kind, body.action(), who))
+
+
+@finance.get(
+    "/approvals",
+    response_model=schemas.ApprovalsOut,
+    summary="Approval requests, newest first (optionally by status)",
+)
+async def list_approvals(
+    _: Finance,
+    ctx: Ctx[AllowanceSettings],
+    status: Literal["pending", "approved", "rejected"] | None = Query(None),
+    limit: int = Query(100, ge=1, le=500),
+) -> schemas.ApprovalsOut:
+    return await views.approvals_list(ctx, status, limit)
+
+
+@finance.post(
+    "/approvals/{approval_id}/approve",
+    response_model=schemas.ApprovalOut,
+    summary="Approve a request: the action runs in the same transaction as the approval",
+    description="Only a named finance approver who did not request it; a request decided"
+    " already is 409. The answer's `result` is what the action changed.",
+    responses=problem_responses(404, 409, 422),
+)
+async def approve(
+    who: Finance, ctx: Ctx[AllowanceSettings], approval_id: uuid.UUID
+) -> schemas.ApprovalOut:
+    done = await approvals.decide(ctx, approval_id, who, approve=True, reason=None)
+    return views.approval_out(done)
+
+
+@finance.post(
+    "/approvals/{approval_id}/reject",
+    response_model=schemas.ApprovalOut,
+    summary="Reject a request with a reason (nothing changes)",
+    responses=problem_responses(404, 409),
+)
+async def reject(
+    body: schemas.RejectBody, who: Finance, ctx: Ctx[AllowanceSettings], approval_id: uuid.UUID
+) -> schemas.ApprovalOut:
+    done = await approvals.decide(ctx, approval_id, who, approve=False, reason=body.reason)
+    return views.approval_out(done)
 
 
 ROUTERS = (admin, finance)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from allowance import api, handlers, sweepers
+from allowance import api, console, handlers, sweepers
 from allowance.payees import load_cipher
 from allowance.settings import AllowanceSettings, Context
-from allowance.usecases import Store, policy
+from allowance.usecases import Store, policy, staff
 from shared.payee_seal import Opener, SealKeyError
 from shared.service import ServiceSpec, create_app
 
@@ -35,6 +35,7 @@ async def on_start(ctx: Context) -> None:
         raise SealKeyError("ALLOWANCE_PAYEE_SEAL_KEYS is not set: partner bank details unreadable")
     else:
         log.warning("no ALLOWANCE_PAYEE_SEAL_KEYS: bank details from the partner stay unread")
+    ctx.provide(staff.DIRECTORY)
     async with ctx.pool.acquire() as conn:
         seeded = await policy.seed_policy(Store(conn), ctx.now())
     if seeded:
@@ -51,7 +52,7 @@ SPEC = ServiceSpec(
         " Money is integer won everywhere; business dates are Asia/Seoul."
     ),
     migrations_dir=Path(__file__).parent / "migrations",
-    routers=api.ROUTERS,
+    routers=(*api.ROUTERS, console.router),
     register_handlers=handlers.register,
     on_start=on_start,
     sweepers=sweepers.SWEEPERS,

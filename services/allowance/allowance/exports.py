@@ -7,7 +7,11 @@
 - XLSX: written by xlsxwriter in `constant_memory` mode (one row in memory at a time) to a
   temporary file that is then streamed; won columns carry the `#,##0` number format, the
   header row is frozen, columns have widths, and an export longer than a sheet continues
-  on the next sheet.
+  on the next sheet. Every sheet prints: A4 landscape, one page wide, the header row
+  repeated on each page, the title and the filter in the page header, the totals and
+  the page number in the footer. The data sheet keeps one header row and data rows only
+  (programs read it as a table); the totals row and the filter in words are also on the
+  `요약` sheet.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ LEDGER_COLUMNS: tuple[Column, ...] = (
     Column("leg", "분개구분", "text", 34),
     Column("source_event_id", "원인 이벤트", "text", 38),
     Column("memo", "적요", "text", 60),
+    Column("kind_name", "거래유형명", "text", 20),
+    Column("memo_ko", "적요(한글)", "text", 44),
 )
 
 STATEMENT_COLUMNS: tuple[Column, ...] = (
@@ -150,6 +156,7 @@ class XlsxBuilder:
         sheet_title: str,
         columns: Sequence[Column],
         rows_per_sheet_max: int,
+        filter_text: str = "",
     ) -> None:
         self._workbook = xlsxwriter.Workbook(
             path, {"constant_memory": True, "strings_to_formulas": False}
@@ -168,7 +175,9 @@ class XlsxBuilder:
         }
         self._sheets = 0
         self._sheet: Any = None
+        self._all_sheets: list[Any] = []
         self._row = 0
+        self._filter_text = filter_text
         self._new_sheet()
 
     def _finish_sheet(self) -> None:
@@ -185,6 +194,9 @@ class XlsxBuilder:
         for index, column in enumerate(self._columns):
             sheet.write_string(0, index, column.header, self._header)
         sheet.freeze_panes(1, 0)
+        _print_setup(sheet, name, self._filter_text)
+        sheet.repeat_rows(0)
+        self._all_sheets.append(sheet)
         self._sheet = sheet
         self._row = 0
 
@@ -207,20 +219,61 @@ class XlsxBuilder:
         else:
             self._sheet.write_string(row, col, str(value), fmt)
 
-    def close(self, summary: Sequence[tuple[str, Any]] = ()) -> None:
-        """Finish, with an optional summary sheet of (label, value) pairs."""
+    def close(
+        self, summary: Sequence[tuple[str, Any]] = (), totals: Sequence[tuple[str, int]] = ()
+    ) -> None:
+        """Finish, with an optional summary sheet of (label, value) pairs. `totals` (label,
+        won) become the summary's totals row, under the filter in words, and the footer of
+        every printed page of the data."""
         self._finish_sheet()
-        if summary:
+        footer = " · ".join(f"{label} {value:,}" for label, value in totals)
+        for sheet in self._all_sheets:
+            sheet.set_footer(_footer_text(footer))
+        if summary or totals:
             sheet = self._workbook.add_worksheet("요약")
             sheet.set_column(0, 0, 28)
             sheet.set_column(1, 1, 22)
+            sheet.set_column(2, 2 + max(len(totals) - 1, 0), 18)
             for index, (label, value) in enumerate(summary):
                 sheet.write_string(index, 0, label, self._header)
                 if isinstance(value, int) and not isinstance(value, bool):
                     sheet.write_number(index, 1, value, self._formats["won"])
                 else:
                     sheet.write_string(index, 1, str(value))
+            row = len(summary) + 1
+            if self._filter_text:
+                sheet.write_string(row, 0, "조건", self._header)
+                sheet.write_string(row, 1, self._filter_text)
+                row += 2
+            if totals:
+                sheet.write_string(row, 0, "합계", self._header)
+                for offset, (label, value) in enumerate(totals):
+                    sheet.write_string(row, 1 + offset, label, self._header)
+                    sheet.write_number(row + 1, 1 + offset, value, self._formats["won"])
+                sheet.write_string(row + 1, 0, "합계 행", self._header)
+            _print_setup(sheet, "요약", self._filter_text)
         self._workbook.close()
+
+
+def _escape_header(text: str) -> str:
+    """Page header/footer text: `&` starts a control code there, so it is doubled."""
+    return text.replace("&", "&&")
+
+
+def _footer_text(totals: str) -> str:
+    text = _escape_header(totals)[:180]
+    return (f"&L{text}" if text else "") + "&R&P / &N 쪽"
+
+
+def _print_setup(sheet: Any, title: str, filter_text: str) -> None:
+    """A4 landscape, one page wide (as many pages tall as needed), the title and filter
+    in the page header."""
+    sheet.set_landscape()
+    sheet.set_paper(9)  # A4
+    sheet.fit_to_pages(1, 0)
+    sheet.set_margins(left=0.4, right=0.4, top=0.7, bottom=0.6)
+    header = _escape_header(f"{title} — {filter_text}" if filter_text else title)[:200]
+    sheet.set_header(f"&C{header}")
 
 
 def temp_xlsx_path() -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, Field, computed_field, model_validator
 
 from allowance.domain.citizens import CITIZEN_ID_PATTERN
 from shared.schemas import Day, NonBlank, StrictBody
@@ -389,3 +389,104 @@ class TransferResultsOut(BaseModel):
     recorded_count: int
     unchanged_count: int
     results: list[TransferResultOut]
+
+
+# --- named staff and approvals (issue 17) --------------------------------------------------
+
+StaffRole = Literal["finance_clerk", "finance_approver", "auditor"]
+ApprovalKind = Literal["period_close", "period_mark_paid", "transfer_results", "budget_change"]
+
+
+class StaffBody(_Write):
+    name: Annotated[str, NonBlank(100)] = Field(
+        description="the person's name, as audit rows show it"
+    )
+    role: StaffRole = Field(
+        description="finance_clerk (requests, uploads, payees), finance_approver (approves),"
+        " auditor (reads only)"
+    )
+
+
+class StaffOut(BaseModel):
+    id: str
+    name: str
+    role: StaffRole
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+    revoked_by: str | None
+
+
+class StaffCreatedOut(StaffOut):
+    token: str = Field(description="the staff member's token: shown this once, stored hashed")
+
+
+class ApprovalBody(_Write):
+    """A money action to approve: `period` for a close or a mark-paid, `period` and
+    `results` for transfer results, `fiscal_year`, `amount_won` and `note` for a budget."""
+
+    kind: ApprovalKind
+    period: str | None = Field(None, pattern=PERIOD_PATTERN)
+    results: list[TransferResultIn] | None = Field(None, min_length=1, max_length=50_000)
+    fiscal_year: int | None = Field(None, ge=YEAR_MIN, le=YEAR_MAX, strict=True)
+    amount_won: int | None = Field(None, ge=0, le=BUDGET_WON_MAX, strict=True)
+    note: Annotated[str, NonBlank(300, empty_ok=True)] = ""
+    previous_amount_won: int | None = Field(None, ge=0, strict=True)
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> ApprovalBody:
+        needed = {
+            "period_close": ("period",),
+            "period_mark_paid": ("period",),
+            "transfer_results": ("period", "results"),
+            "budget_change": ("fiscal_year", "amount_won", "note"),
+        }[self.kind]
+        missing = [name for name in needed if getattr(self, name) in (None, "")]
+        if missing:
+            raise ValueError(f"{self.kind} needs {', '.join(missing)}")
+        return self
+
+    def action(self) -> dict[str, object]:
+        """The body the approved action runs with (only the fields of its kind)."""
+        if self.kind == "budget_change":
+            return {
+                "fiscal_year": self.fiscal_year,
+                "amount_won": self.amount_won,
+                "note": self.note,
+                "previous_amount_won": self.previous_amount_won,
+            }
+        if self.kind == "transfer_results":
+            return {
+                "period": self.period,
+                "results": [r.model_dump() for r in self.results or []],
+            }
+        return {"period": self.period}
+
+
+class RejectBody(_Write):
+    reason: Annotated[str, NonBlank(500)] = Field(description="why (shown to the requester)")
+
+
+class ApprovalOut(BaseModel):
+    id: str
+    kind: ApprovalKind
+    kind_ko: str
+    subject: str
+    body: dict[str, object]
+    preview: dict[str, object] = Field(
+        description="what approving changes (a dry run at request time)"
+    )
+    status: Literal["pending", "approved", "rejected"]
+    requested_by: str
+    requested_by_name: str | None
+    requested_at: datetime
+    decided_by: str | None
+    decided_by_name: str | None
+    decided_at: datetime | None
+    reason: str | None
+    result: dict[str, object] | None = Field(description="what approving changed")
+
+
+class ApprovalsOut(BaseModel):
+    items: list[ApprovalOut]
+    approvals_required: int

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from shared.context import ServiceContext
 from shared.settings import ServiceSettings
@@ -52,6 +52,18 @@ class AllowanceSettings(ServiceSettings):
 
     # What the bank transfer's memo (적요) says; the month is appended.
     payout_memo_prefix: str = "광산시민수당"
+
+    # How many people a money action (month close, mark paid, transfer results, budget
+    # change) needs (issue 17, maker–checker): unset = 2 in production, 1 in test and demo,
+    # where scripts and tests close months alone through the existing endpoints. With 2,
+    # those endpoints answer 409 `approval_required` and the action goes through
+    # `POST /v1/approvals` (a clerk requests, a different approver approves).
+    approvals_required: int | None = Field(None, ge=1, le=2)
+
+    # The finance console (/finance): a session ends after this long without a request
+    # (the 10–30 minutes public-sector systems use; 15 here), and after this long at most.
+    console_session_idle_s: int = 900
+    console_session_max_s: int = 12 * 3600
 
     def staff_tokens(self) -> dict[str, SecretStr]:
         return {**super().staff_tokens(), "finance": self.finance_token}

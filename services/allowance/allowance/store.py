@@ -27,6 +27,7 @@ from shared.db import Connection
 from shared.events import Event
 
 PolicyKind = Literal["rates", "minimum_wages", "caps", "withholding"]
+ChainName = Literal["ledger", "payee_access", "approvals"]
 
 # --- policy ------------------------------------------------------------------------------
 
@@ -503,6 +504,85 @@ class TransferResultRow:
 _RESULT_COLUMNS = (
     "period, citizen_id, status, reason, amount_won, transaction_id, result_id, recorded_at"
 )
+
+
+@dataclass(frozen=True)
+class StaffRow:
+    """A named finance staff member (the token itself is never stored)."""
+
+    id: str
+    name: str
+    role: str
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+    revoked_by: str | None
+
+
+_STAFF_COLUMNS = "id, name, role, created_at, created_by, revoked_at, revoked_by"
+
+
+@dataclass(frozen=True)
+class ApprovalRow:
+    """An approval request: what was asked, what it will change, and its decision."""
+
+    id: uuid.UUID
+    kind: str
+    subject: str
+    body: dict[str, Any]
+    preview: dict[str, Any]
+    status: str
+    requested_by: str
+    requested_by_name: str | None
+    requested_role: str
+    requested_at: datetime
+    decided_by: str | None
+    decided_by_name: str | None
+    decided_at: datetime | None
+    reason: str | None
+    result: dict[str, Any] | None
+
+
+_APPROVAL_COLUMNS = (
+    "id, kind, subject, body, preview, status, requested_by, requested_by_name,"
+    " requested_role, requested_at, decided_by, decided_by_name, decided_at, reason, result"
+)
+
+
+@dataclass(frozen=True)
+class ApprovalLogRow:
+    id: int
+    at: datetime
+    approval_id: uuid.UUID
+    action: str
+    kind: str
+    subject: str
+    actor_role: str
+    actor_staff_id: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    """A console session and the staff member it belongs to."""
+
+    staff_id: str
+    csrf_token: str
+    last_seen_at: datetime
+    created_at: datetime
+    name: str
+    role: str
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AccessLogRow:
+    accessed_at: datetime
+    actor_role: str
+    actor_staff_id: str | None
+    citizen_id: str
+    action: str
+    purpose: str
 
 
 class Store:
@@ -1344,7 +1424,7 @@ class Store:
 
     # --- hash chains ---------------------------------------------------------------------
 
-    async def lock_chain_head(self, name: Literal["ledger", "payee_access"]) -> chain.Head:
+    async def lock_chain_head(self, name: ChainName) -> chain.Head:
         """The chain's head, locked until this transaction ends: appends to one chain are
         serialized, so two writers never link to the same previous row."""
         row = await self.conn.fetchrow(
@@ -1353,14 +1433,12 @@ class Store:
         assert row is not None, f"chain head {name} missing (migration 0004)"
         return chain.Head(int(row["seq"]), bytes(row["hash"]))
 
-    async def set_chain_head(
-        self, name: Literal["ledger", "payee_access"], head: chain.Head
-    ) -> None:
+    async def set_chain_head(self, name: ChainName, head: chain.Head) -> None:
         await self.conn.execute(
             "UPDATE chain_heads SET seq = $2, hash = $3 WHERE chain = $1", name, head.seq, head.hash
         )
 
-    async def chain_head(self, name: Literal["ledger", "payee_access"]) -> chain.Head:
+    async def chain_head(self, name: ChainName) -> chain.Head:
         row = await self.conn.fetchrow("SELECT seq, hash FROM chain_heads WHERE chain = $1", name)
         assert row is not None, f"chain head {name} missing (migration 0004)"
         return chain.Head(int(row["seq"]), bytes(row["hash"]))
@@ -1613,6 +1691,272 @@ class Store:
                 batch = []
         if batch:
             yield batch
+
+    # --- named staff, approvals, console sessions ----------------------------------------
+
+    async def insert_staff(
+        self, *, staff_id: str, name: str, role: str, token_hash: str, at: datetime, by: str
+    ) -> StaffRow:
+        row = await self.conn.fetchrow(
+            "INSERT INTO staff_members (id, name, role, token_hash, created_at, created_by)"
+            f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_STAFF_COLUMNS}",
+            staff_id,
+            name,
+            role,
+            token_hash,
+            at,
+            by,
+        )
+        assert row is not None
+        return StaffRow(**dict(row))
+
+    async def staff_by_id(self, staff_id: str) -> tuple[StaffRow, str] | None:
+        """The staff member and their token's hash."""
+        row = await self.conn.fetchrow(
+            f"SELECT {_STAFF_COLUMNS}, token_hash FROM staff_members WHERE id = $1", staff_id
+        )
+        if row is None:
+            return None
+        values = dict(row)
+        token_hash = values.pop("token_hash")
+        return StaffRow(**values), str(token_hash)
+
+    async def staff_list(self) -> list[StaffRow]:
+        rows = await self.conn.fetch(
+            f"SELECT {_STAFF_COLUMNS} FROM staff_members ORDER BY created_at, id"
+        )
+        return _rows(StaffRow, rows)
+
+    async def revoke_staff(self, staff_id: str, *, at: datetime, by: str) -> StaffRow | None:
+        """Revoke (once: a revoked member keeps the first revocation) and end their sessions."""
+        row = await self.conn.fetchrow(
+            "UPDATE staff_members SET revoked_at = coalesce(revoked_at, $2),"
+            " revoked_by = coalesce(revoked_by, $3) WHERE id = $1"
+            f" RETURNING {_STAFF_COLUMNS}",
+            staff_id,
+            at,
+            by,
+        )
+        await self.conn.execute(
+            "UPDATE console_sessions SET ended_at = $2 WHERE staff_id = $1 AND ended_at IS NULL",
+            staff_id,
+            at,
+        )
+        return StaffRow(**dict(row)) if row else None
+
+    async def insert_approval(self, a: ApprovalRow) -> None:
+        await self.conn.execute(
+            f"INSERT INTO approval_requests ({_APPROVAL_COLUMNS})"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            a.id,
+            a.kind,
+            a.subject,
+            a.body,
+            a.preview,
+            a.status,
+            a.requested_by,
+            a.requested_by_name,
+            a.requested_role,
+            a.requested_at,
+            a.decided_by,
+            a.decided_by_name,
+            a.decided_at,
+            a.reason,
+            a.result,
+        )
+
+    async def approval(
+        self, approval_id: uuid.UUID, *, for_update: bool = False
+    ) -> ApprovalRow | None:
+        row = await self.conn.fetchrow(
+            f"SELECT {_APPROVAL_COLUMNS} FROM approval_requests WHERE id = $1"
+            + (" FOR UPDATE" if for_update else ""),
+            approval_id,
+        )
+        return ApprovalRow(**dict(row)) if row else None
+
+    async def approvals(self, status: str | None, limit: int) -> list[ApprovalRow]:
+        rows = await self.conn.fetch(
+            f"SELECT {_APPROVAL_COLUMNS} FROM approval_requests"
+            " WHERE ($1::text IS NULL OR status = $1) ORDER BY requested_at DESC, id LIMIT $2",
+            status,
+            limit,
+        )
+        return _rows(ApprovalRow, rows)
+
+    async def decide_approval(
+        self,
+        approval_id: uuid.UUID,
+        *,
+        status: str,
+        by: str,
+        by_name: str | None,
+        at: datetime,
+        reason: str | None,
+        result: dict[str, Any] | None,
+    ) -> ApprovalRow:
+        row = await self.conn.fetchrow(
+            "UPDATE approval_requests SET status = $2, decided_by = $3, decided_by_name = $4,"
+            " decided_at = $5, reason = $6, result = $7 WHERE id = $1 AND status = 'pending'"
+            f" RETURNING {_APPROVAL_COLUMNS}",
+            approval_id,
+            status,
+            by,
+            by_name,
+            at,
+            reason,
+            result,
+        )
+        assert row is not None, "decide_approval on a request that is not pending"
+        return ApprovalRow(**dict(row))
+
+    async def log_approval(
+        self,
+        *,
+        at: datetime,
+        approval_id: uuid.UUID,
+        action: str,
+        kind: str,
+        subject: str,
+        actor_role: str,
+        actor_staff_id: str | None,
+        detail: str,
+        request_id: str | None,
+    ) -> None:
+        """One row of the approvals' audit trail, appended to its hash chain."""
+        head = await self.lock_chain_head("approvals")
+        row_id = int(
+            await self.conn.fetchval("SELECT nextval(pg_get_serial_sequence('approval_log', 'id'))")
+        )
+        fields = chain.ApprovalFields(
+            row_id,
+            at,
+            approval_id,
+            action,
+            kind,
+            subject,
+            actor_role,
+            actor_staff_id,
+            detail,
+            request_id,
+        )
+        (link,) = chain.append(head, [fields])
+        await self.set_chain_head("approvals", link)
+        await self.conn.execute(
+            "INSERT INTO approval_log (id, at, approval_id, action, kind, subject, actor_role,"
+            " actor_staff_id, detail, request_id, chain_seq, prev_hash, row_hash)"
+            " OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+            " $12, $13)",
+            row_id,
+            at,
+            approval_id,
+            action,
+            kind,
+            subject,
+            actor_role,
+            actor_staff_id,
+            detail,
+            request_id,
+            link.seq,
+            head.hash,
+            link.hash,
+        )
+
+    async def approval_log(self, approval_id: uuid.UUID | None, limit: int) -> list[ApprovalLogRow]:
+        rows = await self.conn.fetch(
+            "SELECT id, at, approval_id, action, kind, subject, actor_role, actor_staff_id,"
+            " detail FROM approval_log WHERE ($1::uuid IS NULL OR approval_id = $1)"
+            " ORDER BY id DESC LIMIT $2",
+            approval_id,
+            limit,
+        )
+        return _rows(ApprovalLogRow, rows)
+
+    async def approval_links(self) -> AsyncIterator[chain.StoredLink]:
+        """The approvals' audit trail in chain order (for verification)."""
+        async for r in self.conn.cursor(
+            "SELECT id, at, approval_id, action, kind, subject, actor_role, actor_staff_id,"
+            " detail, request_id, chain_seq, prev_hash, row_hash FROM approval_log"
+            " ORDER BY chain_seq"
+        ):
+            yield chain.StoredLink(
+                chain.ApprovalFields(
+                    r["id"],
+                    r["at"],
+                    r["approval_id"],
+                    r["action"],
+                    r["kind"],
+                    r["subject"],
+                    r["actor_role"],
+                    r["actor_staff_id"],
+                    r["detail"],
+                    r["request_id"],
+                ),
+                r["chain_seq"],
+                r["prev_hash"],
+                r["row_hash"],
+            )
+
+    async def insert_session(
+        self, *, id_hash: str, staff_id: str, csrf_token: str, at: datetime
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO console_sessions (id_hash, staff_id, csrf_token, created_at,"
+            " last_seen_at) VALUES ($1, $2, $3, $4, $4)",
+            id_hash,
+            staff_id,
+            csrf_token,
+            at,
+        )
+
+    async def session(self, id_hash: str) -> SessionRow | None:
+        row = await self.conn.fetchrow(
+            "SELECT s.staff_id, s.csrf_token, s.last_seen_at, s.created_at, m.name, m.role,"
+            " m.revoked_at FROM console_sessions s JOIN staff_members m ON m.id = s.staff_id"
+            " WHERE s.id_hash = $1 AND s.ended_at IS NULL",
+            id_hash,
+        )
+        return SessionRow(**dict(row)) if row else None
+
+    async def touch_session(self, id_hash: str, at: datetime) -> None:
+        await self.conn.execute(
+            "UPDATE console_sessions SET last_seen_at = $2 WHERE id_hash = $1", id_hash, at
+        )
+
+    async def end_session(self, id_hash: str, at: datetime) -> None:
+        await self.conn.execute(
+            "UPDATE console_sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL",
+            id_hash,
+            at,
+        )
+
+    async def burn(self, fiscal_year: int) -> list[tuple[str, str, int]]:
+        """(statement month, facility id, won accrued net of reversals) of a fiscal year: the
+        entries into `allowance_payable` of accruals and reversals, with the facility of the
+        posting their transaction names (from the reservation this service keeps)."""
+        rows = await self.conn.fetch(
+            "SELECT t.period, coalesce(r.facility_id, '') AS facility_id,"
+            " -sum(e.amount_won)::bigint AS won"
+            " FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id"
+            " LEFT JOIN LATERAL (SELECT min(p.posting_id) AS posting_id FROM ledger_entries p"
+            "   WHERE p.transaction_id = t.id AND p.posting_id IS NOT NULL) pp ON true"
+            " LEFT JOIN reservations r ON r.posting_id = pp.posting_id"
+            " WHERE t.fiscal_year = $1 AND e.account = 'allowance_payable'"
+            " AND t.kind IN ('payout_accrual', 'payout_reversal')"
+            " GROUP BY 1, 2 ORDER BY 1, 2",
+            fiscal_year,
+        )
+        return [(r["period"], r["facility_id"], int(r["won"])) for r in rows]
+
+    async def access_log_of(self, citizen_id: str | None, limit: int) -> list[AccessLogRow]:
+        rows = await self.conn.fetch(
+            "SELECT accessed_at, actor_role, actor_staff_id, citizen_id, action, purpose"
+            " FROM payee_access_log WHERE ($1::text IS NULL OR citizen_id = $1)"
+            " ORDER BY id DESC LIMIT $2",
+            citizen_id,
+            limit,
+        )
+        return _rows(AccessLogRow, rows)
 
     async def emit(
         self, event: Event, *, producer: str, occurred_at: datetime, event_id: uuid.UUID

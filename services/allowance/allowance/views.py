@@ -25,6 +25,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from allowance import exports, payout_exports, schemas
+from allowance.domain import approvals as approval_rules
 from allowance.domain import ledger, payout_file, transfer_results, withholding
 from allowance.domain import policy as rules
 from allowance.domain.calendar import Period
@@ -32,6 +33,9 @@ from allowance.domain.ledger import ACCOUNTS, Account
 from allowance.payees import BankLine
 from allowance.settings import Context
 from allowance.store import (
+    AccessLogRow,
+    ApprovalLogRow,
+    ApprovalRow,
     BudgetChange,
     HeldBackRow,
     LedgerEntryRow,
@@ -42,6 +46,7 @@ from allowance.store import (
     PeriodRow,
     PolicyKind,
     PolicyVersion,
+    StaffRow,
     StatementRow,
     StatementTotalsRow,
     Store,
@@ -218,6 +223,8 @@ def _ledger_row(r: LedgerEntryRow) -> dict[str, Any]:
         "credit_won": max(-r.amount_won, 0),
         "source_event_id": str(r.source_event_id),
         "memo": r.memo,
+        "kind_name": ledger.TXN_KIND_KO.get(r.kind, r.kind),
+        "memo_ko": ledger.memo_ko(r.kind, r.period, r.citizen_id, r.posting_id),
     }
 
 
@@ -309,6 +316,8 @@ async def _xlsx_response(
     sheet_title: str,
     filename: str,
     summary: Callable[[], Sequence[tuple[str, Any]]],
+    filter_text: str = "",
+    totals: Callable[[], Sequence[tuple[str, int]]] = lambda: (),
 ) -> FileResponse:
     path = exports.temp_xlsx_path()
     try:
@@ -318,10 +327,11 @@ async def _xlsx_response(
             sheet_title,
             columns,
             ctx.settings.xlsx_sheet_rows_max,
+            filter_text,
         )
         async for batch in batches:
             await asyncio.to_thread(builder.write_rows, batch)
-        await asyncio.to_thread(builder.close, summary())
+        await asyncio.to_thread(builder.close, summary(), totals())
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(path)
@@ -362,7 +372,35 @@ async def ledger_export(
             ("대변 합계 (credits, won)", totals["credit_won"]),
             ("조건 (filter)", flt.key()),
         ],
+        filter_ko(flt),
+        lambda: [
+            ("분개 수", totals["entries"]),
+            ("차변(원)", totals["debit_won"]),
+            ("대변(원)", totals["credit_won"]),
+        ],
     )
+
+
+def filter_ko(flt: LedgerFilter) -> str:
+    """A ledger filter in words, for the printed page and the summary sheet."""
+    parts = []
+    if flt.period:
+        year, _, month = flt.period.partition("-")
+        parts.append(f"귀속월 {year}년 {int(month)}월")
+    if flt.posted_from or flt.posted_before:
+        first = seoul_date(flt.posted_from).isoformat() if flt.posted_from else "처음"
+        last = seoul_date(flt.posted_before).isoformat() if flt.posted_before else "지금"
+        parts.append(f"전기일 {first} ~ {last} 전")
+    if flt.fiscal_year:
+        parts.append(f"회계연도 {flt.fiscal_year}년")
+    if flt.account:
+        name = ACCOUNTS[Account(flt.account)].name_ko if flt.account in set(Account) else ""
+        parts.append(f"계정 {name} ({flt.account})" if name else f"계정 {flt.account}")
+    if flt.citizen_id:
+        parts.append(f"시민 {flt.citizen_id}")
+    if flt.posting_id:
+        parts.append(f"공고 {flt.posting_id}")
+    return "조건: " + (" · ".join(parts) if parts else "전체")
 
 
 async def ledger_page(
@@ -570,6 +608,15 @@ async def _statements_export(
             ("산정액 합계 (gross, won)", totals.gross_won),
             ("상한초과 합계 (capped, won)", totals.capped_won),
             ("지급대상액 합계 (payable, won)", totals.payable_won),
+        ],
+        f"조건: 귀속월 {found.period.year}년 {found.period.month}월 · "
+        + ("마감" if found.closed else "마감 전(잠정)"),
+        lambda: [
+            ("시민 수", totals.citizens_count),
+            ("인정시간(분)", totals.minutes_paid),
+            ("산정액(원)", totals.gross_won),
+            ("상한초과(원)", totals.capped_won),
+            ("지급대상액(원)", totals.payable_won),
         ],
     )
 
@@ -883,3 +930,108 @@ async def payee(ctx: Context, citizen_ref: str) -> schemas.PayeeOut:
     if row is None:
         raise Problem(404, "not_found", f"no payee details for {citizen_ref}")
     return payee_out(row)
+
+
+# --- named staff and approvals ---------------------------------------------------------------
+
+
+def staff_out(row: StaffRow) -> schemas.StaffOut:
+    return schemas.StaffOut(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        revoked_at=row.revoked_at,
+        revoked_by=row.revoked_by,
+    )
+
+
+async def staff_list(ctx: Context) -> list[schemas.StaffOut]:
+    async with ctx.pool.acquire() as conn:
+        return [staff_out(r) for r in await Store(conn).staff_list()]
+
+
+def approval_out(row: ApprovalRow) -> schemas.ApprovalOut:
+    return schemas.ApprovalOut(
+        id=str(row.id),
+        kind=row.kind,
+        kind_ko=approval_rules.KIND_KO.get(row.kind, row.kind),
+        subject=row.subject,
+        body=row.body,
+        preview=row.preview,
+        status=row.status,
+        requested_by=row.requested_by,
+        requested_by_name=row.requested_by_name,
+        requested_at=row.requested_at,
+        decided_by=row.decided_by,
+        decided_by_name=row.decided_by_name,
+        decided_at=row.decided_at,
+        reason=row.reason,
+        result=row.result,
+    )
+
+
+async def approvals_list(ctx: Context, status: str | None, limit: int) -> schemas.ApprovalsOut:
+    async with ctx.pool.acquire() as conn:
+        rows = await Store(conn).approvals(status, limit)
+    required = approval_rules.approvals_required(
+        ctx.settings.app_env, ctx.settings.approvals_required
+    )
+    return schemas.ApprovalsOut(items=[approval_out(r) for r in rows], approvals_required=required)
+
+
+# --- the finance console's reads -------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Burn:
+    """A fiscal year's accruals by statement month and by facility (won)."""
+
+    by_month: list[tuple[str, int]]
+    by_facility: list[tuple[str, int]]
+
+
+async def burn(ctx: Context, fiscal_year: int) -> Burn:
+    async with ctx.pool.acquire() as conn:
+        rows = await Store(conn).burn(fiscal_year)
+    months: dict[str, int] = {f"{fiscal_year}-{m:02d}": 0 for m in range(1, 13)}
+    facilities: dict[str, int] = {}
+    for period, facility, won in rows:
+        months[period] = months.get(period, 0) + won
+        facilities[facility or "-"] = facilities.get(facility or "-", 0) + won
+    return Burn(
+        sorted(months.items()),
+        sorted(facilities.items(), key=lambda kv: (-kv[1], kv[0])),
+    )
+
+
+async def access_log(ctx: Context, citizen_id: str | None, limit: int = 50) -> list[AccessLogRow]:
+    async with ctx.pool.acquire() as conn:
+        return await Store(conn).access_log_of(citizen_id, limit)
+
+
+async def approval_log(ctx: Context, limit: int = 50) -> list[ApprovalLogRow]:
+    async with ctx.pool.acquire() as conn:
+        return await Store(conn).approval_log(None, limit)
+
+
+async def period_row(ctx: Context, period: Period) -> PeriodRow | None:
+    async with ctx.pool.acquire() as conn:
+        return await Store(conn).period_row(period)
+
+
+async def results_of(ctx: Context, period: Period) -> list[TransferResultRow]:
+    async with ctx.pool.acquire() as conn:
+        found = await Store(conn).transfer_results(period)
+    return [found[c] for c in sorted(found)]
+
+
+async def budget_history(ctx: Context, fiscal_year: int) -> list[BudgetChange]:
+    async with ctx.pool.acquire() as conn:
+        return await Store(conn).budget_history(fiscal_year)
+
+
+async def policy_latest(ctx: Context, kind: PolicyKind) -> PolicyVersion | None:
+    async with ctx.pool.acquire() as conn:
+        return await Store(conn).latest_policy(kind)

@@ -25,6 +25,8 @@ integer number of microseconds since 1970-01-01T00:00:00Z. Fields:
 * payee access row: "payee_access", chain_seq, id, accessed_at, actor_role,
   actor_staff_id, stated_staff_id, request_id, client_address, citizen_id, action, purpose,
   key_id.
+* approval row: "approval", chain_seq, id, at, approval_id, action, kind, subject,
+  actor_role, actor_staff_id, detail, request_id.
 
 `verify` recomputes a chain from the stored rows and names the first row that does not
 match (pure: the rows come from the store).
@@ -146,10 +148,47 @@ class AccessFields:
 
 
 @dataclass(frozen=True)
+class ApprovalFields:
+    """One row of the approvals' audit trail: a request, an approval or a rejection."""
+
+    id: int
+    at: datetime
+    approval_id: UUID
+    action: str
+    kind: str
+    subject: str
+    actor_role: str
+    actor_staff_id: str | None
+    detail: str
+    request_id: str | None
+
+    def canonical(self, chain_seq: int) -> bytes:
+        return canonical(
+            (
+                "approval",
+                chain_seq,
+                self.id,
+                self.at,
+                self.approval_id,
+                self.action,
+                self.kind,
+                self.subject,
+                self.actor_role,
+                self.actor_staff_id,
+                self.detail,
+                self.request_id,
+            )
+        )
+
+
+Chained = TransactionFields | AccessFields | ApprovalFields
+
+
+@dataclass(frozen=True)
 class StoredLink:
     """A row as stored: its content and its chain columns (None: never chained)."""
 
-    fields: TransactionFields | AccessFields
+    fields: Chained
     chain_seq: int | None
     prev_hash: bytes | None
     row_hash: bytes | None
@@ -161,7 +200,7 @@ class Head:
     hash: bytes
 
 
-def append(head: Head, rows: Sequence[TransactionFields | AccessFields]) -> list[Head]:
+def append(head: Head, rows: Sequence[Chained]) -> list[Head]:
     """The (seq, hash) of each of `rows` appended after `head`, in order."""
     out: list[Head] = []
     for row in rows:

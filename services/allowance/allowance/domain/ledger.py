@@ -171,6 +171,34 @@ class TxnKind(StrEnum):
     FAILED_CARRY = "failed_carry"
 
 
+# Transaction kinds as finance staff read them (spreadsheets and the console; the codes stay
+# in their own columns for machines).
+TXN_KIND_KO: Mapping[str, str] = {
+    TxnKind.BUDGET_APPROPRIATED: "예산 배정(증액)",
+    TxnKind.BUDGET_CUT: "예산 감액",
+    TxnKind.RESERVATION: "근무 예산 예약",
+    TxnKind.RESERVATION_RELEASE: "예약 해제",
+    TxnKind.PAYOUT_ACCRUAL: "수당 발생",
+    TxnKind.PAYOUT_REVERSAL: "수당 발생 취소(정정)",
+    TxnKind.PAYOUT_DUE: "지급 확정(마감)",
+    TxnKind.PAYOUT_PAID: "지급 완료(이체)",
+    TxnKind.PAYOUT_FAILED: "이체 실패(이월)",
+    TxnKind.FAILED_CARRY: "이체 실패분 재지급",
+}
+
+
+def memo_ko(kind: str, period: str, citizen_id: str | None, posting_id: str | None) -> str:
+    """A Korean memo (적요) for a ledger line, from its kind and parties (the stored memo is
+    English, for operators; this one is for the district's finance staff)."""
+    year, _, month = period.partition("-")
+    when = f"{year}년 {int(month)}월" if month.isdigit() else period
+    what = TXN_KIND_KO.get(kind, kind)
+    party = (
+        f" · 시민 {citizen_id}" if citizen_id else (f" · 공고 {posting_id}" if posting_id else "")
+    )
+    return f"{when} {what}{party}"
+
+
 class UnbalancedTransactionError(ValueError):
     """A transaction whose legs do not sum to zero (a bug: refused before the database)."""
 

@@ -221,12 +221,12 @@ async def mark_paid(ctx: Context, period: Period, staff: Staff) -> PeriodRow:
 
     async def work() -> PeriodRow:
         async with ctx.pool.acquire() as conn, conn.transaction():
-            return await _mark_paid(Store(conn), period, paid_by=staff.label, now=ctx.now())
+            return await mark_paid_in(Store(conn), period, paid_by=staff.label, now=ctx.now())
 
     return await retry_conflicts(work)
 
 
-async def _mark_paid(db: Store, period: Period, *, paid_by: str, now: datetime) -> PeriodRow:
+async def mark_paid_in(db: Store, period: Period, *, paid_by: str, now: datetime) -> PeriodRow:
     status = await db.period_status(period, "update")
     row = await db.period_row(period)
     assert row is not None

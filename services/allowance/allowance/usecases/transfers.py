@@ -56,7 +56,7 @@ async def record_results(
 
     async def work() -> list[Recorded]:
         async with ctx.pool.acquire() as conn, conn.transaction():
-            return await _record(Store(conn), period, lines, staff, ctx)
+            return await record_in(Store(conn), period, lines, staff, ctx)
 
     done = await retry_conflicts(work)
     if any(new for _, new in done):
@@ -64,7 +64,7 @@ async def record_results(
     return done
 
 
-async def _record(
+async def record_in(
     db: Store, period: Period, lines: Sequence[ResultLine], staff: Staff, ctx: Context
 ) -> list[Recorded]:
     status = await db.period_status(period, "update")  # one writer per month, and not

@@ -1,0 +1,167 @@
+"""The finance console's guards over HTTP (issue 17): sign-in with a wrong or revoked token,
+a form without its CSRF token, a bad form value, an auditor writing, an idle session —
+each refused with a Korean message and nothing changed."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.integration.allowance.allowance_kit import Kit, new_id
+
+pytestmark = pytest.mark.stack
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+async def _staff(kit: Kit, role: str) -> tuple[str, str]:
+    made = await kit.http.post(
+        "/v1/admin/staff", json={"name": "콘솔 시험", "role": role}, headers=kit.admin
+    )
+    assert made.status_code == 201, made.text
+    return made.json()["token"], made.json()["id"]
+
+
+@contextlib.asynccontextmanager
+async def _console(kit: Kit, token: str) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    async with httpx.AsyncClient(base_url=kit.url) as http:
+        yield http, await _sign_in(http, token)
+
+
+async def _sign_in(http: httpx.AsyncClient, token: str) -> str:
+    page = await http.get("/finance/login")
+    assert page.status_code == 200 and 'lang="ko"' in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    found = CSRF.search(page.text)
+    assert found
+    signed = await http.post("/finance/login", data={"csrf": found.group(1), "token": token})
+    assert signed.status_code == 303, signed.text
+    cookie = signed.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    budget = await http.get("/finance/budget")
+    assert budget.status_code == 200
+    csrf = CSRF.search(budget.text)
+    assert csrf
+    return csrf.group(1)
+
+
+async def _approvals(kit: Kit) -> int:
+    async with kit.pool.acquire() as conn:
+        return int(await conn.fetchval("SELECT count(*) FROM approval_requests"))
+
+
+async def test_sign_in_refuses_wrong_revoked_and_bootstrap_tokens(kit: Kit) -> None:
+    token, staff_id = await _staff(kit, "finance_clerk")
+    async with httpx.AsyncClient(base_url=kit.url) as http:
+        page = await http.get("/finance/login")
+        csrf = CSRF.search(page.text)
+        assert csrf
+        for wrong in (token + "x", kit.env["FINANCE_TOKEN"], ""):
+            refused = await http.post(
+                "/finance/login", data={"csrf": csrf.group(1), "token": wrong}
+            )
+            assert refused.status_code == 401 and "토큰이 올바르지 않거나" in refused.text
+        no_csrf = await http.post("/finance/login", data={"token": token})
+        assert no_csrf.status_code == 403 and "보안 토큰" in no_csrf.text
+    async with _console(kit, token) as (http, _):
+        await kit.http.post(f"/v1/admin/staff/{staff_id}/revoke", headers=kit.admin)
+        after = await http.get("/finance/budget")
+        assert after.status_code == 303 and after.headers["location"].startswith("/finance/login")
+
+
+async def test_forms_without_csrf_or_with_bad_values_change_nothing(kit: Kit) -> None:
+    token, _ = await _staff(kit, "finance_clerk")
+    async with _console(kit, token) as (http, csrf):
+        before = await _approvals(kit)
+        missing = await http.post(
+            "/finance/approvals", data={"kind": "period_close", "period": "2020-01"}
+        )
+        assert missing.status_code == 403 and "보안 토큰이 없거나" in missing.text
+        wrong = await http.post(
+            "/finance/approvals",
+            data={"csrf": "x" * 40, "kind": "period_close", "period": "2020-01"},
+        )
+        assert wrong.status_code == 403
+        bad = await http.post(
+            "/finance/approvals", data={"csrf": csrf, "kind": "period_close", "period": "2020-13"}
+        )
+        assert bad.status_code == 400 and "대상 월" in bad.text
+        budget = await http.post(
+            "/finance/approvals",
+            data={
+                "csrf": csrf,
+                "kind": "budget_change",
+                "fiscal_year": "2026",
+                "amount_won": "많이",
+                "note": "x",
+            },
+        )
+        assert budget.status_code == 400 and "새 예산 총액" in budget.text
+        assert await _approvals(kit) == before
+
+        citizen = new_id("ctz")
+        payee = await http.post(
+            "/finance/payees",
+            data={
+                "csrf": csrf,
+                "citizen_id": citizen,
+                "bank_code": "4",
+                "account_number": "123-45-678901",
+                "account_holder": "김광산",
+            },
+        )
+        assert payee.status_code == 400 and "은행 코드" in payee.text
+        lookup = await kit.http.get(f"/v1/payees/{citizen}", headers=kit.finance)
+        assert lookup.status_code == 404
+
+
+async def test_an_auditor_reads_every_page_and_changes_nothing(kit: Kit) -> None:
+    token, _ = await _staff(kit, "auditor")
+    async with _console(kit, token) as (http, csrf):
+        for page in ("budget", "statements", "close", "payouts", "ledger", "payees", "policy"):
+            shown = await http.get(f"/finance/{page}")
+            assert shown.status_code == 200, (page, shown.text)
+            assert "<script" not in shown.text
+        citizen = new_id("ctz")
+        payee = await http.post(
+            "/finance/payees",
+            data={
+                "csrf": csrf,
+                "citizen_id": citizen,
+                "bank_code": "004",
+                "account_number": "123-45-678901",
+                "account_holder": "김광산",
+            },
+        )
+        assert payee.status_code == 403 and "감사 권한으로는" in payee.text
+        before = await _approvals(kit)
+        asked = await http.post(
+            "/finance/approvals", data={"csrf": csrf, "kind": "period_close", "period": "2020-01"}
+        )
+        assert asked.status_code == 403 and "감사 권한으로는" in asked.text
+        file = await http.get("/finance/export/payout", params={"period": "2020-01"})
+        assert file.status_code == 403
+        assert await _approvals(kit) == before
+
+
+async def test_an_idle_session_ends(kit: Kit) -> None:
+    token, staff_id = await _staff(kit, "finance_approver")
+    async with _console(kit, token) as (http, csrf):
+        async with kit.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE console_sessions SET last_seen_at = last_seen_at - interval '2 hours'"
+                " WHERE staff_id = $1",
+                staff_id,
+            )
+        before = await _approvals(kit)
+        late = await http.post(
+            "/finance/approvals", data={"csrf": csrf, "kind": "period_close", "period": "2020-01"}
+        )
+        assert late.status_code == 303 and late.headers["location"] == "/finance/login?expired=1"
+        page = await http.get(late.headers["location"])
+        assert "로그아웃되었습니다" in page.text
+        assert await _approvals(kit) == before
