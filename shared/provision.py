@@ -161,6 +161,13 @@ async def _provision(conn: Any, database: str, credentials: Mapping[str, tuple[s
     await conn.execute(f"GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {role_list}")
     await conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
 
+    await create_shared_clock(conn, roles)
+
+
+async def create_shared_clock(conn: Any, roles: Sequence[str] = ()) -> None:
+    """The test/demo clock's table (`clock.shared_clock`), readable and writable by `roles`.
+    Every database the services migrate into has it (it stays empty in production): the
+    matcher's migrations read it in SQL functions, which Postgres checks when created."""
     clock = quote_ident(CLOCK_SCHEMA)
     await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {clock}")
     await conn.execute(f"REVOKE ALL ON SCHEMA {clock} FROM PUBLIC")
@@ -174,8 +181,10 @@ async def _provision(conn: Any, database: str, credentials: Mapping[str, tuple[s
         """
     )
     await conn.execute(f"REVOKE ALL ON {clock}.shared_clock FROM PUBLIC")
-    await conn.execute(f"GRANT USAGE ON SCHEMA {clock} TO {role_list}")
-    await conn.execute(f"GRANT SELECT, INSERT, UPDATE ON {clock}.shared_clock TO {role_list}")
+    if roles:
+        role_list = ", ".join(quote_ident(role) for role in roles)
+        await conn.execute(f"GRANT USAGE ON SCHEMA {clock} TO {role_list}")
+        await conn.execute(f"GRANT SELECT, INSERT, UPDATE ON {clock}.shared_clock TO {role_list}")
 
 
 def admin_client(

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from shared import migrations
+from shared import migrations, provision
 from tools import invariants
 
 pytestmark = pytest.mark.stack
@@ -39,6 +39,7 @@ async def scratch_dsn(admin_dsn: str) -> AsyncIterator[str]:
     try:
         conn = await asyncpg.connect(dsn)
         try:
+            await provision.create_shared_clock(conn)
             for schema, directory in SERVICES.items():
                 await conn.execute(f'CREATE SCHEMA "{schema}"')
                 await migrations.apply(conn, schema, directory)
