@@ -23,6 +23,7 @@ from shared.events import (
     BookingPromoted,
     BookingRejected,
     BookingWaitlisted,
+    DrawCompleted,
     Envelope,
     Event,
     UnknownEventError,
@@ -157,12 +158,15 @@ async def test_republished_events_are_applied_once(
     print(f"failure seed={seed}: re-published {sent} events, effects unchanged")
 
 
+# Every event type `matcher.bookings.v1` carries, a draw's DrawCompleted too (issue 19): a
+# type without a handler would be `ignored` on both passes, never `duplicate`.
 BOOKING_TYPES: tuple[type[Event], ...] = (
     BookingConfirmed,
     BookingWaitlisted,
     BookingRejected,
     BookingPromoted,
     BookingCancelled,
+    DrawCompleted,
 )
 
 
