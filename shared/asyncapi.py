@@ -28,7 +28,7 @@ _CONSUMERS = {
     topics.REGISTRY_POSTINGS: ["matcher", "allowance"],
     topics.REGISTRY_ATTENDANCE: ["matcher", "allowance"],
     topics.MATCHER_APPLICATIONS: ["matcher"],
-    topics.MATCHER_BOOKINGS: ["registry"],
+    topics.MATCHER_BOOKINGS: ["registry", "allowance"],
     topics.ALLOWANCE_BUDGET: ["registry"],
     topics.ALLOWANCE_PAYOUTS: [],
     topics.ALLOWANCE_POLICY: ["matcher", "registry"],

@@ -1,17 +1,22 @@
-"""Kafka entry points: the posting saga (registry.postings.v1) and attendance
-(registry.attendance.v1). Each handler runs inside the consumer guard's transaction, which
+"""Kafka entry points: the posting saga (registry.postings.v1), attendance
+(registry.attendance.v1), and for the outcome reports the applications' answers and the
+draws (matcher.bookings.v1). Each handler runs inside the consumer guard's transaction, which
 also records the event id, so an event's effects (ledger, state, outbox) happen once: it
 wraps the guard's connection in the use cases' `Store` and makes one use-case call."""
 
 from __future__ import annotations
 
 from allowance.settings import Context
-from allowance.usecases import Deps, Store, deps_of, payouts, reservations
+from allowance.usecases import Deps, Store, deps_of, payouts, reports, reservations
 from shared.consumer import EventConsumer
 from shared.db import Connection
 from shared.events import (
     AttendanceCorrected,
     AttendanceRecorded,
+    BookingConfirmed,
+    BookingRejected,
+    BookingWaitlisted,
+    DrawCompleted,
     Envelope,
     PostingCancelled,
     PostingClosed,
@@ -49,9 +54,23 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
     ) -> None:
         await payouts.on_attendance(Store(conn), envelope, event, deps())
 
+    async def application_decided(
+        conn: Connection,
+        envelope: Envelope,
+        event: BookingConfirmed | BookingWaitlisted | BookingRejected,
+    ) -> None:
+        await reports.on_application_decided(Store(conn), event)
+
+    async def draw_completed(conn: Connection, envelope: Envelope, event: DrawCompleted) -> None:
+        await reports.on_draw_completed(Store(conn), envelope, event, deps())
+
     consumer.on(PostingSubmitted, posting_submitted)
     consumer.on(PostingUpdated, posting_updated)
     consumer.on(PostingCancelled, posting_cancelled)
     consumer.on(PostingClosed, posting_closed)
     consumer.on(AttendanceRecorded, attendance)
     consumer.on(AttendanceCorrected, attendance)
+    consumer.on(BookingConfirmed, application_decided)
+    consumer.on(BookingWaitlisted, application_decided)
+    consumer.on(BookingRejected, application_decided)
+    consumer.on(DrawCompleted, draw_completed)
