@@ -6,9 +6,6 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from allowance.domain import outcomes
 from allowance.domain.outcomes import (
     ApplicationFact,
@@ -18,6 +15,8 @@ from allowance.domain.outcomes import (
     PayoutFact,
     PostingFact,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 amounts = st.lists(st.integers(min_value=0, max_value=10**9), min_size=0, max_size=60)
 
@@ -60,8 +59,8 @@ def test_gini_does_not_depend_on_scale(values: list[int], k: int) -> None:
 def test_gini_equals_the_mean_absolute_difference_definition(values: list[int]) -> None:
     """The rank formula equals Σ|xi − xj| / (2 n² mean), the textbook definition."""
     n, total = len(values), sum(values)
-    expected = 0.0 if total == 0 else sum(abs(a - b) for a in values for b in values) / (
-        2 * n * total
+    expected = (
+        0.0 if total == 0 else sum(abs(a - b) for a in values for b in values) / (2 * n * total)
     )
     assert outcomes.gini(values) == pytest.approx(expected, abs=1e-12)
 
