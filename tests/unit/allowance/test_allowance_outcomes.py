@@ -204,3 +204,44 @@ def test_groups_by_facility_and_dong_and_repeat_winners() -> None:
     _, total2 = outcomes.outcome_groups(facts2, "month")
     assert total2.draws == 2 and total2.draw_winners == 1
     assert total2.draw_repeat_winner_rate == 1.0
+
+
+def test_a_draw_completed_becomes_its_report_fact() -> None:
+    """The allowance's DrawCompleted use case keeps entrants and winners by citizen and the
+    selection probabilities of the draw's own weights (here exact: 1 seat among weights
+    1, ½, ¼ → 4/7, 2/7, 1/7)."""
+    from datetime import UTC, datetime
+
+    from allowance.usecases.common import Deps
+    from allowance.usecases.reports import draw_fact
+
+    from shared.events import DrawCompleted, DrawEntry
+
+    at = datetime(2027, 3, 3, 3, 0, tzinfo=UTC)
+    event = DrawCompleted(
+        posting_id="pst_1",
+        algorithm="efraimidis-spirakis/hmac-sha256/v2",
+        seats=1,
+        waitlist_room=1,
+        half_weight_minutes=600,
+        window_months=3,
+        commitment="0" * 64,
+        entry_list_hash="1" * 64,
+        seed_hex="2" * 64,
+        entries=[
+            DrawEntry(entry_id="app_a", citizen_id="ctz_a", minutes_window=0),
+            DrawEntry(entry_id="app_b", citizen_id="ctz_b", minutes_window=600),
+            DrawEntry(entry_id="app_c", citizen_id="ctz_c", minutes_window=1800),
+        ],
+        confirmed=["app_b"],
+        waitlisted=["app_a"],
+        not_selected=["app_c"],
+        committed_at=at,
+        applications_close_at=at,
+        drawn_at=at,
+    )
+    fact = draw_fact(event, Deps(now=at))
+    assert fact.entrants == ("ctz_a", "ctz_b", "ctz_c") and fact.winners == ("ctz_b",)
+    assert fact.method == "exact"
+    assert fact.probability_max == pytest.approx(4 / 7)
+    assert fact.probability_min == pytest.approx(1 / 7)
