@@ -129,6 +129,8 @@ async def test_the_outcome_report_agrees_with_an_independent_count(
             assert g["gini_allowance"] == pytest.approx(
                 gini([e["gross"].get(c, 0) for c in citizens])
             )
+            paid = [won for won in e["gross"].values() if won > 0]
+            assert g["gini_allowance_paid"] == pytest.approx(gini(paid))
         assert g["allowance_paid_won"] is None  # transfers belong to months, not facilities
         assert g["draws"] == e["draws"]
         if e["draws"]:

@@ -337,6 +337,7 @@ REPORT_FIGURES: tuple[tuple[str, str], ...] = (
     ("allowance_paid_won", "transferred, per the ledger (won)"),
     ("no_show_rate", "no-show rate"),
     ("gini_allowance", "Gini of allowance across citizens"),
+    ("gini_allowance_paid", "  the same among paid citizens only"),
     ("draws", "draws"),
     ("draw_repeat_winner_rate", "repeat-winner rate of draws"),
     ("draw_probability_min", "lowest selection probability"),

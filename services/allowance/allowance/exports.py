@@ -100,6 +100,7 @@ OUTCOME_COLUMNS: tuple[Column, ...] = (
     Column("allowance_capped_won", "상한초과(원)", "won", 14),
     Column("allowance_paid_won", "이체 완료(원)", "won", 15),
     Column("gini_allowance", "수당 지니계수", "ratio", 12),
+    Column("gini_allowance_paid", "수령자 간 지니계수", "ratio", 15),
     Column("draws", "추첨 수", "int", 8),
     Column("draw_winners", "추첨 당첨 시민", "int", 12),
     Column("draw_repeat_winner_rate", "중복 당첨 비율", "ratio", 13),

@@ -417,6 +417,7 @@ class OutcomeGroupOut(BaseModel):
         " `by=month` rows and the total (a transfer pays a citizen's month, not a facility)"
     )
     gini_allowance: float = Field(ge=0, lt=1)
+    gini_allowance_paid: float = Field(ge=0, lt=1, description="over the paid citizens only")
     draws: int
     draw_winners: int
     draw_repeat_winner_rate: float | None

@@ -919,6 +919,7 @@ def _group_out(g: outcomes.GroupFigures) -> schemas.OutcomeGroupOut:
         allowance_capped_won=g.allowance_capped_won,
         allowance_paid_won=g.allowance_paid_won,
         gini_allowance=g.gini_allowance,
+        gini_allowance_paid=g.gini_allowance_paid,
         draws=g.draws,
         draw_winners=g.draw_winners,
         draw_repeat_winner_rate=g.draw_repeat_winner_rate,

@@ -175,6 +175,7 @@ def test_groups_by_month_count_what_the_facts_say() -> None:
     assert march.first_shift_share == 0.5
     assert march.allowance_accrued_won == 20_000 and march.allowance_paid_won == 0
     assert march.gini_allowance == 0.5  # c1 20,000 and c2 nothing
+    assert march.gini_allowance_paid == 0.0  # c1 alone was paid
     assert (april.shifts_posted, april.shifts_cancelled, april.shifts_filled) == (3, 1, 1)
     assert april.seats_offered == 4 and april.minutes_worked == 240 and april.hours_worked == 4.0
     # c1 and c3 served; c3 is new in April (c1 first worked in March).
@@ -183,6 +184,7 @@ def test_groups_by_month_count_what_the_facts_say() -> None:
     assert april.applicants == 4 and april.first_shift_share == 0.5
     assert april.allowance_accrued_won == 40_000 and april.allowance_capped_won == 500
     assert april.gini_allowance == pytest.approx(outcomes.gini([10_000, 30_000, 0, 0]))
+    assert april.gini_allowance_paid == 0.25  # (2·(10,000 + 60,000) − 3·40,000) / (2·40,000)
     assert (april.draws, april.draw_winners, april.draw_repeat_winner_rate) == (1, 1, 0.0)
     assert (april.draw_probability_min, april.draw_probability_max) == (0.2, 0.6)
     assert total.allowance_accrued_won == 60_000 and total.allowance_paid_won == 20_000

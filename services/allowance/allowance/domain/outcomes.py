@@ -12,7 +12,8 @@ Definitions (docs/fairness.md §9 says the same for readers):
   the share of them who worked at least one shift of the group;
 - the Gini coefficient is over every citizen who applied or was paid in the group, each
   with the allowance accrued for the group's shifts (zero for those who got none), so a
-  scheme that pays few citizens a lot scores high;
+  scheme that pays few citizens a lot scores high (`gini_allowance_paid` is the same over
+  the paid citizens only: how evenly those who worked shared the money);
 - a draw's selection probabilities are each entrant's chance of a seat under the draw's
   weights (Efraimidis–Spirakis keys, equivalent to drawing one at a time proportionally to
   weight among those left): exact for short lists, else a seeded Monte Carlo estimate.
@@ -232,6 +233,7 @@ class GroupFigures:
     no_show_rate: float | None = None
     first_shift_share: float | None = None
     gini_allowance: float = 0.0
+    gini_allowance_paid: float = 0.0
     draws: int = 0
     draw_winners: int = 0
     draw_repeat_winner_rate: float | None = None
@@ -270,6 +272,7 @@ def _spread(
     g.applicants = len(applicants)
     g.first_shift_share = share(len(served & applicants), len(applicants))
     g.gini_allowance = gini(list(g.citizen_allowance_won.values()))
+    g.gini_allowance_paid = gini([won for won in allowance.values() if won > 0])
     wins: dict[str, int] = defaultdict(int)
     mins: list[float] = []
     maxes: list[float] = []
