@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -376,6 +377,18 @@ class YearResult:
         ]
         for key, label in REPORT_FIGURES:
             out.append(f"  {label:<40} {_fmt(fair['total'][key]):>16} {_fmt(fc['total'][key]):>16}")
+        for run in (self.fair, self.first_come):
+            reasons = Counter(
+                a["reason"]
+                for o in run.outcomes
+                for a in o.applications.values()
+                if a["status"] == "rejected"
+            )
+            refused = ", ".join(f"{n} {r}" for r, n in reasons.most_common()) or "none"
+            withdrawn = sum(o.withdrawn for o in run.outcomes)
+            out.append(
+                f"  {run.selection:<10} refusals at application: {refused}; {withdrawn} withdrawals"
+            )
         out += ["", "  by month (fair draw run):"]
         for g in fair["groups"]:
             out.append(
