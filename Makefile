@@ -11,11 +11,12 @@ PY := .venv/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: setup run demo up down status test test-unit test-deploy lint format bench bench-quick clean help
+.PHONY: setup run demo demo-year up down status test test-unit test-deploy lint format bench bench-quick clean help
 
 help:
 	@echo "make run        set up, start Kafka, Postgres and the three services, seed and play the demo, serve until Ctrl-C"
 	@echo "make demo       play the demo scenario on the local stack, check invariants, print the summary, exit"
+	@echo "make demo-year  play a pilot year twice (fair draw, first come only) and print the outcome report"
 	@echo "make test       set up, start what tests need, run every test suite, stop what it started"
 	@echo "make test-unit  the pure tests (tests/unit): no Kafka, Postgres or other tools, seconds"
 	@echo "make test-deploy the checks of deploy/ and docker-compose.yml (kustomize, promtool, docker-compose)"
@@ -76,6 +77,9 @@ run: setup
 
 demo: setup
 	$(PY) -m tools.demo check
+
+demo-year: setup
+	$(PY) -m tools.demo run --months 12
 
 test: setup
 	$(PY) -m tools.run_tests

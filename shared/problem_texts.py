@@ -100,6 +100,14 @@ PROBLEM_KO: dict[str, tuple[str, str]] = {
     "invalid_filter": ("잘못된 조회 조건", "조회 조건이 올바르지 않습니다."),
     "invalid_payload": ("잘못된 웹훅 내용", "웹훅 본문이 약속된 형식이 아닙니다."),
     "invalid_period": ("잘못된 월", "월은 YYYY-MM 형식이어야 합니다."),
+    "report_range_reversed": (
+        "기간이 거꾸로 됨",
+        "보고서 기간의 시작(from)이 끝(to)보다 늦습니다. 시작 월을 끝 월보다 앞서게 해 주세요.",
+    ),
+    "report_range_too_long": (
+        "기간이 너무 김",
+        "보고서 기간이 허용된 최대 개월 수를 넘습니다. 기간을 나누어 요청해 주세요.",
+    ),
     "invalid_request": ("잘못된 요청", "입력값을 확인해 주세요. 잘못된 항목을 표시했습니다."),
     "invalid_signature": ("서명 오류", "웹훅 서명이 없거나 맞지 않거나 너무 오래되었습니다."),
     "method_not_allowed": ("허용되지 않는 방법", "이 주소에서는 이 요청 방법을 쓸 수 없습니다."),

@@ -274,6 +274,13 @@ class Finance(Surface):
         path = f"/v1/periods/{period}/payout-file"
         return await self.content("GET", path, params={"format": format})
 
+    async def outcome_report(
+        self, period_from: str, period_to: str, by: str = "month", format: str = "json"
+    ) -> Json | bytes:
+        """The outcome report of the months (issue 19): JSON, or the CSV / XLSX file."""
+        params = {"from": period_from, "to": period_to, "by": by, "format": format}
+        return await self.content("GET", "/v1/reports/outcomes", params=params)
+
     async def mark_paid(self, period: str) -> Json:
         """Record that a closed month's payout file was transferred."""
         return await self.json("POST", f"/v1/periods/{period}/mark-paid", expect=OK_OR_CREATED)

@@ -1,10 +1,14 @@
-"""`python -m tools.demo run|check [--seed N] [--size full|small]`.
+"""`python -m tools.demo run|check [--seed N] [--size full|small] [--months N]`.
 
 `run` (`make run`): start the stack if it is not running (APP_ENV=demo) and the partner
 simulator, play the month, print the summary and the URLs, serve until Ctrl-C, then stop
 only what it started. `check` (`make demo`): play the month on the running stack (starting
 it if needed), print the summary, check the scenario's expectations, the invariants and the
 summary against the ledger export; exit 0 only if all hold.
+
+`--months N` (N > 1, `make demo-year`: 12) plays a pilot year instead (tools/demo/year.py):
+N months with the fair draw, the same scenario again first come only, then both outcome
+reports side by side; it prints and exits in either mode.
 """
 
 from __future__ import annotations
@@ -271,11 +275,32 @@ async def finance_staff(env: dict[str, str]) -> list[tuple[str, str, str]]:
         ]
 
 
+async def play_year_and_report(env: dict[str, str], seed: int, months: int, sim_url: str) -> int:
+    from tools.demo.year import play_year
+
+    ends = Endpoints.from_env(env, sim_url=sim_url)
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        api = Api(ends, http=http, concurrency_max=CONCURRENCY_MAX)
+        result = await play_year(api, seed, months, say)
+    print()
+    print("\n".join(result.lines()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__)
     parser.add_argument("mode", choices=("run", "check"))
     parser.add_argument("--seed", type=int, default=SEED_DEFAULT)
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument(
+        "--months",
+        type=int,
+        default=1,
+        choices=range(1, 25),
+        metavar="1..24",
+        help="1: the demo month (default); more: a pilot year, fair draw vs first come",
+    )
     args = parser.parse_args(argv)
     check = args.mode == "check"
     print(f"demo: {args.mode}, seed {args.seed} (pass --seed to change it), size {args.size}")
@@ -283,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     env = read_stack_env()
     try:
         with simulator(env) as sim_url:
+            if args.months > 1:
+                return asyncio.run(play_year_and_report(env, args.seed, args.months, sim_url))
             result = asyncio.run(play_and_check(env, args.seed, args.size, sim_url, check=check))
             print_result(result, check=check)
             if check:

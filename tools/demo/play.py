@@ -78,6 +78,15 @@ def shift_pay(rate_won: int, minutes: int) -> int:
     return rate_won * minutes // 60
 
 
+def plan_need_won(plan: Plan, rates: list[dict[str, Any]]) -> int:
+    """What a plan's funded shifts reserve (capacity × the full-shift payout)."""
+    return sum(
+        p.capacity * shift_pay(rate_on(rates, p.starts_at.astimezone(SEOUL).date()), p.minutes)
+        for p in plan.postings
+        if p.role != "over_budget"
+    )
+
+
 @dataclass
 class Model:
     """What each citizen should be paid this month: BRIEF §5, computed here, not read."""
@@ -131,12 +140,24 @@ class Outcome:
 
 
 class Player:
-    def __init__(self, api: Api, plan: Plan, say: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        api: Api,
+        plan: Plan,
+        say: Callable[[str], None],
+        *,
+        facilities: tuple[list[str], list[str]] | None = None,
+        set_budget: bool = True,
+    ) -> None:
+        """`facilities` (ids and keys) are reused instead of registering the plan's (the year
+        demo registers them once); without `set_budget` the caller manages the budget."""
         self.api = api
         self.plan = plan
         self.say = say
         self.out = Outcome(plan)
         self.rates: list[dict[str, Any]] = []
+        self.facilities = facilities
+        self.set_budget = set_budget
 
     def key_of(self, p: PostingPlan) -> str:
         return self.out.facility_keys[p.facility]
@@ -177,6 +198,38 @@ class Player:
             f"clock {now.astimezone(SEOUL):%Y-%m-%d %H:%M} KST; playing {plan.period}"
             f" (fiscal year {plan.fiscal_year}), seed {plan.seed}, size {plan.size_name}"
         )
+        if self.facilities is not None:
+            self.out.facility_ids, self.out.facility_keys = self.facilities
+        else:
+            await self.register_facilities()
+        self.rates = (await self.api.allowance_admin.get_rates())["rates"]
+        self.caps = (await self.api.allowance_admin.get_caps())["caps"]
+        if not self.set_budget:
+            return
+        # The budget: exactly what the planned shifts reserve, plus a margin smaller than
+        # any over-budget shift. An existing budget of the year is changed by a ledger entry
+        # (a raise or a cut of the unreserved part), never overwritten.
+        need = self.need_won()
+        margin = 500_000
+        current = await self.api.allowance_admin.get_budget(plan.fiscal_year)
+        target = need + margin
+        if current is not None:
+            target = int(current["total_won"]) - int(current["available_won"]) + need + margin
+        result = await self.api.allowance_admin.set_budget(
+            plan.fiscal_year, target, f"당근광산 데모 {plan.period} (seed {plan.seed})"
+        )
+        self.out.budget_set_won = need + margin
+        self.say(
+            f"{len(plan.facilities)} facilities registered; budget {plan.fiscal_year}:"
+            f" {result['total_won']:,} won total, {result['available_won']:,} won available"
+            " for the month's shifts"
+        )
+
+    def need_won(self) -> int:
+        return plan_need_won(self.plan, self.rates)
+
+    async def register_facilities(self) -> None:
+        plan = self.plan
         created = await asyncio.gather(
             *(
                 self.api.registry_admin.create_facility(
@@ -194,29 +247,6 @@ class Player:
         )
         self.out.facility_ids = [c["id"] for c in created]
         self.out.facility_keys = [c["api_key"] for c in created]
-        self.rates = (await self.api.allowance_admin.get_rates())["rates"]
-        self.caps = (await self.api.allowance_admin.get_caps())["caps"]
-        # The budget: exactly what the planned shifts reserve, plus a margin smaller than
-        # any over-budget shift. An existing budget of the year is changed by a ledger entry
-        # (a raise or a cut of the unreserved part), never overwritten.
-        need = sum(
-            p.capacity * shift_pay(self.rate_for(p), p.minutes)
-            for p in plan.postings
-            if p.role != "over_budget"
-        )
-        margin = 500_000
-        current = await self.api.allowance_admin.get_budget(plan.fiscal_year)
-        target = need + margin
-        if current is not None:
-            target = int(current["total_won"]) - int(current["available_won"]) + need + margin
-        result = await self.api.allowance_admin.set_budget(
-            plan.fiscal_year, target, f"당근광산 데모 {plan.period} (seed {plan.seed})"
-        )
-        self.out.budget_set_won = need + margin
-        self.say(
-            f"21 facilities registered; budget {plan.fiscal_year}: {result['total_won']:,} won"
-            f" total, {result['available_won']:,} won available for the month's shifts"
-        )
 
     def rate_for(self, p: PostingPlan) -> int:
         return rate_on(self.rates, p.starts_at.astimezone(SEOUL).date())
@@ -479,7 +509,9 @@ class Player:
             ckey = plan_key_of.get(a["citizen_id"], a["citizen_id"])
             roll = outcome_roll(self.plan.seed, p.key, str(seat))
             check_in, check_out = p.starts_at, p.ends_at
-            if ckey in regulars or roll >= 0.25:
+            if ckey in self.plan.flaky:
+                status = "no_show"  # the year demo's unreliable few: strikes, suspension
+            elif ckey in regulars or roll >= 0.25:
                 status = "attended"
             elif roll < 0.07:
                 status = "no_show"

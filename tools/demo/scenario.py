@@ -113,6 +113,8 @@ class Plan:
     postings: list[PostingPlan]
     citizens: list[CitizenPlan]
     withdrawals: list[tuple[str, str]] = field(default_factory=list)  # (citizen, posting)
+    # Citizens who never come (the year demo's strikes and suspensions); none in the month.
+    flaky: frozenset[str] = frozenset()
 
     @property
     def period(self) -> str:

@@ -17,8 +17,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from allowance import schemas, views
 from allowance.domain import approvals as roles
+from allowance.domain import outcomes, withholding
 from allowance.domain import policy as rules
-from allowance.domain import withholding
 from allowance.settings import AllowanceSettings
 from allowance.usecases import approvals, payees, periods, policy, transfers
 from allowance.usecases import staff as staff_members
@@ -646,4 +646,37 @@ async def reject(
     return views.approval_out(done)
 
 
-ROUTERS = (admin, finance)
+# --- finance: outcome reports (issue 19) --------------------------------------------------
+
+reports = APIRouter(prefix="/v1/reports", tags=["finance"], responses=problem_responses(401, 403))
+
+
+@reports.get(
+    "/outcomes",
+    response_model=schemas.OutcomeReportOut,
+    summary="Outcome report: shifts, hours, citizens, allowance and its spread, draws",
+    description="For the Seoul months `from`..`to` (at most `REPORT_MONTHS_MAX`, 24) by"
+    " facility, dong or month of the shift: shifts posted and filled, hours worked, citizens"
+    " served and first-timers, allowance accrued, capped and transferred, the no-show rate,"
+    " and the spread — the Gini coefficient of allowance across the citizens who applied,"
+    " the share of applicants who got a shift, the repeat-winner rate of draws and each"
+    " draw's min/max selection probability. Money comes from the ledger's payout lines;"
+    " definitions in docs/fairness.md §9. CSV/XLSX hold the group rows and the total.",
+    responses={**EXPORT_CONTENT, **problem_responses(400)},
+)
+async def get_outcome_report(
+    _: Finance,
+    ctx: Ctx[AllowanceSettings],
+    period_from: str = Query(alias="from", max_length=7),
+    period_to: str = Query(alias="to", max_length=7),
+    by: outcomes.GroupBy = Query("month"),
+    format: ExportFormat = Query("json"),
+) -> Any:
+    first, last = views.report_range(period_from, period_to, ctx.settings.report_months_max)
+    report = await views.outcome_report(ctx, first, last, by)
+    if format != "json":
+        return await views.outcome_report_export(ctx, report, format)
+    return report
+
+
+ROUTERS = (admin, finance, reports)

@@ -30,7 +30,7 @@ import xlsxwriter
 from shared.seoul import SEOUL
 
 BOM = "\ufeff"
-ColumnKind = Literal["text", "int", "won", "datetime"]
+ColumnKind = Literal["text", "int", "won", "datetime", "ratio"]  # ratio: a float, 4 decimals
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,34 @@ PAYOUT_COLUMNS: tuple[Column, ...] = (
     Column("memo", "적요", "text", 20),
 )
 
+OUTCOME_COLUMNS: tuple[Column, ...] = (
+    Column("key", "구분코드", "text", 26),
+    Column("label", "구분", "text", 30),
+    Column("shifts_posted", "게시 근무", "int", 10),
+    Column("shifts_cancelled", "취소 근무", "int", 10),
+    Column("shifts_filled", "충원 근무", "int", 10),
+    Column("seats_offered", "모집 인원", "int", 10),
+    Column("seats_filled", "충원 인원", "int", 10),
+    Column("attended", "출석", "int", 8),
+    Column("no_shows", "노쇼", "int", 8),
+    Column("no_show_rate", "노쇼율", "ratio", 9),
+    Column("hours_worked", "근무시간(시간)", "ratio", 12),
+    Column("citizens_served", "참여 시민", "int", 10),
+    Column("first_time_citizens", "첫 참여 시민", "int", 11),
+    Column("applicants", "지원 시민", "int", 10),
+    Column("first_shift_share", "지원자 중 근무 비율", "ratio", 16),
+    Column("allowance_accrued_won", "발생 수당(원)", "won", 15),
+    Column("allowance_capped_won", "상한초과(원)", "won", 14),
+    Column("allowance_paid_won", "이체 완료(원)", "won", 15),
+    Column("gini_allowance", "수당 지니계수", "ratio", 12),
+    Column("gini_allowance_paid", "수령자 간 지니계수", "ratio", 15),
+    Column("draws", "추첨 수", "int", 8),
+    Column("draw_winners", "추첨 당첨 시민", "int", 12),
+    Column("draw_repeat_winner_rate", "중복 당첨 비율", "ratio", 13),
+    Column("draw_probability_min", "최소 선정확률", "ratio", 12),
+    Column("draw_probability_max", "최대 선정확률", "ratio", 12),
+)
+
 LEDGER_WON_KEYS = ("debit_won", "credit_won")
 STATEMENT_WON_KEYS = (
     "gross_won",
@@ -110,6 +138,8 @@ def _csv_text(value: Any, kind: ColumnKind, *, guard: bool) -> str:
         return kst_naive(value).strftime("%Y-%m-%d %H:%M:%S")
     if kind in ("int", "won"):
         return str(int(value))
+    if kind == "ratio":
+        return f"{float(value):.4f}"
     text = str(value)
     if guard and text[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + text
@@ -170,6 +200,7 @@ class XlsxBuilder:
         self._formats: dict[ColumnKind, Any] = {
             "won": self._workbook.add_format({"num_format": "#,##0"}),
             "int": self._workbook.add_format({"num_format": "0"}),
+            "ratio": self._workbook.add_format({"num_format": "0.0000"}),
             "datetime": self._workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"}),
             "text": self._workbook.add_format({}),
         }
@@ -214,6 +245,8 @@ class XlsxBuilder:
             self._sheet.write_blank(row, col, None, fmt)
         elif column.kind in ("won", "int"):
             self._sheet.write_number(row, col, int(value), fmt)
+        elif column.kind == "ratio":
+            self._sheet.write_number(row, col, float(value), fmt)
         elif column.kind == "datetime" and isinstance(value, datetime):
             self._sheet.write_datetime(row, col, kst_naive(value), fmt)
         else:

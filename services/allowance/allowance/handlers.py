@@ -1,14 +1,15 @@
 """Kafka entry points: the posting saga (registry.postings.v1), attendance
-(registry.attendance.v1), bookings (matcher.bookings.v1: which citizens exist) and bank
-details from the partner (matcher.payees.v1). Each handler runs inside the consumer
-guard's transaction, which also records the event id, so an event's effects (ledger,
-state, outbox) happen once: it wraps the guard's connection in the use cases' `Store` and
-makes one use-case call."""
+(registry.attendance.v1), bookings (matcher.bookings.v1: which citizens exist, and for the
+outcome reports the applications' answers and the draws) and bank details from the partner
+(matcher.payees.v1). Each handler runs inside the consumer guard's transaction, which also
+records the event id, so an event's effects (ledger, state, outbox) happen once: it wraps
+the guard's connection in the use cases' `Store`.
+"""
 
 from __future__ import annotations
 
 from allowance.settings import Context
-from allowance.usecases import Deps, Store, deps_of, payees, payouts, reservations
+from allowance.usecases import Deps, Store, deps_of, payees, payouts, reports, reservations
 from shared.consumer import EventConsumer
 from shared.db import Connection
 from shared.events import (
@@ -16,6 +17,9 @@ from shared.events import (
     AttendanceRecorded,
     BookingConfirmed,
     BookingPromoted,
+    BookingRejected,
+    BookingWaitlisted,
+    DrawCompleted,
     Envelope,
     PayeeSubmitted,
     PostingCancelled,
@@ -55,12 +59,29 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
         await payouts.on_attendance(Store(conn), envelope, event, deps())
 
     async def booking_confirmed(
-        conn: Connection, envelope: Envelope, event: BookingConfirmed | BookingPromoted
+        conn: Connection, envelope: Envelope, event: BookingConfirmed
+    ) -> None:
+        """A seat: the citizen is known (payee details may name them) and the application's
+        answer counts in the outcome reports; one transaction, both effects or none."""
+        store = Store(conn)
+        await payees.on_booked(store, event.citizen_id, ctx.now())
+        await reports.on_application_decided(store, event)
+
+    async def booking_promoted(
+        conn: Connection, envelope: Envelope, event: BookingPromoted
     ) -> None:
         await payees.on_booked(Store(conn), event.citizen_id, ctx.now())
 
     async def payee_submitted(conn: Connection, envelope: Envelope, event: PayeeSubmitted) -> None:
         await payees.on_payee_submitted(Store(conn), envelope, event, ctx)
+
+    async def application_decided(
+        conn: Connection, envelope: Envelope, event: BookingWaitlisted | BookingRejected
+    ) -> None:
+        await reports.on_application_decided(Store(conn), event)
+
+    async def draw_completed(conn: Connection, envelope: Envelope, event: DrawCompleted) -> None:
+        await reports.on_draw_completed(Store(conn), envelope, event, deps())
 
     consumer.on(PostingSubmitted, posting_submitted)
     consumer.on(PostingUpdated, posting_updated)
@@ -69,5 +90,8 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
     consumer.on(AttendanceRecorded, attendance)
     consumer.on(AttendanceCorrected, attendance)
     consumer.on(BookingConfirmed, booking_confirmed)
-    consumer.on(BookingPromoted, booking_confirmed)
+    consumer.on(BookingPromoted, booking_promoted)
     consumer.on(PayeeSubmitted, payee_submitted)
+    consumer.on(BookingWaitlisted, application_decided)
+    consumer.on(BookingRejected, application_decided)
+    consumer.on(DrawCompleted, draw_completed)

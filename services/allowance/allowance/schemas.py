@@ -490,3 +490,60 @@ class ApprovalOut(BaseModel):
 class ApprovalsOut(BaseModel):
     items: list[ApprovalOut]
     approvals_required: int
+
+
+# --- outcome reports (issue 19) -----------------------------------------------------------
+
+
+class OutcomeGroupOut(BaseModel):
+    """One facility, dong or month (or `total`) of an outcome report; rates are null when
+    there is nothing to divide. docs/fairness.md §9 defines every figure."""
+
+    key: str
+    label: str
+    shifts_posted: int
+    shifts_cancelled: int
+    shifts_filled: int
+    seats_offered: int
+    seats_filled: int
+    attended: int
+    no_shows: int
+    no_show_rate: float | None
+    hours_worked: float
+    citizens_served: int
+    first_time_citizens: int
+    applicants: int
+    first_shift_share: float | None
+    allowance_accrued_won: int
+    allowance_capped_won: int
+    allowance_paid_won: int | None = Field(
+        description="transfers the ledger records as made, by the month closed; only for"
+        " `by=month` rows and the total (a transfer pays a citizen's month, not a facility)"
+    )
+    gini_allowance: float = Field(ge=0, lt=1)
+    gini_allowance_paid: float = Field(ge=0, lt=1, description="over the paid citizens only")
+    draws: int
+    draw_winners: int
+    draw_repeat_winner_rate: float | None
+    draw_probability_min: float | None
+    draw_probability_max: float | None
+
+
+class DrawOutcomeOut(BaseModel):
+    posting_id: str
+    group: str
+    seats: int
+    entrants: int
+    winners: int
+    probability_min: float | None
+    probability_max: float | None
+    probability_method: str = Field(description="`exact` or `monte_carlo/<rounds>`")
+
+
+class OutcomeReportOut(BaseModel):
+    period_from: str = Field(serialization_alias="from")
+    period_to: str = Field(serialization_alias="to")
+    by: Literal["facility", "dong", "month"]
+    groups: list[OutcomeGroupOut]
+    total: OutcomeGroupOut
+    draws: list[DrawOutcomeOut]

@@ -64,6 +64,17 @@ class AllowanceSettings(ServiceSettings):
     # (the 10–30 minutes public-sector systems use; 15 here), and after this long at most.
     console_session_idle_s: int = 900
     console_session_max_s: int = 12 * 3600
+    # Outcome reports (issue 19, GET /v1/reports/outcomes). A report spans at most 24
+    # months: the district reports by fiscal year, two years side by side is the widest
+    # comparison asked for, and the bound keeps one request's work bounded.
+    report_months_max: int = 24
+    # A draw's selection probabilities (domain/outcomes.py) are computed exactly up to this
+    # many entries (2^n states: 14 entries is 16,384 states, a few ms), by Monte Carlo above.
+    report_draw_exact_entries_max: int = 14
+    # Monte Carlo work per draw, in key computations: rounds = this / entries (at least
+    # 100). 200,000 gives 2,000 rounds for 100 entries (standard error <= 0.011), about
+    # 0.2 s of one core, once per draw when DrawCompleted is consumed.
+    report_draw_work_max: int = 200_000
 
     def staff_tokens(self) -> dict[str, SecretStr]:
         return {**super().staff_tokens(), "finance": self.finance_token}

@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar
 import asyncpg
 import orjson
 
-from allowance.domain import chain, policy, withholding
+from allowance.domain import chain, outcomes, policy, withholding
 from allowance.domain.calendar import Period
 from allowance.domain.citizens import CITIZEN_ID_PATTERN
 from allowance.domain.ledger import Account, LedgerTransaction
@@ -1957,6 +1957,149 @@ class Store:
             limit,
         )
         return _rows(AccessLogRow, rows)
+
+    # --- outcome reports (issue 19): facts from consumed events, money from the ledger ---
+
+    async def remember_place(
+        self,
+        posting_id: str,
+        facility_id: str,
+        facility_name: str,
+        facility_dong: str,
+        selection: str,
+    ) -> None:
+        """Where a posting is (its latest submitted or updated terms), for the reports."""
+        await self.conn.execute(
+            "INSERT INTO posting_places"
+            " (posting_id, facility_id, facility_name, facility_dong, selection)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (posting_id) DO UPDATE SET"
+            " facility_id = EXCLUDED.facility_id, facility_name = EXCLUDED.facility_name,"
+            " facility_dong = EXCLUDED.facility_dong, selection = EXCLUDED.selection",
+            posting_id,
+            facility_id,
+            facility_name,
+            facility_dong,
+            selection,
+        )
+
+    async def remember_applicant(self, posting_id: str, citizen_id: str) -> None:
+        await self.conn.execute(
+            "INSERT INTO posting_applicants (posting_id, citizen_id) VALUES ($1, $2)"
+            " ON CONFLICT DO NOTHING",
+            posting_id,
+            citizen_id,
+        )
+
+    async def insert_draw_outcome(
+        self,
+        draw: outcomes.DrawFact,
+        algorithm: str,
+        drawn_at: datetime,
+        source_event_id: uuid.UUID,
+    ) -> bool:
+        """One row per posting's draw; False when it is already there (a redelivery)."""
+        done = await self.conn.fetchval(
+            "INSERT INTO draw_outcomes (posting_id, algorithm, seats, entrants, winners,"
+            " probability_min, probability_max, probability_method, drawn_at, source_event_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            " ON CONFLICT DO NOTHING RETURNING true",
+            draw.posting_id,
+            algorithm,
+            draw.seats,
+            list(draw.entrants),
+            list(draw.winners),
+            draw.probability_min,
+            draw.probability_max,
+            draw.method,
+            drawn_at,
+            source_event_id,
+        )
+        return bool(done)
+
+    async def outcome_facts(self, first: Period, last: Period) -> outcomes.Facts:
+        """Everything an outcome report of the months `first`..`last` counts: the postings
+        that start in them (not refused for budget) with their places, their attendance,
+        their payout lines summed per citizen, applicants and draws; each attended citizen's
+        first shift ever; and what the ledger records as transferred in those months. Call
+        it inside one read-only repeatable-read transaction so the figures agree."""
+        starts, ends = first.starts_at(), last.ends_at()
+        in_range = "r.status <> 'rejected' AND r.starts_at >= $1 AND r.starts_at < $2"
+        postings = await self.conn.fetch(
+            "SELECT r.posting_id, coalesce(p.facility_id, r.facility_id) AS facility_id,"
+            " coalesce(p.facility_name, r.facility_id) AS facility_name,"
+            " coalesce(p.facility_dong, $3) AS dong,"
+            " to_char(r.starts_at AT TIME ZONE 'Asia/Seoul', 'YYYY-MM') AS month,"
+            " r.capacity, r.status = 'cancelled' AS cancelled"
+            f" FROM reservations r LEFT JOIN posting_places p USING (posting_id) WHERE {in_range}",
+            starts,
+            ends,
+            outcomes.UNKNOWN_GROUP,
+        )
+        attendance = await self.conn.fetch(
+            "SELECT a.posting_id, a.citizen_id, a.status = 'attended' AS attended,"
+            " a.minutes_paid FROM attendance_payouts a JOIN reservations r USING (posting_id)"
+            f" WHERE {in_range}",
+            starts,
+            ends,
+        )
+        payouts = await self.conn.fetch(
+            "SELECT l.posting_id, l.citizen_id, sum(l.payable_won)::bigint AS payable_won,"
+            " sum(l.capped_won)::bigint AS capped_won"
+            " FROM payout_lines l JOIN reservations r USING (posting_id)"
+            f" WHERE {in_range} GROUP BY l.posting_id, l.citizen_id",
+            starts,
+            ends,
+        )
+        applications = await self.conn.fetch(
+            "SELECT a.posting_id, a.citizen_id FROM posting_applicants a"
+            f" JOIN reservations r USING (posting_id) WHERE {in_range}",
+            starts,
+            ends,
+        )
+        draws = await self.conn.fetch(
+            "SELECT d.posting_id, d.seats, d.entrants, d.winners, d.probability_min,"
+            " d.probability_max, d.probability_method AS method"
+            f" FROM draw_outcomes d JOIN reservations r USING (posting_id) WHERE {in_range}",
+            starts,
+            ends,
+        )
+        firsts = await self.conn.fetch(
+            "SELECT DISTINCT ON (citizen_id) citizen_id, posting_id FROM attendance_payouts"
+            " WHERE status = 'attended' AND citizen_id IN ("
+            "   SELECT a.citizen_id FROM attendance_payouts a JOIN reservations r"
+            f"   USING (posting_id) WHERE {in_range} AND a.status = 'attended')"
+            " ORDER BY citizen_id, shift_starts_at, posting_id",
+            starts,
+            ends,
+        )
+        paid = await self.conn.fetch(
+            "SELECT t.period, -sum(e.amount_won)::bigint AS paid_won"
+            " FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id"
+            " WHERE e.account = 'allowance_paid' AND t.period BETWEEN $1 AND $2"
+            " GROUP BY t.period",
+            str(first),
+            str(last),
+        )
+        return outcomes.Facts(
+            postings=_rows(outcomes.PostingFact, postings),
+            attendance=_rows(outcomes.AttendanceFact, attendance),
+            payouts=_rows(outcomes.PayoutFact, payouts),
+            applications=_rows(outcomes.ApplicationFact, applications),
+            draws=[
+                outcomes.DrawFact(
+                    posting_id=d["posting_id"],
+                    seats=d["seats"],
+                    entrants=tuple(d["entrants"]),
+                    winners=tuple(d["winners"]),
+                    probability_min=d["probability_min"],
+                    probability_max=d["probability_max"],
+                    method=d["method"],
+                )
+                for d in draws
+            ],
+            first_shift_posting={r["citizen_id"]: r["posting_id"] for r in firsts},
+            paid_won_by_month={r["period"]: int(r["paid_won"]) for r in paid},
+        )
 
     async def emit(
         self, event: Event, *, producer: str, occurred_at: datetime, event_id: uuid.UUID

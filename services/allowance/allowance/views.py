@@ -26,7 +26,7 @@ from starlette.background import BackgroundTask
 
 from allowance import exports, payout_exports, schemas
 from allowance.domain import approvals as approval_rules
-from allowance.domain import ledger, payout_file, transfer_results, withholding
+from allowance.domain import ledger, outcomes, payout_file, transfer_results, withholding
 from allowance.domain import policy as rules
 from allowance.domain.calendar import Period
 from allowance.domain.ledger import ACCOUNTS, Account
@@ -1035,3 +1035,128 @@ async def budget_history(ctx: Context, fiscal_year: int) -> list[BudgetChange]:
 async def policy_latest(ctx: Context, kind: PolicyKind) -> PolicyVersion | None:
     async with ctx.pool.acquire() as conn:
         return await Store(conn).latest_policy(kind)
+
+
+# --- outcome reports (issue 19) -----------------------------------------------------------
+
+
+def report_range(period_from: str, period_to: str, months_max: int) -> tuple[Period, Period]:
+    """The report's months, or a 400: malformed (`invalid_period`), reversed, or longer
+    than `months_max` months (both ends count)."""
+    first, last = parse_period(period_from), parse_period(period_to)
+    if (last.year, last.month) < (first.year, first.month):
+        raise Problem(
+            400,
+            "report_range_reversed",
+            f"from {first} is after to {last}",
+            errors=[{"field": "from", "message": "after `to`", "code": "reversed"}],
+        )
+    months = (last.year - first.year) * 12 + last.month - first.month + 1
+    if months > months_max:
+        raise Problem(
+            400,
+            "report_range_too_long",
+            f"{months} months asked, at most {months_max} per report",
+            errors=[{"field": "to", "message": f"at most {months_max} months", "code": "range"}],
+            ko=f"보고서 기간은 최대 {months_max}개월입니다. 요청한 기간은 {months}개월입니다.",
+        )
+    return first, last
+
+
+def _group_out(g: outcomes.GroupFigures) -> schemas.OutcomeGroupOut:
+    return schemas.OutcomeGroupOut(
+        key=g.key,
+        label=g.label,
+        shifts_posted=g.shifts_posted,
+        shifts_cancelled=g.shifts_cancelled,
+        shifts_filled=g.shifts_filled,
+        seats_offered=g.seats_offered,
+        seats_filled=g.seats_filled,
+        attended=g.attended,
+        no_shows=g.no_shows,
+        no_show_rate=g.no_show_rate,
+        hours_worked=g.hours_worked,
+        citizens_served=g.citizens_served,
+        first_time_citizens=g.first_time_citizens,
+        applicants=g.applicants,
+        first_shift_share=g.first_shift_share,
+        allowance_accrued_won=g.allowance_accrued_won,
+        allowance_capped_won=g.allowance_capped_won,
+        allowance_paid_won=g.allowance_paid_won,
+        gini_allowance=g.gini_allowance,
+        gini_allowance_paid=g.gini_allowance_paid,
+        draws=g.draws,
+        draw_winners=g.draw_winners,
+        draw_repeat_winner_rate=g.draw_repeat_winner_rate,
+        draw_probability_min=g.draw_probability_min,
+        draw_probability_max=g.draw_probability_max,
+    )
+
+
+async def outcome_report(
+    ctx: Context, first: Period, last: Period, by: outcomes.GroupBy
+) -> schemas.OutcomeReportOut:
+    """The outcome report of the months, from one consistent snapshot of the ledger's payout
+    lines and the consumed facts (store.outcome_facts), figured by domain/outcomes.py."""
+    async with (
+        ctx.pool.acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        db = Store(conn)
+        await db.set_statement_timeout(ctx.settings.export_statement_timeout_ms)
+        facts = await db.outcome_facts(first, last)
+    groups, total = outcomes.outcome_groups(facts, by)
+    place = {p.posting_id: p for p in facts.postings}
+    draws = [
+        schemas.DrawOutcomeOut(
+            posting_id=d.posting_id,
+            group=outcomes.group_key(place[d.posting_id], by),
+            seats=d.seats,
+            entrants=len(d.entrants),
+            winners=len(d.winners),
+            probability_min=d.probability_min,
+            probability_max=d.probability_max,
+            probability_method=d.method,
+        )
+        for d in sorted(facts.draws, key=lambda d: d.posting_id)
+        if d.posting_id in place
+    ]
+    return schemas.OutcomeReportOut(
+        period_from=str(first),
+        period_to=str(last),
+        by=by,
+        groups=[_group_out(g) for g in groups],
+        total=_group_out(total),
+        draws=draws,
+    )
+
+
+async def outcome_report_export(
+    ctx: Context, report: schemas.OutcomeReportOut, fmt: Literal["csv", "xlsx"]
+) -> Response:
+    """The report's rows (each group, then the total) as CSV or XLSX (with a summary)."""
+    rows = [g.model_dump() for g in [*report.groups, report.total]]
+    name = f"outcomes-{report.period_from}-{report.period_to}-{report.by}"
+
+    async def one_batch() -> AsyncIterator[Sequence[dict[str, Any]]]:
+        yield rows
+
+    if fmt == "csv":
+        return _csv_response(exports.OUTCOME_COLUMNS, one_batch(), f"{name}.csv")
+    t = report.total
+    return await _xlsx_response(
+        ctx,
+        one_batch(),
+        exports.OUTCOME_COLUMNS,
+        "성과 보고",
+        f"{name}.xlsx",
+        lambda: [
+            ("기간 (from)", report.period_from),
+            ("기간 (to)", report.period_to),
+            ("구분 기준 (by)", report.by),
+            ("발생 수당 합계 (won)", t.allowance_accrued_won),
+            ("참여 시민 (citizens served)", t.citizens_served),
+            ("수당 지니계수 (Gini)", f"{t.gini_allowance:.4f}"),
+            ("추첨 수 (draws)", t.draws),
+        ],
+    )

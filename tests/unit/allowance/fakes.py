@@ -53,6 +53,7 @@ class FakeStore(Store):
         self.closed: set[Period] = set()
         self.caps = caps or policy.CapTable(policy.SEED_CAPS)
         self.citizens: set[str] = set()
+        self.places: dict[str, tuple[str, str, str, str]] = {}
 
     # --- the test's own set-up and reads ---------------------------------------------------
 
@@ -124,6 +125,17 @@ class FakeStore(Store):
         self.outbox.append(Emitted(event, event_id))
 
     # --- reservations --------------------------------------------------------------------
+
+    async def remember_place(
+        self,
+        posting_id: str,
+        facility_id: str,
+        facility_name: str,
+        facility_dong: str,
+        selection: str,
+    ) -> None:
+        """The outcome reports' place of a posting (not what these flows test)."""
+        self.places[posting_id] = (facility_id, facility_name, facility_dong, selection)
 
     async def reservation(self, posting_id: str, *, for_update: bool = False) -> Reservation | None:
         return self.reservations.get(posting_id)

@@ -6,6 +6,7 @@ consumed or a command from the admin or finance API.
 - `periods`: month close and mark paid.
 - `policy`: rates, minimum wages, caps and the budget (the admin writes).
 - `payees`: payee details written sealed, with their audit rows.
+- `reports`: the facts the outcome reports need beyond the ledger (places, applicants, draws).
 
 An event's use case runs inside the consumer guard's transaction, on the `Store` the
 handler wraps around the guard's connection; an API command opens its own transaction.
@@ -19,7 +20,7 @@ different event.
 from __future__ import annotations
 
 from allowance.store import Store
-from allowance.usecases import payees, payouts, periods, policy, reservations
+from allowance.usecases import payees, payouts, periods, policy, reports, reservations
 from allowance.usecases.common import Deps, UnknownPostingError, deps_of
 
 __all__ = [
@@ -31,5 +32,6 @@ __all__ = [
     "payouts",
     "periods",
     "policy",
+    "reports",
     "reservations",
 ]

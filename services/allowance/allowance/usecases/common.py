@@ -23,6 +23,8 @@ class Deps:
     now: datetime
     typical_shift_minutes: int = 180
     period_search_months_max: int = 240
+    report_draw_exact_entries_max: int = 14
+    report_draw_work_max: int = 200_000
 
 
 def deps_of(settings: AllowanceSettings, now: datetime) -> Deps:
@@ -31,6 +33,8 @@ def deps_of(settings: AllowanceSettings, now: datetime) -> Deps:
         now=now,
         typical_shift_minutes=settings.typical_shift_minutes,
         period_search_months_max=settings.period_search_months_max,
+        report_draw_exact_entries_max=settings.report_draw_exact_entries_max,
+        report_draw_work_max=settings.report_draw_work_max,
     )
 
 

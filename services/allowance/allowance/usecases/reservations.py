@@ -19,6 +19,7 @@ from allowance.domain.calendar import Period, fiscal_year_of, scheduled_minutes
 from allowance.domain.money import seat_share_won
 from allowance.domain.policy import won
 from allowance.store import Reservation, Store
+from allowance.usecases import reports
 from allowance.usecases.common import Deps, derived_id, emit, post, release
 from shared.events import (
     BudgetExhausted,
@@ -158,6 +159,7 @@ async def on_posting_submitted(
 ) -> None:
     """Reserve `capacity × floor(rate × scheduled minutes / 60)` from the fiscal year's
     available budget, or refuse with the reason and the shortfall."""
+    await reports.remember_place(db, event)
     if await db.reservation(event.posting_id, for_update=True) is not None:
         log.info("posting already has a reservation; submission ignored")
         return
@@ -269,6 +271,7 @@ async def on_posting_updated(
     the one locked at submission unless the shift moves to another fiscal year, where the
     reservation is made afresh at that date's rate. Every applied revision is answered by
     exactly one BudgetReserved (the new total) or BudgetRejected."""
+    await reports.remember_place(db, event)
     current = await db.reservation(event.posting_id, for_update=True)
     if current is None:
         # Nothing was ever reserved for it, so there is no money to adjust (the registry
