@@ -73,6 +73,7 @@ async def test_auditor_reads_and_changes_nothing_and_payee_writes_name_the_clerk
     auditor, _ = await _staff(kit, "auditor", "이감사")
     clerk, clerk_id = await _staff(kit, "finance_clerk", "박담당")
     citizen = new_id("ctz")
+    await kit.know_citizen(citizen)  # payees are stored only for citizens the allowance knows
     payee = {"bank_code": "004", "account_number": "123-45-678901", "account_holder": "김광산"}
     _korean(
         await kit.http.put(f"/v1/payees/{citizen}", json=payee, headers=auditor), 403, "forbidden"
