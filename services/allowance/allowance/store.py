@@ -389,6 +389,7 @@ class OwedAtClose:
     balance_won: int = 0
     payout_won: int = 0
     held_back: bool = False
+    held_back_won: int = 0
 
 
 @dataclass(frozen=True)

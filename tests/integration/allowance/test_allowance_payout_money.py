@@ -100,6 +100,11 @@ async def test_withholding_payout_files_and_transfer_results(kit: Kit) -> None:
     await kit.raise_budget(month.year, 2_000_000)
     await kit.raise_budget(later.year, 2_000_000)
     alice, carol = new_id("ctz"), new_id("ctz")
+    await _pay(kit, month, alice, 240, 10)
+    await _pay(kit, month, carol, 240, 11)
+    await kit.wait("PayoutAccrued", citizen_id=alice)
+    await kit.wait("PayoutAccrued", citizen_id=carol)
+    # Payee details for citizens the allowance knows (a ref of no citizen is a 404).
     for who, bank, account, holder in (
         (alice, "004", "123-45-678901", "김광산"),
         (carol, "011", "0110-123-4567", "박수당"),
@@ -110,10 +115,6 @@ async def test_withholding_payout_files_and_transfer_results(kit: Kit) -> None:
             headers=kit.finance,
         )
         assert put.status_code == 200, put.text
-    await _pay(kit, month, alice, 240, 10)
-    await _pay(kit, month, carol, 240, 11)
-    await kit.wait("PayoutAccrued", citizen_id=alice)
-    await kit.wait("PayoutAccrued", citizen_id=carol)
     gross = full_shift_won(rate, 240)
     income_tax = _trunc10(gross * 300 // 10_000)
     local_tax = _trunc10(income_tax * 1_000 // 10_000)
