@@ -77,6 +77,14 @@ async def _pay(kit: Kit, month: Period, citizen: str, minutes: int, day: int) ->
     await kit.inject(kit.attendance(posting, citizen))
 
 
+async def _statements(kit: Kit, month: Period, *citizens: str) -> dict[str, dict[str, Any]]:
+    page = await kit.http.get(
+        f"/v1/periods/{month}/statements", params={"limit": 500}, headers=kit.finance
+    )
+    assert page.status_code == 200, page.text
+    return {s["citizen_id"]: s for s in page.json()["items"] if s["citizen_id"] in citizens}
+
+
 async def test_withholding_payout_files_and_transfer_results(kit: Kit) -> None:
     seeded = await kit.http.get("/v1/admin/withholding", headers=kit.admin)
     assert seeded.status_code == 200 and seeded.json()["in_force"] is not None
@@ -217,6 +225,15 @@ async def test_withholding_payout_files_and_transfer_results(kit: Kit) -> None:
     await kit.wait("PayoutPaid", citizen_id=alice)
     failed_event = await kit.wait("PayoutFailed", citizen_id=carol)
     assert failed_event[0].data["amount_won"] == net
+    # The statements show the payout line and the bank's result (issue 16).
+    shown = await _statements(kit, month, alice, carol)
+    assert (shown[alice]["payout_gross_won"], shown[alice]["income_tax_won"],
+            shown[alice]["local_income_tax_won"], shown[alice]["net_won"]) == (
+        gross, income_tax, local_tax, net)  # fmt: skip
+    assert shown[alice]["withholding_kind"] == "business_income_3_3"
+    assert shown[alice]["transfer_status"] == "paid" and shown[alice]["transfer_won"] == net
+    assert shown[carol]["transfer_status"] == "failed"
+    assert shown[carol]["transfer_reason"] == "계좌 해지" and "이체불능" in shown[carol]["note"]
 
     # Next month, other income 8.8 %: alice earns two full days; carol's failed net is
     # carried into the file as it is (taxed already).
@@ -244,6 +261,18 @@ async def test_withholding_payout_files_and_transfer_results(kit: Kit) -> None:
     assert lines2[carol][amount_at] == str(net)
     assert lines2[carol][table2[0].index("은행코드")] == "011"
     assert lines2[alice][amount_at] == str(gross2 - income2 - local2)
+    # carol earned nothing in `later`: her statement of it is the failed transfer paid again.
+    shown2 = await _statements(kit, later, alice, carol)
+    assert shown2[carol]["failed_carried_in_won"] == net == shown2[carol]["transfer_won"]
+    assert shown2[carol]["payable_won"] == 0 and shown2[carol]["net_won"] == 0
+    assert shown2[alice]["net_won"] == gross2 - income2 - local2
+    exported = await kit.http.get(
+        f"/v1/periods/{later}/statements", params={"format": "csv"}, headers=kit.finance
+    )
+    sheet = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    row = next(r for r in sheet[1:] if carol in r)
+    assert row[sheet[0].index("이체불능 이월분(원)")] == str(net)
+    assert row[sheet[0].index("실지급액(원)")] == "0"
     withheld2 = await kit.http.get(
         f"/v1/periods/{later}/withholding", params={"format": "json"}, headers=kit.finance
     )
