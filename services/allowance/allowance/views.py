@@ -870,9 +870,18 @@ async def withholding_report(
 
 
 def transfer_results_in(body: bytes, content_type: str) -> list[transfer_results.ResultLine]:
-    """The request's result lines from JSON or CSV; a malformed body is a 4xx naming where."""
-    if content_type.split(";")[0].strip().lower() in ("text/csv", "application/csv"):
-        found, violations = transfer_results.parse_results_csv(body)
+    """The request's result lines from JSON, CSV or XLSX; a malformed body is a 4xx naming
+    where."""
+    media = content_type.split(";")[0].strip().lower()
+    parse = (
+        transfer_results.parse_results_csv
+        if media in ("text/csv", "application/csv")
+        else payout_exports.parse_results_xlsx
+        if media == XLSX_MEDIA_TYPE
+        else None
+    )
+    if parse is not None:
+        found, violations = parse(body)
         if violations:
             raise Problem(
                 422,

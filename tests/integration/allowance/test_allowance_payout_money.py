@@ -216,6 +216,34 @@ async def test_withholding_payout_files_and_transfer_results(kit: Kit) -> None:
         headers={**kit.finance, "Content-Type": "text/csv"},
     )
     assert as_csv.status_code == 200 and as_csv.json()["unchanged_count"] == 1, as_csv.text
+    # The payout file's own XLSX with 상태/사유 added (issue 16): the same results again.
+    returned = openpyxl.Workbook()
+    result_sheet = returned.active
+    assert result_sheet is not None
+    result_sheet.append([*header, "상태", "사유"])
+    result_sheet.append([*by_citizen[alice], "성공", None])
+    result_sheet.append([*by_citizen[carol], "이체불능", "계좌 해지"])
+    result_sheet.append(list(totals))
+    upload = io.BytesIO()
+    returned.save(upload)
+    as_xlsx = await kit.http.post(
+        url,
+        content=upload.getvalue(),
+        headers={
+            **kit.finance,
+            "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        },
+    )
+    assert as_xlsx.status_code == 200 and as_xlsx.json()["unchanged_count"] == 2, as_xlsx.text
+    broken = await kit.http.post(
+        url,
+        content=b"PK not a workbook",
+        headers={
+            **kit.finance,
+            "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        },
+    )
+    assert broken.status_code == 422 and broken.json()["code"] == "transfer_results_invalid"
     malformed = await kit.http.post(
         url,
         content=f"시민ID,상태\r\n{alice},maybe\r\n".encode(),
