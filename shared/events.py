@@ -547,6 +547,19 @@ class PayoutFailed(_PayoutEvent):
 
 
 @register
+class PayoutHeldBack(_PayoutEvent):
+    """A month's close held a citizen's payable money back (one per citizen and close):
+    `reason` `no_payee_details` — no bank details were stored then; the money stays payable
+    and is paid at the first close after they arrive. Added beside PeriodClosed (issue 16)
+    so the matcher can show the citizen's month `held_back` with its reason."""
+
+    TYPE: ClassVar[str] = "PayoutHeldBack"
+    period: str = Field(pattern=r"^\d{4}-\d{2}$")
+    amount_won: int = Field(ge=0, description="the payable balance held back")
+    reason: Literal["no_payee_details"] = "no_payee_details"
+
+
+@register
 class PeriodClosed(_PayoutEvent):
     """Key is the period, not a citizen: one event per month close."""
 

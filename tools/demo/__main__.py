@@ -27,7 +27,14 @@ import httpx
 
 from tools import invariants
 from tools.api_client import Api, ApiError, Endpoints
-from tools.demo.play import CONCURRENCY_MAX, DemoError, Outcome, Player
+from tools.demo.play import (
+    CONCURRENCY_MAX,
+    TRANSFER_FAILED_REASON,
+    DemoError,
+    Outcome,
+    Player,
+    withheld,
+)
 from tools.demo.scenario import SEED_DEFAULT, SIZES, make_plan
 from tools.demo.services import ensure_stack, read_stack_env, simulator
 
@@ -52,6 +59,11 @@ def won(n: int) -> str:
     return f"{n:,} won"
 
 
+def next_period(period: str) -> str:
+    year, month = (int(x) for x in period.split("-"))
+    return f"{year + month // 12}-{month % 12 + 1:02d}"
+
+
 async def summarise(api: Api, out: Outcome) -> Summary:
     plan = out.plan
     ours = set(out.citizen_ids.values())
@@ -60,6 +72,9 @@ async def summarise(api: Api, out: Outcome) -> Summary:
     payout = await api.finance.get_payout_file(plan.period, "json")
     assert isinstance(payout, dict)
     budget = await api.finance.get_budget(fiscal_year=plan.fiscal_year)
+    report = await api.finance.get_withholding_report(plan.period, "json")
+    assert isinstance(report, dict)
+    taxed_ours = [x for x in report["lines"] if x["citizen_id"] in ours]
     lines_ours = [line for line in payout["lines"] if line["citizen_id"] in ours]
     held_ours = [h for h in payout["held_back"] if h["citizen_id"] in ours]
     ids = set(out.posting_ids.values())
@@ -97,6 +112,10 @@ async def summarise(api: Api, out: Outcome) -> Summary:
         "payout_won": sum(int(line["amount_won"]) for line in lines_ours),
         "held_back": len(held_ours),
         "held_back_won": sum(int(h["carried_forward_won"]) for h in held_ours),
+        "withheld_gross_won": sum(int(x["gross_won"]) for x in taxed_ours),
+        "income_tax_won": sum(int(x["income_tax_won"]) for x in taxed_ours),
+        "local_tax_won": sum(int(x["local_tax_won"]) for x in taxed_ours),
+        "net_won": sum(int(x["net_won"]) for x in taxed_ours),
         "budget_total_won": int(budget["total_won"]),
         "budget_available_won": int(budget["available_won"]),
         "budget_reserved_won": int(budget["reserved_won"]),
@@ -142,7 +161,16 @@ async def summarise(api: Api, out: Outcome) -> Summary:
         f" ({won(f['won_capped'])} over the monthly cap for {f['citizens_capped']} citizens)",
         f"  payout file        {f['payout_lines']} transfers, {won(f['payout_won'])};"
         f" {f['held_back']} held back without bank details ({won(f['held_back_won'])} carried"
-        " forward)",
+        f" forward; {f.get('held_back_on_purpose', 0)} on purpose: the scenario's citizen who"
+        " gave none)",
+        f"  bank details       {f.get('payees_registered', 0)} citizens registered theirs through"
+        " the partner (citizen.payee_submitted → payee.accepted)",
+        f"  withholding        business_income_3_3: gross {won(f['withheld_gross_won'])}, income"
+        f" tax {won(f['income_tax_won'])}, local income tax {won(f['local_tax_won'])}, net"
+        f" {won(f['net_won'])}",
+        f"  transfers          {f.get('transfers_paid', 0)} paid, {f.get('transfers_failed', 0)}"
+        f" failed ({won(f.get('transfer_failed_won', 0))}, {TRANSFER_FAILED_REASON}): carried"
+        f" into {next_period(plan.period)}'s payout file (payout.failed told to the partner)",
         f"  budget {plan.fiscal_year}        {won(f['budget_total_won'])} total,"
         f" {won(f['budget_reserved_won'])} reserved, {won(f['budget_available_won'])} left",
         f"  partner            {f['notifications_received']} signed notifications received ("
@@ -176,11 +204,18 @@ async def ledger_agrees(api: Api, out: Outcome, summary: Summary) -> list[tuple[
     accrued = credit_sum("allowance_payable", ("payout_accrual", "payout_reversal"))
     capped = credit_sum("allowance_capped", ("payout_accrual", "payout_reversal"))
     due = credit_sum("allowance_payout_due", ("payout_due",))
+    income_tax = credit_sum("income_tax_payable", ("payout_due",))
+    local_tax = credit_sum("local_income_tax_payable", ("payout_due",))
+    failed = credit_sum("allowance_transfer_failed", ("payout_failed",))
     f = summary.figures
     model = out.model
     assert model is not None
     model_paid = sum(model.payable(c) for c in ours)
     model_capped = sum(model.capped(c) for c in ours)
+    held = set(out.figures.get("held_back_citizens", ()))
+    model_taxes = [withheld(model.payable(c)) for c in ours if c not in held and model.payable(c)]
+    model_income = sum(t[0] for t in model_taxes)
+    model_local = sum(t[1] for t in model_taxes)
     return [
         (
             f"won paid {f['won_paid']:,} = ledger payable credits {accrued:,}",
@@ -191,8 +226,33 @@ async def ledger_agrees(api: Api, out: Outcome, summary: Summary) -> list[tuple[
         (f"won paid = independent model {model_paid:,}", f["won_paid"] == model_paid),
         (f"won capped = independent model {model_capped:,}", f["won_capped"] == model_capped),
         (
-            f"payout file + held back = won paid ({f['payout_won'] + f['held_back_won']:,})",
-            f["payout_won"] + f["held_back_won"] == f["won_paid"],
+            f"payout file + withheld + held back = won paid ({f['payout_won']:,} +"
+            f" {f['income_tax_won'] + f['local_tax_won']:,} + {f['held_back_won']:,})",
+            f["payout_won"] + f["income_tax_won"] + f["local_tax_won"] + f["held_back_won"]
+            == f["won_paid"],
+        ),
+        (
+            f"income tax {f['income_tax_won']:,} = ledger {income_tax:,} = model {model_income:,}",
+            f["income_tax_won"] == income_tax == model_income,
+        ),
+        (
+            f"local income tax {f['local_tax_won']:,} = ledger {local_tax:,}"
+            f" = model {model_local:,}",
+            f["local_tax_won"] == local_tax == model_local,
+        ),
+        (
+            f"net {f['net_won']:,} = payout file {f['payout_won']:,}",
+            f["net_won"] == f["payout_won"],
+        ),
+        (
+            f"failed transfer {f.get('transfer_failed_won', 0):,} = ledger transfer failed"
+            f" {failed:,}",
+            f.get("transfer_failed_won", 0) == failed,
+        ),
+        ("withholding applied (business_income_3_3)", f["income_tax_won"] > 0),
+        (
+            "no citizen held back for missing details but the one on purpose",
+            f["held_back"] == f.get("held_back_on_purpose", 0),
         ),
         ("some citizens reached the monthly cap", f["citizens_capped"] > 0),
     ]

@@ -62,6 +62,23 @@ async def eventually(check: Callable[[], Awaitable[T | None]], what: str) -> T:
 
 # --- the independent money model ------------------------------------------------------------
 
+# The withholding the demo's close applies (소득세법 §129 ①3: business income 3 % income
+# tax, local income tax 10 % of it, each truncated below 10 won).
+BUSINESS_INCOME: dict[str, Any] = {
+    "effective_from": "2000-01-01",
+    "kind": "business_income_3_3",
+    "source": "demo: 소득세법 §129 ①3 (사업소득 3%, 지방소득세 10%)",
+    "income_tax_rate_bp": 300,
+    "local_tax_rate_bp": 1_000,
+}
+TRANSFER_FAILED_REASON = "계좌 해지 (demo)"
+
+
+def withheld(payout_won: int) -> tuple[int, int]:
+    """Income tax and local income tax on one payout, as the demo's policy has them."""
+    income_tax = payout_won * 3 // 100 // 10 * 10
+    return income_tax, income_tax // 10 // 10 * 10
+
 
 def rate_on(rates: list[dict[str, Any]], day: date) -> int:
     applicable = [r for r in rates if date.fromisoformat(str(r["effective_from"])) <= day]
@@ -578,23 +595,76 @@ class Player:
         await eventually(accrued, "the allowance to pay every attended shift")
         paid = sorted(c for c in ours if model.gross_by_citizen.get(c, 0) > 0)
         plan_key_of = {v: k for k, v in out.citizen_ids.items()}
-        # Most citizens have given their bank details; a few have not (their money is held
-        # back and carried forward, not lost).
+        citizen_of = {c.key: c for c in plan.citizens}
+        # Every paid citizen gives bank details in the partner's app (`citizen.payee_submitted`)
+        # except one, on purpose: that citizen's money is held back and carried forward.
         paid.sort(key=lambda c: plan_key_of[c])
-        with_payee = [c for i, c in enumerate(paid) if i % 8 != 3]
+        without = paid[min(3, len(paid) - 1)] if paid else None
+        with_payee = [c for c in paid if c != without]
+        puid_of = {c: citizen_of[plan_key_of[c]].partner_user_id for c in with_payee}
         await asyncio.gather(
             *(
-                api.finance.put_payee(
-                    c,
-                    {
-                        "bank_code": "011",
-                        "account_number": f"302-{account_digits(plan.seed, plan_key_of[c])}-11",
-                        "account_holder": "홍길동",
-                    },
+                api.partner.submit_payee(
+                    partner_user_id=puid_of[c],
+                    bank_code="011",
+                    account_number=f"302{account_digits(plan.seed, plan_key_of[c])}11",
+                    account_holder="홍길동",
                 )
                 for c in with_payee
             )
         )
-        await api.finance.close_period(plan.period)
-        self.say(f"{plan.period} closed by finance; payout file produced")
+
+        async def accepted() -> bool | None:
+            got = await api.simulator.notifications(type="payee.accepted")
+            seen = {n["data"]["partner_user_id"] for n in got["items"]}
+            return True if set(puid_of.values()) <= seen else None
+
+        await eventually(accepted, "the allowance to store every submitted payee")
         out.figures["payees_registered"] = len(with_payee)
+        out.figures["held_back_on_purpose"] = 0 if without is None else 1
+        out.figures["held_back_citizens"] = [] if without is None else [without]
+        # Withholding as policy: business income 3.3 % for this close, the table in force
+        # restored afterwards (it is the stack's, not the scenario's).
+        before = await api.allowance_admin.get_withholding()
+        await api.allowance_admin.set_withholding([BUSINESS_INCOME], "demo: 3.3% for this close")
+        try:
+            await api.finance.close_period(plan.period)
+        finally:
+            await api.allowance_admin.set_withholding(
+                before["withholding"], "demo: the table before the demo's close"
+            )
+        self.say(f"{plan.period} closed by finance (withholding 3.3%); payout file produced")
+        await self.transfer_results(sorted(with_payee), puid_of)
+
+    async def transfer_results(self, with_payee: list[str], puid_of: dict[str, str]) -> None:
+        """The bank's answer: every line paid but one (이체불능), which is carried into the
+        next month's payout file; the partner hears `payout.paid` / `payout.failed`."""
+        plan, out, api = self.plan, self.out, self.api
+        if not with_payee:
+            return
+        failing = with_payee[0]
+        results = [
+            {"citizen_id": c, "status": "paid"}
+            if c != failing
+            else {"citizen_id": c, "status": "failed", "reason": TRANSFER_FAILED_REASON}
+            for c in with_payee
+        ]
+        await api.finance.post_transfer_results(plan.period, results)
+
+        async def told() -> dict[str, Any] | None:
+            got = await api.simulator.notifications(
+                type="payout.failed", partner_user_id=puid_of[failing]
+            )
+            mine = [n for n in got["items"] if n["data"]["month"] == plan.period]
+            return mine[0]["data"] if mine else None
+
+        failed = await eventually(told, "the partner to hear of the failed transfer")
+        out.figures["transfer_failed_citizen"] = failing
+        out.figures["transfers_failed"] = 1
+        out.figures["transfer_failed_won"] = int(failed["amount_won"])
+        out.figures["transfers_paid"] = len(results) - 1
+        out.expect(
+            f"the failed transfer ({int(failed['amount_won']):,} won) is carried into the"
+            " next month's payout file",
+            bool(failed["carried"]),
+        )

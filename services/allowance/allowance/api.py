@@ -461,7 +461,9 @@ async def get_withholding_report(
     summary="Record the bank's result per payout line: paid, or failed (이체불능) and carried",
     description="Body: a JSON list `[{citizen_id, status: paid|failed, reason?}]`, or (with"
     " `Content-Type: text/csv`) the payout file's CSV with a `상태` (status) column and an"
-    " optional `사유` (reason) column. A paid line moves its payout due to paid; a failed"
+    " optional `사유` (reason) column, or (with `Content-Type: application/vnd.openxmlformats-"
+    "officedocument.spreadsheetml.sheet`) the payout file's XLSX with the same columns added"
+    " (its first sheet is read). A paid line moves its payout due to paid; a failed"
     " line's net is reversed out of payout due (account `allowance_transfer_failed`) and"
     " paid in the next closed month's payout file. Each line is recorded once: the same"
     " result again changes nothing (`unchanged`), a different one is a 409. A line of"
@@ -480,6 +482,9 @@ async def get_withholding_report(
                     }
                 },
                 "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
             },
         }
     },

@@ -76,6 +76,15 @@ STATEMENT_COLUMNS: tuple[Column, ...] = (
     Column("carried_forward_won", "이월액(원)", "won", 14),
     Column("held_back", "지급보류", "text", 9),
     Column("note", "비고", "text", 50),
+    # Added by issue 16 (after the first columns, which keep their places): the payout line.
+    Column("payout_gross_won", "지급총액(원)", "won", 14),
+    Column("income_tax_won", "소득세(원)", "won", 12),
+    Column("local_income_tax_won", "지방소득세(원)", "won", 13),
+    Column("net_won", "실지급액(원)", "won", 14),
+    Column("failed_carried_in_won", "이체불능 이월분(원)", "won", 16),
+    Column("transfer_won", "이체금액(원)", "won", 14),
+    Column("transfer_status", "이체결과", "text", 10),
+    Column("transfer_reason", "이체불능 사유", "text", 20),
 )
 
 PAYOUT_COLUMNS: tuple[Column, ...] = (
@@ -123,6 +132,12 @@ STATEMENT_WON_KEYS = (
     "balance_won",
     "payout_won",
     "carried_forward_won",
+    "payout_gross_won",
+    "income_tax_won",
+    "local_income_tax_won",
+    "net_won",
+    "failed_carried_in_won",
+    "transfer_won",
 )
 
 

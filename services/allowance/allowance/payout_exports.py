@@ -32,8 +32,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
+import openpyxl
 import xlsxwriter
 
+from allowance.domain import transfer_results
 from allowance.domain.payout_file import PayoutLine, payout_totals, withholding_applies
 from allowance.domain.policy import Violation
 
@@ -449,3 +451,43 @@ def _write_cell(sheet: Any, row: int, col: int, value: str | int | None, fmt: An
 def _escape_header(text: str) -> str:
     # `&` starts a control code in Excel page headers.
     return text.replace("&", "&&")
+
+
+# --- the bank's results, uploaded as the payout file's XLSX ------------------------------
+
+
+def parse_results_xlsx(body: bytes) -> tuple[list[transfer_results.ResultLine], list[Violation]]:
+    """Result lines from an uploaded XLSX: the payout file's workbook with a `상태` column
+    added, read from its first sheet (the totals sheet, if any, is not read). Cells are
+    read as the text they show: `011` typed as text stays `011`, a whole number is its
+    digits. Lines are named `line N` by their spreadsheet row, as in the CSV."""
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(body), read_only=True, data_only=True)
+    except Exception:  # openpyxl raises zip, XML and its own errors for a broken file
+        return [], [Violation("body", "the XLSX cannot be read as a workbook", "invalid")]
+    try:
+        sheet = workbook.worksheets[0] if workbook.worksheets else None
+        if sheet is None:
+            return [], [Violation("body", "the XLSX has no sheet", "empty")]
+        rows: list[list[str]] = []
+        for values in sheet.iter_rows(values_only=True):
+            rows.append([_cell_text(v) for v in values])
+            if len(rows) > transfer_results.RESULT_LINES_MAX + 10:  # header, totals and blank rows
+                return [], [
+                    Violation(
+                        "body",
+                        f"at most {transfer_results.RESULT_LINES_MAX:,} lines",
+                        "out_of_range",
+                    )
+                ]
+    finally:
+        workbook.close()
+    return transfer_results.parse_results_rows(rows, "XLSX")
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -284,6 +284,22 @@ class StatementOut(BaseModel):
     carried_forward_won: int | None
     held_back: bool
     note: str
+    # Added by issue 16 (null for an open month): the close's payout line and its transfer.
+    withholding_kind: str | None = Field(None, description="the withholding applied at close")
+    payout_gross_won: int | None = Field(None, description="paid out before withholding")
+    income_tax_won: int | None = Field(None, description="income tax withheld (소득세)")
+    local_income_tax_won: int | None = Field(None, description="local income tax (지방소득세)")
+    net_won: int | None = Field(None, description="payout_gross_won less both taxes")
+    failed_carried_in_won: int | None = Field(
+        None, description="an earlier month's failed transfer paid again in this month's file"
+    )
+    transfer_won: int | None = Field(
+        None, description="the payout file's amount: net_won + failed_carried_in_won"
+    )
+    transfer_status: Literal["paid", "failed"] | None = Field(
+        None, description="the bank's result as finance recorded it (null: none yet)"
+    )
+    transfer_reason: str | None = Field(None, description="why a transfer failed")
 
 
 class StatementTotals(BaseModel):

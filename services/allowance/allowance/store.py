@@ -361,6 +361,16 @@ class StatementRow:
     held_back: bool | None = None
     period: str | None = None
     frozen_at: datetime | None = None
+    # The close's payout line (the `payouts` table) and the bank's result for it (issue 16):
+    # None for an open month, or a closed one that paid the citizen nothing.
+    withholding_kind: str | None = None
+    payout_gross_won: int | None = None
+    income_tax_won: int | None = None
+    local_income_tax_won: int | None = None
+    failed_carried_in_won: int | None = None
+    transfer_won: int | None = None
+    transfer_status: str | None = None
+    transfer_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -390,6 +400,7 @@ class OwedAtClose:
     balance_won: int = 0
     payout_won: int = 0
     held_back: bool = False
+    held_back_won: int = 0
 
 
 @dataclass(frozen=True)
@@ -1117,8 +1128,31 @@ class Store:
         self, period: Period, after_citizen: str | None, limit: int | None
     ) -> list[StatementRow]:
         sql = (
-            f"SELECT {_STATEMENT_COLUMNS} FROM statements WHERE period = $1"
-            " AND ($2::text IS NULL OR citizen_id > $2) ORDER BY citizen_id"
+            # A citizen whose only payout of the month is an earlier failed transfer paid
+            # again has no frozen statement: the payout line gives them one (issue 16).
+            """
+            SELECT $1::text AS period, coalesce(s.citizen_id, p.citizen_id) AS citizen_id,
+                   coalesce(s.lines_count, 0) AS lines_count,
+                   coalesce(s.minutes_paid, 0) AS minutes_paid,
+                   coalesce(s.gross_won, 0) AS gross_won, coalesce(s.capped_won, 0) AS capped_won,
+                   coalesce(s.payable_won, 0) AS payable_won,
+                   coalesce(s.adjustment_won, 0) AS adjustment_won, s.adjustment_periods,
+                   coalesce(s.balance_won, 0) AS balance_won,
+                   coalesce(s.payout_won, 0) AS payout_won,
+                   coalesce(s.carried_forward_won, 0) AS carried_forward_won,
+                   coalesce(s.held_back, false) AS held_back, s.frozen_at,
+                   p.withholding_kind, p.gross_won AS payout_gross_won, p.income_tax_won,
+                   p.local_tax_won AS local_income_tax_won,
+                   p.carried_won AS failed_carried_in_won, p.amount_won AS transfer_won,
+                   t.status AS transfer_status, t.reason AS transfer_reason
+              FROM (SELECT * FROM statements WHERE period = $1) s
+              FULL JOIN (SELECT * FROM payouts WHERE period = $1) p
+                ON p.citizen_id = s.citizen_id
+              LEFT JOIN transfer_results t
+                ON t.period = $1 AND t.citizen_id = coalesce(s.citizen_id, p.citizen_id)
+             WHERE $2::text IS NULL OR coalesce(s.citizen_id, p.citizen_id) > $2
+             ORDER BY 2
+            """
         )
         if limit is not None:
             sql += f" LIMIT {int(limit)}"

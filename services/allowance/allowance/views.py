@@ -498,6 +498,17 @@ def _statement_row(r: StatementRow, period: Period, closed: bool) -> dict[str, A
             f"이전 미지급 잔액 {rules.won(carried_in_won)}원 포함"
             f" (includes {rules.won(carried_in_won)} won owed from earlier months)"
         )
+    paid = _payout_figures(r) if closed else _NO_PAYOUT
+    if paid["failed_carried_in_won"]:
+        notes.append(
+            f"이체불능 이월분 {rules.won(paid['failed_carried_in_won'])}원 재지급"
+            f" (a failed transfer of {rules.won(paid['failed_carried_in_won'])} won paid again)"
+        )
+    if paid["transfer_status"] == "failed":
+        notes.append(
+            "이체불능: 다음 달로 이월 (transfer failed, carried into the next month"
+            + (f": {paid['transfer_reason']})" if paid["transfer_reason"] else ")")
+        )
     if held:
         notes.append("지급보류: 계좌정보 미등록, 다음 달로 이월 (held back: no payee details)")
     elif closed and int(r.carried_forward_won or 0) < 0:
@@ -517,11 +528,54 @@ def _statement_row(r: StatementRow, period: Period, closed: bool) -> dict[str, A
         "carried_forward_won": int(r.carried_forward_won or 0) if closed else None,
         "held_back": held,
         "note": "; ".join(notes),
+        **paid,
     }
 
 
+_NO_PAYOUT: dict[str, Any] = {
+    "withholding_kind": None,
+    "payout_gross_won": None,
+    "income_tax_won": None,
+    "local_income_tax_won": None,
+    "net_won": None,
+    "failed_carried_in_won": None,
+    "transfer_won": None,
+    "transfer_status": None,
+    "transfer_reason": None,
+}
+
+
+def _payout_figures(r: StatementRow) -> dict[str, Any]:
+    """A closed month's payout line as the statement shows it: gross before withholding,
+    the two taxes, the net, a failed transfer of an earlier month paid again with it, the
+    sum sent to the bank, and the bank's result (None until finance records it). A citizen
+    the close paid nothing has zeros."""
+    gross = int(r.payout_gross_won or 0)
+    income_tax = int(r.income_tax_won or 0)
+    local_tax = int(r.local_income_tax_won or 0)
+    return {
+        "withholding_kind": r.withholding_kind,
+        "payout_gross_won": gross,
+        "income_tax_won": income_tax,
+        "local_income_tax_won": local_tax,
+        "net_won": gross - income_tax - local_tax,
+        "failed_carried_in_won": int(r.failed_carried_in_won or 0),
+        "transfer_won": int(r.transfer_won or 0),
+        "transfer_status": r.transfer_status,
+        "transfer_reason": r.transfer_reason or None,
+    }
+
+
+_TRANSFER_STATUS_KO = {"paid": "이체완료", "failed": "이체불능"}
+
+
 def _statement_export_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "held_back": "예" if row["held_back"] else ""}
+    status = row.get("transfer_status")
+    return {
+        **row,
+        "held_back": "예" if row["held_back"] else "",
+        "transfer_status": _TRANSFER_STATUS_KO.get(status, "") if status else "",
+    }
 
 
 class _Statements:
@@ -863,9 +917,18 @@ async def withholding_report(
 
 
 def transfer_results_in(body: bytes, content_type: str) -> list[transfer_results.ResultLine]:
-    """The request's result lines from JSON or CSV; a malformed body is a 4xx naming where."""
-    if content_type.split(";")[0].strip().lower() in ("text/csv", "application/csv"):
-        found, violations = transfer_results.parse_results_csv(body)
+    """The request's result lines from JSON, CSV or XLSX; a malformed body is a 4xx naming
+    where."""
+    media = content_type.split(";")[0].strip().lower()
+    parse = (
+        transfer_results.parse_results_csv
+        if media in ("text/csv", "application/csv")
+        else payout_exports.parse_results_xlsx
+        if media == XLSX_MEDIA_TYPE
+        else None
+    )
+    if parse is not None:
+        found, violations = parse(body)
         if violations:
             raise Problem(
                 422,

@@ -204,6 +204,22 @@ class PayoutReversedData(_Payout):
     )
 
 
+class PayoutPaidData(_Data):
+    partner_user_id: Id
+    month: str = Field(pattern=MONTH, description="the closed month whose payout this is")
+    amount_won: Won = Field(description="the net transferred (after any withholding)")
+
+
+class PayoutFailedData(_Data):
+    partner_user_id: Id
+    month: str = Field(pattern=MONTH, description="the closed month whose payout this is")
+    amount_won: Won = Field(description="the net that was not transferred")
+    reason: str = Field(description="the bank's reason as finance entered it (may be empty)")
+    carried: bool = Field(
+        description="true: the amount is paid again in the next closed month's payout file"
+    )
+
+
 class PayeeAcceptedData(_Data):
     partner_user_id: Id
     webhook_id: Id = Field(description="the `webhook-id` of the `citizen.payee_submitted`")
@@ -323,6 +339,7 @@ class NotificationType:
 _APP = "the application (in order with the application's other notifications)"
 _POSTING = "the posting"
 _PAYEE = "the partner user's bank details (`payee:{partner_user_id}`)"
+_PAYMENT = "the partner user's payments (`payout:{partner_user_id}`)"
 _T0 = "2026-12-19T10:00:00+09:00"
 _T1 = "2026-12-19T13:00:00+09:00"
 _BOOKING = {
@@ -611,6 +628,32 @@ NOTIFICATION_TYPES: tuple[NotificationType, ...] = (
             "committed_at": "2026-12-01T09:00:00+09:00",
             "applications_close_at": "2026-12-17T18:00:00+09:00",
             "drawn_at": "2026-12-17T18:00:04+09:00",
+        },
+    ),
+    NotificationType(
+        "payout.paid",
+        "The month's allowance reached the citizen's account (지급 완료)",
+        "The bank reported the transfer of the closed month's payout made; `amount_won` is "
+        "the net after withholding. A month carried from a failed transfer is paid in a "
+        "later month's payout and told with that month.",
+        _PAYMENT,
+        PayoutPaidData,
+        {"partner_user_id": "dg-user-48213", "month": "2026-12", "amount_won": 38_712},
+    ),
+    NotificationType(
+        "payout.failed",
+        "The month's transfer failed (이체 불능)",
+        "The bank could not transfer the closed month's payout (e.g. a closed account); the "
+        "amount is carried into the next closed month's payout. Ask the citizen to check "
+        "their bank details (`citizen.payee_submitted` replaces them).",
+        _PAYMENT,
+        PayoutFailedData,
+        {
+            "partner_user_id": "dg-user-48213",
+            "month": "2026-12",
+            "amount_won": 38_712,
+            "reason": "해지 계좌",
+            "carried": True,
         },
     ),
     NotificationType(

@@ -27,6 +27,9 @@ from shared.events import (
     PayeeRejected,
     PayoutAccrued,
     PayoutCapped,
+    PayoutFailed,
+    PayoutHeldBack,
+    PayoutPaid,
     PayoutReversed,
     PeriodClosed,
     PostingCancelled,
@@ -102,6 +105,15 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
     async def period_closed(conn: Connection, envelope: Envelope, event: PeriodClosed) -> None:
         await allowance.close_period(conn, deps, event)
 
+    async def payout_result(
+        conn: Connection, envelope: Envelope, event: PayoutPaid | PayoutFailed
+    ) -> None:
+        """The bank's result: the month `paid` / `failed`, `payout.paid` / `payout.failed`."""
+        await allowance.payment(conn, envelope, event)
+
+    async def payout_held_back(conn: Connection, envelope: Envelope, event: PayoutHeldBack) -> None:
+        await allowance.held_back(conn, envelope, event)
+
     async def payee_answered(
         conn: Connection, envelope: Envelope, event: PayeeAccepted | PayeeRejected
     ) -> None:
@@ -122,5 +134,8 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
     consumer.on(PayoutCapped, payout_capped)
     consumer.on(PayoutReversed, payout_reversed)
     consumer.on(PeriodClosed, period_closed)
+    consumer.on(PayoutPaid, payout_result)
+    consumer.on(PayoutFailed, payout_result)
+    consumer.on(PayoutHeldBack, payout_held_back)
     consumer.on(PayeeAccepted, payee_answered)
     consumer.on(PayeeRejected, payee_answered)

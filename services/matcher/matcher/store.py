@@ -728,6 +728,44 @@ async def close_allowance_period(
     )
 
 
+async def set_month_payment(
+    conn: asyncpg.Connection,
+    citizen_id: str,
+    period: str,
+    status: str,
+    reason: str | None,
+    at: datetime,
+) -> None:
+    """What the allowance told of a citizen's month's payment (`paid`, `failed`,
+    `held_back`, with its reason); the month is created if no accrual was seen yet. Setting
+    the same status twice changes nothing but the times."""
+    await conn.execute(
+        """
+        INSERT INTO allowance_months AS m (citizen_id, period, payment_status, status_reason,
+            status_at, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $5)
+        ON CONFLICT (citizen_id, period) DO UPDATE SET
+            payment_status = EXCLUDED.payment_status,
+            status_reason = EXCLUDED.status_reason,
+            status_at = EXCLUDED.status_at,
+            updated_at = EXCLUDED.updated_at
+        """,
+        citizen_id,
+        period,
+        status,
+        reason,
+        at,
+    )
+
+
+async def partner_user_of(conn: asyncpg.Connection, citizen_id: str) -> str | None:
+    """The partner's id of one of our citizens, if the matcher knows the citizen."""
+    found = await conn.fetchval(
+        "SELECT partner_user_id FROM citizens WHERE citizen_id = $1", citizen_id
+    )
+    return None if found is None else str(found)
+
+
 class AllowanceMonth(NamedTuple):
     """A citizen's month as the read model holds it, and whether the month is closed."""
 

@@ -23,7 +23,7 @@ import openpyxl
 import pytest
 from allowance.domain.calendar import Period
 
-from tests.integration.allowance.allowance_kit import Kit, full_shift_won, kst, new_id
+from tests.integration.allowance.allowance_kit import Kit, full_shift_won, kst, new_id, of
 
 pytestmark = pytest.mark.stack
 
@@ -101,6 +101,11 @@ async def test_close_payout_file_and_a_late_correction_in_the_next_month(kit: Ki
     assert closed.json()["status"] == "closed"
     closed_event = await kit.wait("PeriodClosed", period=str(month))
     assert closed_event[0].data["payable_won"] == closed.json()["payout_won"]
+    # Issue 16: who was held back is told per citizen, for the matcher's read model.
+    [held] = await kit.wait("PayoutHeldBack", citizen_id=bob)
+    assert held.data["period"] == str(month) and held.data["amount_won"] == bob_won
+    assert held.data["reason"] == "no_payee_details"
+    assert kit.watcher.matching(of("PayoutHeldBack", citizen_id=alice)) == []
 
     statements = (
         await kit.http.get(

@@ -77,6 +77,14 @@ async def _pay(kit: Kit, month: Period, citizen: str, minutes: int, day: int) ->
     await kit.inject(kit.attendance(posting, citizen))
 
 
+async def _statements(kit: Kit, month: Period, *citizens: str) -> dict[str, dict[str, Any]]:
+    page = await kit.http.get(
+        f"/v1/periods/{month}/statements", params={"limit": 500}, headers=kit.finance
+    )
+    assert page.status_code == 200, page.text
+    return {s["citizen_id"]: s for s in page.json()["items"] if s["citizen_id"] in citizens}
+
+
 async def test_withholding_payout_files_and_transfer_results(kit: Kit) -> None:
     seeded = await kit.http.get("/v1/admin/withholding", headers=kit.admin)
     assert seeded.status_code == 200 and seeded.json()["in_force"] is not None
@@ -100,6 +108,11 @@ async def test_withholding_payout_files_and_transfer_results(kit: Kit) -> None:
     await kit.raise_budget(month.year, 2_000_000)
     await kit.raise_budget(later.year, 2_000_000)
     alice, carol = new_id("ctz"), new_id("ctz")
+    await _pay(kit, month, alice, 240, 10)
+    await _pay(kit, month, carol, 240, 11)
+    await kit.wait("PayoutAccrued", citizen_id=alice)
+    await kit.wait("PayoutAccrued", citizen_id=carol)
+    # Payee details for citizens the allowance knows (a ref of no citizen is a 404).
     for who, bank, account, holder in (
         (alice, "004", "123-45-678901", "김광산"),
         (carol, "011", "0110-123-4567", "박수당"),
@@ -110,10 +123,6 @@ async def test_withholding_payout_files_and_transfer_results(kit: Kit) -> None:
             headers=kit.finance,
         )
         assert put.status_code == 200, put.text
-    await _pay(kit, month, alice, 240, 10)
-    await _pay(kit, month, carol, 240, 11)
-    await kit.wait("PayoutAccrued", citizen_id=alice)
-    await kit.wait("PayoutAccrued", citizen_id=carol)
     gross = full_shift_won(rate, 240)
     income_tax = _trunc10(gross * 300 // 10_000)
     local_tax = _trunc10(income_tax * 1_000 // 10_000)
@@ -207,6 +216,34 @@ async def test_withholding_payout_files_and_transfer_results(kit: Kit) -> None:
         headers={**kit.finance, "Content-Type": "text/csv"},
     )
     assert as_csv.status_code == 200 and as_csv.json()["unchanged_count"] == 1, as_csv.text
+    # The payout file's own XLSX with 상태/사유 added (issue 16): the same results again.
+    returned = openpyxl.Workbook()
+    result_sheet = returned.active
+    assert result_sheet is not None
+    result_sheet.append([*header, "상태", "사유"])
+    result_sheet.append([*by_citizen[alice], "성공", None])
+    result_sheet.append([*by_citizen[carol], "이체불능", "계좌 해지"])
+    result_sheet.append(list(totals))
+    upload = io.BytesIO()
+    returned.save(upload)
+    as_xlsx = await kit.http.post(
+        url,
+        content=upload.getvalue(),
+        headers={
+            **kit.finance,
+            "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        },
+    )
+    assert as_xlsx.status_code == 200 and as_xlsx.json()["unchanged_count"] == 2, as_xlsx.text
+    broken = await kit.http.post(
+        url,
+        content=b"PK not a workbook",
+        headers={
+            **kit.finance,
+            "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        },
+    )
+    assert broken.status_code == 422 and broken.json()["code"] == "transfer_results_invalid"
     malformed = await kit.http.post(
         url,
         content=f"시민ID,상태\r\n{alice},maybe\r\n".encode(),
@@ -216,6 +253,15 @@ async def test_withholding_payout_files_and_transfer_results(kit: Kit) -> None:
     await kit.wait("PayoutPaid", citizen_id=alice)
     failed_event = await kit.wait("PayoutFailed", citizen_id=carol)
     assert failed_event[0].data["amount_won"] == net
+    # The statements show the payout line and the bank's result (issue 16).
+    shown = await _statements(kit, month, alice, carol)
+    assert (shown[alice]["payout_gross_won"], shown[alice]["income_tax_won"],
+            shown[alice]["local_income_tax_won"], shown[alice]["net_won"]) == (
+        gross, income_tax, local_tax, net)  # fmt: skip
+    assert shown[alice]["withholding_kind"] == "business_income_3_3"
+    assert shown[alice]["transfer_status"] == "paid" and shown[alice]["transfer_won"] == net
+    assert shown[carol]["transfer_status"] == "failed"
+    assert shown[carol]["transfer_reason"] == "계좌 해지" and "이체불능" in shown[carol]["note"]
 
     # Next month, other income 8.8 %: alice earns two full days; carol's failed net is
     # carried into the file as it is (taxed already).
@@ -243,6 +289,18 @@ async def test_withholding_payout_files_and_transfer_results(kit: Kit) -> None:
     assert lines2[carol][amount_at] == str(net)
     assert lines2[carol][table2[0].index("은행코드")] == "011"
     assert lines2[alice][amount_at] == str(gross2 - income2 - local2)
+    # carol earned nothing in `later`: her statement of it is the failed transfer paid again.
+    shown2 = await _statements(kit, later, alice, carol)
+    assert shown2[carol]["failed_carried_in_won"] == net == shown2[carol]["transfer_won"]
+    assert shown2[carol]["payable_won"] == 0 and shown2[carol]["net_won"] == 0
+    assert shown2[alice]["net_won"] == gross2 - income2 - local2
+    exported = await kit.http.get(
+        f"/v1/periods/{later}/statements", params={"format": "csv"}, headers=kit.finance
+    )
+    sheet = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    row = next(r for r in sheet[1:] if carol in r)
+    assert row[sheet[0].index("이체불능 이월분(원)")] == str(net)
+    assert row[sheet[0].index("실지급액(원)")] == "0"
     withheld2 = await kit.http.get(
         f"/v1/periods/{later}/withholding", params={"format": "json"}, headers=kit.finance
     )

@@ -16,6 +16,9 @@ from aiokafka import AIOKafkaProducer
 from shared.events import (
     PayoutAccrued,
     PayoutCapped,
+    PayoutFailed,
+    PayoutHeldBack,
+    PayoutPaid,
     PayoutReversed,
     PeriodClosed,
     PostingCancelled,
@@ -204,3 +207,50 @@ async def test_applications_for_ended_postings_are_refused_at_once(
         [note] = await sim.wait_for(1, timeout_s=10, type="booking.rejected", application_id=app_id)
         assert note["data"]["reason"] == expected[posting_id], posting_id
         assert (await matcher.application(app_id) or {})["status"] == "rejected"
+
+
+async def test_payment_results_and_a_hold_back_show_on_the_month_and_are_told_once(
+    matcher_ready: Matcher, sim: Simulator, producer: AIOKafkaProducer, http: httpx.AsyncClient,
+    secret: str,
+) -> None:  # fmt: skip
+    """Issue 16: PayoutHeldBack shows the month `held_back` with its reason; PayoutPaid
+    (delivered twice: one event id) shows `paid` and sends one `payout.paid`; PayoutFailed
+    shows `failed` with the bank's reason and sends `payout.failed`."""
+    matcher = matcher_ready
+    now = await matcher.now()
+    posting = await publish_posting(producer, now, capacity=2)
+    await matcher.posting_open(posting.posting_id)
+    citizen = client.citizen_profile()
+    puid = str(citizen["partner_user_id"])
+    app = await matcher.decided(await apply(http, matcher, secret, posting.posting_id, citizen))
+    citizen_id = str(app["citizen_id"])
+    held, paid_month, failed_month = "2001-02", "2001-03", "2001-04"
+
+    async def status(month: str, expected: str) -> dict[str, Any] | None:
+        shown = (await _allowance(matcher, puid, month))["allowance"]
+        return shown if shown["payment_status"] == expected else None
+
+    await produce(
+        producer, PayoutHeldBack(citizen_id=citizen_id, period=held, amount_won=7_000), now
+    )
+    shown = await eventually(lambda: status(held, "held_back"), what="the month held back")
+    assert shown["status_reason"] == "no_payee_details"
+
+    paid = PayoutPaid(citizen_id=citizen_id, period=paid_month, amount_won=12_340)
+    envelope = paid.envelope(producer="test", occurred_at=now)
+    for _ in range(2):  # a redelivery: the same event id
+        await producer.send_and_wait(paid.TOPIC, envelope.to_bytes(), key=envelope.key.encode())
+    await eventually(lambda: status(paid_month, "paid"), what="the month paid")
+    [told] = await sim.wait_for(1, type="payout.paid", partner_user_id=puid)
+    assert told["data"] == {"partner_user_id": puid, "month": paid_month, "amount_won": 12_340}
+
+    failed = PayoutFailed(
+        citizen_id=citizen_id, period=failed_month, amount_won=5_000, reason="해지 계좌"
+    )
+    await produce(producer, failed, now)
+    shown = await eventually(lambda: status(failed_month, "failed"), what="the month failed")
+    assert shown["status_reason"] == "해지 계좌"
+    [note] = await sim.wait_for(1, type="payout.failed", partner_user_id=puid)
+    assert note["data"]["amount_won"] == 5_000 and note["data"]["carried"] is True
+    await asyncio.sleep(1)  # a second payout.paid would have been sent by now
+    assert len((await sim.notifications(type="payout.paid", partner_user_id=puid))["items"]) == 1

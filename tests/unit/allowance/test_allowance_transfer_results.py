@@ -3,9 +3,13 @@ line it refuses, and the close's ledger legs put the taxes on their own accounts
 
 from __future__ import annotations
 
+import io
+
+import openpyxl
 from allowance.domain import ledger
 from allowance.domain.calendar import Period
 from allowance.domain.transfer_results import parse_results_csv
+from allowance.payout_exports import parse_results_xlsx
 
 
 def test_csv_results_read_the_payout_file_layout_with_a_status_column() -> None:
@@ -61,3 +65,46 @@ def test_budget_figures_count_withheld_and_failed_as_accrued() -> None:
         },
     )
     assert figures.accrued_won == 50 and figures.withheld_won == 4 and figures.balanced()
+
+
+def _xlsx(rows: list[list[object]]) -> bytes:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    workbook.create_sheet("합계").append(["not read"])
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def test_xlsx_results_read_the_payout_workbook_with_a_status_column() -> None:
+    """Issue 16: the payout file's XLSX with `상태` added reads as the CSV does (the totals
+    row and blank rows skipped, numbers as their digits, only the first sheet)."""
+    body = _xlsx(
+        [
+            ["순번", "은행코드", "시민ID", "이체금액(원)", "상태", "사유"],
+            [1, "011", "ctz_a", 51_472, "성공", None],
+            [2, "004", "ctz_b", 1_000.0, "이체불능", "해지 계좌"],
+            [],
+            ["합계 (2건)", None, None, 52_472, None, None],
+        ]
+    )
+    lines, violations = parse_results_xlsx(body)
+    assert not violations
+    assert [(x.citizen_id, x.status, x.reason, x.field) for x in lines] == [
+        ("ctz_a", "paid", "", "line 2"),
+        ("ctz_b", "failed", "해지 계좌", "line 3"),
+    ]
+
+
+def test_xlsx_results_refuse_a_bad_status_a_missing_column_or_not_a_workbook() -> None:
+    _, violations = parse_results_xlsx(_xlsx([["시민ID", "상태"], ["ctz_a", "maybe"]]))
+    assert [v.field for v in violations] == ["line 2.status"]
+    _, violations = parse_results_xlsx(_xlsx([["시민ID"], ["ctz_a"]]))
+    assert violations and violations[0].code == "missing"
+    _, violations = parse_results_xlsx(b"PK\x03\x04 not really a zip")
+    assert violations[0].field == "body" and violations[0].code == "invalid"
+    _, violations = parse_results_xlsx(_xlsx([["시민ID", "상태"]]))
+    assert violations[0].message == "no result lines in the XLSX"

@@ -38,6 +38,8 @@ from shared.events import (
     AttendanceCorrected,
     AttendanceRecorded,
     PayoutAccrued,
+    PayoutFailed,
+    PayoutPaid,
     PayoutReversed,
     PostingPublished,
     PostingUpdated,
@@ -313,6 +315,20 @@ def built_notifications() -> list[Notification]:
         ),
         n.draw_completed(record, {"app-1": "c1", "app-2": "c2", "app-3": "c3"}, AT).note,
     ]
+    paid = uuid.uuid4()
+    notes.append(
+        n.payment_note(
+            paid, "dg-user-13", AT, PayoutPaid(citizen_id="ctz_1", period="2026-12", amount_won=1)
+        )
+    )
+    notes.append(
+        n.payment_note(
+            uuid.uuid4(),
+            "dg-user-13",
+            AT,
+            PayoutFailed(citizen_id="ctz_1", period="2026-12", amount_won=9, reason="해지 계좌"),
+        )
+    )
     payee_note = getattr(n, "payee_note", None)  # issue 16's builder, merged separately
     if payee_note is not None:
         answer = uuid.uuid4()

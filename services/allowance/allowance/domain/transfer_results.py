@@ -2,8 +2,9 @@
 with a status column added (`상태` or `status`: `paid`/`성공` or `failed`/`실패`) and an
 optional reason column (`사유` or `reason`). Lines are found by the citizen id column the
 payout file carries (`시민ID`, `비고(시민ID)` or `citizen_id`); the totals row (`합계 …`)
-and blank rows are skipped. Pure: bytes in, lines or the reasons they are refused out,
-each naming its CSV line, so a bad file writes nothing."""
+and blank rows are skipped. The same layout read from the payout file's XLSX comes here
+as rows (`payout_exports.parse_results_xlsx`). Pure: bytes in, lines or the reasons they are
+refused out, each naming its line, so a bad file writes nothing."""
 
 from __future__ import annotations
 
@@ -54,9 +55,15 @@ def parse_results_csv(body: bytes) -> tuple[list[ResultLine], list[Violation]]:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
         return [], [Violation("body", "the CSV is not UTF-8 text", "invalid")]
-    rows = list(csv.reader(io.StringIO(text)))
+    return parse_results_rows(list(csv.reader(io.StringIO(text))), "CSV")
+
+
+def parse_results_rows(
+    rows: list[list[str]], what: str
+) -> tuple[list[ResultLine], list[Violation]]:
+    """Result lines from a table's rows (the first the header), or why it is refused."""
     if not rows:
-        return [], [Violation("body", "the CSV is empty", "empty")]
+        return [], [Violation("body", f"the {what} is empty", "empty")]
     header = rows[0]
     citizen_col = _column(header, CITIZEN_HEADERS)
     status_col = _column(header, STATUS_HEADERS)
@@ -93,5 +100,5 @@ def parse_results_csv(body: bytes) -> tuple[list[ResultLine], list[Violation]]:
         if len(lines) > RESULT_LINES_MAX:
             return [], [Violation("body", f"at most {RESULT_LINES_MAX:,} lines", "out_of_range")]
     if not lines and not violations:
-        violations.append(Violation("body", "no result lines in the CSV", "empty"))
+        violations.append(Violation("body", f"no result lines in the {what}", "empty"))
     return lines, violations

@@ -21,7 +21,7 @@ from allowance.settings import Context
 from allowance.store import CitizenBalance, OwedAtClose, PayoutRow, PeriodRow, Store, ToPost
 from allowance.usecases.common import emit
 from shared.db import retry_conflicts
-from shared.events import PeriodClosed
+from shared.events import PayoutHeldBack, PeriodClosed
 from shared.problems import Problem
 from shared.seoul import seoul_date
 from shared.web import Staff
@@ -78,6 +78,7 @@ def _owed_at_close(
             continue  # an overpayment stays payable and is netted against later accruals
         if not b.has_payee:
             totals.held_back = True
+            totals.held_back_won += b.balance_won
             continue
         totals.payout_won += b.balance_won
         withheld = withholding_for(taxes, paid_on, b.balance_won)
@@ -213,6 +214,17 @@ async def close(db: Store, period: Period, *, closed_by: str, now: datetime) -> 
         "PeriodClosed",
         now,
     )
+    for o in owed:
+        if o.held_back and o.held_back_won > 0:
+            await emit(
+                db,
+                PayoutHeldBack(
+                    citizen_id=o.citizen_id, period=str(period), amount_won=o.held_back_won
+                ),
+                close_id,
+                f"PayoutHeldBack:{o.citizen_id}",
+                now,
+            )
     return row
 
 

@@ -15,7 +15,16 @@ from matcher.usecases import notifications
 from matcher.usecases.deps import Deps
 from matcher.usecases.notifications import Effects
 from shared.db import Connection
-from shared.events import PayoutAccrued, PayoutCapped, PayoutReversed, PeriodClosed
+from shared.events import (
+    Envelope,
+    PayoutAccrued,
+    PayoutCapped,
+    PayoutFailed,
+    PayoutHeldBack,
+    PayoutPaid,
+    PayoutReversed,
+    PeriodClosed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +75,36 @@ async def capped(conn: Connection, deps: Deps, event: PayoutCapped) -> None:
 async def close_period(conn: Connection, deps: Deps, event: PeriodClosed) -> None:
     """Finance closed the month: every citizen's month of it is `closed`."""
     await store.close_allowance_period(conn, event.period, event.closed_at, deps.now())
+
+
+async def payment(conn: Connection, envelope: Envelope, event: PayoutPaid | PayoutFailed) -> None:
+    """The bank's result for the citizen's closed month: the month is `paid`, or `failed`
+    with the bank's reason (its net is carried into the next close), and the partner hears
+    `payout.paid` / `payout.failed` — its id derived from the event's, so never twice."""
+    paid = isinstance(event, PayoutPaid)
+    await store.set_month_payment(
+        conn,
+        event.citizen_id,
+        event.period,
+        "paid" if paid else "failed",
+        None if isinstance(event, PayoutPaid) else (event.reason or None),
+        envelope.occurred_at,
+    )
+    partner_user_id = await store.partner_user_of(conn, event.citizen_id)
+    if partner_user_id is None:  # not a citizen of ours: nobody to tell (the month is kept)
+        log.warning("%s for unknown citizen %s: no notification", event.TYPE, event.citizen_id)
+        return
+    note = notifications.payment_note(
+        envelope.event_id, partner_user_id, envelope.occurred_at, event
+    )
+    await store.add_notifications(conn, [note])
+
+
+async def held_back(conn: Connection, envelope: Envelope, event: PayoutHeldBack) -> None:
+    """A close held the citizen's money back (no bank details): the month shows it."""
+    await store.set_month_payment(
+        conn, event.citizen_id, event.period, "held_back", event.reason, envelope.occurred_at
+    )
 
 
 async def _tell(

@@ -37,6 +37,8 @@ from shared.events import (
     DrawEntry,
     Event,
     PayoutAccrued,
+    PayoutFailed,
+    PayoutPaid,
     PayoutReversed,
     PostingPublished,
     PostingUpdated,
@@ -550,4 +552,33 @@ def payee_note(
         application_id=None,
         booking_id=None,
         payload=_body(kind, at, {"partner_user_id": partner_user_id, **data}),
+    )
+
+
+def payment_note(
+    event_id: uuid.UUID,
+    partner_user_id: str,
+    at: datetime,
+    event: PayoutPaid | PayoutFailed,
+) -> Notification:
+    """`payout.paid` / `payout.failed`: the bank's result for the citizen's month, as the
+    allowance recorded it. The notification id is derived from the result's event, so a
+    redelivery can never send it twice; one citizen's payments keep their order."""
+    kind = "payout.paid" if isinstance(event, PayoutPaid) else "payout.failed"
+    data: dict[str, Any] = {
+        "partner_user_id": partner_user_id,
+        "month": event.period,
+        "amount_won": event.amount_won,
+    }
+    if isinstance(event, PayoutFailed):
+        data["reason"] = event.reason
+        data["carried"] = event.carried
+    return Notification(
+        notification_id="msg_" + uuid.uuid5(event_id, "partner-notification").hex,
+        type=kind,
+        ordering_key=f"payout:{partner_user_id}",
+        posting_id=None,
+        application_id=None,
+        booking_id=None,
+        payload=_body(kind, at, data),
     )
