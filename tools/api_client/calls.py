@@ -154,8 +154,7 @@ class MatcherAdmin(Surface):
 
     async def published_draw(self, posting_id: str) -> Json | None:
         """What the public may see of a draw (commitment, frozen entries, the record once
-        drawn); the partner pull API will answer the same at
-        `/v1/partner/postings/{id}/draw`."""
+        drawn); the partner pull API answers the same at `/v1/partner/postings/{id}/draw`."""
         return await self.json_or_none("GET", f"/v1/admin/postings/{posting_id}/draw")
 
     async def get_citizen(self, citizen_id: str) -> Json:

@@ -286,6 +286,25 @@ async def partner_posting(posting_id: str, _: Partner, ctx: MatcherCtx) -> Partn
 
 
 @pull.get(
+    "/postings/{posting_id}/draw",
+    response_model=PublishedDraw,
+    summary="A draw as the public may see it: the commitment, then the frozen entry list and"
+    " its hash, then the whole record with the seed (docs/fairness.md)",
+    responses=problem_responses(404, e404="no draw for this posting"),
+)
+async def partner_posting_draw(posting_id: str, _: Partner, ctx: MatcherCtx) -> PublishedDraw:
+    """The record docs/verify_draw.py and `gwangsan draw verify` check; the seed appears
+    only once the draw has run."""
+    async with ctx.pool.acquire() as conn:
+        found = await views.draw_publication(conn, posting_id)
+    if found is None:
+        raise Problem(
+            404, "not_found", f"no draw for posting {posting_id}", ko="이 공고의 추첨이 없습니다."
+        )
+    return found
+
+
+@pull.get(
     "/applications/{application_id}",
     response_model=PartnerApplication,
     summary="One application: status, reason code, waitlist position, booking id",
@@ -465,7 +484,7 @@ async def verify_draw(posting_id: str, _: Admin, ctx: MatcherCtx) -> DrawCheck:
     "/postings/{posting_id}/draw",
     response_model=PublishedDraw,
     summary="What the public may see of a posting's draw: commitment, frozen entries, record",
-    description="The view the partner's `GET /v1/partner/postings/{id}/draw` will answer "
+    description="The view the partner's `GET /v1/partner/postings/{id}/draw` answers "
     "(docs/fairness.md): the seed only once the draw has run.",
 )
 async def get_published_draw(posting_id: str, _: Admin, ctx: MatcherCtx) -> PublishedDraw:

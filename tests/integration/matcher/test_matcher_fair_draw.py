@@ -125,6 +125,12 @@ async def test_a_draw_is_committed_at_opening_and_verifiable_after_close(
     )
     assert published.json()["record"] is None and commitment in published.text
     assert "seed" not in published.json()
+    # The partner reads the same view with its own token, before and after the draw.
+    partner_headers = {"Authorization": f"Bearer {stack_env['PARTNER_API_TOKEN']}"}
+    draw_url = f"{matcher.url}/v1/partner/postings/{pid}/draw"
+    as_partner = await http.get(draw_url, headers=partner_headers)
+    assert as_partner.status_code == 200 and as_partner.json() == published.json()
+    assert (await http.get(draw_url)).status_code == 401
 
     await matcher.set_clock(close_at + timedelta(seconds=1))
     [done] = await sim.wait_for(1, type="draw.completed", posting_id=pid, timeout_s=30)
@@ -158,6 +164,8 @@ async def test_a_draw_is_committed_at_opening_and_verifiable_after_close(
 
     after = (await http.get(f"{matcher.url}/v1/admin/draws/{pid}", headers=matcher.headers)).json()
     assert (after["status"], after["seed"], after["record"]) == ("drawn", record["seed"], record)
+    revealed = (await http.get(draw_url, headers=partner_headers)).json()
+    assert revealed["record"] == record, "the partner reads the whole record once drawn"
     check = await http.post(f"{matcher.url}/v1/admin/draws/{pid}/verify", headers=matcher.headers)
     assert (check.json()["matches"], check.json()["differences"]) == (True, [])
 
