@@ -201,10 +201,12 @@ async def test_a_draw_interrupted_after_its_freeze_finishes_with_the_frozen_outc
         return all(a is not None and a["status"] == "pending" for a in apps) or None
 
     await eventually(all_pending, what="four pending draw applications")
+    settings = MatcherSettings()
     deps = Deps(
-        policy=MatcherSettings().policy(),
+        policy=settings.policy(),
         now=lambda: close_at + timedelta(seconds=1),
         held_application_wait=timedelta(minutes=10),
+        schedule=settings.schedule(),
     )
     async with pool.acquire() as conn, conn.transaction():
         assert await draws.freeze_entries(conn, deps, pid)
