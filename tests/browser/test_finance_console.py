@@ -78,6 +78,8 @@ async def test_clerk_requests_approver_approves_and_a_failed_transfer_is_carried
     await _sign_in(page, allowance_url, clerk, "finance-login")
     await page.goto(f"{allowance_url}/finance/budget?fiscal_year={month.year}")
     await expect(page.get_by_text("집행률")).to_be_visible()
+    await expect(page.get_by_role("cell", name="수완동").first).to_be_visible()
+    await expect(page.get_by_role("cell", name="광산구 작은도서관").first).to_be_visible()
     await check_screen(page, "finance-budget")
     await page.goto(f"{allowance_url}/finance/payees")
     for citizen, account in ((paid_one, "123-45-678901"), (failed_one, "555-66-777888")):
@@ -101,6 +103,9 @@ async def test_clerk_requests_approver_approves_and_a_failed_transfer_is_carried
 
     await page.goto(f"{allowance_url}/finance/statements?period={month}")
     await expect(page.get_by_text(failed_one)).to_be_visible()
+    await expect(
+        page.get_by_text(f"광산구 작은도서관 ({posting.facility_id})").first
+    ).to_be_visible()
     await check_screen(page, "finance-statements")
     await page.goto(f"{allowance_url}/finance/ledger?citizen_id={paid_one}")
     await expect(page.get_by_text("조건에 맞는 항목")).to_be_visible()

@@ -27,7 +27,7 @@ from starlette.datastructures import UploadFile
 
 from allowance import schemas, views
 from allowance.domain import approvals as roles
-from allowance.domain import ledger
+from allowance.domain import ledger, outcomes
 from allowance.domain.calendar import Period
 from allowance.domain.transfer_results import parse_results_csv
 from allowance.settings import Context
@@ -359,6 +359,7 @@ async def budget_page(request: Request, fiscal_year: str | None = None) -> Respo
             rate=rate,
             chart=_bars(burn.by_month),
             burn=burn,
+            unknown=outcomes.UNKNOWN_GROUP,
         )
 
     return await _guarded(request, ctx, run)
@@ -377,12 +378,14 @@ async def statements_page(
         month = _period(period, ctx)
         found = await views.statements(ctx, month, "json", cursor, 100)
         assert isinstance(found, schemas.StatementsPage)
+        places = await views.statement_places(ctx, month, [s.citizen_id for s in found.items])
         return _page(
             "statements.html",
             session,
             page="statements",
             period=str(month),
             found=found,
+            places=places,
             caps_hit=sum(1 for s in found.items if s.capped_won > 0),
         )
 

@@ -587,6 +587,28 @@ class SessionRow:
 
 
 @dataclass(frozen=True)
+class BurnRow:
+    """Won accrued net of reversals in one statement month at one posting's place; the
+    place is None for postings consumed before 0011 stored it (no facility name or dong)."""
+
+    period: str
+    facility_id: str
+    facility_name: str | None
+    dong: str | None
+    won: int
+
+
+@dataclass(frozen=True)
+class StatementPlaceRow:
+    """A facility where a citizen has payout lines in a statement month (name None when
+    the posting was consumed before 0011 stored places)."""
+
+    citizen_id: str
+    facility_id: str
+    facility_name: str | None
+
+
+@dataclass(frozen=True)
 class AccessLogRow:
     accessed_at: datetime
     actor_role: str
@@ -1964,23 +1986,41 @@ class Store:
             at,
         )
 
-    async def burn(self, fiscal_year: int) -> list[tuple[str, str, int]]:
-        """(statement month, facility id, won accrued net of reversals) of a fiscal year: the
-        entries into `allowance_payable` of accruals and reversals, with the facility of the
-        posting their transaction names (from the reservation this service keeps)."""
+    async def burn(self, fiscal_year: int) -> list[BurnRow]:
+        """A fiscal year's accruals net of reversals by statement month and place: the
+        entries into `allowance_payable` of accruals and reversals, at the posting their
+        transaction names (its facility from the reservation, name and dong from the
+        posting's stored place)."""
         rows = await self.conn.fetch(
-            "SELECT t.period, coalesce(r.facility_id, '') AS facility_id,"
-            " -sum(e.amount_won)::bigint AS won"
+            "SELECT t.period, coalesce(pl.facility_id, r.facility_id, '') AS facility_id,"
+            " pl.facility_name, pl.facility_dong AS dong, -sum(e.amount_won)::bigint AS won"
             " FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id"
             " LEFT JOIN LATERAL (SELECT min(p.posting_id) AS posting_id FROM ledger_entries p"
             "   WHERE p.transaction_id = t.id AND p.posting_id IS NOT NULL) pp ON true"
             " LEFT JOIN reservations r ON r.posting_id = pp.posting_id"
+            " LEFT JOIN posting_places pl ON pl.posting_id = pp.posting_id"
             " WHERE t.fiscal_year = $1 AND e.account = 'allowance_payable'"
             " AND t.kind IN ('payout_accrual', 'payout_reversal')"
-            " GROUP BY 1, 2 ORDER BY 1, 2",
+            " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2",
             fiscal_year,
         )
-        return [(r["period"], r["facility_id"], int(r["won"])) for r in rows]
+        return _rows(BurnRow, rows)
+
+    async def statement_places(
+        self, period: Period, citizen_ids: Sequence[str]
+    ) -> list[StatementPlaceRow]:
+        """The facilities of the given citizens' payout lines in a statement month."""
+        rows = await self.conn.fetch(
+            "SELECT DISTINCT l.citizen_id, coalesce(pl.facility_id, r.facility_id, '')"
+            " AS facility_id, pl.facility_name"
+            " FROM payout_lines l LEFT JOIN reservations r USING (posting_id)"
+            " LEFT JOIN posting_places pl USING (posting_id)"
+            " WHERE l.period = $1 AND l.citizen_id = ANY($2::text[])"
+            " ORDER BY 1, 2",
+            str(period),
+            list(citizen_ids),
+        )
+        return _rows(StatementPlaceRow, rows)
 
     async def access_log_of(self, citizen_id: str | None, limit: int) -> list[AccessLogRow]:
         rows = await self.conn.fetch(

@@ -1048,25 +1048,60 @@ async def approvals_list(ctx: Context, status: str | None, limit: int) -> schema
 
 
 @dataclasses.dataclass(frozen=True)
+class Share:
+    """One group's accruals and its share of the year's (per mille, so 12.5 % is 125)."""
+
+    key: str
+    name: str
+    won: int
+    permille: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Burn:
-    """A fiscal year's accruals by statement month and by facility (won)."""
+    """A fiscal year's accruals by statement month, by facility and by dong (won). Postings
+    consumed before their place was stored group under `outcomes.UNKNOWN_GROUP`."""
 
     by_month: list[tuple[str, int]]
-    by_facility: list[tuple[str, int]]
+    by_facility: list[Share]
+    by_dong: list[Share]
+
+
+def _shares(sums: dict[tuple[str, str], int], total: int) -> list[Share]:
+    """Largest first; a share of a year with nothing (or less) accrued is 0."""
+    return [
+        Share(key, name, won, won * 1000 // total if total > 0 else 0)
+        for (key, name), won in sorted(sums.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
 
 
 async def burn(ctx: Context, fiscal_year: int) -> Burn:
     async with ctx.pool.acquire() as conn:
         rows = await Store(conn).burn(fiscal_year)
     months: dict[str, int] = {f"{fiscal_year}-{m:02d}": 0 for m in range(1, 13)}
-    facilities: dict[str, int] = {}
-    for period, facility, won in rows:
-        months[period] = months.get(period, 0) + won
-        facilities[facility or "-"] = facilities.get(facility or "-", 0) + won
-    return Burn(
-        sorted(months.items()),
-        sorted(facilities.items(), key=lambda kv: (-kv[1], kv[0])),
-    )
+    facilities: dict[tuple[str, str], int] = {}
+    dongs: dict[tuple[str, str], int] = {}
+    for r in rows:
+        months[r.period] = months.get(r.period, 0) + r.won
+        facility = (r.facility_id or "-", r.facility_name or outcomes.UNKNOWN_GROUP)
+        facilities[facility] = facilities.get(facility, 0) + r.won
+        dong = r.dong or outcomes.UNKNOWN_GROUP
+        dongs[(dong, dong)] = dongs.get((dong, dong), 0) + r.won
+    total = sum(months.values())
+    return Burn(sorted(months.items()), _shares(facilities, total), _shares(dongs, total))
+
+
+async def statement_places(
+    ctx: Context, period: Period, citizen_ids: Sequence[str]
+) -> dict[str, list[tuple[str, str]]]:
+    """Each citizen's facilities (id, name) in a statement month, for the console's page."""
+    async with ctx.pool.acquire() as conn:
+        rows = await Store(conn).statement_places(period, citizen_ids)
+    places: dict[str, list[tuple[str, str]]] = {}
+    for r in rows:
+        name = r.facility_name or outcomes.UNKNOWN_GROUP
+        places.setdefault(r.citizen_id, []).append((r.facility_id, name))
+    return places
 
 
 async def access_log(ctx: Context, citizen_id: str | None, limit: int = 50) -> list[AccessLogRow]:

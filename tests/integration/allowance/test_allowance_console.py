@@ -1,6 +1,7 @@
 """The finance console's guards over HTTP (issue 17): sign-in with a wrong or revoked token,
 a form without its CSRF token, a bad form value, an auditor writing, an idle session —
-each refused with a Korean message and nothing changed."""
+each refused with a Korean message and nothing changed; and the budget and statements
+pages naming facilities and dongs from the postings' stored places."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.integration.allowance.allowance_kit import Kit, new_id
+from tests.integration.allowance.allowance_kit import Kit, kst, new_id
 
 pytestmark = pytest.mark.stack
 
@@ -165,3 +166,30 @@ async def test_an_idle_session_ends(kit: Kit) -> None:
         page = await http.get(late.headers["location"])
         assert "로그아웃되었습니다" in page.text
         assert await _approvals(kit) == before
+
+
+async def test_budget_and_statements_name_facilities_and_dongs(kit: Kit) -> None:
+    """Facility names and dongs come from the stored posting places; a posting consumed
+    before places were stored (its row removed here) shows as (미상)."""
+    year = await kit.fresh_year()
+    await kit.set_budget(year, 900_000, note="예산 편성")
+    known = await kit.submit(kst(f"{year}-03-02T10:00"), 120)
+    unknown = await kit.submit(kst(f"{year}-03-03T10:00"), 120)
+    citizen = new_id("ctz")
+    for posting in (known, unknown):
+        await kit.budget_answer(posting.posting_id)
+        await kit.inject(kit.attendance(posting, citizen))
+    await kit.wait("PayoutAccrued", count=2, citizen_id=citizen)
+    await kit.pool.execute("DELETE FROM posting_places WHERE posting_id = $1", unknown.posting_id)
+    token, _ = await _staff(kit, "auditor")
+    async with _console(kit, token) as (http, _):
+        budget = await http.get("/finance/budget", params={"fiscal_year": str(year)})
+        assert budget.status_code == 200, budget.text
+        assert "동별 집행" in budget.text and "동별 집계는 제공하지 않습니다" not in budget.text
+        assert "광산구 작은도서관" in budget.text and known.facility_id in budget.text
+        assert "수완동" in budget.text and "(미상)" in budget.text
+        assert "50.0%" in budget.text  # two equal shifts: each facility and dong half
+        shown = await http.get("/finance/statements", params={"period": f"{year}-03"})
+        assert shown.status_code == 200, shown.text
+        assert f"광산구 작은도서관 ({known.facility_id})" in shown.text
+        assert f"(미상) ({unknown.facility_id})" in shown.text
