@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from dataclasses import dataclass
 
 import orjson
@@ -24,8 +23,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from shared.keyring import parse_key_ring
+
 KEY_BYTES = 32
-_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 _SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 
 
@@ -58,23 +58,7 @@ def _info(partner_user_id: str) -> bytes:
 
 def _parse(spec: str) -> dict[str, bytes]:
     """`s1:<base64>,s2:<base64>` → {key id: 32 raw bytes}."""
-    keys: dict[str, bytes] = {}
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
-        key_id, sep, encoded = part.partition(":")
-        if not sep or not _KEY_ID.match(key_id):
-            raise SealKeyError(f"seal key entry {key_id!r}: write it as <id>:<base64 key>")
-        try:
-            raw = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise SealKeyError(f"seal key {key_id}: not base64") from exc
-        if len(raw) != KEY_BYTES:
-            raise SealKeyError(f"seal key {key_id}: {len(raw)} bytes, need {KEY_BYTES}")
-        if key_id in keys:
-            raise SealKeyError(f"seal key {key_id} given twice")
-        keys[key_id] = raw
-    return keys
+    return parse_key_ring(spec, label="seal key", error=SealKeyError, key_bytes=KEY_BYTES)
 
 
 def new_private_key_spec(key_id: str = "s1") -> str:

@@ -9,8 +9,6 @@ ciphertext copied onto another citizen's row does not open.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import os
 import re
@@ -21,13 +19,13 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shared.keyring import parse_key_ring
+
 log = logging.getLogger(__name__)
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
 DEV_KEY_ID = "dev"
-
-_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 
 class PayeeKeyError(ValueError):
@@ -67,23 +65,7 @@ class BankLine:
 
 def parse_keys(spec: str) -> dict[str, bytes]:
     """`k1:<base64>,k2:<base64>` → {key id: 32-byte key}."""
-    keys: dict[str, bytes] = {}
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
-        key_id, sep, encoded = part.partition(":")
-        if not sep or not _KEY_ID.match(key_id):
-            raise PayeeKeyError(f"payee key entry {key_id!r}: write it as <id>:<base64 key>")
-        try:
-            key = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise PayeeKeyError(f"payee key {key_id}: not base64") from exc
-        if len(key) != KEY_BYTES:
-            raise PayeeKeyError(f"payee key {key_id}: {len(key)} bytes, need {KEY_BYTES}")
-        if key_id in keys:
-            raise PayeeKeyError(f"payee key {key_id} given twice")
-        keys[key_id] = key
-    return keys
+    return parse_key_ring(spec, label="payee key", error=PayeeKeyError, key_bytes=KEY_BYTES)
 
 
 def _aad(citizen_id: str, key_id: str) -> bytes:
