@@ -97,6 +97,7 @@ async def _booking(pool: asyncpg.Pool, booked_at: datetime) -> str:
                     starts_at=event.starts_at,
                     ends_at=event.ends_at,
                     decided_at=booked_at,
+                    check_in_code="AC3DEF",
                 )
             ],
         )
