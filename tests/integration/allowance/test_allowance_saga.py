@@ -259,9 +259,19 @@ async def test_a_rate_below_a_newly_entered_minimum_wage_refuses_postings(kit: K
         "/v1/admin/minimum-wages", json={"minimum_wages": table}, headers=kit.admin
     )
     assert put.status_code == 200, put.text
-    assert any(str(year) in w["message"] for w in put.json()["rate_warnings"])
-    await kit.raise_budget(year, 100_000)
-    posting = await kit.submit(kst(f"{year}-03-01T10:00"), 60)
-    refused = await kit.budget_answer(posting.posting_id)
-    assert refused.type == "BudgetRejected"
-    assert refused.data["reason"] == "rate_below_minimum_wage"
+    try:
+        assert any(str(year) in w["message"] for w in put.json()["rate_warnings"])
+        await kit.raise_budget(year, 100_000)
+        posting = await kit.submit(kst(f"{year}-03-01T10:00"), 60)
+        refused = await kit.budget_answer(posting.posting_id)
+        assert refused.type == "BudgetRejected"
+        assert refused.data["reason"] == "rate_below_minimum_wage"
+    finally:
+        # The fictional wage would refuse every later rate table whose last rate reaches
+        # year 8999 (other suites set rates): the table is put back as it was.
+        back = await kit.http.put(
+            "/v1/admin/minimum-wages",
+            json={"minimum_wages": current["minimum_wages"]},
+            headers=kit.admin,
+        )
+        assert back.status_code == 200, back.text
