@@ -618,6 +618,15 @@ class AccessLogRow:
     purpose: str
 
 
+# The policy tables announced to other services, and where each records its announced
+# versions (a fixed map: the table name never comes from input).
+AnnouncedTable = Literal["caps", "rates"]
+_ANNOUNCEMENTS: dict[AnnouncedTable, str] = {
+    "caps": "caps_announcements",
+    "rates": "rates_announcements",
+}
+
+
 class Store:
     """All SQL of the allowance schema, on one connection (inside the caller's transaction).
 
@@ -671,33 +680,20 @@ class Store:
         """One seeding at a time (two instances starting together)."""
         await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('allowance:seed-policy'))")
 
-    async def lock_caps_announce(self) -> None:
-        """One announcement of the cap table at a time (a PUT and a start-up together)."""
-        await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('allowance:caps-announce'))")
-
-    async def lock_rates_announce(self) -> None:
-        """One announcement of the rate table at a time (a PUT and a start-up together)."""
+    async def lock_announce(self, table: AnnouncedTable) -> None:
+        """One announcement of a policy table at a time (a PUT and a start-up together)."""
         await self.conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext('allowance:rates-announce'))"
+            "SELECT pg_advisory_xact_lock(hashtext($1))", f"allowance:{table}-announce"
         )
 
-    async def mark_rates_announced(self, policy_version: int, now: datetime) -> bool:
-        """Record that version `policy_version` of the rate table was announced
-        (RatesChanged); False if it was already."""
+    async def mark_announced(
+        self, table: AnnouncedTable, policy_version: int, now: datetime
+    ) -> bool:
+        """Record that version `policy_version` of the table was announced (CapsChanged,
+        RatesChanged); False if it was already."""
         fresh = await self.conn.fetchval(
-            "INSERT INTO rates_announcements (policy_version, announced_at) VALUES ($1, $2)"
-            " ON CONFLICT (policy_version) DO NOTHING RETURNING true",
-            policy_version,
-            now,
-        )
-        return bool(fresh)
-
-    async def mark_caps_announced(self, policy_version: int, now: datetime) -> bool:
-        """Record that version `policy_version` of the cap table was announced (CapsChanged);
-        False if it was already."""
-        fresh = await self.conn.fetchval(
-            "INSERT INTO caps_announcements (policy_version, announced_at) VALUES ($1, $2)"
-            " ON CONFLICT (policy_version) DO NOTHING RETURNING true",
+            f"INSERT INTO {_ANNOUNCEMENTS[table]} (policy_version, announced_at)"
+            " VALUES ($1, $2) ON CONFLICT (policy_version) DO NOTHING RETURNING true",
             policy_version,
             now,
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,10 +16,10 @@ from allowance.domain import policy as rules
 from allowance.domain.calendar import period_within_year
 from allowance.domain.policy import won
 from allowance.settings import Context
-from allowance.store import BudgetChange, PolicyKind, PolicyVersion, Store
+from allowance.store import AnnouncedTable, BudgetChange, PolicyKind, PolicyVersion, Store
 from allowance.usecases.common import PRODUCER
 from shared.db import retry_conflicts
-from shared.events import CapsChanged, CapYear, RateRow, RatesChanged
+from shared.events import CapsChanged, CapYear, Event, RateRow, RatesChanged
 from shared.problems import Problem
 from shared.web import Staff
 
@@ -93,26 +93,41 @@ async def announce_rates(db: Store, now: datetime) -> bool:
     """Write the rate table in force to the outbox as RatesChanged, unless that version was
     announced already; True if it was written now. Called by `write_rates` and at every
     start (`seed_policy`), so a version adopted before announcements existed is sent too."""
-    await db.lock_rates_announce()
-    found = await db.latest_policy("rates")
-    if found is None or not await db.mark_rates_announced(found.id, now):
+
+    def event_of(found: PolicyVersion) -> Event:
+        table = rules.rates_from_json(found.body, found.id)
+        return RatesChanged(
+            rates_version=found.id,
+            rates=[
+                RateRow(
+                    effective_from=e.effective_from,
+                    hourly_rate_won=e.hourly_rate_won,
+                    source=e.source,
+                )
+                for e in table.entries
+            ],
+        )
+
+    return await _announce(db, "rates", now, event_of, _RATES_ANNOUNCED)
+
+
+async def _announce(
+    db: Store,
+    table: AnnouncedTable,
+    now: datetime,
+    event_of: Callable[[PolicyVersion], Event],
+    namespace: uuid.UUID,
+) -> bool:
+    """The version of `table` in force, announced once: under the table's lock, recorded as
+    announced and written to the outbox in the caller's transaction, with one event id per
+    version (uuid5 in `namespace`), however often it is sent."""
+    await db.lock_announce(table)
+    found = await db.latest_policy(table)
+    if found is None or not await db.mark_announced(table, found.id, now):
         return False
-    table = rules.rates_from_json(found.body, found.id)
-    event = RatesChanged(
-        rates_version=found.id,
-        rates=[
-            RateRow(
-                effective_from=e.effective_from,
-                hourly_rate_won=e.hourly_rate_won,
-                source=e.source,
-            )
-            for e in table.entries
-        ],
-    )
-    # One id per version: the announcement of a version is one event, however it is sent.
-    event_id = uuid.uuid5(_RATES_ANNOUNCED, str(found.id))
-    await db.emit(event, producer=PRODUCER, occurred_at=now, event_id=event_id)
-    log.info("rate table announced", extra={"version": found.id})
+    event_id = uuid.uuid5(namespace, str(found.id))
+    await db.emit(event_of(found), producer=PRODUCER, occurred_at=now, event_id=event_id)
+    log.info("%s table announced", table, extra={"version": found.id})
     return True
 
 
@@ -171,28 +186,23 @@ async def announce_caps(db: Store, now: datetime) -> bool:
     announced already; True if it was written now. Called by `write_caps` and at every
     start (`seed_policy`), so a version adopted before announcements existed (an existing
     installation's seed) is sent too."""
-    await db.lock_caps_announce()
-    found = await db.latest_policy("caps")
-    if found is None or not await db.mark_caps_announced(found.id, now):
-        return False
-    table = rules.caps_from_json(found.body, found.id)
-    event = CapsChanged(
-        caps_version=found.id,
-        caps=[
-            CapYear(
-                year=e.year,
-                weekly_hours_max=e.weekly_hours_max,
-                monthly_amount_max_won=e.monthly_amount_max_won,
-                source=e.source,
-            )
-            for e in table.entries
-        ],
-    )
-    # One id per version: the announcement of a version is one event, however it is sent.
-    event_id = uuid.uuid5(_CAPS_ANNOUNCED, str(found.id))
-    await db.emit(event, producer=PRODUCER, occurred_at=now, event_id=event_id)
-    log.info("cap table announced", extra={"version": found.id})
-    return True
+
+    def event_of(found: PolicyVersion) -> Event:
+        table = rules.caps_from_json(found.body, found.id)
+        return CapsChanged(
+            caps_version=found.id,
+            caps=[
+                CapYear(
+                    year=e.year,
+                    weekly_hours_max=e.weekly_hours_max,
+                    monthly_amount_max_won=e.monthly_amount_max_won,
+                    source=e.source,
+                )
+                for e in table.entries
+            ],
+        )
+
+    return await _announce(db, "caps", now, event_of, _CAPS_ANNOUNCED)
 
 
 # The namespace of the CapsChanged event ids (uuid5 of the version id).
