@@ -128,7 +128,12 @@ async def pool(
         await conn.close()
     p = await create_pool(admin_dsn, schema=schema, size_max=4)
     yield p
-    await p.close()
+    # Bounded: a failed assertion can leave a send holding a connection, and an unbounded
+    # close then waits for it forever (a CI run here hung in this teardown).
+    try:
+        await asyncio.wait_for(p.close(), timeout=10)
+    except TimeoutError:
+        p.terminate()
 
 
 def sender_for(pool: asyncpg.Pool, url: str, **overrides: Any) -> NotificationSender:
