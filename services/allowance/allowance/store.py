@@ -1197,19 +1197,41 @@ class Store:
         return StatementTotalsRow(**dict(row))
 
     async def payable_balances_through(self, period: Period) -> list[CitizenBalance]:
+        """What each citizen is owed at the close of `period`, per fiscal year."""
+        return await self._owed_through(period, "allowance_payable")
+
+    async def _owed_through(self, period: Period, account: str) -> list[CitizenBalance]:
+        """A citizen account's balance through `period`, less what a later month's close
+        already moved out of it: months closed out of order (a forgotten October closed
+        after November) must not pay October's money a second time. In order, no later
+        month is closed and this is the plain balance through the month."""
         rows = await self.conn.fetch(
             """
-            SELECT b.party AS citizen_id, b.fiscal_year, -sum(b.balance_won) AS balance_won,
-                   (p.citizen_id IS NOT NULL) AS has_payee,
-                   -coalesce(sum(b.balance_won) FILTER (WHERE b.period < $1), 0) AS carried_won
-              FROM account_balances b
-              LEFT JOIN payees p ON p.citizen_id = b.party
-             WHERE b.account = 'allowance_payable' AND b.period <= $1
-             GROUP BY b.party, b.fiscal_year, p.citizen_id
-            HAVING sum(b.balance_won) <> 0
+            WITH later_moves AS (
+                SELECT e.citizen_id AS party, t.fiscal_year, sum(e.amount_won) AS moved_won
+                  FROM periods c
+                  JOIN ledger_transactions t ON t.source_event_id = c.close_id
+                  JOIN ledger_entries e ON e.transaction_id = t.id
+                 WHERE c.period > $1 AND c.status = 'closed' AND e.account = $2
+                 GROUP BY e.citizen_id, t.fiscal_year
+            ), through AS (
+                SELECT b.party, b.fiscal_year, sum(b.balance_won) AS balance_won,
+                       coalesce(sum(b.balance_won) FILTER (WHERE b.period < $1), 0) AS before_won
+                  FROM account_balances b
+                 WHERE b.account = $2 AND b.period <= $1
+                 GROUP BY b.party, b.fiscal_year
+            )
+            SELECT b.party AS citizen_id, b.fiscal_year,
+                   -(b.balance_won + coalesce(m.moved_won, 0)) AS balance_won,
+                   -(b.before_won + coalesce(m.moved_won, 0)) AS carried_won,
+                   EXISTS (SELECT 1 FROM payees p WHERE p.citizen_id = b.party) AS has_payee
+              FROM through b
+              LEFT JOIN later_moves m USING (party, fiscal_year)
+             WHERE b.balance_won + coalesce(m.moved_won, 0) <> 0
              ORDER BY b.party, b.fiscal_year
             """,
             str(period),
+            account,
         )
         return [
             CitizenBalance(
@@ -1612,23 +1634,7 @@ class Store:
 
     async def transfer_failed_balances_through(self, period: Period) -> list[CitizenBalance]:
         """Failed transfers not yet carried, per citizen and fiscal year."""
-        rows = await self.conn.fetch(
-            """
-            SELECT b.party AS citizen_id, b.fiscal_year, -sum(b.balance_won) AS balance_won,
-                   (p.citizen_id IS NOT NULL) AS has_payee
-              FROM account_balances b
-              LEFT JOIN payees p ON p.citizen_id = b.party
-             WHERE b.account = 'allowance_transfer_failed' AND b.period <= $1
-             GROUP BY b.party, b.fiscal_year, p.citizen_id
-            HAVING sum(b.balance_won) <> 0
-             ORDER BY b.party, b.fiscal_year
-            """,
-            str(period),
-        )
-        return [
-            CitizenBalance(r["citizen_id"], r["fiscal_year"], int(r["balance_won"]), r["has_payee"])
-            for r in rows
-        ]
+        return await self._owed_through(period, "allowance_transfer_failed")
 
     async def citizen_payout_due(self, period: Period, citizen_id: str) -> list[CitizenBalance]:
         """One citizen's payout due of a closed month, per fiscal year (locks the rows)."""

@@ -6,7 +6,7 @@ line writes nothing), a failed line carried into the next month's file, and the 
 balanced throughout (the suite's trial-balance check runs after the test).
 
 Withholding is global policy: the test sets it only around its own closes and puts `none`
-back in `finally`. It takes two consecutive past months nobody has closed (2020-2024)."""
+back in `finally`. Each test takes consecutive past months nobody has closed (2020-2024)."""
 
 from __future__ import annotations
 
@@ -41,18 +41,22 @@ OTHER = {
 NONE = {"kind": "none", "source": "nothing withheld until the tax office says"}
 
 
-async def _two_unclosed_months(kit: Kit) -> Period:
+async def _unclosed_months(kit: Kit, count: int = 2) -> Period:
+    """The first of `count` consecutive past months (2020-2024) nobody has closed."""
     response = await kit.http.get(
         "/v1/periods", params={"from": "2020-01", "to": "2025-01"}, headers=kit.finance
     )
     closed = {p["period"] for p in response.json() if p["status"] == "closed"}
     month, candidates = Period(2020, 1), []
     while month < Period(2024, 12):
-        if str(month) not in closed and str(month.next()) not in closed:
+        run = [month]
+        while len(run) < count:
+            run.append(run[-1].next())
+        if not closed & {str(m) for m in run}:
             candidates.append(month)
         month = month.next()
     if not candidates:
-        pytest.skip("no two consecutive unclosed past months left on this stack")
+        pytest.skip(f"no {count} consecutive unclosed past months left on this stack")
     return random.choice(candidates)
 
 
@@ -102,7 +106,7 @@ async def test_withholding_payout_files_and_transfer_results(kit: Kit) -> None:
     )
     assert unknown.status_code in (400, 422), unknown.text
 
-    month = await _two_unclosed_months(kit)
+    month = await _unclosed_months(kit)
     later = month.next()
     rate = RATES[month.year]
     await kit.raise_budget(month.year, 2_000_000)
@@ -311,3 +315,63 @@ async def test_withholding_payout_files_and_transfer_results(kit: Kit) -> None:
     assert income2 > 0
     budget = await kit.budget(later.year)
     assert budget["transfer_failed_won"] >= 0
+
+
+async def _payout_file(kit: Kit, month: Period) -> dict[str, int]:
+    """A closed month's bank-layout file: net to transfer by citizen."""
+    answer = await kit.http.get(
+        f"/v1/periods/{month}/payout-file",
+        params={"format": "csv", "layout": "bank"},
+        headers=kit.finance,
+    )
+    assert answer.status_code == 200, answer.text
+    table = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig"))))
+    who, amount = table[0].index("시민ID"), table[0].index("이체금액(원)")
+    return {r[who]: int(r[amount]) for r in table[1:-1]}
+
+
+async def test_a_month_closed_after_a_later_one_pays_nothing_twice(kit: Kit) -> None:
+    """Closes out of order (a forgotten month closed after the next one): the later close
+    already moved the earlier month's money and carried its failed transfer, so the
+    earlier close must not put either into a second file."""
+    first = await _unclosed_months(kit, 3)
+    middle, last = first.next(), first.next().next()
+    for year in {first.year, last.year}:
+        await kit.raise_budget(year, 2_000_000)
+    dave, erin = new_id("ctz"), new_id("ctz")
+    await _pay(kit, first, dave, 240, 12)
+    await _pay(kit, middle, erin, 240, 13)
+    await kit.wait("PayoutAccrued", citizen_id=dave)
+    await kit.wait("PayoutAccrued", citizen_id=erin)
+    for who, account in ((dave, "123-45-678902"), (erin, "123-45-678903")):
+        put = await kit.http.put(
+            f"/v1/payees/{who}",
+            json={"bank_code": "004", "account_number": account, "account_holder": "김광산"},
+            headers=kit.finance,
+        )
+        assert put.status_code == 200, put.text
+    dave_net = full_shift_won(RATES[first.year], 240)
+    erin_net = full_shift_won(RATES[middle.year], 240)
+
+    assert (await kit.http.post(f"/v1/periods/{first}/close", headers=kit.finance)).is_success
+    assert (await _payout_file(kit, first))[dave] == dave_net
+    failed = await kit.http.post(
+        f"/v1/periods/{first}/transfer-results",
+        json=[{"citizen_id": dave, "status": "failed", "reason": "계좌 해지"}],
+        headers=kit.finance,
+    )
+    assert failed.status_code == 200, failed.text
+    # The last month closes before the middle one: erin's pay and dave's failed net go out.
+    assert (await kit.http.post(f"/v1/periods/{last}/close", headers=kit.finance)).is_success
+    file_last = await _payout_file(kit, last)
+    assert (file_last[dave], file_last[erin]) == (dave_net, erin_net)
+    # Then the forgotten middle month: nothing of either is owed again.
+    closed = await kit.http.post(f"/v1/periods/{middle}/close", headers=kit.finance)
+    assert closed.status_code == 200, closed.text
+    file_middle = await _payout_file(kit, middle)
+    assert dave not in file_middle and erin not in file_middle
+    for who, kind, times in ((dave, "failed_carry", 1), (erin, "payout_due", 1)):
+        entries = await kit.entries_of(citizen_id=who)
+        assert len({e["transaction_id"] for e in entries if e["kind"] == kind}) == times
+    for year in {first.year, last.year}:
+        assert (await kit.budget(year))["transfer_failed_won"] >= 0
