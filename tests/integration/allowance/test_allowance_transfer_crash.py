@@ -22,7 +22,7 @@ from allowance.domain.calendar import Period
 
 import devstack as stack
 from tests.integration.allowance.allowance_kit import Kit, new_id
-from tests.integration.allowance.test_allowance_payout_money import _pay, _two_unclosed_months
+from tests.integration.allowance.test_allowance_payout_money import _pay, _unclosed_months
 
 pytestmark = pytest.mark.stack
 
@@ -45,7 +45,7 @@ async def _allowance_ready(kit: Kit, timeout_s: float = 120) -> None:
 async def _closed_month_of_transfers(kit: Kit) -> tuple[Period, list[str]]:
     """A closed month whose payout file has one line for each of CITIZENS citizens (the
     month after it is unclosed too: its close takes the failed lines back)."""
-    month = await _two_unclosed_months(kit)
+    month = await _unclosed_months(kit)
     await kit.raise_budget(month.year, 5_000_000)
     citizens = [new_id("ctz") for _ in range(CITIZENS)]
     for day, citizen in enumerate(citizens, start=1):
