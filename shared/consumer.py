@@ -20,9 +20,9 @@ import logging
 import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import asyncpg
 import pydantic
@@ -35,6 +35,7 @@ from shared import metrics
 from shared.db import is_transient
 from shared.events import Envelope, Event, UnknownEventError, parse_event
 from shared.logs import bind_event
+from shared.prefetch import Committer, Prefetcher
 from shared.topics import dlq_of
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,13 @@ class EventConsumer:
         transient_backoff_max_ms: int = 5_000,
         batch_size_max: int = 500,
         batch_wait_ms: int = 10,
+        prefetch_max: int = 0,
     ) -> None:
         self.service = service
+        # Records fetched ahead of the handler per topic (shared/prefetch.py); 0 applies
+        # each fetched batch inside the fetch loop instead.
+        self._prefetch_max = prefetch_max
+        self._prefetchers: list[Prefetcher] = []
         self._batch_size_max = batch_size_max
         self._batch_wait_ms = batch_wait_ms
         self._batch_handlers: dict[str, dict[type[Event], AnyBatchHandler]] = {}
@@ -118,12 +124,43 @@ class EventConsumer:
             self._subscribe_one(broker, topic)
 
     def _subscribe_one(self, broker: KafkaBroker, topic: str) -> None:
+        common: dict[str, Any] = {
+            "group_id": self.group_id(topic),
+            "ack_policy": AckPolicy.MANUAL,
+            "auto_offset_reset": "earliest",
+            "isolation_level": "read_committed",
+            "title": f"{self.service}:{topic}",
+        }
+        if self._batch_size_max > 1 and self._prefetch_max > 0:
+            prefetcher = Prefetcher(
+                f"{self.service}:{topic}",
+                self._apply_records,
+                batch_size_max=self._batch_size_max,
+                queue_max=self._prefetch_max,
+            )
+            self._prefetchers.append(prefetcher)
+
+            async def feed(message: KafkaMessage) -> None:
+                raw = message.raw_message
+                # Offsets are committed by the prefetcher after each applied batch.
+                # The subscriber's consumer is aiokafka's (FastStream types it narrower).
+                consumer = cast(Committer, message.consumer)
+                await prefetcher.feed(raw if isinstance(raw, tuple) else (raw,), consumer)
+
+            feed.__name__ = f"consume_{topic.replace('.', '_')}"
+            broker.subscriber(
+                topic,
+                batch=True,
+                max_records=self._batch_size_max,
+                batch_timeout_ms=self._batch_wait_ms,
+                listener=prefetcher,
+                **common,
+            )(feed)
+            return
+
         async def consume(message: KafkaMessage) -> None:
             raw = message.raw_message
-            records = raw if isinstance(raw, tuple) else (raw,)
-            await self.process_batch(
-                [RawMessage(r.topic, r.partition, r.offset, r.key, r.value or b"") for r in records]
-            )
+            await self._apply_records(raw if isinstance(raw, tuple) else (raw,))
             await message.ack()  # commits the offsets only now, after the effects
 
         consume.__name__ = f"consume_{topic.replace('.', '_')}"
@@ -133,21 +170,22 @@ class EventConsumer:
                 batch=True,
                 max_records=self._batch_size_max,
                 batch_timeout_ms=self._batch_wait_ms,
-                group_id=self.group_id(topic),
-                ack_policy=AckPolicy.MANUAL,
-                auto_offset_reset="earliest",
-                isolation_level="read_committed",
-                title=f"{self.service}:{topic}",
+                **common,
             )(consume)
         else:
-            broker.subscriber(
-                topic,
-                group_id=self.group_id(topic),
-                ack_policy=AckPolicy.MANUAL,
-                auto_offset_reset="earliest",
-                isolation_level="read_committed",
-                title=f"{self.service}:{topic}",
-            )(consume)
+            broker.subscriber(topic, **common)(consume)
+
+    async def _apply_records(self, records: Sequence[Any]) -> None:
+        await self.process_batch(
+            [RawMessage(r.topic, r.partition, r.offset, r.key, r.value or b"") for r in records]
+        )
+
+    async def stop(self) -> None:
+        """Stop applying (after the batch under way and its commit); call before the
+        broker stops."""
+        self.stopping = True
+        for prefetcher in self._prefetchers:
+            await prefetcher.stop()
 
     async def process_batch(self, msgs: list[RawMessage]) -> list[Outcome]:
         """Apply a fetched batch in one transaction when every message in it is well-formed

@@ -282,6 +282,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             transient_backoff_max_ms=settings.consumer_transient_backoff_max_ms,
             batch_size_max=settings.consumer_batch_size_max,
             batch_wait_ms=settings.consumer_batch_wait_ms,
+            prefetch_max=settings.consumer_prefetch_max,
         )
         ctx = ServiceContext(settings, pool, producer, clock, consumer, relay)
         ctx.provide(Lockout(settings.auth_failures_max, settings.auth_failure_window_s))
@@ -320,7 +321,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             yield
         finally:
             app.state.ctx = None
-            consumer.stopping = True
+            await consumer.stop()
             for task in tasks:
                 task.cancel()
             for task in tasks:

@@ -82,6 +82,9 @@ class ServiceSettings(BaseSettings):
     # if any of them fails); 1 turns batching off. The wait bounds the added latency when idle.
     consumer_batch_size_max: int = 500
     consumer_batch_wait_ms: int = 10
+    # Records fetched ahead while a batch is applied (per topic; shared/prefetch.py): a
+    # record arriving during batch N is applied in N+1, not N+2. 0 turns fetching ahead off.
+    consumer_prefetch_max: int = Field(default=2_000, ge=0)
 
     # Outbox relay: rows published per broker round trip, and how often it looks for rows
     # when no NOTIFY woke it (a fallback; NOTIFY normally wakes it within milliseconds).

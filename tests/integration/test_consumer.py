@@ -21,9 +21,14 @@ from tests.integration.test_outbox import event_class, read_topic, wait_until
 pytestmark = pytest.mark.stack
 
 
-@pytest.mark.parametrize("batch_size_max", [1, 500])
+@pytest.mark.parametrize(("batch_size_max", "prefetch_max"), [(1, 0), (500, 0), (500, 2_000)])
 async def test_redelivered_event_has_one_effect_and_poison_goes_to_dlq(
-    admin_dsn: str, kafka_bootstrap: str, make_schema: Any, new_topic: Any, batch_size_max: int
+    admin_dsn: str,
+    kafka_bootstrap: str,
+    make_schema: Any,
+    new_topic: Any,
+    batch_size_max: int,
+    prefetch_max: int,
 ) -> None:
     """On one partition: an event three times, then a message that is not an envelope, then
     an event whose handler always fails, then a good event. The good events apply once each;
@@ -51,6 +56,8 @@ async def test_redelivered_event_has_one_effect_and_poison_goes_to_dlq(
         producer=producer,
         attempts_max=3,
         retry_backoff_ms=10,
+        batch_size_max=batch_size_max,
+        prefetch_max=prefetch_max,
     )
     guard.on(cls, apply)
     broker = KafkaBroker(kafka_bootstrap, security=stack_security().faststream())
@@ -77,7 +84,9 @@ async def test_redelivered_event_has_one_effect_and_poison_goes_to_dlq(
             return await pool.fetchval("SELECT count(*) FROM effects") == 2
 
         await wait_until(both_applied)
+        await asyncio.sleep(0.3)  # the last batch's commit
     finally:
+        await guard.stop()
         await broker.stop()
 
     assert sorted(r["n"] for r in await pool.fetch("SELECT n FROM effects")) == [1, 2]
@@ -196,5 +205,91 @@ async def test_batches_apply_runs_together_and_skip_duplicates(
     messages = REGISTRY.get_sample_value("gwangsan_consumer_batch_size_sum", labels)
     busy_s = REGISTRY.get_sample_value("gwangsan_consumer_batch_seconds_sum", labels)
     assert batches and messages == 220 and batches < 220 and busy_s and busy_s > 0
+    await producer.stop()
+    await pool.close()
+
+
+async def test_fetching_ahead_through_rebalances_loses_and_repeats_nothing(
+    admin_dsn: str, kafka_bootstrap: str, make_schema: Any, new_topic: Any
+) -> None:
+    """Fetching ahead (shared/prefetch.py) with a slow handler, so records are queued when
+    the group rebalances: a second consumer joins mid-stream, then the first leaves. Every
+    event is applied exactly once (the effects table's key would refuse a second), in
+    offset order per partition, and the group's committed offsets reach each partition's
+    end."""
+    schema = await make_schema()
+    topic = await new_topic(partitions=4)
+    cls = event_class(topic)
+    pool = await create_pool(admin_dsn, schema=schema)
+    await pool.execute(
+        "CREATE TABLE effects (n int PRIMARY KEY, part int NOT NULL, seq bigserial NOT NULL)"
+    )
+    producer = make_producer(kafka_bootstrap, "test", stack_security())
+    await producer.start()
+    service = f"r{uuid.uuid4().hex[:6]}"
+
+    def member() -> tuple[EventConsumer, KafkaBroker]:
+        async def apply_run(conn: asyncpg.Connection, items: list[Any]) -> None:
+            await asyncio.sleep(0.02)  # a slow decision: fetched records pile up meanwhile
+            await conn.executemany(
+                "INSERT INTO effects (n, part) VALUES ($1, $2)",
+                [(ev.n, ev.n % 4) for _, ev in items],
+            )
+
+        guard = EventConsumer(
+            service=service, pool=pool, producer=producer, batch_size_max=50, prefetch_max=500
+        )
+        guard.on_batch(cls, apply_run)
+        broker = KafkaBroker(kafka_bootstrap, security=stack_security().faststream())
+        guard.subscribe(broker)
+        return guard, broker
+
+    total = 3_000
+    now = datetime.now(UTC)
+
+    async def produce(start: int, stop: int) -> None:
+        for n in range(start, stop):
+            env = cls(key_id=str(n % 4), n=n).envelope(producer="t", occurred_at=now)
+            await producer.send(topic, env.to_bytes(), partition=n % 4, key=str(n % 4).encode())
+            if n % 100 == 0:
+                await asyncio.sleep(0.01)
+        await producer.flush()
+
+    first, first_broker = member()
+    await first_broker.start()
+    second, second_broker = member()
+    try:
+        await produce(0, 1_000)
+        await second_broker.start()  # a rebalance while the first has records queued
+        await produce(1_000, 2_000)
+        await first.stop()  # the first leaves: another rebalance
+        await first_broker.stop()
+        await produce(2_000, total)
+
+        async def all_applied() -> bool:
+            return await pool.fetchval("SELECT count(*) FROM effects") == total
+
+        await wait_until(all_applied, timeout_s=60)
+        await asyncio.sleep(0.5)  # the last batch's commit
+    finally:
+        await second.stop()
+        await second_broker.stop()
+    rows = await pool.fetch("SELECT n, part FROM effects ORDER BY seq")
+    assert sorted(r["n"] for r in rows) == list(range(total))
+    for part in range(4):
+        applied = [r["n"] for r in rows if r["part"] == part]
+        assert applied == sorted(applied), f"partition {part} applied out of order"
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    probe = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap,
+        group_id=second.group_id(topic),
+        enable_auto_commit=False,
+        **stack_client_kwargs(),
+    )
+    await probe.start()
+    committed = [await probe.committed(TopicPartition(topic, p)) for p in range(4)]
+    await probe.stop()
+    assert committed == [total // 4] * 4
     await producer.stop()
     await pool.close()
