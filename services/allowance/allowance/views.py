@@ -318,6 +318,7 @@ async def _xlsx_response(
     summary: Callable[[], Sequence[tuple[str, Any]]],
     filter_text: str = "",
     totals: Callable[[], Sequence[tuple[str, int]]] = lambda: (),
+    totals_row: bool = False,
 ) -> FileResponse:
     path = exports.temp_xlsx_path()
     try:
@@ -328,6 +329,7 @@ async def _xlsx_response(
             columns,
             ctx.settings.xlsx_sheet_rows_max,
             filter_text,
+            totals_row,
         )
         async for batch in batches:
             await asyncio.to_thread(builder.write_rows, batch)
@@ -378,6 +380,7 @@ async def ledger_export(
             ("차변(원)", totals["debit_won"]),
             ("대변(원)", totals["credit_won"]),
         ],
+        totals_row=True,
     )
 
 
@@ -672,6 +675,7 @@ async def _statements_export(
             ("상한초과(원)", totals.capped_won),
             ("지급대상액(원)", totals.payable_won),
         ],
+        totals_row=True,
     )
 
 
