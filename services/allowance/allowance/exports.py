@@ -96,6 +96,12 @@ STATEMENT_COLUMNS: tuple[Column, ...] = (
     Column("transfer_won", "이체금액(원)", "won", 14),
     Column("transfer_status", "이체결과", "text", 10),
     Column("transfer_reason", "이체불능 사유", "text", 20),
+    # Added by issue 17 (at the end, so every column before keeps its place): the month's
+    # shifts of the citizen, by facility then posting. `근무명` and `공고` list one entry
+    # per posting in the same order; `시설` names each facility once.
+    Column("facility_names", "시설", "text", 24),
+    Column("shift_titles", "근무명", "text", 36),
+    Column("posting_ids", "공고", "text", 30),
 )
 
 PAYOUT_COLUMNS: tuple[Column, ...] = (

@@ -286,3 +286,4 @@ async def test_statement_xlsx_sums_to_the_json_totals(kit: Kit) -> None:
     assert sheet.cell(5, column["산정액(원)"] + 1).font.b
     assert sheet.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(header))}4"
     assert sheet.cell(2, column["산정액(원)"] + 1).number_format == "#,##0"
+    assert {r[column["근무명"]] for r in rows} == {"책 정리; 책 정리; 책 정리"}

@@ -139,7 +139,7 @@ def test_statement_totals_leave_never_filled_columns_blank_and_sum_hours() -> No
         assert totals["귀속월"] == "합계 (2건)"
         assert (totals["근무건수"], totals["인정시간(분)"], totals["산정액(원)"]) == (4, 215, 2_150)
         assert totals["상한초과(원)"] == 0 and totals["실지급액(원)"] is None
-        assert sheet.auto_filter.ref == f"A1:{_last_column(header)}3"
+        assert totals["근무명"] is None and sheet.auto_filter.ref == f"A1:{_last_column(header)}3"
     finally:
         os.unlink(path)
     path = exports.temp_xlsx_path()
