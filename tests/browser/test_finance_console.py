@@ -65,7 +65,9 @@ async def test_clerk_requests_approver_approves_and_a_failed_transfer_is_carried
     form = "phone" if (page.viewport_size or {"width": 1280})["width"] < 500 else "desktop"
     month = await _unclosed_past_month(kit)
     await kit.raise_budget(month.year, 1_000_000)
-    posting = await kit.submit(kst(f"{month}-14T10:00"), 180, capacity=2)
+    # A long title: on the phone the month's page must wrap it, not scroll sideways.
+    title = "어린이 열람실 도서 정리와 서가 배치, 신간 라벨 붙이기·대출 반납 도움(토요일 오전반)"
+    posting = await kit.submit(kst(f"{month}-14T10:00"), 180, capacity=2, title=title)
     assert (await kit.budget_answer(posting.posting_id)).type == "BudgetReserved"
     paid_one, failed_one = new_id("ctz"), new_id("ctz")
     for citizen in (paid_one, failed_one):
@@ -103,9 +105,8 @@ async def test_clerk_requests_approver_approves_and_a_failed_transfer_is_carried
 
     await page.goto(f"{allowance_url}/finance/statements?period={month}")
     await expect(page.get_by_text(failed_one)).to_be_visible()
-    await expect(
-        page.get_by_text(f"광산구 작은도서관 ({posting.facility_id})").first
-    ).to_be_visible()
+    shift = page.locator("ul.shifts li", has_text=f"광산구 작은도서관 · {title}").first
+    await expect(shift).to_contain_text(f"({posting.facility_id} · {posting.posting_id})")
     await check_screen(page, "finance-statements")
     await page.goto(f"{allowance_url}/finance/ledger?citizen_id={paid_one}")
     await expect(page.get_by_text("조건에 맞는 항목")).to_be_visible()

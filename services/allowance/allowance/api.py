@@ -246,8 +246,9 @@ async def get_budget(
     " citizen or posting. JSON is paged by `cursor`: the pages show exactly the entries"
     " committed when the first page was read, in entry order, so inserts meanwhile never"
     " shift or repeat a row. CSV (UTF-8 with BOM, Korean headers) and XLSX stream the whole"
-    " selection in one consistent snapshot. The page's list is `items` (`entries`, the same"
-    " list, is kept for existing clients).",
+    " selection in one consistent snapshot; the XLSX's data sheet ends with a bold totals"
+    " row (`합계 (N건)`, the debit and credit sums as values), outside its autofilter. The"
+    " page's list is `items` (`entries`, the same list, is kept for existing clients).",
     responses={**EXPORT_CONTENT, **problem_responses(400)},
 )
 async def get_ledger(
@@ -311,7 +312,9 @@ async def list_periods(
     " frozen at close and also show what each citizen is paid in the payout file, what is"
     " carried forward, and who is held back. Adjustments (payouts for shifts of an earlier,"
     " closed month) are shown with the month they adjust. The page's list is `items`"
-    " (`statements`, the same list, is kept for existing clients).",
+    " (`statements`, the same list, is kept for existing clients). CSV/XLSX end with the"
+    " columns `시설`, `근무명`, `공고` (the citizen's shifts of the month); the XLSX's data"
+    " sheet ends with a bold totals row (`합계 (N건)`, each money column summed).",
     responses=EXPORT_CONTENT,
 )
 async def get_statements(

@@ -378,14 +378,14 @@ async def statements_page(
         month = _period(period, ctx)
         found = await views.statements(ctx, month, "json", cursor, 100)
         assert isinstance(found, schemas.StatementsPage)
-        places = await views.statement_places(ctx, month, [s.citizen_id for s in found.items])
+        shifts = await views.statement_shifts(ctx, month, [s.citizen_id for s in found.items])
         return _page(
             "statements.html",
             session,
             page="statements",
             period=str(month),
             found=found,
-            places=places,
+            shifts=shifts,
             caps_hit=sum(1 for s in found.items if s.capped_won > 0),
         )
 

@@ -9,9 +9,13 @@
   header row is frozen, columns have widths, and an export longer than a sheet continues
   on the next sheet. Every sheet prints: A4 landscape, one page wide, the header row
   repeated on each page, the title and the filter in the page header, the totals and
-  the page number in the footer. The data sheet keeps one header row and data rows only
-  (programs read it as a table); the totals row and the filter in words are also on the
-  `요약` sheet.
+  the page number in the footer. The ledger and statements data sheets end with a bold
+  totals row (`합계 (N건)` and the sum of each money column, written as values like the
+  payout file's: what a program reading the cells sees is the total, and a control total
+  must not follow a cell someone edited); the autofilter covers the data rows only, so
+  sorting or filtering never moves the totals row into the data. Programs reading the
+  sheet as a table stop at the row whose first cell starts with `합계 (`. The totals and
+  the filter in words are also on the `요약` sheet.
 """
 
 from __future__ import annotations
@@ -35,10 +39,17 @@ ColumnKind = Literal["text", "int", "won", "datetime", "ratio"]  # ratio: a floa
 
 @dataclass(frozen=True)
 class Column:
+    """`total`: the totals row sums it too (money columns are always summed)."""
+
     key: str
     header: str
     kind: ColumnKind
     width: int
+    total: bool = False
+
+    @property
+    def summed(self) -> bool:
+        return self.kind == "won" or self.total
 
 
 LEDGER_COLUMNS: tuple[Column, ...] = (
@@ -65,8 +76,8 @@ LEDGER_COLUMNS: tuple[Column, ...] = (
 STATEMENT_COLUMNS: tuple[Column, ...] = (
     Column("period", "귀속월", "text", 9),
     Column("citizen_id", "시민", "text", 26),
-    Column("lines_count", "근무건수", "int", 9),
-    Column("minutes_paid", "인정시간(분)", "int", 12),
+    Column("lines_count", "근무건수", "int", 9, total=True),
+    Column("minutes_paid", "인정시간(분)", "int", 12, total=True),
     Column("gross_won", "산정액(원)", "won", 14),
     Column("capped_won", "상한초과(원)", "won", 14),
     Column("payable_won", "지급대상액(원)", "won", 15),
@@ -85,6 +96,12 @@ STATEMENT_COLUMNS: tuple[Column, ...] = (
     Column("transfer_won", "이체금액(원)", "won", 14),
     Column("transfer_status", "이체결과", "text", 10),
     Column("transfer_reason", "이체불능 사유", "text", 20),
+    # Added by issue 17 (at the end, so every column before keeps its place): the month's
+    # shifts of the citizen, by facility then posting. `근무명` and `공고` list one entry
+    # per posting in the same order; `시설` names each facility once.
+    Column("facility_names", "시설", "text", 24),
+    Column("shift_titles", "근무명", "text", 36),
+    Column("posting_ids", "공고", "text", 30),
 )
 
 PAYOUT_COLUMNS: tuple[Column, ...] = (
@@ -139,6 +156,29 @@ STATEMENT_WON_KEYS = (
     "failed_carried_in_won",
     "transfer_won",
 )
+
+
+EXCEL_ROWS_MAX = 1_048_576  # rows of an Excel sheet, the header included
+TOTALS_STYLE: Mapping[str, Any] = {"bold": True, "top": 2}  # bold under a thick rule
+Cell = str | int | None
+
+
+def totals_cells(count: int, sums: Sequence[int | None]) -> list[Cell]:
+    """A totals row: `합계 (N건)` in the first column (the label takes that cell, whatever
+    the data rows hold there), then each summed column's total, else blank. The payout
+    files and the ledger and statements workbooks all end with it."""
+    return [f"합계 ({count:,}건)", *sums[1:]]
+
+
+def write_cells(sheet: Any, row: int, cells: Sequence[Cell], formats: Sequence[Any]) -> None:
+    """One row of values (synchronous): blank, a number or a string, each in its format."""
+    for col, value in enumerate(cells):
+        if value is None:
+            sheet.write_blank(row, col, None, formats[col])
+        elif isinstance(value, int):
+            sheet.write_number(row, col, value, formats[col])
+        else:
+            sheet.write_string(row, col, value, formats[col])
 
 
 def kst_naive(value: datetime) -> datetime:
@@ -202,7 +242,11 @@ class XlsxBuilder:
         columns: Sequence[Column],
         rows_per_sheet_max: int,
         filter_text: str = "",
+        totals_row: bool = False,
     ) -> None:
+        """`totals_row`: the last data sheet ends with `합계 (N건)` and the sums of the
+        summed columns (the outcome report, whose rows are groups with their own total
+        row, has none)."""
         self._workbook = xlsxwriter.Workbook(
             path, {"constant_memory": True, "strings_to_formulas": False}
         )
@@ -212,13 +256,23 @@ class XlsxBuilder:
         self._header = self._workbook.add_format(
             {"bold": True, "bg_color": "#DDEBF7", "border": 1, "align": "center"}
         )
-        self._formats: dict[ColumnKind, Any] = {
-            "won": self._workbook.add_format({"num_format": "#,##0"}),
-            "int": self._workbook.add_format({"num_format": "0"}),
-            "ratio": self._workbook.add_format({"num_format": "0.0000"}),
-            "datetime": self._workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"}),
-            "text": self._workbook.add_format({}),
+        number_formats: dict[ColumnKind, Mapping[str, Any]] = {
+            "won": {"num_format": "#,##0"},
+            "int": {"num_format": "0"},
+            "ratio": {"num_format": "0.0000"},
+            "datetime": {"num_format": "yyyy-mm-dd hh:mm:ss"},
+            "text": {},
         }
+        self._formats: dict[ColumnKind, Any] = {
+            kind: self._workbook.add_format(dict(fmt)) for kind, fmt in number_formats.items()
+        }
+        self._totals_formats: dict[ColumnKind, Any] = {
+            kind: self._workbook.add_format({**fmt, **TOTALS_STYLE})
+            for kind, fmt in number_formats.items()
+        }
+        self._totals_row = totals_row
+        self._count = 0
+        self._sums: list[int | None] = [None] * len(columns)
         self._sheets = 0
         self._sheet: Any = None
         self._all_sheets: list[Any] = []
@@ -251,8 +305,24 @@ class XlsxBuilder:
             if self._row >= self._rows_max:
                 self._new_sheet()
             self._row += 1
+            self._count += 1
             for index, column in enumerate(self._columns):
-                self._write_cell(self._row, index, column, row.get(column.key))
+                value = row.get(column.key)
+                self._write_cell(self._row, index, column, value)
+                if column.summed and value is not None:
+                    self._sums[index] = (self._sums[index] or 0) + int(value)
+
+    def _write_totals(self) -> None:
+        """The totals row under the last data row, outside the autofilter (set on the data
+        rows before). A column with no value in any row stays blank (an open month's
+        payout columns), so a blank is never shown as a total of 0."""
+        if self._row + 1 >= EXCEL_ROWS_MAX:
+            self._new_sheet()  # the last sheet is full: the totals row opens one of its own
+        cells = totals_cells(self._count, self._sums)
+        formats = [self._totals_formats["text"]] + [
+            self._totals_formats[column.kind] for column in self._columns[1:]
+        ]
+        write_cells(self._sheet, self._row + 1, cells, formats)
 
     def _write_cell(self, row: int, col: int, column: Column, value: Any) -> None:
         fmt = self._formats[column.kind]
@@ -274,6 +344,8 @@ class XlsxBuilder:
         won) become the summary's totals row, under the filter in words, and the footer of
         every printed page of the data."""
         self._finish_sheet()
+        if self._totals_row:
+            self._write_totals()
         footer = " · ".join(f"{label} {value:,}" for label, value in totals)
         for sheet in self._all_sheets:
             sheet.set_footer(_footer_text(footer))

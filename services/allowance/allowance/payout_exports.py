@@ -16,7 +16,8 @@ Layouts:
 - `WITHHOLDING_LAYOUT`: what was withheld, per citizen, for the district's tax filing.
 
 Both writers put a totals row in the file itself (`합계 (N건)` and the sums, as values, not
-formulas: a control total must not follow a cell someone edited). The CSV is UTF-8 with a
+formulas: a control total must not follow a cell someone edited), the same row the ledger
+and statements workbooks end with (`exports.totals_cells`). The CSV is UTF-8 with a
 BOM (Korean Excel reads it as CP949 otherwise) and CRLF, text cells beginning with
 `= + - @` are prefixed with an apostrophe (CSV injection; the payee checks already refuse
 such holders, so only free text like an id can ever be touched). Excel drops the leading
@@ -35,6 +36,7 @@ from typing import Any, Literal
 import openpyxl
 import xlsxwriter
 
+from allowance import exports
 from allowance.domain import transfer_results
 from allowance.domain.payout_file import PayoutLine, payout_totals, withholding_applies
 from allowance.domain.policy import Violation
@@ -334,7 +336,7 @@ def layout_to_json(layout: PayoutLayout) -> dict[str, Any]:
 # --- rows and totals ---------------------------------------------------------------------
 
 
-def _totals_cells(layout: PayoutLayout, lines: Sequence[PayoutLine]) -> list[str | int | None]:
+def _totals_cells(layout: PayoutLayout, lines: Sequence[PayoutLine]) -> list[exports.Cell]:
     """The totals row: `합계 (N건)` in the first column, each money column's sum, else blank."""
     totals = payout_totals(lines)
     sums: dict[LineField, int] = {
@@ -344,9 +346,9 @@ def _totals_cells(layout: PayoutLayout, lines: Sequence[PayoutLine]) -> list[str
         LineField.LOCAL_TAX_WON: totals.local_tax_won,
         LineField.AMOUNT_WON: totals.amount_won,
     }
-    cells: list[str | int | None] = [sums.get(column.field) for column in layout.columns]
-    cells[0] = f"합계 ({totals.lines_count:,}건)"
-    return cells
+    return exports.totals_cells(
+        totals.lines_count, [sums.get(column.field) for column in layout.columns]
+    )
 
 
 def _checked(layout: PayoutLayout) -> PayoutLayout:
@@ -410,7 +412,7 @@ def _fill_workbook(
         kind: workbook.add_format({"num_format": fmt}) for kind, fmt in number_formats.items()
     }
     totals_formats: dict[CellKind, Any] = {
-        kind: workbook.add_format({"num_format": fmt, "bold": True, "top": 2})
+        kind: workbook.add_format({"num_format": fmt, **exports.TOTALS_STYLE})
         for kind, fmt in number_formats.items()
     }
     workbook.set_properties({"title": title, "subject": layout.source})
@@ -427,25 +429,16 @@ def _fill_workbook(
     sheet.repeat_rows(0)
     sheet.set_header(f"&C{_escape_header(title)}")
     sheet.set_footer("&C&P / &N")
+    row_formats = [formats[kind] for kind in kinds]
     for row, line in enumerate(lines, start=1):
-        for col, column in enumerate(layout.columns):
-            _write_cell(sheet, row, col, _value(line, column.field), formats[kinds[col]])
+        cells = [_value(line, column.field) for column in layout.columns]
+        exports.write_cells(sheet, row, cells, row_formats)
     last_data_row = len(lines)
     sheet.autofilter(0, 0, last_data_row, len(layout.columns) - 1)
     if layout.totals_row:
-        row = last_data_row + 1
-        for col, cell in enumerate(_totals_cells(layout, lines)):
-            kind: CellKind = "text" if col == 0 else kinds[col]
-            _write_cell(sheet, row, col, cell, totals_formats[kind])
-
-
-def _write_cell(sheet: Any, row: int, col: int, value: str | int | None, fmt: Any) -> None:
-    if value is None:
-        sheet.write_blank(row, col, None, fmt)
-    elif isinstance(value, int):
-        sheet.write_number(row, col, value, fmt)
-    else:
-        sheet.write_string(row, col, value, fmt)
+        cells = _totals_cells(layout, lines)
+        row_formats = [totals_formats["text"]] + [totals_formats[kind] for kind in kinds[1:]]
+        exports.write_cells(sheet, last_data_row + 1, cells, row_formats)
 
 
 def _escape_header(text: str) -> str:

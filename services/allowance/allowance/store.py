@@ -599,13 +599,16 @@ class BurnRow:
 
 
 @dataclass(frozen=True)
-class StatementPlaceRow:
-    """A facility where a citizen has payout lines in a statement month (name None when
-    the posting was consumed before 0011 stored places)."""
+class StatementShiftRow:
+    """A posting a citizen has payout lines of in a statement month, with its facility
+    and title (name None when the posting was consumed before 0011 stored places, title
+    None when its place was stored before 0012 and no update has come since)."""
 
     citizen_id: str
+    posting_id: str
     facility_id: str
     facility_name: str | None
+    title: str | None
 
 
 @dataclass(frozen=True)
@@ -2008,21 +2011,23 @@ class Store:
         )
         return _rows(BurnRow, rows)
 
-    async def statement_places(
+    async def statement_shifts(
         self, period: Period, citizen_ids: Sequence[str]
-    ) -> list[StatementPlaceRow]:
-        """The facilities of the given citizens' payout lines in a statement month."""
+    ) -> list[StatementShiftRow]:
+        """The postings of the given citizens' payout lines in a statement month, by
+        citizen, facility and posting."""
         rows = await self.conn.fetch(
-            "SELECT DISTINCT l.citizen_id, coalesce(pl.facility_id, r.facility_id, '')"
-            " AS facility_id, pl.facility_name"
+            "SELECT DISTINCT l.citizen_id, l.posting_id,"
+            " coalesce(pl.facility_id, r.facility_id, '') AS facility_id,"
+            " pl.facility_name, pl.title"
             " FROM payout_lines l LEFT JOIN reservations r USING (posting_id)"
             " LEFT JOIN posting_places pl USING (posting_id)"
             " WHERE l.period = $1 AND l.citizen_id = ANY($2::text[])"
-            " ORDER BY 1, 2",
+            " ORDER BY l.citizen_id, facility_id, l.posting_id",
             str(period),
             list(citizen_ids),
         )
-        return _rows(StatementPlaceRow, rows)
+        return _rows(StatementShiftRow, rows)
 
     async def access_log_of(self, citizen_id: str | None, limit: int) -> list[AccessLogRow]:
         rows = await self.conn.fetch(
@@ -2043,19 +2048,23 @@ class Store:
         facility_name: str,
         facility_dong: str,
         selection: str,
+        title: str,
     ) -> None:
-        """Where a posting is (its latest submitted or updated terms), for the reports."""
+        """Where a posting is and what it is called (its latest submitted or updated
+        terms), for the reports and the finance console."""
         await self.conn.execute(
             "INSERT INTO posting_places"
-            " (posting_id, facility_id, facility_name, facility_dong, selection)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (posting_id) DO UPDATE SET"
+            " (posting_id, facility_id, facility_name, facility_dong, selection, title)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (posting_id) DO UPDATE SET"
             " facility_id = EXCLUDED.facility_id, facility_name = EXCLUDED.facility_name,"
-            " facility_dong = EXCLUDED.facility_dong, selection = EXCLUDED.selection",
+            " facility_dong = EXCLUDED.facility_dong, selection = EXCLUDED.selection,"
+            " title = EXCLUDED.title",
             posting_id,
             facility_id,
             facility_name,
             facility_dong,
             selection,
+            title,
         )
 
     async def remember_applicant(self, posting_id: str, citizen_id: str) -> None:

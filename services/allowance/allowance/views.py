@@ -48,6 +48,7 @@ from allowance.store import (
     PolicyVersion,
     StaffRow,
     StatementRow,
+    StatementShiftRow,
     StatementTotalsRow,
     Store,
     TransferResultRow,
@@ -318,6 +319,7 @@ async def _xlsx_response(
     summary: Callable[[], Sequence[tuple[str, Any]]],
     filter_text: str = "",
     totals: Callable[[], Sequence[tuple[str, int]]] = lambda: (),
+    totals_row: bool = False,
 ) -> FileResponse:
     path = exports.temp_xlsx_path()
     try:
@@ -328,6 +330,7 @@ async def _xlsx_response(
             columns,
             ctx.settings.xlsx_sheet_rows_max,
             filter_text,
+            totals_row,
         )
         async for batch in batches:
             await asyncio.to_thread(builder.write_rows, batch)
@@ -378,6 +381,7 @@ async def ledger_export(
             ("차변(원)", totals["debit_won"]),
             ("대변(원)", totals["credit_won"]),
         ],
+        totals_row=True,
     )
 
 
@@ -569,12 +573,15 @@ def _payout_figures(r: StatementRow) -> dict[str, Any]:
 _TRANSFER_STATUS_KO = {"paid": "이체완료", "failed": "이체불능"}
 
 
-def _statement_export_row(row: dict[str, Any]) -> dict[str, Any]:
+def _statement_export_row(
+    row: dict[str, Any], shifts: Sequence[StatementShift] = ()
+) -> dict[str, Any]:
     status = row.get("transfer_status")
     return {
         **row,
         "held_back": "예" if row["held_back"] else "",
         "transfer_status": _TRANSFER_STATUS_KO.get(status, "") if status else "",
+        **_shift_cells(shifts),
     }
 
 
@@ -641,7 +648,9 @@ async def _statements_export(
                 batch = await found.fetch(db, after, size)
                 if not batch:
                     return
-                yield [_statement_export_row(r) for r in batch]
+                citizen_ids = [r["citizen_id"] for r in batch]
+                shifts = _shifts_by_citizen(await db.statement_shifts(found.period, citizen_ids))
+                yield [_statement_export_row(r, shifts.get(r["citizen_id"], ())) for r in batch]
                 after = batch[-1]["citizen_id"]
 
     name = f"statements-{found.period}"
@@ -672,6 +681,7 @@ async def _statements_export(
             ("상한초과(원)", totals.capped_won),
             ("지급대상액(원)", totals.payable_won),
         ],
+        totals_row=True,
     )
 
 
@@ -1091,17 +1101,54 @@ async def burn(ctx: Context, fiscal_year: int) -> Burn:
     return Burn(sorted(months.items()), _shares(facilities, total), _shares(dongs, total))
 
 
-async def statement_places(
-    ctx: Context, period: Period, citizen_ids: Sequence[str]
-) -> dict[str, list[tuple[str, str]]]:
-    """Each citizen's facilities (id, name) in a statement month, for the console's page."""
-    async with ctx.pool.acquire() as conn:
-        rows = await Store(conn).statement_places(period, citizen_ids)
-    places: dict[str, list[tuple[str, str]]] = {}
+@dataclasses.dataclass(frozen=True)
+class StatementShift:
+    """A posting of a citizen's statement month with its facility and title, each
+    `outcomes.UNKNOWN_GROUP` when not stored (a posting consumed before 0011 stored
+    places, or before 0012 stored titles and not updated since)."""
+
+    posting_id: str
+    facility_id: str
+    facility_name: str
+    title: str
+
+    @property
+    def label(self) -> str:
+        """`시설명 · 근무 제목`, shown beside the ids."""
+        return f"{self.facility_name} · {self.title}"
+
+
+def _shifts_by_citizen(rows: Sequence[StatementShiftRow]) -> dict[str, list[StatementShift]]:
+    shifts: dict[str, list[StatementShift]] = {}
     for r in rows:
-        name = r.facility_name or outcomes.UNKNOWN_GROUP
-        places.setdefault(r.citizen_id, []).append((r.facility_id, name))
-    return places
+        shifts.setdefault(r.citizen_id, []).append(
+            StatementShift(
+                r.posting_id,
+                r.facility_id,
+                r.facility_name or outcomes.UNKNOWN_GROUP,
+                r.title or outcomes.UNKNOWN_GROUP,
+            )
+        )
+    return shifts
+
+
+async def statement_shifts(
+    ctx: Context, period: Period, citizen_ids: Sequence[str]
+) -> dict[str, list[StatementShift]]:
+    """Each citizen's postings in a statement month, for the console's page."""
+    async with ctx.pool.acquire() as conn:
+        rows = await Store(conn).statement_shifts(period, citizen_ids)
+    return _shifts_by_citizen(rows)
+
+
+def _shift_cells(shifts: Sequence[StatementShift]) -> dict[str, str]:
+    """The statements export's shift columns: each facility once, then one title and one
+    posting id per posting, in the same order."""
+    return {
+        "facility_names": "; ".join(dict.fromkeys(s.facility_name for s in shifts)),
+        "shift_titles": "; ".join(s.title for s in shifts),
+        "posting_ids": "; ".join(s.posting_id for s in shifts),
+    }
 
 
 async def access_log(ctx: Context, citizen_id: str | None, limit: int = 50) -> list[AccessLogRow]:

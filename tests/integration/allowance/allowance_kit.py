@@ -129,6 +129,7 @@ class Posting:
     starts_at: datetime
     ends_at: datetime
     capacity: int
+    title: str = "책 정리"
 
     @property
     def minutes(self) -> int:
@@ -191,13 +192,16 @@ class Kit:
     async def send(self, envelope: Envelope, topic: str) -> None:
         await self.producer.send_and_wait(topic, envelope.to_bytes(), key=envelope.key.encode())
 
-    async def submit(self, starts_at: datetime, minutes: int, capacity: int = 1) -> Posting:
+    async def submit(
+        self, starts_at: datetime, minutes: int, capacity: int = 1, *, title: str = "책 정리"
+    ) -> Posting:
         posting = Posting(
             new_id("pst"),
             new_id("fac"),
             starts_at,
             starts_at + timedelta(minutes=minutes),
             capacity,
+            title,
         )
         await self.inject(PostingSubmitted(**self.terms(posting)))
         return posting
@@ -208,7 +212,7 @@ class Kit:
             "facility_id": posting.facility_id,
             "facility_name": "광산구 작은도서관",
             "facility_dong": "수완동",
-            "title": "책 정리",
+            "title": posting.title,
             "starts_at": posting.starts_at,
             "ends_at": posting.ends_at,
             "capacity": posting.capacity,
@@ -216,7 +220,13 @@ class Kit:
         }
 
     async def update(
-        self, posting: Posting, revision: int, *, capacity: int, minutes: int | None = None
+        self,
+        posting: Posting,
+        revision: int,
+        *,
+        capacity: int,
+        minutes: int | None = None,
+        title: str | None = None,
     ) -> Posting:
         changed = Posting(
             posting.posting_id,
@@ -224,6 +234,7 @@ class Kit:
             posting.starts_at,
             posting.starts_at + timedelta(minutes=minutes or posting.minutes),
             capacity,
+            posting.title if title is None else title,
         )
         await self.inject(
             PostingUpdated(

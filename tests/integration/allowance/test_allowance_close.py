@@ -20,6 +20,7 @@ import random
 from datetime import timedelta
 
 import openpyxl
+import openpyxl.utils
 import pytest
 from allowance.domain.calendar import Period
 
@@ -245,7 +246,9 @@ def _between(first: Period, last: Period) -> list[Period]:
 
 async def test_statement_xlsx_sums_to_the_json_totals(kit: Kit) -> None:
     """An open month's statements as XLSX open with openpyxl: won cells formatted, header
-    frozen, and the columns sum to the JSON totals."""
+    frozen, the columns sum to the JSON totals, and the bold totals row under the data
+    (outside the autofilter) holds those sums; the payout columns of an open month stay
+    blank there."""
     year = await kit.fresh_year()
     await kit.set_budget(year, 3_000_000)
     citizens = [new_id("ctz") for _ in range(3)]
@@ -268,13 +271,19 @@ async def test_statement_xlsx_sums_to_the_json_totals(kit: Kit) -> None:
     assert sheet.freeze_panes == "A2"
     header = [c.value for c in sheet[1]]
     column = {name: i for i, name in enumerate(header)}
-    rows = list(sheet.iter_rows(min_row=2, values_only=True))
-    assert len(rows) == 3
+    *rows, totals_row = list(sheet.iter_rows(min_row=2, values_only=True))
+    assert len(rows) == 3 and totals_row[0] == "합계 (3건)"
+    assert not any(str(r[0]).startswith("합계") for r in rows)
     for key, label in (
         ("gross_won", "산정액(원)"),
         ("payable_won", "지급대상액(원)"),
         ("capped_won", "상한초과(원)"),
         ("minutes_paid", "인정시간(분)"),
+        ("lines_count", "근무건수"),
     ):
-        assert sum(r[column[label]] for r in rows) == totals[key]
+        assert sum(r[column[label]] for r in rows) == totals[key] == totals_row[column[label]]
+    assert totals_row[column["실지급액(원)"]] is None  # open month: no payout line yet
+    assert sheet.cell(5, column["산정액(원)"] + 1).font.b
+    assert sheet.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(header))}4"
     assert sheet.cell(2, column["산정액(원)"] + 1).number_format == "#,##0"
+    assert {r[column["근무명"]] for r in rows} == {"책 정리; 책 정리; 책 정리"}

@@ -1,15 +1,18 @@
 """The finance console's guards over HTTP (issue 17): sign-in with a wrong or revoked token,
 a form without its CSRF token, a bad form value, an auditor writing, an idle session —
 each refused with a Korean message and nothing changed; and the budget and statements
-pages naming facilities and dongs from the postings' stored places."""
+pages naming facilities, dongs and shift titles from the postings' stored places."""
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import re
 from collections.abc import AsyncIterator
 
 import httpx
+import openpyxl
 import pytest
 
 from tests.integration.allowance.allowance_kit import Kit, kst, new_id
@@ -191,5 +194,73 @@ async def test_budget_and_statements_name_facilities_and_dongs(kit: Kit) -> None
         assert "50.0%" in budget.text  # two equal shifts: each facility and dong half
         shown = await http.get("/finance/statements", params={"period": f"{year}-03"})
         assert shown.status_code == 200, shown.text
-        assert f"광산구 작은도서관 ({known.facility_id})" in shown.text
-        assert f"(미상) ({unknown.facility_id})" in shown.text
+        ids = '<span class="ids">({} · {})</span>'
+        assert "광산구 작은도서관 · 책 정리 " + ids.format(known.facility_id, known.posting_id) in (
+            shown.text
+        )
+        assert "(미상) · (미상) " + ids.format(unknown.facility_id, unknown.posting_id) in (
+            shown.text
+        )
+
+
+async def test_statements_show_shift_titles_escaped_updated_and_exported(kit: Kit) -> None:
+    """The month's page shows each shift as `시설명 · 근무 제목` beside its ids: a title with
+    markup as text, a retitled posting under its new title, a place stored before titles
+    were (0012) as (미상); the statements CSV and XLSX carry the same titles (`근무명`) and
+    the facility (`시설`) and posting ids (`공고`) in the last columns."""
+    year = await kit.fresh_year()
+    await kit.set_budget(year, 900_000, note="예산 편성")
+    hostile = "<script>alert(1)</script> 책 & 정리"
+    marked = await kit.submit(kst(f"{year}-04-02T10:00"), 120, title=hostile)
+    retitled = await kit.submit(kst(f"{year}-04-03T10:00"), 120, title="도서관 안내")
+    untitled = await kit.submit(kst(f"{year}-04-04T10:00"), 120, title="옛 제목")
+    for posting in (marked, retitled, untitled):
+        await kit.budget_answer(posting.posting_id)
+    await kit.update(retitled, 1, capacity=1, title="어린이 열람실 안내")
+    assert (await kit.budget_answer(retitled.posting_id, nth=2)).type == "BudgetReserved"
+    citizen = new_id("ctz")
+    for posting in (marked, retitled, untitled):
+        await kit.inject(kit.attendance(posting, citizen))
+    await kit.wait("PayoutAccrued", count=3, citizen_id=citizen)
+    await kit.pool.execute(
+        "UPDATE posting_places SET title = NULL WHERE posting_id = $1", untitled.posting_id
+    )
+    period = f"{year}-04"
+    token, _ = await _staff(kit, "auditor")
+    async with _console(kit, token) as (http, _):
+        shown = await http.get("/finance/statements", params={"period": period})
+        assert shown.status_code == 200, shown.text
+        page = shown.text
+        assert '<th scope="col">시설 · 근무</th>' in page
+        assert (
+            "광산구 작은도서관 · &lt;script&gt;alert(1)&lt;/script&gt; 책 &amp; 정리"
+            f' <span class="ids">({marked.facility_id} · {marked.posting_id})</span>'
+        ) in page
+        assert "<script" not in page
+        assert "광산구 작은도서관 · 어린이 열람실 안내" in page and "· 도서관 안내" not in page
+        assert f'광산구 작은도서관 · (미상) <span class="ids">({untitled.facility_id}' in page
+
+        titles = {
+            marked.posting_id: hostile,
+            retitled.posting_id: "어린이 열람실 안내",
+            untitled.posting_id: "(미상)",
+        }
+        as_csv = await http.get(
+            "/finance/export/statements", params={"period": period, "format": "csv"}
+        )
+        assert as_csv.status_code == 200, as_csv.text
+        rows = list(csv.reader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
+        header, line = rows[0], dict(zip(rows[0], rows[1], strict=True))
+        assert header[-3:] == ["시설", "근무명", "공고"] and len(rows) == 2
+        assert line["시민"] == citizen and line["시설"] == "광산구 작은도서관"
+        posting_ids = line["공고"].split("; ")
+        assert sorted(posting_ids) == sorted(titles)
+        assert line["근무명"].split("; ") == [titles[p] for p in posting_ids]
+
+        as_xlsx = await http.get("/finance/export/statements", params={"period": period})
+        assert as_xlsx.status_code == 200
+        sheet = openpyxl.load_workbook(io.BytesIO(as_xlsx.content))["명세서"]
+        values = list(sheet.iter_rows(values_only=True))
+        cells = dict(zip(values[0], values[1], strict=True))
+        assert cells["근무명"] == line["근무명"] and cells["공고"] == line["공고"]
+        assert str(values[2][0]).startswith("합계 (1건)") and len(values) == 3

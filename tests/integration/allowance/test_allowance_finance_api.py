@@ -8,6 +8,7 @@ import csv
 import io
 
 import openpyxl
+import openpyxl.utils
 import pytest
 
 from tests.integration.allowance.allowance_kit import Kit, full_shift_won, kst, new_id
@@ -67,7 +68,8 @@ async def test_ledger_pages_are_stable_under_inserts(kit: Kit) -> None:
 async def test_csv_opens_with_korean_headers_and_xlsx_sums_to_the_json(kit: Kit) -> None:
     """The ledger CSV starts with the UTF-8 BOM, its Korean headers and memo survive a
     UTF-8 decode, amounts are plain integers; the XLSX opens with openpyxl, has won formats
-    and a frozen header, and its debit and credit columns sum to the JSON totals."""
+    and a frozen header, its debit and credit columns sum to the JSON totals, and its last
+    row is the totals row (`합계 (N건)`, those sums, outside the autofilter)."""
     year, _ = await _year_with_activity(kit)
     params = {"fiscal_year": year}
     totals = (await kit.http.get("/v1/ledger", params=params, headers=kit.finance)).json()["totals"]
@@ -96,9 +98,16 @@ async def test_csv_opens_with_korean_headers_and_xlsx_sums_to_the_json(kit: Kit)
     assert sheet.freeze_panes == "A2"
     header = [c.value for c in sheet[1]]
     debit_i, credit_i = header.index("차변(원)"), header.index("대변(원)")
-    data = list(sheet.iter_rows(min_row=2, values_only=True))
-    assert sum(r[debit_i] for r in data) == totals["debit_won"]
-    assert sum(r[credit_i] for r in data) == totals["credit_won"]
+    *data, totals_row = list(sheet.iter_rows(min_row=2, values_only=True))
+    assert len(data) == totals["entries_count"]
+    assert totals_row[0] == f"합계 ({totals['entries_count']:,}건)"
+    assert sum(r[debit_i] for r in data) == totals["debit_won"] == totals_row[debit_i]
+    assert sum(r[credit_i] for r in data) == totals["credit_won"] == totals_row[credit_i]
+    assert (
+        sheet.auto_filter.ref
+        == f"A1:{openpyxl.utils.get_column_letter(len(header))}{len(data) + 1}"
+    )
+    assert sheet.cell(len(data) + 2, debit_i + 1).font.b
     assert sheet.cell(2, debit_i + 1).number_format == "#,##0"
     assert sheet.column_dimensions["P"].width >= 40
     trial = (

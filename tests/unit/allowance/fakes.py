@@ -53,7 +53,7 @@ class FakeStore(Store):
         self.closed: set[Period] = set()
         self.caps = caps or policy.CapTable(policy.SEED_CAPS)
         self.citizens: set[str] = set()
-        self.places: dict[str, tuple[str, str, str, str]] = {}
+        self.places: dict[str, tuple[str, str, str, str, str]] = {}
 
     # --- the test's own set-up and reads ---------------------------------------------------
 
@@ -133,9 +133,10 @@ class FakeStore(Store):
         facility_name: str,
         facility_dong: str,
         selection: str,
+        title: str,
     ) -> None:
         """The outcome reports' place of a posting (not what these flows test)."""
-        self.places[posting_id] = (facility_id, facility_name, facility_dong, selection)
+        self.places[posting_id] = (facility_id, facility_name, facility_dong, selection, title)
 
     async def reservation(self, posting_id: str, *, for_update: bool = False) -> Reservation | None:
         return self.reservations.get(posting_id)

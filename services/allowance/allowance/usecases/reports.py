@@ -24,13 +24,15 @@ log = logging.getLogger(__name__)
 
 
 async def remember_place(db: Store, event: PostingSubmitted | PostingUpdated) -> None:
-    """Keep the posting's facility and dong (the latest terms win), for grouping."""
+    """Keep the posting's facility, dong and title (the latest terms win), for grouping
+    and for the finance console's statements."""
     await db.remember_place(
         event.posting_id,
         event.facility_id,
         event.facility_name,
         event.facility_dong,
         event.selection,
+        event.title,
     )
 
 
