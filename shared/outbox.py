@@ -18,6 +18,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -60,19 +61,46 @@ async def add_many(
         )
 
 
-async def _insert(conn: asyncpg.Connection, items: Sequence[tuple[Event, Envelope]]) -> None:
-    """The outbox rows and one wake-up of the relay (delivered at commit), in one statement."""
-    if not conn.is_in_transaction():
-        raise RuntimeError("outbox rows must be written in the transaction of the state change")
-    await conn.execute(
-        "WITH added AS (INSERT INTO outbox (event_id, topic, key, event_type, payload)"
-        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[]))"
-        " SELECT pg_notify($6, '')",
+# The outbox insert of a batch from five arrays ($1..$5): `columns` gives them. A service
+# may put it in a statement of its own (with a shift of the parameter numbers) so that a
+# transaction's writes go to Postgres in one round trip (matcher.store.write_changes).
+INSERT_SQL = (
+    "INSERT INTO outbox (event_id, topic, key, event_type, payload)"
+    " SELECT * FROM unnest(${0}::uuid[], ${1}::text[], ${2}::text[], ${3}::text[],"
+    " ${4}::bytea[])"
+)
+
+
+def insert_sql(first_param: int) -> str:
+    """`INSERT_SQL` with its parameters numbered from `first_param`."""
+    return INSERT_SQL.format(*range(first_param, first_param + 5))
+
+
+def columns(
+    events: Sequence[Event], *, producer: str, occurred_at: datetime
+) -> tuple[list[Any], ...]:
+    """The five arrays of `insert_sql` for `events` (new event ids)."""
+    items = [(e, e.envelope(producer=producer, occurred_at=occurred_at)) for e in events]
+    return _columns(items)
+
+
+def _columns(items: Sequence[tuple[Event, Envelope]]) -> tuple[list[Any], ...]:
+    return (
         [env.event_id for _, env in items],
         [ev.TOPIC for ev, _ in items],
         [env.key for _, env in items],
         [env.type for _, env in items],
         [env.to_bytes() for _, env in items],
+    )
+
+
+async def _insert(conn: asyncpg.Connection, items: Sequence[tuple[Event, Envelope]]) -> None:
+    """The outbox rows and one wake-up of the relay (delivered at commit), in one statement."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("outbox rows must be written in the transaction of the state change")
+    await conn.execute(
+        f"WITH added AS ({insert_sql(1)}) SELECT pg_notify($6, '')",
+        *_columns(items),
         NOTIFY_CHANNEL,
     )
 

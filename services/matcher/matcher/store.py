@@ -24,6 +24,7 @@ from matcher.domain.decide import PostingStatus, PostingView, Selection
 from matcher.domain.eligibility import Booked, Profile, Shift
 from matcher.domain.policy import MonthCaps, WeekCaps
 from matcher.domain.schedule import RECONFIRM_KIND, Window
+from shared import outbox
 from shared.events import CapYear, PostingPublished, PostingUpdated
 
 # Statuses of an application that hold (or wait for) a seat.
@@ -1021,23 +1022,22 @@ async def live_applications(
     return {(r["posting_id"], r["citizen_id"]) for r in rows}
 
 
-async def insert_applications(conn: asyncpg.Connection, apps: Sequence[NewApplication]) -> None:
-    """One statement for a whole batch; the triggers move the posting's counts and the
-    constraints refuse over-capacity, overlaps and duplicate live applications."""
-    if not apps:
-        return
-    await conn.execute(
-        """
-        INSERT INTO applications (application_id, posting_id, citizen_id, citizen_no,
-            webhook_id, received_at, status, reason, booking_id, queue_pos, starts_at,
-            ends_at, decided_at, confirmed_at, check_in_code)
-        SELECT a, p, c, n, w, r, s, re, b, q, st, en, d,
-               CASE WHEN s = 'confirmed' THEN d END, k
-          FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
-                      $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::bigint[],
-                      $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::text[])
-               AS u(a, p, c, n, w, r, s, re, b, q, st, en, d, k)
-        """,
+_INSERT_APPLICATIONS = """
+    INSERT INTO applications (application_id, posting_id, citizen_id, citizen_no,
+        webhook_id, received_at, status, reason, booking_id, queue_pos, starts_at,
+        ends_at, decided_at, confirmed_at, check_in_code)
+    SELECT a, p, c, n, w, r, s, re, b, q, st, en, d,
+           CASE WHEN s = 'confirmed' THEN d END, k
+      FROM unnest(${0}::text[], ${1}::text[], ${2}::text[], ${3}::bigint[], ${4}::text[],
+                  ${5}::timestamptz[], ${6}::text[], ${7}::text[], ${8}::text[],
+                  ${9}::bigint[], ${10}::timestamptz[], ${11}::timestamptz[],
+                  ${12}::timestamptz[], ${13}::text[])
+           AS u(a, p, c, n, w, r, s, re, b, q, st, en, d, k)
+"""
+
+
+def _application_columns(apps: Sequence[NewApplication]) -> tuple[list[Any], ...]:
+    return (
         [a.application_id for a in apps],
         [a.posting_id for a in apps],
         [a.citizen_id for a in apps],
@@ -1053,6 +1053,13 @@ async def insert_applications(conn: asyncpg.Connection, apps: Sequence[NewApplic
         [a.decided_at for a in apps],
         [a.check_in_code for a in apps],
     )
+
+
+async def insert_applications(conn: asyncpg.Connection, apps: Sequence[NewApplication]) -> None:
+    """One statement for a whole batch; the triggers move the posting's counts and the
+    constraints refuse over-capacity, overlaps and duplicate live applications."""
+    if apps:
+        await conn.execute(_INSERT_APPLICATIONS.format(*range(1, 15)), *_application_columns(apps))
 
 
 _APPLICATION_COLUMNS = """
@@ -1741,20 +1748,16 @@ class Notification:
     payload: bytes
 
 
-async def add_notifications(conn: asyncpg.Connection, notes: Sequence[Notification]) -> None:
-    """The HTTP outbox: written with the decision, sent by `matcher.notify` after commit
-    (woken by the NOTIFY, which Postgres delivers at commit). One statement."""
-    if not notes:
-        return
-    await conn.execute(
-        """
-        WITH added AS (
-            INSERT INTO partner_notifications (notification_id, type, ordering_key,
-                posting_id, application_id, booking_id, payload)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                 $6::text[], $7::bytea[]))
-        SELECT pg_notify($8, '')
-        """,
+_INSERT_NOTIFICATIONS = """
+    INSERT INTO partner_notifications (notification_id, type, ordering_key, posting_id,
+        application_id, booking_id, payload)
+    SELECT * FROM unnest(${0}::text[], ${1}::text[], ${2}::text[], ${3}::text[],
+                         ${4}::text[], ${5}::text[], ${6}::bytea[])
+"""
+
+
+def _notification_columns(notes: Sequence[Notification]) -> tuple[list[Any], ...]:
+    return (
         [n.notification_id for n in notes],
         [n.type for n in notes],
         [n.ordering_key for n in notes],
@@ -1762,6 +1765,44 @@ async def add_notifications(conn: asyncpg.Connection, notes: Sequence[Notificati
         [n.application_id for n in notes],
         [n.booking_id for n in notes],
         [n.payload for n in notes],
+    )
+
+
+async def add_notifications(conn: asyncpg.Connection, notes: Sequence[Notification]) -> None:
+    """The HTTP outbox: written with the decision, sent by `matcher.notify` after commit
+    (woken by the NOTIFY, which Postgres delivers at commit). One statement."""
+    if notes:
+        await write_changes(conn, [], ([], [], [], [], []), notes)
+
+
+# Decided applications, outbox events and partner notifications of one transaction in one
+# statement (one round trip instead of three: issue 20). Data-modifying CTEs all run; the
+# applications' triggers and constraints fire at the end of the statement, as before.
+_WRITE_CHANGES = f"""
+    WITH apps AS ({_INSERT_APPLICATIONS.format(*range(1, 15))}),
+         events AS ({outbox.insert_sql(15)}),
+         notes AS ({_INSERT_NOTIFICATIONS.format(*range(20, 27))})
+    SELECT CASE WHEN cardinality($15::uuid[]) > 0 THEN pg_notify($27, '') END,
+           CASE WHEN cardinality($20::text[]) > 0 THEN pg_notify($28, '') END
+"""
+
+
+async def write_changes(
+    conn: asyncpg.Connection,
+    apps: Sequence[NewApplication],
+    events: tuple[list[Any], ...],
+    notes: Sequence[Notification],
+) -> None:
+    """Write decided applications, outbox events (`outbox.columns`) and notifications, and
+    wake the relay and the sender at commit, in one statement."""
+    if events[0] and not conn.is_in_transaction():
+        raise RuntimeError("outbox rows must be written in the transaction of the state change")
+    await conn.execute(
+        _WRITE_CHANGES,
+        *_application_columns(apps),
+        *events,
+        *_notification_columns(notes),
+        outbox.NOTIFY_CHANNEL,
         NOTIFY_CHANNEL,
     )
 

@@ -253,8 +253,7 @@ async def decide(
         here = room.get(posting_id, store.BookingRoom(0, frozenset()))
         codes = new_codes(booked[posting_id], here.codes_taken, secrets.randbelow)
         rows.extend(_record(d, here.first_queue_pos, iter(codes), now, effects))
-    await store.insert_applications(conn, rows)
-    await effects.write(conn, now)
+    await effects.write(conn, now, rows)
 
 
 async def _decide_in_order(

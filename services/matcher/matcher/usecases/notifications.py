@@ -10,7 +10,7 @@ same body under the same `webhook-id`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -507,13 +507,25 @@ class Effects:
         """A notification with no event of its own."""
         self.notes.append(note)
 
-    async def write(self, conn: Connection, at: datetime) -> None:
+    async def write(
+        self,
+        conn: Connection,
+        at: datetime,
+        applications: Sequence[store.NewApplication] = (),
+    ) -> None:
+        """Write the events, the notifications and `applications` (decided in this
+        transaction) in one statement."""
         for event in self.events:
             outcome = _OUTCOME_OF.get(event.TYPE)
             if outcome is not None:
                 metrics.MATCHER_DECISIONS.labels(outcome).inc()
-        await outbox.add_many(conn, self.events, producer=PRODUCER, occurred_at=at)
-        await store.add_notifications(conn, self.notes)
+        if self.events or self.notes or applications:
+            await store.write_changes(
+                conn,
+                applications,
+                outbox.columns(self.events, producer=PRODUCER, occurred_at=at),
+                self.notes,
+            )
         self.events, self.notes = [], []
 
 
