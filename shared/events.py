@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared import topics
+from shared.ids import random_uuid
 
 
 class Envelope(BaseModel):
@@ -57,7 +58,7 @@ class Event(BaseModel):
     ) -> Envelope:
         """Wrap this event; pass `event_id` when the id must be derived (idempotent retries)."""
         return Envelope(
-            event_id=event_id or uuid.uuid4(),
+            event_id=event_id or random_uuid(),
             type=self.TYPE,
             version=self.VERSION,
             occurred_at=occurred_at,

@@ -26,6 +26,7 @@ from matcher.domain.policy import MonthCaps, WeekCaps
 from matcher.domain.schedule import RECONFIRM_KIND, Window
 from shared import outbox
 from shared.events import CapYear, PostingPublished, PostingUpdated
+from shared.ids import random_hex
 
 # Statuses of an application that hold (or wait for) a seat.
 LIVE_STATUSES = ("pending", "confirmed", "waitlisted")
@@ -33,7 +34,7 @@ NOTIFY_CHANNEL = "matcher_partner_notifications"
 
 
 def new_booking_id() -> str:
-    return "bkg_" + uuid.uuid4().hex[:20]
+    return "bkg_" + random_hex()[:20]
 
 
 # --- typed rows -------------------------------------------------------------------------

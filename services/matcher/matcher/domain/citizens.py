@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
+from shared.ids import random_hex
 
 
 def new_citizen_id() -> str:
-    return "ctz_" + uuid.uuid4().hex[:20]
+    return "ctz_" + random_hex()[:20]
 
 
 def mask_partner_id(partner_user_id: str) -> str:

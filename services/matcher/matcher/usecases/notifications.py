@@ -43,10 +43,11 @@ from shared.events import (
     PostingPublished,
     PostingUpdated,
 )
+from shared.ids import random_hex
 
 
 def new_notification_id() -> str:
-    return "msg_" + uuid.uuid4().hex
+    return "msg_" + random_hex()
 
 
 def facts_of(row: ApplicationRow) -> BookingFacts:
