@@ -10,8 +10,9 @@ over, so aiokafka's buffer stays empty and every partition is always in the next
 
 Correctness, the same as applying inline:
 * a batch's offsets are committed (explicitly, `offset + 1` per partition) only after its
-  transaction committed, never the fetch position; a crash redelivers from the last commit
-  and the event-id guard drops what was applied;
+  transaction committed, never the fetch position — by a task of their own, so the next
+  batch does not wait for the broker's answer; a crash redelivers from the last commit and
+  the event-id guard drops what was applied;
 * per partition, records are applied in offset order (one queue, one applier);
 * on a rebalance the revoked partitions' queued records are dropped before the revocation
   completes, after the batch being applied has committed its offsets, so the new owner
@@ -82,6 +83,8 @@ class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
         self._applying = asyncio.Lock()  # held while a batch is applied and committed
         self._consumer: Committer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._to_commit: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._committer: asyncio.Task[None] | None = None
         self._stopped = False
 
     @property
@@ -134,16 +137,34 @@ class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
                 backoff_s = min(backoff_s * 2, 5.0)
 
     async def _commit(self, batch: Sequence[Any]) -> None:
-        consumer = self._consumer
-        assert consumer is not None
-        owned = consumer.assignment()
-        offsets = {tp: o for tp, o in next_offsets(batch).items() if tp in owned}
-        if not offsets:
-            return
-        try:
-            await consumer.commit(offsets)
-        except KafkaError as exc:  # a rebalance under way: the new owner's guard drops repeats
-            log.warning("%s: offsets not committed (%s); they will be redelivered", self.name, exc)
+        """Hand the batch's offsets to the committer task and go on with the next batch:
+        the broker's answer is not waited for here (a crash before it only redelivers
+        applied records, which the guard drops). Commits go out one at a time, in order,
+        each carrying the newest offsets handed over so far."""
+        self._to_commit.update(next_offsets(batch))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(
+                self._commit_pending(), name=f"commit-{self.name}"
+            )
+
+    async def _commit_pending(self) -> None:
+        while self._to_commit:
+            consumer = self._consumer
+            assert consumer is not None
+            owned = consumer.assignment()
+            offsets = {tp: o for tp, o in self._to_commit.items() if tp in owned}
+            self._to_commit = {}
+            if not offsets:
+                continue
+            try:
+                await consumer.commit(offsets)
+            except KafkaError as exc:  # a rebalance under way: the next owner's guard drops repeats
+                log.warning("%s: offsets not committed (%s); redelivered later", self.name, exc)
+
+    async def _committed(self) -> None:
+        """Wait until every handed-over offset was committed (or refused)."""
+        while self._committer is not None and not self._committer.done():
+            await asyncio.shield(self._committer)
 
     # --- the rebalance listener (FastStream passes it to aiokafka) -------------------------
 
@@ -151,6 +172,7 @@ class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
         """Let the batch being applied finish and commit, then drop the revoked partitions'
         queued records: the next owner starts right after what was applied here."""
         async with self._applying:
+            await self._committed()
             kept = [r for r in self._queue if TopicPartition(r.topic, r.partition) not in revoked]
             dropped = len(self._queue) - len(kept)
             self._queue = deque(kept)
@@ -173,5 +195,6 @@ class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
         async with self._applying:
             self._task.cancel()
             self._queue.clear()
+            await self._committed()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task

@@ -134,7 +134,9 @@ async def test_a_failing_batch_is_retried_and_nothing_after_it_is_committed_firs
         apply.gate.release()
     await asyncio.sleep(0.3)  # the retry backoff
     assert apply.batches == [[0, 1], [2]]
-    assert consumer.commits == [{TopicPartition(T, 0): 2}, {TopicPartition(T, 0): 3}]
+    # Commits carry the newest applied offsets (two batches' may go out as one), in order.
+    offsets = [c[TopicPartition(T, 0)] for c in consumer.commits]
+    assert offsets == sorted(offsets) and offsets[-1] == 3 and set(offsets) <= {2, 3}
     await p.stop()
 
 
@@ -169,3 +171,32 @@ async def test_stop_lets_the_batch_under_way_commit_and_drops_the_rest() -> None
     await asyncio.wait_for(stopping, timeout=1)
     assert apply.batches == [[0]] and consumer.commits == [{TopicPartition(T, 0): 1}]
     assert p.queued == 0
+
+
+class SlowCommits(FakeConsumer):
+    """A broker whose commit answers only when the test says."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        await self.answer.wait()
+        await super().commit(offsets)
+
+
+async def test_the_next_batch_does_not_wait_for_the_commit_but_a_revocation_does() -> None:
+    consumer, apply = SlowCommits(), Applier()
+    p = Prefetcher("t", apply, batch_size_max=1, queue_max=10)
+    await p.feed(recs(0, 0, 1), consumer)
+    apply.gate.release()
+    apply.gate.release()
+    await _settle()
+    assert apply.batches == [[0], [1]]  # batch 2 applied while commit 1 is unanswered
+    revoked = asyncio.create_task(p.on_partitions_revoked({TopicPartition(T, 0)}))
+    await _settle()
+    assert not revoked.done()  # the next owner must start after what was applied here
+    consumer.answer.set()
+    await asyncio.wait_for(revoked, timeout=1)
+    assert consumer.commits[-1] == {TopicPartition(T, 0): 2}
+    await p.stop()
