@@ -133,7 +133,7 @@ class EventConsumer:
         }
         if self._batch_size_max > 1 and self._prefetch_max > 0:
             prefetcher = Prefetcher(
-                f"{self.service}:{topic}",
+                topic,
                 self._apply_records,
                 batch_size_max=self._batch_size_max,
                 queue_max=self._prefetch_max,
@@ -179,6 +179,10 @@ class EventConsumer:
         await self.process_batch(
             [RawMessage(r.topic, r.partition, r.offset, r.key, r.value or b"") for r in records]
         )
+
+    def queued_by_topic(self) -> dict[str, int]:
+        """Records fetched ahead and not applied yet, per topic (part of the lag)."""
+        return {p.topic: p.queued for p in self._prefetchers}
 
     async def stop(self) -> None:
         """Stop applying (after the batch under way and its commit); call before the

@@ -71,8 +71,9 @@ def next_offsets(records: Iterable[Record]) -> dict[TopicPartition, OffsetAndMet
 class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
     """One topic's queue between the fetch loop (`feed`) and the applier task."""
 
-    def __init__(self, name: str, apply: Apply, *, batch_size_max: int, queue_max: int) -> None:
-        self.name = name
+    def __init__(self, topic: str, apply: Apply, *, batch_size_max: int, queue_max: int) -> None:
+        self.topic = topic
+        self.name = topic
         self._apply = apply
         self._batch_size_max = batch_size_max
         self._queue_max = max(queue_max, batch_size_max)

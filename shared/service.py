@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -165,9 +165,12 @@ async def _connect_pool(settings: ServiceSettings, schema: str) -> asyncpg.Pool:
             await asyncio.sleep(1)
 
 
-async def sample_consumer_lag(broker: KafkaBroker) -> dict[tuple[str, str], int]:
+async def sample_consumer_lag(
+    broker: KafkaBroker, queued: Mapping[str, int] | None = None
+) -> dict[tuple[str, str], int]:
     """Messages behind the partition ends, per (group, topic): each consumer's position
-    against the high-water mark of its last fetch (no extra broker round trips)."""
+    against the high-water mark of its last fetch (no extra broker round trips), plus the
+    records fetched ahead but not applied yet (`queued` per topic; shared/prefetch.py)."""
     lags: dict[tuple[str, str], int] = {}
     for sub in broker.subscribers:
         consumer = getattr(sub, "consumer", None)
@@ -181,6 +184,8 @@ async def sample_consumer_lag(broker: KafkaBroker) -> dict[tuple[str, str], int]
             position = await asyncio.wait_for(consumer.position(tp), timeout=2)
             key = (str(group), tp.topic)
             lags[key] = lags.get(key, 0) + max(high - position, 0)
+    for key in lags:
+        lags[key] += (queued or {}).get(key[1], 0)
     return lags
 
 
@@ -195,7 +200,7 @@ async def _sample_forever(
     while True:
         await asyncio.sleep(interval_s)
         try:
-            lags = await sample_consumer_lag(broker)
+            lags = await sample_consumer_lag(broker, ctx.consumer.queued_by_topic())
             for key in reported - set(lags):
                 metrics.CONSUMER_LAG.remove(*key)
             for (group, topic), lag in lags.items():
