@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only ingest,latency,rush,month_close,scale_out]`.
+"""`python -m bench [--quick] [--only ingest,latency,rush,capacity,month_close,scale_out]`.
 
 Runs the benchmarks on the local stack, prints each figure and whether its target is met,
 writes `bench/results/<date>.json` (`<date>-quick.json` for --quick) and rewrites the table
@@ -20,7 +20,7 @@ from typing import Any
 from bench import matcher_bench, month_close, report
 from bench.env import Env
 
-ALL = ("ingest", "latency", "rush", "month_close", "scale_out")
+ALL = ("ingest", "latency", "rush", "capacity", "month_close", "scale_out")
 
 
 def broken_checks(results: dict[str, Any]) -> list[str]:
@@ -64,6 +64,8 @@ async def run(quick: bool, only: set[str], private: bool) -> dict[str, Any]:
             await step("kafka_roundtrip", matcher_bench.kafka_roundtrip(env, quick))
         if "rush" in only:
             await step("rush", matcher_bench.rush(env, quick))
+        if "capacity" in only:
+            await step("capacity", matcher_bench.capacity(env, quick, ports=[matcher_port]))
         if "month_close" in only:
             await step("month_close", month_close.run(env, quick))
         if "scale_out" in only:

@@ -176,15 +176,22 @@ async def _decided_latency(
     }
 
 
-async def latency(env: Env, quick: bool, *, tag: str, ports: list[int]) -> dict[str, Any]:
+async def latency(
+    env: Env,
+    quick: bool,
+    *,
+    tag: str,
+    ports: list[int],
+    rate: float = 500.0,
+    seconds: float | None = None,
+) -> dict[str, Any]:
     """Open-loop 500 applications/s; webhook arrival -> the simulator has the decision.
 
     Measured in steady state, as a service in use runs: first the same load for a few
     seconds on postings of its own (connections, prepared statements and caches warm up;
     tables hold rows), then `ANALYZE` (a database in service has current statistics; a
     fresh one plans its first queries for empty tables), then the measured run."""
-    seconds = 10.0 if quick else 60.0
-    rate = 500.0
+    seconds = seconds or (10.0 if quick else 60.0)
     secret = env.env["PARTNER_WEBHOOK_SECRET"].split(",")[0].strip()
     per_port = max(1, GENERATOR_PROCESSES // len(ports))
 
@@ -258,11 +265,12 @@ async def latency(env: Env, quick: bool, *, tag: str, ports: list[int]) -> dict[
     return out
 
 
-async def kafka_roundtrip(env: Env, quick: bool) -> dict[str, Any]:
+async def kafka_roundtrip(
+    env: Env, quick: bool, *, rate: float = 500.0, seconds: float | None = None
+) -> dict[str, Any]:
     """A raw produce -> consume round trip at the same rate (acks=all, idempotent producer,
     like the services), on a topic of its own."""
-    seconds = 10.0 if quick else 60.0
-    rate = 500.0
+    seconds = seconds or (10.0 if quick else 60.0)
     bootstrap = env.env["KAFKA_BOOTSTRAP_SERVERS"]
     topic = "bench.roundtrip"
     security = KafkaSecurity.from_env(env.env).client_kwargs()
@@ -319,6 +327,61 @@ async def kafka_roundtrip(env: Env, quick: bool) -> dict[str, Any]:
         flush=True,
     )
     return {"rate_per_s": rate, "seconds": seconds, "messages": len(latencies), "ms": lat}
+
+
+CAPACITY_P99_MS = 100.0
+
+
+async def capacity(env: Env, quick: bool, *, ports: list[int]) -> dict[str, Any]:
+    """A step test: the latency benchmark at 500, 1,000, 2,000, 4,000 … applications/s
+    until its p99 reaches 100 ms (or an application is lost or refused); the highest rate
+    that stayed under is the capacity. The raw Kafka round trip is measured at each rate
+    beside it, so the pipeline's own share shows."""
+    seconds = 5.0 if quick else 15.0
+    steps: list[dict[str, Any]] = []
+    sustained = None
+    rate = 500.0
+    while rate <= (2_000.0 if quick else 8_000.0):
+        run = await latency(
+            env, quick, tag=f"c{int(rate)}", ports=ports, rate=rate, seconds=seconds
+        )
+        kafka = await kafka_roundtrip(env, quick, rate=rate, seconds=seconds)
+        p99 = run["webhook_to_partner_ms"].get("p99", float("inf"))
+        held = run["correct"] and p99 < CAPACITY_P99_MS
+        steps.append(
+            {
+                "rate_per_s": rate,
+                "achieved_rate_per_s": run["achieved_rate_per_s"],
+                "webhook_to_partner_ms": run["webhook_to_partner_ms"],
+                "kafka_roundtrip_ms": kafka["ms"],
+                "decision_loop": run["decision_loop"],
+                "missing": run["missing"],
+                "http_statuses": run["http_statuses"],
+                "held": held,
+            }
+        )
+        if not held:
+            break
+        sustained = rate
+        rate *= 2
+    shown = ", ".join(
+        f"{step['rate_per_s']:.0f}/s p99 {step['webhook_to_partner_ms'].get('p99')} ms"
+        for step in steps
+    )
+    print(
+        f"  capacity: p99 < {CAPACITY_P99_MS:.0f} ms sustained up to {sustained}"
+        f" applications/s (steps: {shown})",
+        flush=True,
+    )
+    return {
+        "p99_limit_ms": CAPACITY_P99_MS,
+        "seconds_per_step": seconds,
+        "sustained_rate_per_s": sustained,
+        "steps": steps,
+        # Past the capacity the answers are late, never lost: every accepted application
+        # of every step reached the partner.
+        "correct": all(step["missing"] == 0 for step in steps),
+    }
 
 
 async def rush(env: Env, quick: bool) -> dict[str, Any]:

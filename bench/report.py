@@ -130,6 +130,22 @@ def rows(outcome: dict[str, Any]) -> list[list[str]]:
             "—",
         ]
     )
+    cap = r.get("capacity", {})
+    steps = cap.get("steps", [])
+    out.append(
+        [
+            "Capacity: highest arrival rate with webhook→partner p99 < 100 ms (1 matcher)",
+            f"{fmt(cap.get('sustained_rate_per_s'))}/s",
+            "; ".join(
+                f"{fmt(s['rate_per_s'])}/s: p99 {fmt(s['webhook_to_partner_ms'].get('p99'))} ms,"
+                f" Kafka RTT p99 {fmt(s['kafka_roundtrip_ms'].get('p99'))} ms"
+                for s in steps
+            ),
+            "",
+            "(reported; step test)",
+            "—",
+        ]
+    )
     mc = r.get("month_close", {})
     if mc.get("unfinished"):
         out.append(["Month close", "unfinished", "", "", "< 60 s", "—"])
