@@ -10,22 +10,23 @@ tests also watch for duplicates, but through a simulator shared with every other
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 from aiohttp import web
 from matcher import store
-from matcher.notify import NotificationSender
 
 from shared import migrations
 from shared.db import create_pool
 from shared.shards import HASH_MAX, HASH_MIN, ranges
+
+from .sender_process import short_sender
 
 pytestmark = pytest.mark.stack
 
@@ -50,18 +51,27 @@ class Receiver:
         return web.json_response({"status": "ok"})
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    partner = Receiver()
+@contextlib.asynccontextmanager
+async def serving(handle: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[str]:
+    """`handle` answering POST /notifications on a free local port; yields the URL."""
     app = web.Application()
-    app.router.add_post("/notifications", partner.handle)
+    app.router.add_post("/notifications", handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    yield partner, f"http://127.0.0.1:{port}/notifications"
-    await runner.cleanup()
+    try:
+        yield f"http://127.0.0.1:{port}/notifications"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    partner = Receiver()
+    async with serving(partner.handle) as url:
+        yield partner, url
 
 
 @pytest.fixture
@@ -107,19 +117,8 @@ async def test_concurrent_sends_deliver_each_notification_once_in_order(
 ) -> None:
     partner, url = receiver
     keys, per_key = 200, 8
-    sender = NotificationSender(
-        pool=pool,
-        url=url,
-        secret=SECRET,
-        concurrency_max=32,
-        timeout_ms=5_000,
-        retry_for=timedelta(minutes=5),
-        attempts_max=10,
-        backoff_base_ms=10,
-        backoff_cap_ms=100,
-        poll_interval_ms=200,
-        lock_key=f"test-sender-{uuid.uuid4()}",  # not the running matcher's sender lock
-    )
+    # Alone, it holds every shard; its own lease name, not the running matcher's sender's.
+    sender = short_sender(pool, url, SECRET, f"test-sender-{uuid.uuid4()}", 4, concurrency_max=32)
     await sender.start()
     try:
         await _write(pool, keys, per_key)

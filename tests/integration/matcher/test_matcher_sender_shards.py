@@ -23,7 +23,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -35,11 +34,13 @@ from matcher.notify import NotificationSender
 from shared import migrations
 from shared.db import create_pool
 
+from .sender_process import short_sender
+from .test_matcher_sender import SECRET, _write, serving
+
 pytestmark = pytest.mark.stack
 
-HERE = Path(__file__).parent
+ROOT = Path(__file__).resolve().parents[3]
 MIGRATIONS = Path(store.__file__).parent / "migrations"
-SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"
 SHARDS = 4
 
 
@@ -79,15 +80,8 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     partner = Receiver(delay_s=(0.002, 0.01))
-    app = web.Application()
-    app.router.add_post("/notifications", partner.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield partner, f"http://127.0.0.1:{port}/notifications"
-    await runner.cleanup()
+    async with serving(partner.handle) as url:
+        yield partner, url
 
 
 @pytest.fixture
@@ -112,42 +106,7 @@ async def pools(admin_dsn: str, schema: str) -> AsyncIterator[list[asyncpg.Pool]
 
 
 def _sender(pool: asyncpg.Pool, url: str, job: str, name: str) -> NotificationSender:
-    return NotificationSender(
-        pool=pool,
-        url=f"{url}?from={name}",
-        secret=SECRET,
-        concurrency_max=16,
-        timeout_ms=5_000,
-        retry_for=timedelta(minutes=5),
-        attempts_max=10,
-        backoff_base_ms=10,
-        backoff_cap_ms=100,
-        poll_interval_ms=200,
-        lock_key=job,  # not the running matcher's sender
-        shards=SHARDS,
-    )
-
-
-async def _write(pool: asyncpg.Pool, keys: int, per_key: int) -> None:
-    """`per_key` notifications on each of `keys` ordering keys, interleaved as decisions
-    would write them, in batches of one transaction each."""
-    notes = [
-        store.Notification(
-            notification_id=str(uuid.uuid4()),
-            type="booking.confirmed",
-            ordering_key=f"key-{k}",
-            posting_id=None,
-            application_id=None,
-            booking_id=None,
-            payload=f'{{"key": "key-{k}", "n": {n}}}'.encode(),
-        )
-        for n in range(per_key)
-        for k in range(keys)
-    ]
-    async with pool.acquire() as conn:
-        for start in range(0, len(notes), 100):
-            async with conn.transaction():
-                await store.add_notifications(conn, notes[start : start + 100])
+    return short_sender(pool, f"{url}?from={name}", SECRET, job, SHARDS)
 
 
 async def _until(check: Callable[[], Awaitable[bool] | bool], timeout_s: float, what: str) -> float:
@@ -237,8 +196,9 @@ async def test_a_sender_killed_mid_delivery_hands_its_shards_to_the_other(
     survivor = _sender(pools[0], url, job, "b")
     await survivor.start()
     victim = subprocess.Popen(
-        [sys.executable, str(HERE / "sender_process.py"), admin_dsn, schema,
+        [sys.executable, "-m", "tests.integration.matcher.sender_process", admin_dsn, schema,
          f"{url}?from=a", SECRET, job, str(SHARDS)],
+        cwd=ROOT,
     )  # fmt: skip
     try:
         await _until(lambda: len(_active(survivor)) == SHARDS // 2, 30, "the victim took half")
