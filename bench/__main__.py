@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [--only ingest,latency,rush,capacity,month_close,scale_out]`.
+"""`python -m bench [--quick] [--only ingest,latency,rush,capacity,month_close,scale_out,
+sender_scale_out]`.
 
 Runs the benchmarks on the local stack, prints each figure and whether its target is met,
 writes `bench/results/<date>.json` (`<date>-quick.json` for --quick) and rewrites the table
@@ -17,10 +18,18 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import matcher_bench, month_close, report
+from bench import matcher_bench, month_close, report, sender_scale
 from bench.env import Env
 
-ALL = ("ingest", "latency", "rush", "capacity", "month_close", "scale_out")
+ALL = (
+    "ingest",
+    "latency",
+    "rush",
+    "capacity",
+    "month_close",
+    "scale_out",
+    "sender_scale_out",
+)
 
 
 def broken_checks(results: dict[str, Any]) -> list[str]:
@@ -97,6 +106,11 @@ async def run(quick: bool, only: set[str], private: bool) -> dict[str, Any]:
                     f" {results['scale_out']['ingest_throughput_ratio']}",
                     flush=True,
                 )
+        if "sender_scale_out" in only:
+            sender = await step("sender_scale_out", sender_scale.run(env, quick))
+            if "sender_ratio" in sender:
+                results.setdefault("scale_out", {"correct": True})
+                results["scale_out"]["sender_ratio"] = sender["sender_ratio"]
         completed = True
     finally:
         shape = "api + worker processes" if env.split else "one process (role all)"

@@ -181,6 +181,19 @@ def rows(outcome: dict[str, Any]) -> list[list[str]]:
             "—",
         ]
     )
+    sender = r.get("sender_scale_out")
+    if sender and "sender_ratio" in sender:
+        out.append(
+            [
+                f"Scale-out: sender notifications/s, backlog of {fmt(sender['notifications'])}"
+                f" over {fmt(sender['keys'])} keys, 1 → 2 processes",
+                f"{fmt(sender['one']['per_s'])} → {fmt(sender['two']['per_s'])}",
+                "",
+                fmt(sender["sender_ratio"]),
+                "≥ 1.6 with a core each (reported)",
+                "—",
+            ]
+        )
     return out
 
 

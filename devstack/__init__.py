@@ -234,10 +234,15 @@ def _up_locked(config: StackConfig, with_services: bool, say: Say) -> dict[str, 
                     procs.terminate(kafka_pid, 5.0)  # so the next `up` starts afresh
                 raise
             try:
-                created = await provision.ensure_topics(kafka_address, security=kafka_client)
+                outcome = await provision.ensure_topics(
+                    kafka_address, security=kafka_client, partitions=config.kafka_partitions
+                )
                 if kafka_client.uses_sasl:
                     await provision.ensure_acls(kafka_address, kafka_client)
-                return created
+                warning = outcome.short_warning()
+                if warning:
+                    say(f"kafka: {warning}")
+                return outcome.created
             except provision.ProvisionError as exc:
                 raise StackError(str(exc)) from None
             except Exception as exc:  # a Kafka protocol error, said in one sentence

@@ -19,6 +19,7 @@ from shared.provision import DATABASE_NAME as DATABASE_NAME
 from shared.provision import SERVICES as SERVICES
 from shared.stackenv import ROOT_DIR as ROOT_DIR
 from shared.stackenv import default_run_dir as default_run_dir
+from shared.topics import partitions_from
 
 STACK_DIR = Path(__file__).resolve().parent
 
@@ -53,6 +54,8 @@ class StackConfig:
     kafka_controller_port: int
     postgres_port: int
     service_ports: Mapping[str, int]
+    # KAFKA_PARTITIONS: the partitions of every source topic the launcher creates.
+    kafka_partitions: int
 
     @classmethod
     def from_environ(
@@ -62,6 +65,10 @@ class StackConfig:
         env: Mapping[str, str] = dict(os.environ if environ is None else environ)
         resolved = Path(run_dir).expanduser().resolve() if run_dir else default_run_dir(env)
         kafka_port = _port(env, "KAFKA_PORT", KAFKA_PORT_DEFAULT)
+        try:
+            kafka_partitions = partitions_from(env)
+        except ValueError as exc:
+            raise StackError(f"{exc} Set it to the partitions every topic should have.") from None
         return cls(
             run_dir=resolved,
             environ=env,
@@ -72,6 +79,7 @@ class StackConfig:
                 name: _port(env, f"{name.upper()}_PORT", port)
                 for name, port in SERVICE_PORTS_DEFAULT.items()
             },
+            kafka_partitions=kafka_partitions,
         )
 
     # Layout of the run dir. Everything the stack writes lives below it, except the jar

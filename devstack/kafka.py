@@ -37,9 +37,6 @@ READY_TIMEOUT_S = 60.0
 MAVEN_TIMEOUT_S = 600.0
 MAIN_CLASS = "kafka.Kafka"
 
-# Partitions of a topic created without an explicit count. The services' topics all name
-# theirs (shared/topics.py); this only matters for ad-hoc topics created by tools.
-NUM_PARTITIONS_DEFAULT = 6
 # Kafka's internal topics default to 50 partitions; on one laptop broker that is 100 files
 # and a slower first consumer-group join for no benefit.
 INTERNAL_TOPIC_PARTITIONS = 12
@@ -300,7 +297,9 @@ def _server_properties(config: StackConfig, security: BrokerSecurity) -> str:
         # Topics are created by the launcher from shared/topics.py with their settings; a
         # typo in a topic name must fail loudly, not create a stray topic.
         "auto.create.topics.enable": "false",
-        "num.partitions": str(NUM_PARTITIONS_DEFAULT),
+        # Partitions of a topic created without an explicit count: the services' topics
+        # name theirs (KAFKA_PARTITIONS, shared/topics.py); this is for tools' ad-hoc topics.
+        "num.partitions": str(config.kafka_partitions),
         "default.replication.factor": "1",
         "min.insync.replicas": "1",
         "offsets.topic.replication.factor": "1",

@@ -77,7 +77,8 @@ def document() -> dict[str, Any]:
             "address": topic,
             "description": f"Produced by {_PRODUCERS[topic]}; consumed by "
             f"{', '.join(_CONSUMERS[topic]) or 'finance tools'}. Dead letters: "
-            f"{topics.dlq_of(topic)}.",
+            f"{topics.dlq_of(topic)}. Partitions: the setting KAFKA_PARTITIONS "
+            f"(default {topics.PARTITIONS_DEFAULT}).",
             "messages": {m: {"$ref": f"#/components/messages/{m}"} for m in by_topic[topic]},
             "bindings": {"kafka": {"topic": topic, "partitions": spec.partitions}},
         }

@@ -17,7 +17,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.kafka import KafkaSecurity, make_producer, stack_security
-from shared.topics import DLQ_SUFFIX, SOURCE_TOPICS, TOPICS, dlq_of
+from shared.topics import DLQ_SUFFIX, SOURCE_TOPICS, dlq_of
 
 REPLAY_GROUP_PREFIX = "gwangsan-dlq-replay."
 
@@ -69,13 +69,28 @@ def _header(headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], na
     return ""
 
 
+async def _partitions(bootstrap: str, topic: str, security: KafkaSecurity) -> int:
+    """How many partitions `topic` has on the broker now: not the count it was created with
+    (`shared.topics`), since an operator may have grown it (docs/operations.md). An
+    unsubscribed consumer has no partition metadata of its own to ask, so an admin client
+    asks."""
+    from shared.provision import ProvisionError, admin_client
+
+    admin = admin_client(bootstrap, security)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"] != 0 or not described["partitions"]:
+        raise ProvisionError(f"Kafka does not know the topic {topic} (is it provisioned?).")
+    return len(described["partitions"])
+
+
 async def _assign_from_replay_offsets(
-    consumer: AIOKafkaConsumer, topic: str
+    consumer: AIOKafkaConsumer, topic: str, partitions: int
 ) -> list[TopicPartition]:
     """Assign every partition of `topic`, positioned after what was already replayed."""
-    # The topic specs are what the topics were created from (an unsubscribed consumer has no
-    # partition metadata of its own to ask).
-    partitions = next(spec.partitions for spec in TOPICS if spec.name == topic)
     tps = [TopicPartition(topic, p) for p in range(partitions)]
     consumer.assign(tps)
     for tp in tps:
@@ -103,11 +118,12 @@ async def pending(
     the one stack.env or the environment names."""
     security = security or stack_security()
     topic = dlq_of(source_topic)
+    partitions = await _partitions(bootstrap, topic, security)
     consumer = _consumer(bootstrap, REPLAY_GROUP_PREFIX + topic, security)
     await consumer.start()
     letters: list[DeadLetter] = []
     try:
-        tps = await _assign_from_replay_offsets(consumer, topic)
+        tps = await _assign_from_replay_offsets(consumer, topic, partitions)
         ends = await consumer.end_offsets(tps)
         while len(letters) < limit:
             positions = {tp: await consumer.position(tp) for tp in tps}
@@ -149,13 +165,14 @@ async def replay(
         raise ValueError("name the source topic, not its .dlq")
     security = security or stack_security()
     topic = dlq_of(source_topic)
+    partitions = await _partitions(bootstrap, topic, security)
     consumer = _consumer(bootstrap, REPLAY_GROUP_PREFIX + topic, security)
     producer = make_producer(bootstrap, "gwangsan-dlq-replay", security)
     await consumer.start()
     await producer.start()
     sent = 0
     try:
-        tps = await _assign_from_replay_offsets(consumer, topic)
+        tps = await _assign_from_replay_offsets(consumer, topic, partitions)
         ends = await consumer.end_offsets(tps)
         while sent < limit:
             positions = {tp: await consumer.position(tp) for tp in tps}

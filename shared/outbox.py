@@ -5,9 +5,12 @@ publishes unpublished rows in id order with an idempotent `acks=all` producer an
 them published only after the broker acknowledged them. Rows are claimed with
 `published_at IS NULL ... FOR UPDATE SKIP LOCKED` rather than "id greater than the last one
 seen", because ids are taken before commit and a lower id can commit later (RELIABILITY.md
-trap 5). One relay per schema publishes at a time (an advisory lock), so events of one key
-leave in the order their transactions wrote them. A crash between the broker's ack and the
-mark re-publishes those rows: consumers drop the duplicates by event id.
+trap 5). Every process of a service runs a relay, and the schema's outbox is split into
+`outbox_shards` shards by the hash of the row's key (`shared.shards`): each shard is
+published by one process at a time (advisory locks, `shared.leader`), so events of one key
+leave in the order their transactions wrote them, while different keys leave from as many
+processes as hold shards. A crash between the broker's ack and the mark re-publishes those
+rows (by whoever takes the shard over): consumers drop the duplicates by event id.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from aiokafka import AIOKafkaProducer
 
 from shared import metrics
 from shared.events import Envelope, Event
-from shared.leader import keep_running, lead
+from shared.leader import REBALANCE_INTERVAL_S, Leases, keep_running, lead
+from shared.shards import HASH_MAX, HASH_MIN
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +119,20 @@ async def backlog(conn: asyncpg.Connection) -> tuple[int, float]:
     return int(row["n"]), float(row["age"])
 
 
+# The rows due in one hash range, oldest first. The expression index
+# `outbox_unpublished_by_key_hash (id, hashtext(key)) WHERE published_at IS NULL` (shared
+# migration 0003) answers it in id order with the range checked in the index itself: rows
+# of other shards are skipped without reading the table.
+DUE_SQL = """
+SELECT id, topic, key, payload FROM outbox
+ WHERE published_at IS NULL AND hashtext(key) BETWEEN $2 AND $3
+ ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+"""
+ALL_KEYS: list[tuple[int, int]] = [(HASH_MIN, HASH_MAX)]
+
+
 class OutboxRelay:
-    """Publishes one schema's outbox to Kafka; run exactly one task per process."""
+    """Publishes its process's shards of one schema's outbox to Kafka; run one per process."""
 
     def __init__(
         self,
@@ -127,6 +143,7 @@ class OutboxRelay:
         batch_size_max: int = 500,
         poll_interval_ms: int = 500,
         retention: timedelta = timedelta(days=7),
+        shards: int = 4,
     ) -> None:
         self._pool = pool
         self._producer = producer
@@ -135,7 +152,9 @@ class OutboxRelay:
         self._batch_size_max = batch_size_max
         self._poll_s = poll_interval_ms / 1000
         self._retention = retention
+        self._shards = shards
         self._wake = asyncio.Event()
+        self.leases: Leases | None = None  # this process's membership and shards, while led
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -154,41 +173,52 @@ class OutboxRelay:
         await keep_running(f"outbox relay {self._schema}", self._lead)
 
     async def _lead(self) -> None:
-        """Hold the relay lock on a dedicated connection and publish until it is lost."""
+        """Hold this process's shards on a dedicated connection and publish until it is lost."""
         await lead(
             self._pool,
-            lock_key=f"outbox:{self._schema}",
+            job=f"outbox:{self._schema}",
+            shards=self._shards,
             channel=NOTIFY_CHANNEL,
             on_notify=self._on_notify,
             work=self._publish_loop,
-            idle_s=max(self._poll_s, 1.0),  # another process is relaying
         )
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
-    async def _publish_loop(self, conn: asyncpg.Connection) -> None:
+    async def _publish_loop(self, conn: asyncpg.Connection, leases: Leases) -> None:
+        self.leases = leases
         cleaned_at = 0.0
         loop = asyncio.get_running_loop()
+        balanced_at = loop.time()
         while True:
             self._wake.clear()
-            published = await self.publish_batch(conn)
-            if loop.time() - cleaned_at > 60:
+            if loop.time() - balanced_at >= REBALANCE_INTERVAL_S:
+                # Between batches nothing of a shard is in flight: hand over at once.
+                await leases.rebalance()
+                balanced_at = loop.time()
+            published = await self.publish_batch(conn, leases.ranges())
+            if leases.housekeeper and loop.time() - cleaned_at > 60:
                 await self._clean(conn)
                 cleaned_at = loop.time()
             if published >= self._batch_size_max:
                 continue  # more waiting: do not sleep
+            wait_s = min(self._poll_s, balanced_at + REBALANCE_INTERVAL_S - loop.time())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s)
+                await asyncio.wait_for(self._wake.wait(), timeout=max(wait_s, 0.01))
 
-    async def publish_batch(self, conn: asyncpg.Connection) -> int:
-        """Publish up to one batch; returns how many rows were published."""
+    async def publish_batch(
+        self, conn: asyncpg.Connection, key_ranges: list[tuple[int, int]] = ALL_KEYS
+    ) -> int:
+        """Publish up to one batch of the rows whose key hashes into `key_ranges` (the
+        shards this process holds); returns how many rows were published."""
+        if not key_ranges:
+            return 0
         async with conn.transaction():
-            rows = await conn.fetch(
-                "SELECT id, topic, key, payload FROM outbox WHERE published_at IS NULL"
-                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-                self._batch_size_max,
-            )
+            rows: list[asyncpg.Record] = []
+            for low, high in key_ranges:
+                if len(rows) < self._batch_size_max:
+                    rows += await conn.fetch(DUE_SQL, self._batch_size_max - len(rows), low, high)
             if not rows:
                 return 0
             futures = [

@@ -22,10 +22,12 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from shared.kafka import KafkaSecurity
+from shared.topics import PARTITIONS_DEFAULT, TopicSpec, partitions_from, topic_specs
 
 SERVICES: tuple[str, ...] = ("registry", "matcher", "allowance")
 DATABASE_NAME = "gwangsan"
@@ -200,21 +202,54 @@ def admin_client(
     )
 
 
+@dataclass(frozen=True)
+class TopicsOutcome:
+    """What `ensure_topics` did: topics created, topics grown to the wanted partitions, and
+    topics left with fewer partitions than wanted (not asked to grow)."""
+
+    created: list[str]
+    grown: list[str]
+    short: dict[str, int]  # topic -> the partitions it has
+    partitions: int
+
+    def short_warning(self) -> str | None:
+        """One sentence for the operator when topics have fewer partitions than wanted."""
+        if not self.short:
+            return None
+        have = sorted(set(self.short.values()))
+        return (
+            f"{len(self.short)} topics have {', '.join(map(str, have))} partitions, fewer than"
+            f" KAFKA_PARTITIONS={self.partitions}; left as they are (growing remaps keys to"
+            " partitions): to grow them follow docs/operations.md, 'Raising the partitions'"
+            " (`python -m shared.provision --grow-partitions`)."
+        )
+
+
 async def ensure_topics(
-    bootstrap_servers: str, timeout_s: float = 30.0, security: KafkaSecurity | None = None
-) -> list[str]:
-    """Create every topic of shared.topics.TOPICS that does not exist yet, then wait until
-    each of their partitions has a leader, so a producer can write at once (also right
-    after a crash restart). Returns the names of the topics it created."""
-    from aiokafka.admin import NewTopic
+    bootstrap_servers: str,
+    timeout_s: float = 30.0,
+    security: KafkaSecurity | None = None,
+    *,
+    partitions: int = PARTITIONS_DEFAULT,
+    grow: bool = False,
+    specs: Sequence[TopicSpec] | None = None,
+) -> TopicsOutcome:
+    """Create every topic of `specs` (by default every topic of `shared.topics` laid out
+    with `partitions`) that does not exist yet, then wait until each of their partitions
+    has a leader, so a producer can write at once (also right after a crash restart).
 
-    from shared.topics import TOPICS
+    An existing topic with fewer partitions than wanted is grown only with `grow` (Kafka
+    adds partitions and never removes any, and a key's partition is its hash modulo the
+    count, so growing sends keys to new partitions: docs/operations.md); otherwise it is
+    reported in `short`. One with more is left alone (it cannot shrink)."""
+    from aiokafka.admin import NewPartitions, NewTopic
 
+    specs = list(topic_specs(partitions) if specs is None else specs)
     admin = admin_client(bootstrap_servers, security, timeout_s)
     try:
         await admin.start()
         existing = set(await admin.list_topics())
-        missing = [spec for spec in TOPICS if spec.name not in existing]
+        missing = [spec for spec in specs if spec.name not in existing]
         if missing:
             cluster: dict[str, Any] = await admin.describe_cluster()
             # One broker locally; on an external cluster up to 3 replicas.
@@ -238,11 +273,37 @@ async def ensure_topics(
                     failures.append(f"{name} (error {code}: {message})")
             if failures:
                 raise ProvisionError(f"Kafka refused to create topics: {', '.join(failures)}.")
-        await _wait_for_leaders(admin, [spec.name for spec in TOPICS], timeout_s)
-        return [spec.name for spec in missing]
+        names = [spec.name for spec in specs]
+        await _wait_for_leaders(admin, names, timeout_s)
+        counts = await _partition_counts(admin, names)
+        short = {s.name: counts[s.name] for s in specs if counts[s.name] < s.partitions}
+        grown: list[str] = []
+        if short and grow:
+            try:
+                await admin.create_partitions(
+                    {
+                        s.name: NewPartitions(total_count=s.partitions)
+                        for s in specs
+                        if s.name in short
+                    }
+                )
+            except Exception as exc:  # a Kafka error class per code: said in one sentence
+                raise ProvisionError(
+                    f"Kafka refused to grow the topics to {partitions} partitions"
+                    f" ({type(exc).__name__}: {exc})."
+                ) from None
+            wanted = {t.name: t.partitions for t in specs if t.name in short}
+            await _wait_for_leaders(admin, sorted(short), timeout_s, wanted)
+            grown, short = sorted(short), {}
+        return TopicsOutcome([s.name for s in missing], grown, short, partitions)
     finally:
         with contextlib.suppress(Exception):
             await admin.close()
+
+
+async def _partition_counts(admin: Any, names: list[str]) -> dict[str, int]:
+    described: list[dict[str, Any]] = await admin.describe_topics(names)
+    return {topic["topic"]: len(topic["partitions"]) for topic in described}
 
 
 # Kafka protocol codes (org.apache.kafka.common.acl / resource).
@@ -297,8 +358,14 @@ async def ensure_acls(
     return sent
 
 
-async def _wait_for_leaders(admin: Any, names: list[str], timeout_s: float) -> None:
+async def _wait_for_leaders(
+    admin: Any, names: list[str], timeout_s: float, counts: dict[str, int] | None = None
+) -> None:
+    """Until every partition of `names` has a leader (and, for those in `counts`, the
+    topic shows at least that many partitions: a grown topic's new ones appear a moment
+    after the controller agreed)."""
     deadline = time.monotonic() + timeout_s
+    wanted = counts or {}
     while True:
         described: list[dict[str, Any]] = await admin.describe_topics(names)
         leaderless = sorted(
@@ -306,6 +373,7 @@ async def _wait_for_leaders(admin: Any, names: list[str], timeout_s: float) -> N
             for topic in described
             if topic["error_code"] != 0
             or not topic["partitions"]
+            or len(topic["partitions"]) < wanted.get(topic["topic"], 1)
             or any(partition["leader"] < 0 for partition in topic["partitions"])
         )
         if not leaderless:
@@ -328,34 +396,53 @@ REQUIRED_ENV: tuple[str, ...] = (
 
 
 def _parser() -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="python -m shared.provision",
         description="Provision an existing Postgres and Kafka (database, roles, schemas, "
-        "clock table, topics, and with KAFKA_SECURITY_PROTOCOL=SASL_* the services' ACLs) "
-        "from DATABASE_URL, <SERVICE>_DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS and the "
-        "KAFKA_SASL_*/KAFKA_SSL_CAFILE of an admin user: for containers and Kubernetes jobs.",
+        "clock table, topics with KAFKA_PARTITIONS partitions, and with "
+        "KAFKA_SECURITY_PROTOCOL=SASL_* the services' ACLs) from DATABASE_URL, "
+        "<SERVICE>_DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS and the KAFKA_SASL_*/KAFKA_SSL_CAFILE "
+        "of an admin user: for containers and Kubernetes jobs.",
     )
+    parser.add_argument(
+        "--grow-partitions",
+        action="store_true",
+        help="grow existing source topics with fewer partitions than KAFKA_PARTITIONS "
+        "(remaps keys to partitions: follow docs/operations.md, 'Raising the partitions')",
+    )
+    return parser
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Provision the servers the environment names; errors are one line, never a trace."""
-    _parser().parse_args(argv)
+    args = _parser().parse_args(argv)
     env = os.environ if environ is None else environ
     missing = [name for name in REQUIRED_ENV if not env.get(name)]
+    outcome: TopicsOutcome | None = None
     try:
         if missing:
             raise ProvisionError(
                 f"provision needs these environment variables: {', '.join(missing)}."
             )
+        try:
+            partitions = partitions_from(env)
+        except ValueError as exc:
+            raise ProvisionError(str(exc)) from None
 
-        async def run() -> None:
+        async def run() -> TopicsOutcome:
             await provision(env["DATABASE_URL"], env)
             security = KafkaSecurity.from_env(env)
-            await ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], security=security)
+            done = await ensure_topics(
+                env["KAFKA_BOOTSTRAP_SERVERS"],
+                security=security,
+                partitions=partitions,
+                grow=args.grow_partitions,
+            )
             if security.uses_sasl:
                 await ensure_acls(env["KAFKA_BOOTSTRAP_SERVERS"], security)
+            return done
 
-        asyncio.run(run())
+        outcome = asyncio.run(run())
     except ProvisionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -367,6 +454,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 130
     with contextlib.suppress(OSError):
         print("provisioned Postgres roles and schemas and Kafka topics", flush=True)
+        if outcome.grown:
+            print(f"grew {len(outcome.grown)} topics to {outcome.partitions} partitions")
+        warning = outcome.short_warning()
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
     return EXIT_OK
 
 

@@ -90,6 +90,12 @@ class ServiceSettings(BaseSettings):
     # when no NOTIFY woke it (a fallback; NOTIFY normally wakes it within milliseconds).
     outbox_batch_size_max: int = 500
     outbox_poll_interval_ms: int = 500
+    # Outbox relay shards (shared/shards.py): the outbox is split by the hash of the event's
+    # key, and the live processes of the service share the shards (each held by one at a
+    # time, so a key's events still leave in order). The most processes that publish at
+    # once; 1 = one relay per schema. At most 64; changing it needs no migration, and
+    # processes with different values never publish one key at once (docs/operations.md).
+    outbox_shards: int = Field(default=4, ge=1, le=64)
 
     # HTTP: larger request bodies are refused with 413 before they are parsed.
     http_body_size_max_bytes: int = 64 * 1024

@@ -3,12 +3,20 @@
 Keys give per-entity order (BRIEF §3): every topic about a posting is keyed by posting id,
 payouts by citizen, policy tables by the table's name. Partition counts bound how far each
 consumer group scales out: a group can use at most as many processes as the topic has
-partitions.
+partitions. Every source topic has `KAFKA_PARTITIONS` partitions (a setting of
+provisioning: `python -m shared.provision`, the local launcher, and the Strimzi topics of
+deploy/k8s); dead-letter topics have one. Kafka can only add partitions, and adding them
+remaps keys to partitions: docs/operations.md, "Raising the partitions".
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REGISTRY_POSTINGS = "registry.postings.v1"
 REGISTRY_ATTENDANCE = "registry.attendance.v1"
@@ -47,38 +55,78 @@ def dlq_of(topic: str) -> str:
     return topic + DLQ_SUFFIX
 
 
-_SOURCES: dict[str, int] = {
-    REGISTRY_POSTINGS: 6,
-    REGISTRY_ATTENDANCE: 6,
-    MATCHER_APPLICATIONS: 6,
-    MATCHER_BOOKINGS: 6,
-    MATCHER_PAYEES: 6,
-    ALLOWANCE_BUDGET: 6,
-    ALLOWANCE_PAYOUTS: 6,
-    ALLOWANCE_POLICY: 6,
-}
+PARTITIONS_DEFAULT = 6
+PARTITIONS_MAX = 1_000
+
+
+class TopicSettings(BaseSettings):
+    """How provisioning lays out the topics (`python -m shared.provision`, the local
+    launcher; deploy/k8s takes the same value from the `gwangsan-config` ConfigMap)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # Partitions of every source topic (dead-letter topics keep one): the most processes of
+    # one consumer group that get work, so the ceiling of the consuming Deployments' HPAs.
+    # Used when a topic is created; an existing topic with fewer partitions is grown only
+    # by `python -m shared.provision --grow-partitions` (Kafka cannot shrink one, and growing
+    # remaps keys to partitions: docs/operations.md, "Raising the partitions").
+    kafka_partitions: int = Field(default=PARTITIONS_DEFAULT, ge=1, le=PARTITIONS_MAX)
+
+
+def partitions_from(env: Mapping[str, str]) -> int:
+    """`KAFKA_PARTITIONS` of `env` (the default when unset); ValueError with a sentence
+    when it is not a whole number from 1 to PARTITIONS_MAX."""
+    raw = env.get("KAFKA_PARTITIONS", "").strip()
+    try:
+        return TopicSettings(kafka_partitions=raw or PARTITIONS_DEFAULT).kafka_partitions
+    except ValidationError:
+        raise ValueError(
+            f"KAFKA_PARTITIONS={raw!r} is not a whole number from 1 to {PARTITIONS_MAX}."
+        ) from None
+
+
+_SOURCES: tuple[str, ...] = (
+    REGISTRY_POSTINGS,
+    REGISTRY_ATTENDANCE,
+    MATCHER_APPLICATIONS,
+    MATCHER_BOOKINGS,
+    MATCHER_PAYEES,
+    ALLOWANCE_BUDGET,
+    ALLOWANCE_PAYOUTS,
+    ALLOWANCE_POLICY,
+)
 
 # Topics that hold state (the latest value per key) rather than history.
 _COMPACTED = {ALLOWANCE_POLICY}
 
-SOURCE_TOPICS: tuple[str, ...] = tuple(_SOURCES)
+SOURCE_TOPICS: tuple[str, ...] = _SOURCES
 
-TOPICS: list[TopicSpec] = [
-    *(
-        TopicSpec(
-            name,
-            partitions,
-            {"cleanup.policy": "compact", "min.insync.replicas": "1"}
-            if name in _COMPACTED
-            else {"retention.ms": _RETENTION_MS, "min.insync.replicas": "1"},
-        )
-        for name, partitions in _SOURCES.items()
-    ),
-    *(
-        TopicSpec(dlq_of(name), 1, {"retention.ms": _DLQ_RETENTION_MS, "min.insync.replicas": "1"})
-        for name in _SOURCES
-    ),
-]
+
+def topic_specs(partitions: int) -> list[TopicSpec]:
+    """Every topic, its sources with `partitions` partitions and their DLQs with one."""
+    return [
+        *(
+            TopicSpec(
+                name,
+                partitions,
+                {"cleanup.policy": "compact", "min.insync.replicas": "1"}
+                if name in _COMPACTED
+                else {"retention.ms": _RETENTION_MS, "min.insync.replicas": "1"},
+            )
+            for name in _SOURCES
+        ),
+        *(
+            TopicSpec(
+                dlq_of(name), 1, {"retention.ms": _DLQ_RETENTION_MS, "min.insync.replicas": "1"}
+            )
+            for name in _SOURCES
+        ),
+    ]
+
+
+# The topics as this environment's KAFKA_PARTITIONS lays them out (tests and tools reading
+# the local stack, which the launcher created with the same environment).
+TOPICS: list[TopicSpec] = topic_specs(partitions_from(os.environ))
 
 
 # --- who may touch which topic (Kafka ACLs) --------------------------------------------------

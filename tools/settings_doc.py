@@ -23,12 +23,18 @@ def _classes() -> list[tuple[str, type[BaseSettings]]]:
     from registry.settings import RegistrySettings
 
     from shared.settings import ServiceSettings
+    from shared.topics import TopicSettings
 
     return [
         ("every service (shared/settings.py)", ServiceSettings),
         ("registry", RegistrySettings),
         ("matcher", MatcherSettings),
         ("allowance", AllowanceSettings),
+        (
+            "provisioning (shared/topics.py): `python -m shared.provision`, the local"
+            " launcher, deploy/k8s `gwangsan-config`",
+            TopicSettings,
+        ),
     ]
 
 

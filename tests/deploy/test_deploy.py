@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from shared.settings import Role
-from shared.topics import ACCESS, ADMIN_USER, TOPICS, acl_rules, dlq_of
+from shared.topics import ACCESS, ADMIN_USER, TopicSpec, acl_rules, dlq_of, topic_specs
 from tests.deploy import deploy_check as dc
 from tools import kafka_users
 
@@ -78,6 +78,17 @@ def rendered() -> dict[str, list[dict[str, Any]]]:
 
 def _by_kind(resources: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {r["metadata"]["name"]: r for r in resources if r["kind"] == kind}
+
+
+def _config(resources: list[dict[str, Any]]) -> dict[str, str]:
+    [config] = [r for r in resources if r["kind"] == "ConfigMap"]
+    data: dict[str, str] = config["data"]
+    return data
+
+
+def _topics_of(resources: list[dict[str, Any]]) -> list[TopicSpec]:
+    """The topics as the overlay's KAFKA_PARTITIONS lays them out (shared.topics)."""
+    return topic_specs(int(_config(resources)["KAFKA_PARTITIONS"]))
 
 
 def _containers(resource: dict[str, Any]) -> list[dict[str, Any]]:
@@ -291,7 +302,7 @@ def test_hpa_max_replicas_never_exceed_the_partitions_of_consumed_topics(
     that consumes (ROLE all or worker) has maxReplicas at most the smallest partition count
     of the topics its service consumes; an `api` Deployment consumes nothing and is not
     bounded so. minReplicas is at most maxReplicas everywhere."""
-    partitions = {t.name: t.partitions for t in TOPICS}
+    partitions = {t.name: t.partitions for t in _topics_of(rendered[overlay])}
     deployments = _by_kind(rendered[overlay], "Deployment")
     consuming = set()
     for hpa in _by_kind(rendered[overlay], "HorizontalPodAutoscaler").values():
@@ -348,7 +359,7 @@ def test_production_runs_the_matcher_as_an_api_and_a_worker(
     hpas = _by_kind(resources, "HorizontalPodAutoscaler")
     hpa = hpas["matcher-worker"]
     assert hpa["spec"]["scaleTargetRef"]["name"] == "matcher-worker"
-    partitions = {t.name: t.partitions for t in TOPICS}
+    partitions = {t.name: t.partitions for t in _topics_of(resources)}
     assert hpa["spec"]["maxReplicas"] <= min(partitions[t] for t in CONSUMES["matcher"])
     scale_down = hpa["spec"]["behavior"]["scaleDown"]
     assert scale_down["stabilizationWindowSeconds"] >= 300
@@ -410,14 +421,18 @@ def _kafka_topics(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def test_every_topic_has_a_well_formed_kafka_topic(
     rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
-    """Every topic of shared.topics.TOPICS, source and DLQ, and no other, is a Strimzi
-    KafkaTopic (v1beta2, labelled with its cluster) with the same partitions and config; the
-    production overlay replicates 3 times with min.insync.replicas 2, local once with 1."""
-    topics = _kafka_topics(rendered[overlay])
-    assert set(topics) == {t.name for t in TOPICS}
-    assert {dlq_of(t.name) for t in TOPICS if not t.name.endswith(".dlq")} <= set(topics)
+    """Every topic of shared.topics, source and DLQ, and no other, is a Strimzi KafkaTopic
+    (v1beta2, labelled with its cluster) with the same partitions and config: the sources
+    with the overlay's KAFKA_PARTITIONS (the value the provisioning Job creates them with),
+    the DLQs with one; the production overlay replicates 3 times with min.insync.replicas
+    2, local once with 1."""
+    resources = rendered[overlay]
+    specs = _topics_of(resources)
+    topics = _kafka_topics(resources)
+    assert set(topics) == {t.name for t in specs}
+    assert {dlq_of(t.name) for t in specs if not t.name.endswith(".dlq")} <= set(topics)
     replicas, min_isr = (3, "2") if overlay == "production" else (1, "1")
-    for spec in TOPICS:
+    for spec in specs:
         resource = topics[spec.name]
         assert resource["apiVersion"] == STRIMZI
         assert resource["kind"] == "KafkaTopic"
@@ -429,6 +444,33 @@ def test_every_topic_has_a_well_formed_kafka_topic(
         assert resource["spec"]["replicas"] == replicas
         config = {k: str(v) for k, v in resource["spec"]["config"].items()}
         assert config == {**spec.config, "min.insync.replicas": min_isr}
+    job = _by_kind(resources, "Job")["gwangsan-provision"]
+    [container] = _containers(job)
+    ref = _env(container)["KAFKA_PARTITIONS"]["valueFrom"]["configMapKeyRef"]
+    assert ref["key"] == "KAFKA_PARTITIONS"
+    assert ref["name"] == next(r for r in resources if r["kind"] == "ConfigMap")["metadata"]["name"]
+
+
+def test_raising_kafka_partitions_in_the_overlay_raises_every_source_topic(
+    tmp_path: Path,
+) -> None:
+    """KAFKA_PARTITIONS is one setting in deploy/ too: a copy of deploy/k8s whose
+    production overlay says 12 renders every source KafkaTopic with 12 partitions and every
+    DLQ still with one, and hands 12 to the provisioning Job's ConfigMap."""
+    _tool(dc.kustomize)
+    copy = tmp_path / "k8s"
+    shutil.copytree(dc.K8S, copy)
+    overlay = copy / "overlays" / "production" / "kustomization.yaml"
+    text = overlay.read_text()
+    assert text.count("- KAFKA_PARTITIONS=6") == 1
+    overlay.write_text(text.replace("- KAFKA_PARTITIONS=6", "- KAFKA_PARTITIONS=12"))
+    resources = dc.render(copy / "overlays" / "production")
+    assert _config(resources)["KAFKA_PARTITIONS"] == "12"
+    found = {name: r["spec"]["partitions"] for name, r in _kafka_topics(resources).items()}
+    assert found == {t.name: t.partitions for t in topic_specs(12)}
+    assert {n for n, p in found.items() if p == 12} == {
+        t.name for t in topic_specs(12) if not t.name.endswith(".dlq")
+    }
 
 
 # --- Kafka security (issue 21, decision 0010) -----------------------------------------------

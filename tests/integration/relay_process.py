@@ -1,6 +1,6 @@
 """A relay in its own process, so a test can kill -9 it mid-publish.
 
-Usage: python relay_process.py DSN SCHEMA BOOTSTRAP CRASH_AFTER_ACKS
+Usage: python relay_process.py DSN SCHEMA BOOTSTRAP CRASH_AFTER_ACKS [SHARDS]
 With CRASH_AFTER_ACKS > 0 the process SIGKILLs itself once that many sends were acknowledged
 by the broker, before it could mark them published: the window where a crash must not lose
 an event and may only duplicate it.
@@ -19,7 +19,9 @@ from shared.kafka import make_producer, stack_security
 from shared.outbox import OutboxRelay
 
 
-async def main(dsn: str, schema: str, bootstrap: str, crash_after_acks: int) -> None:
+async def main(
+    dsn: str, schema: str, bootstrap: str, crash_after_acks: int, shards: int = 4
+) -> None:
     pool = await create_pool(dsn, schema=schema)
     producer = make_producer(bootstrap, "test-relay", stack_security())
     await producer.start()
@@ -40,11 +42,17 @@ async def main(dsn: str, schema: str, bootstrap: str, crash_after_acks: int) -> 
 
     producer.send = send  # type: ignore[method-assign]
     relay = OutboxRelay(
-        pool=pool, producer=producer, schema=schema, batch_size_max=100, poll_interval_ms=100
+        pool=pool,
+        producer=producer,
+        schema=schema,
+        batch_size_max=100,
+        poll_interval_ms=100,
+        shards=shards,
     )
     await relay.start()
     await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    shards = int(sys.argv[5]) if len(sys.argv) > 5 else 4
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), shards))

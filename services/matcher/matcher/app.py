@@ -59,6 +59,7 @@ async def start_sender(ctx: Context) -> None:
         breaker_failures=settings.notify_breaker_failures,
         breaker_cooldown_ms=settings.notify_breaker_cooldown_ms,
         endpoint_down_after_s=settings.notify_endpoint_down_after_s,
+        shards=settings.notify_shards,
     )
     ctx.provide(sender)
     await sender.start()

@@ -21,8 +21,13 @@ decision committed) and sent here after commit, signed per Standard Webhooks wit
   a circuit breaker on the endpoint (`domain/breaker.py`) stops sending to a failing
   partner, one probe per cooldown; failing for `notify_endpoint_down_after_s` sets
   `gwangsan_partner_endpoint_down` (alert GwangsanPartnerEndpointDown).
-* One sender per schema at a time (an advisory lock, like the Kafka outbox relay); a crash
-  mid-send re-sends after restart under the same `webhook-id`.
+* Sharded like the Kafka outbox relay (`shared.shards`, `shared.leader`): every worker
+  process runs a sender, each holds a share of `notify_shards` shards by the hash of the
+  ordering key, and a shard is sent by one process at a time, so a key's order holds while
+  keys are sent from every process. A shard handed over to a process that joined is
+  released only once its sends in flight ended and their deliveries were marked; a process
+  that dies loses its shards with its connection, and whoever takes them over re-sends what
+  was not marked, under the same `webhook-id`.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ from matcher.domain.delivery import backoff_delay_s, is_retryable, verdict
 from matcher.store import NOTIFY_CHANNEL, DeliveredMark, DueNotification, FailedAttempt
 from shared import metrics
 from shared.clock import utc_now
-from shared.leader import keep_running, lead
+from shared.leader import REBALANCE_INTERVAL_S, Leases, keep_running, lead
+from shared.shards import shard_of
 from shared.webhooks import sign
 
 log = logging.getLogger(__name__)
@@ -62,7 +68,7 @@ _LOCK_KEY = "matcher:partner-notifications"
 
 
 class NotificationSender:
-    """Sends due notifications; run one per process (only the lock holder sends)."""
+    """Sends the due notifications of its process's shards; run one per process."""
 
     def __init__(
         self,
@@ -85,9 +91,11 @@ class NotificationSender:
         breaker_failures: int = 20,
         breaker_cooldown_ms: int = 10_000,
         endpoint_down_after_s: float = 300,
+        shards: int = 4,
     ) -> None:
         self._pool = pool
         self._lock_key = lock_key
+        self._shards = shards
         self._url = url
         self._secret = secret
         self._concurrency_max = concurrency_max
@@ -98,7 +106,9 @@ class NotificationSender:
         self._backoff_cap_ms = backoff_cap_ms
         self._poll_s = poll_interval_ms / 1000
         self._wake = asyncio.Event()
+        self.leases: Leases | None = None  # this process's membership and shards, while led
         self._inflight: dict[str, asyncio.Task[None]] = {}  # ordering key -> its send
+        self._inflight_hash: dict[str, int] = {}  # ordering key -> its hash (its shard)
         self._prefetch_max = prefetch_max
         self._stopping = False
         self._retention = retention
@@ -159,31 +169,53 @@ class NotificationSender:
     async def _lead(self) -> None:
         await lead(
             self._pool,
-            lock_key=self._lock_key,
+            job=self._lock_key,
+            shards=self._shards,
             channel=NOTIFY_CHANNEL,
             on_notify=self._on_notify,
             work=self._loop,
-            idle_s=max(self._poll_s, 1.0),  # another process sends
             before_release=self._flush_delivered,
         )
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
-    async def _loop(self, conn: asyncpg.Connection) -> None:
+    def _drained(self, shard: int) -> bool:
+        """Whether nothing of `shard` is in flight or delivered but unmarked: it may go to
+        another process, which will see exactly what is still pending."""
+        if self._delivered:
+            return False  # marked at the top of the next pass
+        return all(shard_of(h, self._shards) != shard for h in self._inflight_hash.values())
+
+    async def _loop(self, conn: asyncpg.Connection, leases: Leases) -> None:
         """Keep up to `concurrency_max` sends in flight from an in-memory queue of due heads
-        (one per ordering key), refilled by one query when it runs low; deliveries are
-        marked in bulk before each refill, so the next notification of a key is seen as due
-        as soon as the previous one is marked."""
+        (one per ordering key) of the shards held, refilled by one query when it runs low;
+        deliveries are marked in bulk before each refill, so the next notification of a key
+        is seen as due as soon as the previous one is marked."""
+        self.leases = leases
         queue: deque[DueNotification] = deque()
         queued: set[str] = set()
         gauges_at = 0.0
+        balanced_at = time.monotonic()
         while True:
             self._wake.clear()
             await self._flush_delivered(conn)
-            if len(queue) < self._concurrency_max:
+            if time.monotonic() - balanced_at >= REBALANCE_INTERVAL_S:
+                await leases.rebalance(self._drained)
+                balanced_at = time.monotonic()
+            elif leases.leaving:
+                await leases.release_drained(self._drained)
+            if leases.leaving and queue:
+                # Nothing more of a shard being handed over is sent from here.
+                kept = [row for row in queue if leases.owns(row.key_hash)]
+                queue = deque(kept)
+                queued = {row.ordering_key for row in kept}
+            key_ranges = leases.ranges()
+            if key_ranges and len(queue) < self._concurrency_max:
                 exclude = [*self._inflight, *queued, *(d.ordering_key for d in self._delivered)]
-                rows = await store.due_notifications(conn, self._prefetch_max - len(queue), exclude)
+                rows = await store.due_notifications(
+                    conn, self._prefetch_max - len(queue), exclude, key_ranges
+                )
                 for row in rows:
                     key = row.ordering_key
                     if key not in queued and key not in self._inflight:
@@ -203,13 +235,17 @@ class NotificationSender:
                 queued.discard(row.ordering_key)
                 if row.attempts:
                     self._retrying += 1
+                self._inflight_hash[row.ordering_key] = row.key_hash
                 self._inflight[row.ordering_key] = asyncio.create_task(self._deliver(row))
             queue.extendleft(reversed(held))
             if time.monotonic() - gauges_at > 10:
-                await self._refresh_gauges(conn)
+                await self._refresh_gauges(conn, housekeeper=leases.housekeeper)
                 gauges_at = time.monotonic()
+            if leases.leaving:
+                wait_s = min(wait_s, 0.05)  # release it as soon as its sends ended
+            wait_s = min(wait_s, balanced_at + REBALANCE_INTERVAL_S - time.monotonic())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait_s)
+                await asyncio.wait_for(self._wake.wait(), timeout=max(wait_s, 0.01))
 
     async def _flush_delivered(self, conn: asyncpg.Connection) -> None:
         done, self._delivered = self._delivered, []
@@ -221,11 +257,14 @@ class NotificationSender:
             self._delivered[:0] = done  # marked later; worst case re-sent, same webhook-id
             raise
 
-    async def _refresh_gauges(self, conn: asyncpg.Connection) -> None:
-        """Refresh the backlog gauge and drop delivered rows past their retention (bounded
-        batch; the partner had them long ago and deduplicates by webhook-id anyway)."""
+    async def _refresh_gauges(self, conn: asyncpg.Connection, *, housekeeper: bool) -> None:
+        """Refresh the backlog gauge (every process reports the whole table's, so the
+        alert's `max` is right whichever process answers) and, in the holder of shard 0
+        only, drop delivered rows past their retention (bounded batch; the partner had them
+        long ago and deduplicates by webhook-id anyway)."""
         metrics.PARTNER_NOTIFICATIONS_PENDING.set(await store.undelivered_count(conn))
-        await store.delete_delivered_before(conn, utc_now() - self._retention)
+        if housekeeper:
+            await store.delete_delivered_before(conn, utc_now() - self._retention)
 
     async def _deliver(self, row: DueNotification) -> None:
         key = row.ordering_key
@@ -241,6 +280,7 @@ class NotificationSender:
             if row.attempts:
                 self._retrying -= 1
             self._inflight.pop(key, None)
+            self._inflight_hash.pop(key, None)
             self._wake.set()  # the next notification of this key may be due now
 
     async def _attempt(self, row: DueNotification) -> None:

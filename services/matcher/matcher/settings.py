@@ -157,6 +157,11 @@ class MatcherSettings(ServiceSettings):
     notify_breaker_failures: int = 20
     notify_breaker_cooldown_ms: int = 10_000
     notify_endpoint_down_after_s: int = 300
+    # Sender shards (shared/shards.py): notifications are split by the hash of their
+    # ordering key, and the live worker processes share the shards (each held by one at a
+    # time, so a key's notifications still go out in order). The most processes that send
+    # at once; 1 = one sender. At most 64 (docs/operations.md).
+    notify_shards: int = Field(default=4, ge=1, le=64)
 
     @field_validator("partner_api_token")
     @classmethod

@@ -1892,6 +1892,7 @@ class DueNotification(NamedTuple):
     attempts: int
     first_attempt_at: datetime | None
     created_at: datetime
+    key_hash: int  # hashtext(ordering_key): which shard the row is in (shared/shards.py)
 
 
 class DeliveredMark(NamedTuple):
@@ -1905,18 +1906,24 @@ class DeliveredMark(NamedTuple):
     status_code: int
 
 
-# Due: pending, its time come, and the head of its ordering key (the oldest notification
-# of the key not yet delivered). The head test is a scalar subquery on purpose: Postgres
-# cannot turn it into a join, so it is always one probe of the (ordering_key, seq) index
-# per candidate. Written as NOT EXISTS, the planner chose a nested loop that scanned the
-# whole index per candidate whenever the statistics still said "nothing pending" (as they
-# do right after a quiet spell): 520 ms instead of 3 ms for 1,000 due among 1.2 million
-# delivered rows (docs/performance.md).
+# Due: pending, its time come, its key in the caller's shards (a range of the key's hash,
+# $3..$4), and the head of its ordering key (the oldest notification of the key not yet
+# delivered). The index `partner_notifications_pending_seq_hash (seq,
+# hashtext(ordering_key)) WHERE status = 'pending'` (migration 0012) gives the pending rows
+# in `seq` order with the shard's range checked on its entries (while the statistics say
+# few are pending, the planner takes the due rows by `next_attempt_at` and sorts them
+# instead: each shard then reads every due row's page once). The head test is a scalar
+# subquery on purpose: Postgres cannot turn it into a join, so it is always one probe of
+# the (ordering_key, seq) index per candidate. Written as NOT EXISTS, the planner chose a
+# nested loop that scanned the whole index per candidate whenever the statistics still
+# said "nothing pending" (as they do right after a quiet spell): 520 ms instead of 3 ms for
+# 1,000 due among 1.2 million delivered rows (docs/performance.md).
 DUE_SQL = """
 SELECT n.seq, n.notification_id, n.type, n.ordering_key, n.payload, n.attempts,
-       n.first_attempt_at, n.created_at
+       n.first_attempt_at, n.created_at, hashtext(n.ordering_key) AS key_hash
   FROM partner_notifications n
  WHERE n.status = 'pending' AND n.next_attempt_at <= now()
+   AND hashtext(n.ordering_key) BETWEEN $3 AND $4
    AND n.ordering_key <> ALL($2::text[])
    AND n.seq = (SELECT min(e.seq) FROM partner_notifications e
                  WHERE e.ordering_key = n.ordering_key AND e.status <> 'delivered')
@@ -1926,11 +1933,21 @@ SELECT n.seq, n.notification_id, n.type, n.ordering_key, n.payload, n.attempts,
 
 
 async def due_notifications(
-    conn: asyncpg.Connection, limit: int, exclude_keys: Sequence[str]
+    conn: asyncpg.Connection,
+    limit: int,
+    exclude_keys: Sequence[str],
+    key_ranges: Sequence[tuple[int, int]],
 ) -> list[DueNotification]:
-    """At most `limit` due heads, none of the ordering keys in `exclude_keys`."""
-    rows = await conn.fetch(DUE_SQL, limit, list(exclude_keys))
-    return [DueNotification(*r) for r in rows]
+    """At most `limit` due heads whose keys hash into `key_ranges` (inclusive; the shards
+    the caller holds), none of the ordering keys in `exclude_keys`."""
+    found: list[DueNotification] = []
+    exclude = list(exclude_keys)
+    for low, high in key_ranges:
+        if len(found) >= limit:
+            break
+        rows = await conn.fetch(DUE_SQL, limit - len(found), exclude, low, high)
+        found += [DueNotification(*r) for r in rows]
+    return found
 
 
 async def mark_delivered(conn: asyncpg.Connection, done: Sequence[DeliveredMark]) -> None:
@@ -1964,11 +1981,13 @@ class FailedAttempt:
 
 
 async def park_notification(pool: asyncpg.Pool, attempt: FailedAttempt) -> None:
-    """Give up on a notification: `failed`, until an operator re-sends it."""
+    """Give up on a notification: `failed`, until an operator re-sends it. Only a pending
+    one: a send that outlived its process's lease may end after the shard's next holder
+    delivered the same row, which stays delivered."""
     await pool.execute(
         "UPDATE partner_notifications SET status = 'failed', attempts = $2,"
         " first_attempt_at = $3, last_attempt_at = $4, last_status_code = $5,"
-        " last_error = $6, failed_at = $4 WHERE seq = $1",
+        " last_error = $6, failed_at = $4 WHERE seq = $1 AND status = 'pending'",
         attempt.seq,
         attempt.attempts,
         attempt.first_attempt_at,
@@ -1984,7 +2003,7 @@ async def retry_notification_at(
     await pool.execute(
         "UPDATE partner_notifications SET attempts = $2, first_attempt_at = $3,"
         " last_attempt_at = $4, last_status_code = $5, last_error = $6,"
-        " next_attempt_at = $7 WHERE seq = $1",
+        " next_attempt_at = $7 WHERE seq = $1 AND status = 'pending'",
         attempt.seq,
         attempt.attempts,
         attempt.first_attempt_at,

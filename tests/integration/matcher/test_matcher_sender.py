@@ -10,21 +10,23 @@ tests also watch for duplicates, but through a simulator shared with every other
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 from aiohttp import web
 from matcher import store
-from matcher.notify import NotificationSender
 
 from shared import migrations
 from shared.db import create_pool
+from shared.shards import HASH_MAX, HASH_MIN, ranges
+
+from .sender_process import short_sender
 
 pytestmark = pytest.mark.stack
 
@@ -49,18 +51,27 @@ class Receiver:
         return web.json_response({"status": "ok"})
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    partner = Receiver()
+@contextlib.asynccontextmanager
+async def serving(handle: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[str]:
+    """`handle` answering POST /notifications on a free local port; yields the URL."""
     app = web.Application()
-    app.router.add_post("/notifications", partner.handle)
+    app.router.add_post("/notifications", handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    yield partner, f"http://127.0.0.1:{port}/notifications"
-    await runner.cleanup()
+    try:
+        yield f"http://127.0.0.1:{port}/notifications"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    partner = Receiver()
+    async with serving(partner.handle) as url:
+        yield partner, url
 
 
 @pytest.fixture
@@ -106,19 +117,8 @@ async def test_concurrent_sends_deliver_each_notification_once_in_order(
 ) -> None:
     partner, url = receiver
     keys, per_key = 200, 8
-    sender = NotificationSender(
-        pool=pool,
-        url=url,
-        secret=SECRET,
-        concurrency_max=32,
-        timeout_ms=5_000,
-        retry_for=timedelta(minutes=5),
-        attempts_max=10,
-        backoff_base_ms=10,
-        backoff_cap_ms=100,
-        poll_interval_ms=200,
-        lock_key=f"test-sender-{uuid.uuid4()}",  # not the running matcher's sender lock
-    )
+    # Alone, it holds every shard; its own lease name, not the running matcher's sender's.
+    sender = short_sender(pool, url, SECRET, f"test-sender-{uuid.uuid4()}", 4, concurrency_max=32)
     await sender.start()
     try:
         await _write(pool, keys, per_key)
@@ -153,9 +153,26 @@ async def test_the_due_query_probes_each_candidate_once_even_with_stale_statisti
     await _write(pool, keys=1_000, per_key=1)
     exclude = [f"key-{k}" for k in range(10)]
     plan = await pool.fetchval(
-        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + store.DUE_SQL, 1_000, exclude
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + store.DUE_SQL,
+        1_000,
+        exclude,
+        HASH_MIN,
+        HASH_MAX,
     )
     top = plan[0]["Plan"]  # the pool decodes json
     assert top["Actual Rows"] == 990  # every candidate but the excluded keys' heads
     pages = top["Shared Hit Blocks"] + top["Shared Read Blocks"]
     assert pages < 10 * 1_000, f"{pages} pages read for 1,000 candidates"
+    # Four senders holding one shard each find the same candidates between them, and still
+    # read a few pages per candidate, not per undelivered row.
+    found, pages = 0, 0
+    for shard in range(4):
+        [(low, high)] = ranges([shard], 4)
+        plan = await pool.fetchval(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + store.DUE_SQL, 1_000, exclude, low, high
+        )
+        top = plan[0]["Plan"]
+        found += top["Actual Rows"]
+        pages += top["Shared Hit Blocks"] + top["Shared Read Blocks"]
+    assert found == 990
+    assert pages < 10 * 1_000, f"{pages} pages read by four shards for 1,000 candidates"
