@@ -90,9 +90,7 @@ async def test_records_fed_during_a_batch_go_into_the_next_one() -> None:
     await p.stop()
 
 
-async def test_revocation_waits_for_the_batch_under_way_then_drops_the_revoked_records() -> (
-    None
-):
+async def test_revocation_waits_for_the_batch_under_way_then_drops_the_revoked_records() -> None:
     consumer, apply = FakeConsumer(), Applier()
     p = Prefetcher("t", apply, batch_size_max=100, queue_max=100)
     await p.feed(recs(0, 0), consumer)
