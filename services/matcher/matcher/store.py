@@ -19,7 +19,7 @@ from typing import Any, NamedTuple, cast
 import asyncpg
 
 from matcher.domain.allowance import MonthFigures
-from matcher.domain.citizens import mask_partner_id, new_citizen_id
+from matcher.domain.citizens import mask_partner_id
 from matcher.domain.decide import PostingStatus, PostingView, Selection
 from matcher.domain.eligibility import Booked, Profile, Shift
 from matcher.domain.policy import MonthCaps, WeekCaps
@@ -31,6 +31,11 @@ from shared.ids import random_hex
 # Statuses of an application that hold (or wait for) a seat.
 LIVE_STATUSES = ("pending", "confirmed", "waitlisted")
 NOTIFY_CHANNEL = "matcher_partner_notifications"
+
+
+def new_citizen_id() -> str:
+    """A pseudonymous citizen id (random: it tells nothing about the person)."""
+    return "ctz_" + random_hex()[:20]
 
 
 def new_booking_id() -> str:

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-from shared.ids import random_hex
-
-
-def new_citizen_id() -> str:
-    return "ctz_" + random_hex()[:20]
-
 
 def mask_partner_id(partner_user_id: str) -> str:
     """`karrot_user_42` → `kar…42`: enough for staff to tell two people apart on a roster,
