@@ -35,7 +35,7 @@ from shared import metrics
 from shared.db import is_transient
 from shared.events import Envelope, Event, UnknownEventError, parse_event
 from shared.logs import bind_event
-from shared.prefetch import Committer, Prefetcher
+from shared.prefetch import Fetcher, Prefetcher
 from shared.topics import dlq_of
 
 log = logging.getLogger(__name__)
@@ -140,12 +140,21 @@ class EventConsumer:
             )
             self._prefetchers.append(prefetcher)
 
-            async def feed(message: KafkaMessage) -> None:
+            context = broker.context
+
+            async def feed() -> None:
+                # The message from FastStream's context rather than an annotated parameter
+                # (fast_depends resolves one in a worker thread); then this call keeps
+                # fetching itself (`Prefetcher.fetch_forever`).
+                message: KafkaMessage = context.get_local("message")
                 raw = message.raw_message
-                # Offsets are committed by the prefetcher after each applied batch.
                 # The subscriber's consumer is aiokafka's (FastStream types it narrower).
-                consumer = cast(Committer, message.consumer)
-                await prefetcher.feed(raw if isinstance(raw, tuple) else (raw,), consumer)
+                consumer = cast(Fetcher, message.consumer)
+                await prefetcher.fetch_forever(
+                    raw if isinstance(raw, tuple) else (raw,),
+                    consumer,
+                    timeout_ms=self._batch_wait_ms,
+                )
 
             feed.__name__ = f"consume_{topic.replace('.', '_')}"
             broker.subscriber(

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import ConsumerStoppedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,14 @@ class Committer(Protocol):
 
     def assignment(self) -> set[TopicPartition]: ...
     async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None: ...
+
+
+class Fetcher(Committer, Protocol):
+    """A consumer that is also fetched from (aiokafka's `AIOKafkaConsumer` is one)."""
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Any]]: ...
 
 
 Apply = Callable[[Sequence[Any]], Awaitable[None]]
@@ -106,6 +114,32 @@ class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
         owned = consumer.assignment()
         self._queue.extend(r for r in records if TopicPartition(r.topic, r.partition) in owned)
         self._arrived.set()
+
+    async def fetch_forever(
+        self, first: Sequence[Any], consumer: Fetcher, *, timeout_ms: int
+    ) -> None:
+        """Feed `first`, then fetch from `consumer` and feed until stopped or cancelled.
+
+        FastStream's subscriber calls the handler once per fetch, through its dependency
+        injection, middlewares and access log: fetching ahead makes that once per fetch
+        *response* (hundreds a second), and that overhead took the CPU the decisions
+        needed. So the first call of the handler stays here and fetches from the same
+        aiokafka consumer itself (FastStream's loop, which would call `getmany` next, waits
+        in this call); the subscriber's stop cancels it."""
+        await self.feed(first, consumer)
+        while not self._stopped:
+            try:
+                fetched = await consumer.getmany(
+                    timeout_ms=timeout_ms, max_records=self._batch_size_max
+                )
+            except ConsumerStoppedError:
+                return
+            except KafkaError as exc:  # as FastStream's loop does: log, wait, fetch again
+                log.error("%s: fetching failed: %s", self.name, exc)
+                await asyncio.sleep(5)
+                continue
+            for records in fetched.values():
+                await self.feed(records, consumer)
 
     async def _run(self) -> None:
         backoff_s = 0.1

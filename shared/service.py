@@ -298,6 +298,10 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             security=security.faststream(),
             # Topics are provisioned (shared.provision); a service has no CREATE right.
             allow_auto_create_topics=False,
+            # FastStream's "Received"/"Processed" line per fetched batch, at DEBUG: at
+            # hundreds of fetches a second they cost the decision loop CPU and say nothing
+            # the guard's own lines and metrics do not (issue 20's profile).
+            log_level=logging.DEBUG,
         )
         if runs_worker:
             if spec.register_handlers is not None:

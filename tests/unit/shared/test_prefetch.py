@@ -198,3 +198,38 @@ async def test_the_next_batch_does_not_wait_for_the_commit_but_a_revocation_does
     await asyncio.wait_for(revoked, timeout=1)
     assert consumer.commits[-1] == {TopicPartition(T, 0): 2}
     await p.stop()
+
+
+class FetchingConsumer(FakeConsumer):
+    """Answers `getmany` from a script, then reports the consumer stopped."""
+
+    def __init__(self, fetches: list[list[Rec]]) -> None:
+        super().__init__()
+        self.fetches = fetches
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Any]]:
+        from aiokafka.errors import ConsumerStoppedError
+
+        await asyncio.sleep(0)
+        if not self.fetches:
+            raise ConsumerStoppedError()
+        got: dict[TopicPartition, list[Any]] = {}
+        for r in self.fetches.pop(0):
+            got.setdefault(TopicPartition(r.topic, r.partition), []).append(r)
+        return got
+
+
+async def test_fetch_forever_feeds_every_fetch_until_the_consumer_stops() -> None:
+    consumer = FetchingConsumer([recs(0, 1), [], [*recs(0, 2), *recs(1, 0)]])
+    apply = Applier()
+    p = Prefetcher("t", apply, batch_size_max=100, queue_max=100)
+    fetching = asyncio.create_task(p.fetch_forever(recs(0, 0), consumer, timeout_ms=5))
+    await asyncio.wait_for(fetching, timeout=1)  # returned when the consumer stopped
+    for _ in range(3):
+        apply.gate.release()
+    await _settle()
+    assert sorted(o for b in apply.batches for o in b) == [0, 0, 1, 2]
+    assert consumer.commits[-1] == {TopicPartition(T, 0): 3, TopicPartition(T, 1): 1}
+    await p.stop()
