@@ -83,8 +83,12 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size_max: int = 500
     consumer_batch_wait_ms: int = 10
     # Records fetched ahead while a batch is applied (per topic; shared/prefetch.py): a
-    # record arriving during batch N is applied in N+1, not N+2. 0 turns fetching ahead off.
-    consumer_prefetch_max: int = Field(default=2_000, ge=0)
+    # record arriving during batch N is applied in N+1, not N+2. Off (0) by default: on
+    # the 2-core bench machine it halved the time to a decision's commit but moved the
+    # wait to the partner-notification sender in the same process, and the figure the
+    # partner sees got no better (docs/performance.md, issue 20). Try e.g. 2000 where the
+    # decision workers have cores of their own.
+    consumer_prefetch_max: int = Field(default=0, ge=0)
 
     # Outbox relay: rows published per broker round trip, and how often it looks for rows
     # when no NOTIFY woke it (a fallback; NOTIFY normally wakes it within milliseconds).
