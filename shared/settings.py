@@ -99,7 +99,10 @@ class ServiceSettings(BaseSettings):
     # time, so a key's events still leave in order). The most processes that publish at
     # once; 1 = one relay per schema. At most 64; changing it needs no migration, and
     # processes with different values never publish one key at once (docs/operations.md).
-    outbox_shards: int = Field(default=4, ge=1, le=64)
+    # 1 by default: one process holding four shards made decisions slower than one holding
+    # one in the 60 s latency runs of issue 20 (docs/performance.md); raise it with the
+    # number of processes that should publish at once.
+    outbox_shards: int = Field(default=1, ge=1, le=64)
 
     # HTTP: larger request bodies are refused with 413 before they are parsed.
     http_body_size_max_bytes: int = 64 * 1024

@@ -160,8 +160,9 @@ class MatcherSettings(ServiceSettings):
     # Sender shards (shared/shards.py): notifications are split by the hash of their
     # ordering key, and the live worker processes share the shards (each held by one at a
     # time, so a key's notifications still go out in order). The most processes that send
-    # at once; 1 = one sender. At most 64 (docs/operations.md).
-    notify_shards: int = Field(default=4, ge=1, le=64)
+    # at once; 1 = one sender. At most 64 (docs/operations.md). 1 by default, like
+    # OUTBOX_SHARDS (issue 20's measurement); raise it to scale the sender out.
+    notify_shards: int = Field(default=1, ge=1, le=64)
 
     @field_validator("partner_api_token")
     @classmethod
