@@ -81,7 +81,6 @@ class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def __init__(self, topic: str, apply: Apply, *, batch_size_max: int, queue_max: int) -> None:
         self.topic = topic
-        self.name = topic
         self._apply = apply
         self._batch_size_max = batch_size_max
         self._queue_max = max(queue_max, batch_size_max)
@@ -107,7 +106,7 @@ class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
             return
         self._consumer = consumer
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"apply-{self.name}")
+            self._task = asyncio.create_task(self._run(), name=f"apply-{self.topic}")
         while len(self._queue) >= self._queue_max and not self._stopped:
             self._room.clear()
             await self._room.wait()
@@ -135,7 +134,7 @@ class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
             except ConsumerStoppedError:
                 return
             except KafkaError as exc:  # as FastStream's loop does: log, wait, fetch again
-                log.error("%s: fetching failed: %s", self.name, exc)
+                log.error("%s: fetching failed: %s", self.topic, exc)
                 await asyncio.sleep(5)
                 continue
             for records in fetched.values():
@@ -160,18 +159,18 @@ class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
                 except Exception:
                     # Never move past records that were not applied: put them back in front
                     # (a later commit would otherwise skip them) and try again shortly.
-                    log.exception("%s: applying a batch failed; retrying it", self.name)
+                    log.exception("%s: applying a batch failed; retrying it", self.topic)
                     self._queue.extendleft(reversed(batch))
                     self._arrived.set()
                     failed = True
                 else:
-                    await self._commit(batch)
+                    self._commit(batch)
                     failed, backoff_s = False, 0.1
             if failed:
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 5.0)
 
-    async def _commit(self, batch: Sequence[Any]) -> None:
+    def _commit(self, batch: Sequence[Any]) -> None:
         """Hand the batch's offsets to the committer task and go on with the next batch:
         the broker's answer is not waited for here (a crash before it only redelivers
         applied records, which the guard drops). Commits go out one at a time, in order,
@@ -179,7 +178,7 @@ class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
         self._to_commit.update(next_offsets(batch))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(
-                self._commit_pending(), name=f"commit-{self.name}"
+                self._commit_pending(), name=f"commit-{self.topic}"
             )
 
     async def _commit_pending(self) -> None:
@@ -194,7 +193,7 @@ class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
             try:
                 await consumer.commit(offsets)
             except KafkaError as exc:  # a rebalance under way: the next owner's guard drops repeats
-                log.warning("%s: offsets not committed (%s); redelivered later", self.name, exc)
+                log.warning("%s: offsets not committed (%s); redelivered later", self.topic, exc)
 
     async def _committed(self) -> None:
         """Wait until every handed-over offset was committed (or refused)."""
@@ -215,7 +214,7 @@ class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
                 self._arrived.clear()
             self._room.set()
         if dropped:
-            log.info("%s: %d queued record(s) of revoked partitions dropped", self.name, dropped)
+            log.info("%s: %d queued record(s) of revoked partitions dropped", self.topic, dropped)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Nothing to do: the fetch starts from the committed offsets."""
