@@ -289,6 +289,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             batch_size_max=settings.consumer_batch_size_max,
             batch_wait_ms=settings.consumer_batch_wait_ms,
             prefetch_max=settings.consumer_prefetch_max,
+            linger_ms=settings.consumer_linger_ms,
         )
         ctx = ServiceContext(settings, pool, producer, clock, consumer, relay)
         ctx.provide(Lockout(settings.auth_failures_max, settings.auth_failure_window_s))

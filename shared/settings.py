@@ -89,6 +89,13 @@ class ServiceSettings(BaseSettings):
     # partner sees got no better (docs/performance.md, issue 20). Try e.g. 2000 where the
     # decision workers have cores of their own.
     consumer_prefetch_max: int = Field(default=0, ge=0)
+    # How long the broker may hold a fetch to let events gather (its `fetch.max.wait.ms`,
+    # with a minimum of 1 MiB so it holds). 0: every fetch returns as soon as one event is
+    # there, for consumers on a path someone waits for (the matcher's decisions). Read
+    # models and reports (the registry's roster, the allowance's facts) default to 100 ms:
+    # a tenth of a second later on a screen, and a tenth of the batches, each of which
+    # costs the consumer, Kafka and Postgres a round of work (docs/performance.md).
+    consumer_linger_ms: int = Field(default=0, ge=0, le=5_000)
 
     # Outbox relay: rows published per broker round trip, and how often it looks for rows
     # when no NOTIFY woke it (a fallback; NOTIFY normally wakes it within milliseconds).

@@ -8,6 +8,8 @@ the guard's connection in the use cases' `Store`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from allowance.settings import Context
 from allowance.usecases import Deps, Store, deps_of, payees, payouts, reports, reservations
 from shared.consumer import EventConsumer
@@ -27,6 +29,8 @@ from shared.events import (
     PostingSubmitted,
     PostingUpdated,
 )
+
+BookingEvent = BookingConfirmed | BookingPromoted | BookingWaitlisted | BookingRejected
 
 
 def register(consumer: EventConsumer, ctx: Context) -> None:
@@ -58,27 +62,25 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
     ) -> None:
         await payouts.on_attendance(Store(conn), envelope, event, deps())
 
-    async def booking_confirmed(
-        conn: Connection, envelope: Envelope, event: BookingConfirmed
+    async def bookings(
+        conn: Connection,
+        events: Sequence[tuple[Envelope, BookingEvent]],
     ) -> None:
-        """A seat: the citizen is known (payee details may name them) and the application's
-        answer counts in the outcome reports; one transaction, both effects or none."""
+        """A consumed run of booking events: a seat names a citizen (payee details may
+        name them) and each application's answer counts in the outcome reports; one
+        transaction, both effects or none, a statement each for the whole run."""
         store = Store(conn)
-        await payees.on_booked(store, event.citizen_id, ctx.now())
-        await reports.on_application_decided(store, event)
-
-    async def booking_promoted(
-        conn: Connection, envelope: Envelope, event: BookingPromoted
-    ) -> None:
-        await payees.on_booked(Store(conn), event.citizen_id, ctx.now())
+        await payees.on_booked(
+            store,
+            [e.citizen_id for _, e in events if isinstance(e, BookingConfirmed | BookingPromoted)],
+            ctx.now(),
+        )
+        await reports.on_applications_decided(
+            store, [e for _, e in events if not isinstance(e, BookingPromoted)]
+        )
 
     async def payee_submitted(conn: Connection, envelope: Envelope, event: PayeeSubmitted) -> None:
         await payees.on_payee_submitted(Store(conn), envelope, event, ctx)
-
-    async def application_decided(
-        conn: Connection, envelope: Envelope, event: BookingWaitlisted | BookingRejected
-    ) -> None:
-        await reports.on_application_decided(Store(conn), event)
 
     async def draw_completed(conn: Connection, envelope: Envelope, event: DrawCompleted) -> None:
         await reports.on_draw_completed(Store(conn), envelope, event, deps())
@@ -89,9 +91,10 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
     consumer.on(PostingClosed, posting_closed)
     consumer.on(AttendanceRecorded, attendance)
     consumer.on(AttendanceCorrected, attendance)
-    consumer.on(BookingConfirmed, booking_confirmed)
-    consumer.on(BookingPromoted, booking_promoted)
     consumer.on(PayeeSubmitted, payee_submitted)
-    consumer.on(BookingWaitlisted, application_decided)
-    consumer.on(BookingRejected, application_decided)
     consumer.on(DrawCompleted, draw_completed)
+    # One batch handler for the booking events: a consumed run of them is two statements.
+    consumer.on_batch(BookingConfirmed, bookings)
+    consumer.on_batch(BookingPromoted, bookings)
+    consumer.on_batch(BookingWaitlisted, bookings)
+    consumer.on_batch(BookingRejected, bookings)

@@ -11,6 +11,9 @@ from shared.settings import ServiceSettings
 class AllowanceSettings(ServiceSettings):
     service_name: str = "allowance"
     port: int = 8003
+    # Its consumers keep read models and apply sagas people do not wait on to the
+    # millisecond: let events gather (shared settings, `consumer_linger_ms`).
+    consumer_linger_ms: int = Field(default=100, ge=0, le=5_000)
 
     # The finance staff token (ledger, statements, payout file); only this service serves
     # finance staff, so only it is given the token.

@@ -2067,12 +2067,14 @@ class Store:
             title,
         )
 
-    async def remember_applicant(self, posting_id: str, citizen_id: str) -> None:
+    async def remember_applicants(self, applicants: Sequence[tuple[str, str]]) -> None:
+        """(posting id, citizen id) pairs; one statement for a consumed batch."""
         await self.conn.execute(
-            "INSERT INTO posting_applicants (posting_id, citizen_id) VALUES ($1, $2)"
+            "INSERT INTO posting_applicants (posting_id, citizen_id)"
+            " SELECT DISTINCT * FROM unnest($1::text[], $2::text[])"
             " ON CONFLICT DO NOTHING",
-            posting_id,
-            citizen_id,
+            [p for p, _ in applicants],
+            [c for _, c in applicants],
         )
 
     async def insert_draw_outcome(

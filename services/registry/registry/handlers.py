@@ -47,9 +47,10 @@ def register(consumer: EventConsumer, ctx: Context) -> None:
     consumer.on(BudgetRejected, budget_rejected)
     consumer.on(BudgetReleased, budget_released)
     consumer.on(BudgetExhausted, saga.on_budget_exhausted)
-    consumer.on(BookingConfirmed, roster.on_booking_held)
-    consumer.on(BookingWaitlisted, roster.on_booking_held)
-    consumer.on(BookingPromoted, roster.on_booking_held)
+    # One batch handler for the three: a consumed run of them is one lock and one upsert.
+    consumer.on_batch(BookingConfirmed, roster.on_bookings_held)
+    consumer.on_batch(BookingWaitlisted, roster.on_bookings_held)
+    consumer.on_batch(BookingPromoted, roster.on_bookings_held)
     consumer.on(BookingCancelled, roster.on_booking_cancelled)
     consumer.on(BookingRejected, roster.on_booking_rejected)
     consumer.on(RatesChanged, rates_changed)

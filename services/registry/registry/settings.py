@@ -16,6 +16,9 @@ from shared.settings import ServiceSettings
 class RegistrySettings(ServiceSettings):
     service_name: str = "registry"
     port: int = 8001
+    # Its consumers keep read models and apply sagas people do not wait on to the
+    # millisecond: let events gather (shared settings, `consumer_linger_ms`).
+    consumer_linger_ms: int = Field(default=100, ge=0, le=5_000)
 
     # A facility must be in one of Gwangsan-gu's 21 dongs (shared.gwangsan, with its source);
     # change the list by configuration (FACILITY_DONGS, a JSON list).

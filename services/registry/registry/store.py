@@ -823,39 +823,69 @@ async def stale_pending(
 async def posting_exists(conn: asyncpg.Connection, posting_id: str) -> bool:
     """Locks the posting row so booking events and facility changes of one posting are
     applied one at a time."""
-    return (
-        await conn.fetchval("SELECT true FROM postings WHERE id = $1 FOR UPDATE", posting_id)
-        is not None
+    return bool(await lock_postings(conn, [posting_id]))
+
+
+async def lock_postings(conn: asyncpg.Connection, posting_ids: Sequence[str]) -> set[str]:
+    """Lock the rows of those postings that are the registry's (in id order, so two
+    batches cannot deadlock) and return their ids: booking events and facility changes of
+    one posting are applied one at a time."""
+    rows = await conn.fetch(
+        "SELECT id FROM postings WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+        sorted(set(posting_ids)),
     )
+    return {r["id"] for r in rows}
 
 
-async def upsert_booking(
-    conn: asyncpg.Connection,
-    *,
-    booking_id: str,
-    posting_id: str,
-    application_id: str,
-    citizen_id: str,
-    citizen_display: str,
-    status: str,
-    waitlist_position: int | None,
-    at: datetime,
-    promoted: bool = False,
-    display_name: str | None = None,
-    check_in_code: str | None = None,
-) -> None:
-    """Apply a booking event to the roster. Events of one posting arrive in order (the
-    topic is keyed by posting), so the latest event's status is the booking's status; a
-    check-in code, once known, stays (a waitlisted event carries none)."""
+@dataclass(frozen=True, slots=True)
+class HeldBooking:
+    """A booking event that holds a seat or a waitlist place, as the roster keeps it."""
+
+    booking_id: str
+    posting_id: str
+    application_id: str
+    citizen_id: str
+    citizen_display: str
+    status: str  # confirmed | waitlisted
+    waitlist_position: int | None
+    at: datetime
+    promoted: bool = False
+    display_name: str | None = None
+    check_in_code: str | None = None
+
+
+async def upsert_bookings(conn: asyncpg.Connection, bookings: Sequence[HeldBooking]) -> None:
+    """Apply booking events to the roster, in their order. Events of one posting arrive in
+    order (the topic is keyed by posting), so the latest event's status is the booking's
+    status; a check-in code, once known, stays (a waitlisted event carries none).
+
+    One statement per run of distinct bookings (an upsert may touch a row once per
+    statement): a whole consumed batch is usually one round trip."""
+    run: list[HeldBooking] = []
+    seen: set[str] = set()
+    for booking in bookings:
+        if booking.booking_id in seen:
+            await _upsert_run(conn, run)
+            run, seen = [], set()
+        run.append(booking)
+        seen.add(booking.booking_id)
+    if run:
+        await _upsert_run(conn, run)
+
+
+async def _upsert_run(conn: asyncpg.Connection, run: Sequence[HeldBooking]) -> None:
     await conn.execute(
         """INSERT INTO bookings (booking_id, posting_id, application_id, citizen_id,
                citizen_display, status, waitlist_position, confirmed_at, promoted_at,
                waitlisted_at, updated_at, display_name, check_in_code)
-           VALUES ($1, $2, $3, $4, $5, $6, $7,
-                   CASE WHEN $6 = 'confirmed' THEN $8::timestamptz END,
-                   CASE WHEN $9 THEN $8::timestamptz END,
-                   CASE WHEN $6 = 'waitlisted' THEN $8::timestamptz END,
-                   $8, $10, $11)
+           SELECT b, p, a, c, d, s, w,
+                  CASE WHEN s = 'confirmed' THEN t END,
+                  CASE WHEN pr THEN t END,
+                  CASE WHEN s = 'waitlisted' THEN t END,
+                  t, n, k
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::int[], $8::timestamptz[], $9::bool[], $10::text[],
+                         $11::text[]) AS e (b, p, a, c, d, s, w, t, pr, n, k)
            ON CONFLICT (booking_id) DO UPDATE SET
                status = EXCLUDED.status,
                citizen_display = EXCLUDED.citizen_display,
@@ -869,17 +899,17 @@ async def upsert_booking(
                was_status = NULL, ended_with_posting = false,
                updated_at = EXCLUDED.updated_at
            WHERE bookings.posting_id = EXCLUDED.posting_id""",
-        booking_id,
-        posting_id,
-        application_id,
-        citizen_id,
-        citizen_display,
-        status,
-        waitlist_position,
-        at,
-        promoted,
-        display_name,
-        check_in_code,
+        [b.booking_id for b in run],
+        [b.posting_id for b in run],
+        [b.application_id for b in run],
+        [b.citizen_id for b in run],
+        [b.citizen_display for b in run],
+        [b.status for b in run],
+        [b.waitlist_position for b in run],
+        [b.at for b in run],
+        [b.promoted for b in run],
+        [b.display_name for b in run],
+        [b.check_in_code for b in run],
     )
 
 

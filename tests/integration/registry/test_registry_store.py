@@ -23,8 +23,17 @@ from registry.settings import RegistrySettings
 
 from shared import migrations
 from shared.clock import FixedClock
+from shared.consumer import EventConsumer, RawMessage
 from shared.db import create_pool
-from shared.events import BudgetRejected, BudgetReserved, Envelope, Event
+from shared.events import (
+    BookingConfirmed,
+    BookingPromoted,
+    BookingWaitlisted,
+    BudgetRejected,
+    BudgetReserved,
+    Envelope,
+    Event,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -161,16 +170,20 @@ async def test_the_database_allows_attendance_only_for_seated_bookings_once(ctx:
             ("bkg_1", "confirmed", None),
             ("bkg_2", "waitlisted", 1),
         ):
-            await store.upsert_booking(
+            await store.upsert_bookings(
                 conn,
-                booking_id=booking_id,
-                posting_id=pid,
-                application_id="app",
-                citizen_id="ctz_1",
-                citizen_display="당근***1",
-                status=status,
-                waitlist_position=position,
-                at=NOW,
+                [
+                    store.HeldBooking(
+                        booking_id=booking_id,
+                        posting_id=pid,
+                        application_id="app",
+                        citizen_id="ctz_1",
+                        citizen_display="당근***1",
+                        status=status,
+                        waitlist_position=position,
+                        at=NOW,
+                    )
+                ],
             )
         with pytest.raises(asyncpg.ForeignKeyViolationError):
             await record("bkg_1", other)
@@ -192,6 +205,9 @@ async def test_budget_handlers_open_reject_and_revert_only_current_changes(ctx: 
     class Collect:
         def on(self, cls: type[Event], handler: Any) -> None:
             routes[cls] = handler
+
+        def on_batch(self, cls: type[Event], handler: Any) -> None:
+            pass  # the booking events; the roster's own test covers them
 
     handlers.register(Collect(), ctx)  # type: ignore[arg-type]
 
@@ -265,6 +281,74 @@ async def test_budget_handlers_open_reject_and_revert_only_current_changes(ctx: 
         updated = Envelope.from_bytes(payload).data
         assert updated["revision"] == 3 and updated["capacity"] == 4
         assert updated["previous_capacity"] == 6
+
+
+async def test_a_consumed_batch_of_booking_events_keeps_the_roster_as_one_at_a_time(
+    ctx: Ctx,
+) -> None:
+    """The roster's batch handler (one lock, one upsert per run of distinct bookings) ends
+    exactly where the same events applied one by one end, including a booking waitlisted
+    and promoted within one batch and a booking of a posting that is not the registry's
+    (ignored); a redelivered batch changes nothing."""
+    consumer = EventConsumer(service="registry", pool=ctx.pool, producer=None)  # type: ignore[arg-type]
+    handlers.register(consumer, ctx)  # type: ignore[arg-type]
+    async with ctx.pool.acquire() as conn:
+        fid = await facility(conn)
+        batched, single = await posting(conn, fid), await posting(conn, fid)
+
+    def events(pid: str) -> list[Event]:
+        held: dict[str, Any] = {
+            "posting_id": pid,
+            "starts_at": NOW + timedelta(days=1),
+            "ends_at": NOW + timedelta(days=1, hours=2),
+            "citizen_display": "당근***1",
+        }
+
+        def who(n: int) -> dict[str, Any]:
+            return {
+                **held,
+                "booking_id": f"bkg_{pid}_{n}",
+                "application_id": f"app_{pid}_{n}",
+                "citizen_id": f"ctz_{n}",
+            }
+
+        return [
+            BookingWaitlisted(**who(1), waitlist_position=1),
+            BookingConfirmed(**who(2), check_in_code="K7M2QX", display_name="김당근"),
+            BookingPromoted(**who(1), check_in_code="P4RT9Z"),
+            BookingConfirmed(**{**who(3), "posting_id": "pst_not_ours"}),
+            BookingWaitlisted(**who(4), waitlist_position=1),
+        ]
+
+    def raw(event: Event, offset: int) -> RawMessage:
+        envelope = event.envelope(producer="matcher", occurred_at=NOW + timedelta(seconds=offset))
+        return RawMessage(event.TOPIC, 0, offset, b"k", envelope.to_bytes())
+
+    batch = [raw(e, i) for i, e in enumerate(events(batched))]
+    assert await consumer.process_batch(batch) == ["applied"] * 5
+    assert await consumer.process_batch(batch) == ["duplicate"] * 5
+    for i, event in enumerate(events(single)):
+        assert await consumer.process(raw(event, i)) == "applied"
+
+    async def roster(pid: str) -> list[dict[str, Any]]:
+        rows = await ctx.pool.fetch(
+            "SELECT * FROM bookings WHERE posting_id = $1 ORDER BY booking_id", pid
+        )
+        ids = ("booking_id", "posting_id", "application_id")
+        return [{k: v for k, v in dict(r).items() if k not in ids} for r in rows]
+
+    kept = await roster(batched)
+    assert kept == await roster(single)
+    assert [(r["status"], r["waitlist_position"], r["check_in_code"]) for r in kept] == [
+        ("confirmed", None, "P4RT9Z"),
+        ("confirmed", None, "K7M2QX"),
+        ("waitlisted", 1, None),
+    ]
+    assert kept[0]["waitlisted_at"] is not None and kept[0]["promoted_at"] is not None
+    assert (
+        await ctx.pool.fetchval("SELECT count(*) FROM bookings WHERE posting_id = 'pst_not_ours'")
+        == 0
+    )
 
 
 async def test_sweepers_close_due_postings_and_report_stale_pending_ones(

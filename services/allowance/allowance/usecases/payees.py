@@ -6,6 +6,7 @@ payout file, recorded in the access log before anything is opened."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -88,10 +89,11 @@ async def put_payee(
     return row
 
 
-async def on_booked(db: Store, citizen_id: str, now: datetime) -> None:
-    """A booking names a citizen: finance staff may now enter their bank details (a
+async def on_booked(db: Store, citizen_ids: Sequence[str], now: datetime) -> None:
+    """Bookings name citizens: finance staff may now enter their bank details (a
     citizen can come to the community centre before their first shift)."""
-    await db.know_citizens([citizen_id], "booking", now)
+    if citizen_ids:
+        await db.know_citizens(citizen_ids, "booking", now)
 
 
 async def on_payee_submitted(

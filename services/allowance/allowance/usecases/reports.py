@@ -6,6 +6,7 @@ No money here: the reports read money from the ledger's payout lines."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from allowance.domain import outcomes
 from allowance.store import Store
@@ -36,12 +37,13 @@ async def remember_place(db: Store, event: PostingSubmitted | PostingUpdated) ->
     )
 
 
-async def on_application_decided(
-    db: Store, event: BookingConfirmed | BookingWaitlisted | BookingRejected
+async def on_applications_decided(
+    db: Store, events: Sequence[BookingConfirmed | BookingWaitlisted | BookingRejected]
 ) -> None:
-    """The citizen applied for the posting (whatever the answer): they count among the
+    """The citizens applied for the postings (whatever the answer): they count among the
     citizens a report's spread is measured over."""
-    await db.remember_applicant(event.posting_id, event.citizen_id)
+    if events:
+        await db.remember_applicants([(e.posting_id, e.citizen_id) for e in events])
 
 
 def draw_fact(event: DrawCompleted, deps: Deps) -> outcomes.DrawFact:
