@@ -32,7 +32,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from shared import metrics
-from shared.db import is_transient
+from shared.db import collect_after_commit, is_transient, run_after_commit
 from shared.events import Envelope, Event, UnknownEventError, parse_event
 from shared.logs import bind_event
 from shared.prefetch import Fetcher, Prefetcher
@@ -238,53 +238,63 @@ class EventConsumer:
         parsed = [(m, Envelope.from_bytes(m.value)) for m in msgs]
         items = [(m, env, parse_event(env)) for m, env in parsed]  # raises → fallback
         started = time.perf_counter()
-        outcomes: list[Outcome] = []
-        async with self._pool.acquire() as conn, conn.transaction():
-            wanted = [
-                (m, env, ev) for m, env, ev in items if type(ev) in self._handlers.get(m.topic, {})
-            ]
-            fresh_ids = set(
-                await conn.fetchval(
-                    "WITH new AS (INSERT INTO processed_events (event_id, topic, event_type)"
-                    " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])"
-                    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
-                    " SELECT coalesce(array_agg(event_id), '{}') FROM new",
-                    [env.event_id for _, env, _ in wanted],
-                    [ev.TOPIC for _, _, ev in wanted],
-                    [env.type for _, env, _ in wanted],
-                )
-            )
-            run: list[tuple[Envelope, Event]] = []
-            run_handler: AnyBatchHandler | None = None
-            seen: set[object] = set()
-            for msg, env, ev in items:
-                handler = self._handlers.get(msg.topic, {}).get(type(ev))
-                if handler is None:
-                    outcomes.append("ignored")
-                    continue
-                if env.event_id not in fresh_ids or env.event_id in seen:
-                    outcomes.append("duplicate")
-                    continue
-                seen.add(env.event_id)
-                outcomes.append("applied")
-                batch_handler = self._batch_handlers.get(msg.topic, {}).get(type(ev))
-                if batch_handler is not None and batch_handler is run_handler:
-                    run.append((env, ev))
-                    continue
-                if run_handler is not None:
-                    await run_handler(conn, run)
-                run, run_handler = [], None
-                if batch_handler is not None:
-                    run, run_handler = [(env, ev)], batch_handler
-                else:
-                    with bind_event(env):
-                        await handler(conn, env, ev)
-            if run_handler is not None:
-                await run_handler(conn, run)
+        with collect_after_commit() as committed:
+            async with self._pool.acquire() as conn, conn.transaction():
+                outcomes = await self._apply_items(conn, items)
+        run_after_commit(committed)
         if msgs:
             metrics.EVENT_HANDLE_SECONDS.labels(self.service, msgs[0].topic).observe(
                 (time.perf_counter() - started) / len(msgs)
             )
+        return outcomes
+
+    async def _apply_items(
+        self, conn: asyncpg.Connection, items: list[tuple[RawMessage, Envelope, Event]]
+    ) -> list[Outcome]:
+        """Record the fresh event ids and run their handlers (consecutive events of one
+        batch handler together), in the caller's transaction."""
+        outcomes: list[Outcome] = []
+        wanted = [
+            (m, env, ev) for m, env, ev in items if type(ev) in self._handlers.get(m.topic, {})
+        ]
+        fresh_ids = set(
+            await conn.fetchval(
+                "WITH new AS (INSERT INTO processed_events (event_id, topic, event_type)"
+                " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])"
+                " ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
+                " SELECT coalesce(array_agg(event_id), '{}') FROM new",
+                [env.event_id for _, env, _ in wanted],
+                [ev.TOPIC for _, _, ev in wanted],
+                [env.type for _, env, _ in wanted],
+            )
+        )
+        run: list[tuple[Envelope, Event]] = []
+        run_handler: AnyBatchHandler | None = None
+        seen: set[object] = set()
+        for msg, env, ev in items:
+            handler = self._handlers.get(msg.topic, {}).get(type(ev))
+            if handler is None:
+                outcomes.append("ignored")
+                continue
+            if env.event_id not in fresh_ids or env.event_id in seen:
+                outcomes.append("duplicate")
+                continue
+            seen.add(env.event_id)
+            outcomes.append("applied")
+            batch_handler = self._batch_handlers.get(msg.topic, {}).get(type(ev))
+            if batch_handler is not None and batch_handler is run_handler:
+                run.append((env, ev))
+                continue
+            if run_handler is not None:
+                await run_handler(conn, run)
+            run, run_handler = [], None
+            if batch_handler is not None:
+                run, run_handler = [(env, ev)], batch_handler
+            else:
+                with bind_event(env):
+                    await handler(conn, env, ev)
+        if run_handler is not None:
+            await run_handler(conn, run)
         return outcomes
 
     async def process(self, msg: RawMessage) -> Outcome:
@@ -338,18 +348,20 @@ class EventConsumer:
             return outcome
 
     async def _apply_once(self, envelope: Envelope, event: Event, handler: AnyHandler) -> bool:
-        async with self._pool.acquire() as conn, conn.transaction():
-            first = await conn.fetchval(
-                "INSERT INTO processed_events (event_id, topic, event_type) VALUES ($1, $2, $3)"
-                " ON CONFLICT (event_id) DO NOTHING RETURNING true",
-                envelope.event_id,
-                event.TOPIC,
-                envelope.type,
-            )
-            if not first:
-                return False
-            await handler(conn, envelope, event)
-            return True
+        with collect_after_commit() as committed:
+            async with self._pool.acquire() as conn, conn.transaction():
+                first = await conn.fetchval(
+                    "INSERT INTO processed_events (event_id, topic, event_type)"
+                    " VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING RETURNING true",
+                    envelope.event_id,
+                    event.TOPIC,
+                    envelope.type,
+                )
+                if not first:
+                    return False
+                await handler(conn, envelope, event)
+        run_after_commit(committed)
+        return True
 
     async def _dead_letter(
         self, msg: RawMessage, event_id: uuid.UUID | None, error: str, *, attempts: int

@@ -7,8 +7,10 @@ is unqualified and cannot reach another service's tables by accident.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from typing import TypeVar
 
 import asyncpg
@@ -23,6 +25,44 @@ Connection = asyncpg.Connection
 Pool = asyncpg.Pool
 
 log = logging.getLogger(__name__)
+
+# Callbacks waiting for the commit of the unit of work under way (`after_commit`).
+_AFTER_COMMIT: ContextVar[list[Callable[[], None]] | None] = ContextVar(
+    "after_commit", default=None
+)
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run `callback` once the unit of work under way has committed, never if it rolls
+    back. Only a unit of work that collects them (`collect_after_commit`: the consumer
+    guard's) runs callbacks; anywhere else this does nothing, so a callback may only speed
+    something up that happens anyway (a NOTIFY, a poll), never be the only way it happens."""
+    callbacks = _AFTER_COMMIT.get()
+    if callbacks is not None:
+        callbacks.append(callback)
+
+
+@contextlib.contextmanager
+def collect_after_commit() -> Iterator[list[Callable[[], None]]]:
+    """Collect the `after_commit` callbacks of the unit of work run inside; the caller runs
+    them (`run_after_commit`) once it committed, and drops them if it did not."""
+    callbacks: list[Callable[[], None]] = []
+    token = _AFTER_COMMIT.set(callbacks)
+    try:
+        yield callbacks
+    finally:
+        _AFTER_COMMIT.reset(token)
+
+
+def run_after_commit(callbacks: list[Callable[[], None]]) -> None:
+    """Run collected callbacks; one that fails is logged and does not stop the others (the
+    commit stands whatever they do)."""
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            log.exception("an after-commit callback failed")
+
 
 # Errors that say "the database is not reachable now", not "this input is bad". Work that
 # hits them is retried without counting towards a message's dead-letter attempts.

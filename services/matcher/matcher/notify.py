@@ -4,7 +4,9 @@ Rows are written in the decision's transaction (so a notification exists if and 
 decision committed) and sent here after commit, signed per Standard Webhooks with
 `PARTNER_NOTIFY_SECRET` and the row's stable `webhook-id`, so the partner can drop repeats.
 
-* Prompt: the decision's `NOTIFY` wakes the sender at commit; a poll is only the fallback.
+* Prompt: a decision committed by the consumer of this process hands the notifications
+  that head their keys to this process's sender at commit (`take`; no query); the
+  decision's `NOTIFY` wakes the senders of every process; a poll is only the fallback.
 * Ordered per key: a notification is sent only when every earlier one of its ordering key
   (its booking, or its posting) was delivered; a parked one holds the later ones back until
   an operator re-sends it, so a partner never sees `cancelled` before `confirmed`.
@@ -38,6 +40,7 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import aiohttp
@@ -109,6 +112,10 @@ class NotificationSender:
         self.leases: Leases | None = None  # this process's membership and shards, while led
         self._inflight: dict[str, asyncio.Task[None]] = {}  # ordering key -> its send
         self._inflight_hash: dict[str, int] = {}  # ordering key -> its hash (its shard)
+        # Due heads waiting for a send slot, one per ordering key.
+        self._queue: deque[DueNotification] = deque()
+        self._queued: set[str] = set()
+        self._stop_taking: Callable[[], None] | None = None
         self._prefetch_max = prefetch_max
         self._stopping = False
         self._retention = retention
@@ -143,11 +150,15 @@ class NotificationSender:
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
             auto_decompress=False,
         )
+        self._stop_taking = store.listen_committed_heads(self.take)
         self._task = asyncio.create_task(self._run(), name="partner-notifications")
 
     async def stop(self) -> None:
         """Let sends in flight finish (bounded by the HTTP timeout), mark them, stop."""
         self._stopping = True
+        if self._stop_taking is not None:
+            self._stop_taking()
+            self._stop_taking = None
         inflight = list(self._inflight.values())
         if inflight:
             await asyncio.wait(inflight, timeout=self._timeout_s + 1)
@@ -189,63 +200,95 @@ class NotificationSender:
 
     async def _loop(self, conn: asyncpg.Connection, leases: Leases) -> None:
         """Keep up to `concurrency_max` sends in flight from an in-memory queue of due heads
-        (one per ordering key) of the shards held, refilled by one query when it runs low;
-        deliveries are marked in bulk before each refill, so the next notification of a key
-        is seen as due as soon as the previous one is marked."""
+        (one per ordering key) of the shards held, refilled by one query when it runs low
+        (and fed by `take` at this process's commits); deliveries are marked in bulk before
+        each refill, so the next notification of a key is seen as due as soon as the
+        previous one is marked."""
         self.leases = leases
-        queue: deque[DueNotification] = deque()
-        queued: set[str] = set()
+        self._queue.clear()
+        self._queued.clear()
         gauges_at = 0.0
         balanced_at = time.monotonic()
-        while True:
-            self._wake.clear()
-            await self._flush_delivered(conn)
-            if time.monotonic() - balanced_at >= REBALANCE_INTERVAL_S:
-                await leases.rebalance(self._drained)
-                balanced_at = time.monotonic()
-            elif leases.leaving:
-                await leases.release_drained(self._drained)
-            if leases.leaving and queue:
-                # Nothing more of a shard being handed over is sent from here.
-                kept = [row for row in queue if leases.owns(row.key_hash)]
-                queue = deque(kept)
-                queued = {row.ordering_key for row in kept}
-            key_ranges = leases.ranges()
-            if key_ranges and len(queue) < self._concurrency_max:
-                exclude = [*self._inflight, *queued, *(d.ordering_key for d in self._delivered)]
-                rows = await store.due_notifications(
-                    conn, self._prefetch_max - len(queue), exclude, key_ranges
-                )
-                for row in rows:
-                    key = row.ordering_key
-                    if key not in queued and key not in self._inflight:
-                        queue.append(row)
-                        queued.add(key)
-            wait_s = self._poll_s
-            held: list[DueNotification] = []  # retries over their share of the slots
-            while queue and len(self._inflight) < self._concurrency_max and not self._stopping:
-                if not self.breaker.allow(time.monotonic()):
-                    if self.breaker.state == "open":  # else a probe is out; its end wakes us
-                        wait_s = min(wait_s, max(self.breaker.retry_in(time.monotonic()), 0.01))
-                    break
-                row = queue.popleft()
-                if row.attempts and self._retrying >= self._retry_slots:
-                    held.append(row)
-                    continue
-                queued.discard(row.ordering_key)
-                if row.attempts:
-                    self._retrying += 1
-                self._inflight_hash[row.ordering_key] = row.key_hash
-                self._inflight[row.ordering_key] = asyncio.create_task(self._deliver(row))
-            queue.extendleft(reversed(held))
-            if time.monotonic() - gauges_at > 10:
-                await self._refresh_gauges(conn, housekeeper=leases.housekeeper)
-                gauges_at = time.monotonic()
-            if leases.leaving:
-                wait_s = min(wait_s, 0.05)  # release it as soon as its sends ended
-            wait_s = min(wait_s, balanced_at + REBALANCE_INTERVAL_S - time.monotonic())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(wait_s, 0.01))
+        try:
+            while True:
+                self._wake.clear()
+                await self._flush_delivered(conn)
+                if time.monotonic() - balanced_at >= REBALANCE_INTERVAL_S:
+                    await leases.rebalance(self._drained)
+                    balanced_at = time.monotonic()
+                elif leases.leaving:
+                    await leases.release_drained(self._drained)
+                if leases.leaving and self._queue:
+                    # Nothing more of a shard being handed over is sent from here.
+                    kept = [row for row in self._queue if leases.owns(row.key_hash)]
+                    self._queue = deque(kept)
+                    self._queued = {row.ordering_key for row in kept}
+                key_ranges = leases.ranges()
+                if key_ranges and len(self._queue) < self._concurrency_max:
+                    exclude = [*self._inflight, *self._queued, *self._delivered_keys()]
+                    rows = await store.due_notifications(
+                        conn, self._prefetch_max - len(self._queue), exclude, key_ranges
+                    )
+                    # Sends may have started and ended while the query ran (`take`): what
+                    # is in flight or delivered now is not queued again.
+                    busy = {*self._inflight, *self._delivered_keys()}
+                    for row in rows:
+                        key = row.ordering_key
+                        if key not in self._queued and key not in busy:
+                            self._queue.append(row)
+                            self._queued.add(key)
+                wait_s = min(self._poll_s, self._dispatch())
+                if time.monotonic() - gauges_at > 10:
+                    await self._refresh_gauges(conn, housekeeper=leases.housekeeper)
+                    gauges_at = time.monotonic()
+                if leases.leaving:
+                    wait_s = min(wait_s, 0.05)  # release it as soon as its sends ended
+                wait_s = min(wait_s, balanced_at + REBALANCE_INTERVAL_S - time.monotonic())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=max(wait_s, 0.01))
+        finally:
+            self.leases = None  # nothing more is taken (`take`) until shards are held again
+
+    def take(self, rows: Sequence[DueNotification]) -> None:
+        """Notifications this process just committed, each the head of its key
+        (`store.listen_committed_heads`): those of the shards held are sent now, without
+        waiting for the NOTIFY and a query. One already queued, in flight or delivered is
+        left alone (the query found it first)."""
+        leases = self.leases
+        if leases is None or self._stopping:
+            return
+        busy = {*self._inflight, *self._delivered_keys()}
+        for row in rows:
+            key = row.ordering_key
+            if leases.owns(row.key_hash) and key not in self._queued and key not in busy:
+                self._queue.append(row)
+                self._queued.add(key)
+        self._dispatch()
+
+    def _dispatch(self) -> float:
+        """Start sends from the queue while slots are free; how long until the breaker
+        lets the next one go (the poll interval when it does not hold anything back)."""
+        wait_s = self._poll_s
+        held: list[DueNotification] = []  # retries over their share of the slots
+        while self._queue and len(self._inflight) < self._concurrency_max and not self._stopping:
+            if not self.breaker.allow(time.monotonic()):
+                if self.breaker.state == "open":  # else a probe is out; its end wakes us
+                    wait_s = min(wait_s, max(self.breaker.retry_in(time.monotonic()), 0.01))
+                break
+            row = self._queue.popleft()
+            if row.attempts and self._retrying >= self._retry_slots:
+                held.append(row)
+                continue
+            self._queued.discard(row.ordering_key)
+            if row.attempts:
+                self._retrying += 1
+            self._inflight_hash[row.ordering_key] = row.key_hash
+            self._inflight[row.ordering_key] = asyncio.create_task(self._deliver(row))
+        self._queue.extendleft(reversed(held))
+        return wait_s
+
+    def _delivered_keys(self) -> list[str]:
+        return [d.ordering_key for d in self._delivered]
 
     async def _flush_delivered(self, conn: asyncpg.Connection) -> None:
         done, self._delivered = self._delivered, []

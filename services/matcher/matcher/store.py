@@ -11,9 +11,10 @@ handful of statements, however many postings it spans.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any, NamedTuple, cast
 
 import asyncpg
@@ -25,6 +26,7 @@ from matcher.domain.eligibility import Booked, Profile, Shift
 from matcher.domain.policy import MonthCaps, WeekCaps
 from matcher.domain.schedule import RECONFIRM_KIND, Window
 from shared import outbox
+from shared.db import after_commit
 from shared.events import CapYear, PostingPublished, PostingUpdated
 from shared.ids import random_hex
 
@@ -1787,10 +1789,38 @@ async def add_notifications(conn: asyncpg.Connection, notes: Sequence[Notificati
 _WRITE_CHANGES = f"""
     WITH apps AS ({_INSERT_APPLICATIONS.format(*range(1, 15))}),
          events AS ({outbox.insert_sql(15)}),
-         notes AS ({_INSERT_NOTIFICATIONS.format(*range(20, 27))})
-    SELECT CASE WHEN cardinality($15::uuid[]) > 0 THEN pg_notify($27, '') END,
-           CASE WHEN cardinality($20::text[]) > 0 THEN pg_notify($28, '') END
+         notes AS ({_INSERT_NOTIFICATIONS.format(*range(20, 27))}
+             RETURNING seq, notification_id, type, ordering_key, payload, attempts,
+                       first_attempt_at, created_at, hashtext(ordering_key) AS key_hash,
+                       -- the head of its key: nothing earlier of the key undelivered (the
+                       -- subquery sees the table as it was before this statement)
+                       NOT EXISTS (SELECT FROM partner_notifications e
+                                    WHERE e.ordering_key = partner_notifications.ordering_key
+                                      AND e.status <> 'delivered') AS head),
+         wake AS (SELECT CASE WHEN cardinality($15::uuid[]) > 0 THEN pg_notify($27, '') END,
+                         CASE WHEN cardinality($20::text[]) > 0 THEN pg_notify($28, '') END)
+    SELECT notes.* FROM wake LEFT JOIN notes ON notes.head
 """
+
+# The in-process twin of the NOTIFY: the senders of this process (`matcher.notify`) are
+# handed the notifications this process commits that are the heads of their keys, so a
+# decision is sent at its commit without waiting for the NOTIFY and a query. The NOTIFY
+# still goes out (other processes' shards, and the fallback if a hand-over is missed).
+_COMMITTED_HEADS: list[Callable[[Sequence[DueNotification]], None]] = []
+
+
+def listen_committed_heads(
+    listener: Callable[[Sequence[DueNotification]], None],
+) -> Callable[[], None]:
+    """Hand `listener` every head notification committed by this process from now on;
+    returns the function that stops it."""
+    _COMMITTED_HEADS.append(listener)
+    return lambda: _COMMITTED_HEADS.remove(listener)
+
+
+def _hand_over(heads: Sequence[DueNotification]) -> None:
+    for listener in list(_COMMITTED_HEADS):
+        listener(heads)
 
 
 async def write_changes(
@@ -1800,10 +1830,11 @@ async def write_changes(
     notes: Sequence[Notification],
 ) -> None:
     """Write decided applications, outbox events (`outbox.columns`) and notifications, and
-    wake the relay and the sender at commit, in one statement."""
+    wake the relay and the sender at commit, in one statement; the notifications that head
+    their keys are handed to this process's senders at commit (`listen_committed_heads`)."""
     if events[0] and not conn.is_in_transaction():
         raise RuntimeError("outbox rows must be written in the transaction of the state change")
-    await conn.execute(
+    rows = await conn.fetch(
         _WRITE_CHANGES,
         *_application_columns(apps),
         *events,
@@ -1811,6 +1842,15 @@ async def write_changes(
         outbox.NOTIFY_CHANNEL,
         NOTIFY_CHANNEL,
     )
+    heads: dict[str, DueNotification] = {}
+    for r in rows:
+        if r["seq"] is None:
+            continue  # no notification written
+        first = heads.get(r["ordering_key"])
+        if first is None or r["seq"] < first.seq:  # two of one key: the earlier heads it
+            heads[r["ordering_key"]] = DueNotification(*tuple(r)[:9])
+    if heads and _COMMITTED_HEADS:
+        after_commit(partial(_hand_over, list(heads.values())))
 
 
 class NotificationRow(NamedTuple):

@@ -21,9 +21,10 @@ import asyncpg
 import pytest
 from aiohttp import web
 from matcher import store
+from matcher.notify import NotificationSender
 
 from shared import migrations
-from shared.db import create_pool
+from shared.db import collect_after_commit, create_pool, run_after_commit
 from shared.shards import HASH_MAX, HASH_MIN, ranges
 
 from .sender_process import short_sender
@@ -90,38 +91,46 @@ async def pool(
     await p.close()
 
 
-async def _write(pool: asyncpg.Pool, keys: int, per_key: int) -> None:
+def _note(key: str, n: int) -> store.Notification:
+    return store.Notification(
+        notification_id=str(uuid.uuid4()),
+        type="booking.confirmed",
+        ordering_key=key,
+        posting_id=None,
+        application_id=None,
+        booking_id=None,
+        payload=f'{{"key": "{key}", "n": {n}}}'.encode(),
+    )
+
+
+async def _write(pool: asyncpg.Pool, keys: int, per_key: int, *, handed: bool = False) -> None:
     """`per_key` notifications on each of `keys` ordering keys, interleaved as decisions
-    would write them, in batches of one transaction each."""
-    notes = [
-        store.Notification(
-            notification_id=str(uuid.uuid4()),
-            type="booking.confirmed",
-            ordering_key=f"key-{k}",
-            posting_id=None,
-            application_id=None,
-            booking_id=None,
-            payload=f'{{"key": "key-{k}", "n": {n}}}'.encode(),
-        )
-        for n in range(per_key)
-        for k in range(keys)
-    ]
+    would write them, in batches of one transaction each; `handed`: committed as the
+    consumer guard commits, so this process's senders are handed the heads at commit."""
+    notes = [_note(f"key-{k}", n) for n in range(per_key) for k in range(keys)]
     async with pool.acquire() as conn:
         for start in range(0, len(notes), 100):
-            async with conn.transaction():
-                await store.add_notifications(conn, notes[start : start + 100])
+            with collect_after_commit() as committed:
+                async with conn.transaction():
+                    await store.add_notifications(conn, notes[start : start + 100])
+            if handed:
+                run_after_commit(committed)
 
 
+@pytest.mark.parametrize("handed", [False, True], ids=["queried", "handed-at-commit"])
 async def test_concurrent_sends_deliver_each_notification_once_in_order(
-    pool: asyncpg.Pool, receiver: tuple[Receiver, str]
+    pool: asyncpg.Pool, receiver: tuple[Receiver, str], handed: bool
 ) -> None:
+    """Also with the heads handed over at commit, racing the sender's own queries (a row
+    handed, sent and delivered while a query that also found it was under way)."""
     partner, url = receiver
     keys, per_key = 200, 8
     # Alone, it holds every shard; its own lease name, not the running matcher's sender's.
     sender = short_sender(pool, url, SECRET, f"test-sender-{uuid.uuid4()}", 4, concurrency_max=32)
     await sender.start()
     try:
-        await _write(pool, keys, per_key)
+        await _until_leading(sender)
+        await _write(pool, keys, per_key, handed=handed)
         deadline = asyncio.get_running_loop().time() + 60
         while sum(len(v) for v in partner.order.values()) < keys * per_key:
             assert asyncio.get_running_loop().time() < deadline, "not all delivered in 60 s"
@@ -138,6 +147,76 @@ async def test_concurrent_sends_deliver_each_notification_once_in_order(
         "SELECT status, count(*) AS n FROM partner_notifications GROUP BY status"
     )
     assert {r["status"]: r["n"] for r in statuses} == {"delivered": keys * per_key}
+
+
+async def _until_leading(sender: NotificationSender) -> None:
+    for _ in range(200):
+        if sender.leases is not None and sender.leases.active:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the sender took no shard in 4 s")
+
+
+async def test_heads_are_handed_over_at_commit_and_only_heads(pool: asyncpg.Pool) -> None:
+    """What a commit hands this process's senders: the notifications that head their keys
+    (nothing earlier of the key undelivered; of two of one key in one statement, the
+    first), once the transaction committed; nothing when it rolls back, and nothing where
+    no unit of work collects (an API request's transaction: the NOTIFY and the query)."""
+    handed: list[str] = []
+    stop = store.listen_committed_heads(lambda rows: handed.extend(r.notification_id for r in rows))
+    try:
+        waiting, first, second, fresh = (
+            _note("k-waiting", 0),
+            _note("k-two", 0),
+            _note("k-two", 1),
+            _note("k-fresh", 0),
+        )
+        async with pool.acquire() as conn:
+            async with conn.transaction():
+                await store.add_notifications(conn, [waiting])  # nobody collects: not handed
+            assert handed == []
+            with collect_after_commit() as committed:
+                async with conn.transaction():
+                    await store.add_notifications(
+                        conn, [_note("k-waiting", 1), first, second, fresh]
+                    )
+                assert handed == [] and len(committed) == 1  # not before the commit
+            run_after_commit(committed)
+            assert sorted(handed) == sorted([first.notification_id, fresh.notification_id])
+            handed.clear()
+            with contextlib.suppress(RuntimeError), collect_after_commit() as committed:
+                async with conn.transaction():
+                    await store.add_notifications(conn, [_note("k-rolled-back", 0)])
+                    raise RuntimeError("rolled back")
+            assert handed == []
+    finally:
+        stop()
+
+
+async def test_a_sender_sends_what_it_is_handed_without_querying(
+    pool: asyncpg.Pool, receiver: tuple[Receiver, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With its own due query finding nothing, a sender still sends every head committed in
+    this process: the hand-over alone carries them (then a notification NOTIFY woke it for
+    is not fetched again)."""
+    partner, url = receiver
+    sender = short_sender(pool, url, SECRET, f"test-sender-{uuid.uuid4()}", 4)
+    await sender.start()
+    try:
+        await _until_leading(sender)
+
+        async def nothing_due(*_: object) -> list[store.DueNotification]:
+            return []
+
+        monkeypatch.setattr(store, "due_notifications", nothing_due)
+        await _write(pool, keys=50, per_key=1, handed=True)
+        deadline = asyncio.get_running_loop().time() + 20
+        while partner.seen.total() < 50:
+            assert asyncio.get_running_loop().time() < deadline, "not all handed over in 20 s"
+            await asyncio.sleep(0.05)
+    finally:
+        await sender.stop()
+    assert sorted(partner.seen.values()) == [1] * 50
 
 
 async def test_the_due_query_probes_each_candidate_once_even_with_stale_statistics(
