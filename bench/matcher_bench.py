@@ -4,6 +4,7 @@ the same with two matcher processes."""
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from typing import Any
 
@@ -125,12 +126,32 @@ def _loop_stats(
     }
 
 
+def _slowest_stages(
+    total: dict[str, float], answered: dict[str, float], committed: dict[str, float]
+) -> dict[str, float]:
+    """Where the slowest 1 % of applications spent their time (median of each stage):
+    the webhook's answer (arrival to 202), from the 202 to the start of the decision's
+    transaction (the notification row's `created_at`: Kafka, the worker's fetch and the
+    batches before), and from there to the partner (the batch, its commit, the send)."""
+    slowest = sorted(total, key=total.__getitem__)[-max(len(total) // 100, 1) :]
+    if not slowest or any(a not in committed or a not in answered for a in slowest):
+        return {}
+    stages = {
+        "total": [total[a] for a in slowest],
+        "answer": [answered[a] for a in slowest],
+        "answer_to_decision": [committed[a] - answered[a] for a in slowest],
+        "decision_to_partner": [total[a] - committed[a] for a in slowest],
+    }
+    return {k: round(statistics.median(v), 1) for k, v in stages.items()}
+
+
 async def _decided_latency(
     env: Env, records: list[list[Any]], postings: list[str], timeout_s: float = 300
 ) -> dict[str, Any]:
     """Wait until every accepted application's decision reached the simulator; the
     latencies from its scheduled arrival to the simulator's receipt."""
     wanted = {r[0]: r[1] for r in records if r[3] == 202}
+    answered = {r[0]: r[2] * 1000 for r in records if r[3] == 202}
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         delivered = await env.pool.fetchval(
@@ -150,11 +171,13 @@ async def _decided_latency(
         " WHERE posting_id = ANY($1) AND application_id IS NOT NULL",
         postings,
     )
-    to_commit = [
-        (float(r["committed"]) - wanted[r["application_id"]]) * 1000
+    committed = {
+        r["application_id"]: (float(r["committed"]) - wanted[r["application_id"]]) * 1000
         for r in rows
         if r["application_id"] in wanted
-    ]
+    }
+    to_commit = list(committed.values())
+    by_app: dict[str, float] = {}
     latencies = []
     start = min(wanted.values(), default=0.0)
     by_second: dict[int, list[float]] = {}
@@ -165,12 +188,14 @@ async def _decided_latency(
                 scheduled = wanted.pop(app)
                 ms = (item["received_at"] - scheduled) * 1000
                 latencies.append(ms)
+                by_app[app] = ms
                 by_second.setdefault(int(scheduled - start), []).append(ms)
     return {
         "decided": len(latencies),
         "missing": len(wanted),
         "latency_ms": percentiles(latencies),
         "to_decision_commit_ms": percentiles(to_commit),
+        "slowest_stages_ms": _slowest_stages(by_app, answered, committed),
         # The tail over time: is it steady, or spikes at moments (a periodic job, GC)?
         "p99_by_second_ms": [percentiles(by_second[s]).get("p99") for s in sorted(by_second)],
     }
@@ -244,6 +269,7 @@ async def latency(
         "missing": decided["missing"],
         "webhook_to_partner_ms": lat,
         "webhook_to_decision_commit_ms": decided["to_decision_commit_ms"],
+        "slowest_1pct_stages_ms": decided["slowest_stages_ms"],
         "p99_by_second_ms": decided["p99_by_second_ms"],
         "decision_loop": loop,
         "target": "p99 < 50 ms",
@@ -255,7 +281,8 @@ async def latency(
         f" p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms, max {lat.get('max')} ms"
         f" (target p99 < 50 ms: {'met' if out['met'] else 'MISSED'}); to the decision's"
         f" commit p50 {decided['to_decision_commit_ms'].get('p50')} ms,"
-        f" p99 {decided['to_decision_commit_ms'].get('p99')} ms; {decided['decided']}"
+        f" p99 {decided['to_decision_commit_ms'].get('p99')} ms; the slowest 1 %:"
+        f" {decided['slowest_stages_ms']}; {decided['decided']}"
         f" decided, {decided['missing']} missing, {errors} HTTP errors; decision loop:"
         f" {loop['batches']} batches, {loop['mean_batch_size']} applications and"
         f" {loop['mean_batch_ms']} ms each, busy {loop['busy_share']:.0%} of the run",
