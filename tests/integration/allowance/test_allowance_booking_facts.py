@@ -104,7 +104,7 @@ def events(posting_id: str, tag: str) -> list[Event]:
 async def test_a_consumed_batch_of_booking_events_keeps_what_one_at_a_time_keeps(
     ctx: Ctx,
 ) -> None:
-    consumer = EventConsumer(service="allowance", pool=ctx.pool, producer=None)  # type: ignore[arg-type]
+    consumer = EventConsumer(service="allowance", pool=ctx.pool, producer=None)
     handlers.register(consumer, ctx)  # type: ignore[arg-type]
 
     def raw(event: Event, offset: int) -> RawMessage:

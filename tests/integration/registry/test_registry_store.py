@@ -290,7 +290,7 @@ async def test_a_consumed_batch_of_booking_events_keeps_the_roster_as_one_at_a_t
     exactly where the same events applied one by one end, including a booking waitlisted
     and promoted within one batch and a booking of a posting that is not the registry's
     (ignored); a redelivered batch changes nothing."""
-    consumer = EventConsumer(service="registry", pool=ctx.pool, producer=None)  # type: ignore[arg-type]
+    consumer = EventConsumer(service="registry", pool=ctx.pool, producer=None)
     handlers.register(consumer, ctx)  # type: ignore[arg-type]
     async with ctx.pool.acquire() as conn:
         fid = await facility(conn)
