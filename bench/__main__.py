@@ -65,7 +65,7 @@ async def run(quick: bool, only: set[str], private: bool) -> dict[str, Any]:
         if only & {"ingest", "scale_out"}:
             env.spawn("baseline", ["-m", "bench.baseline", str(env.baseline_port)])
             await env.wait_http(f"http://127.0.0.1:{env.baseline_port}/healthz")
-        await env.matcher_idle()
+        await env.stack_idle()
         if "ingest" in only:
             await step("ingest", matcher_bench.ingest(env, quick, tag="i1", ports=[matcher_port]))
         if "latency" in only:

@@ -83,6 +83,7 @@ async def ingest(env: Env, quick: bool, *, tag: str, ports: list[int]) -> dict[s
     await env.start_workers(workers)
     await env.matcher_idle()
     drain_s = time.monotonic() - drain_started
+    await env.stack_idle()  # the next phase starts on a quiet machine
     accepted = matcher["statuses"].get("202", 0)
     ratio = matcher["rps"] / base["rps"] if base["rps"] else 0.0
     out = {
@@ -242,7 +243,7 @@ async def latency(
     await asyncio.gather(
         *(env.run_loadgen(s, per_port) for s in await specs(warm_up, f"{tag}w", warm_up_s))
     )
-    await env.matcher_idle()
+    await env.stack_idle()
     await env.pool.execute("VACUUM ANALYZE")
     postings = await env.publish_postings(24, 20, tag)
     await env.sim_reset()
@@ -288,7 +289,7 @@ async def latency(
         f" {loop['mean_batch_ms']} ms each, busy {loop['busy_share']:.0%} of the run",
         flush=True,
     )
-    await env.matcher_idle()
+    await env.stack_idle()
     return out
 
 
@@ -507,7 +508,7 @@ async def rush(env: Env, quick: bool) -> dict[str, Any]:
         f" {loop['mean_batch_ms']} ms each",
         flush=True,
     )
-    await env.matcher_idle()
+    await env.stack_idle()
     return out
 
 

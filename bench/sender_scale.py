@@ -3,7 +3,8 @@ delivered to the partner simulator by one sender process, then by two sharing th
 
 Each run gets a schema of its own with the matcher's tables (the stack's matcher never sees
 it) and `processes` copies of `bench.sender_worker` (the matcher's `NotificationSender`
-with its default settings and NOTIFY_SHARDS). Once every worker holds its share of the
+with its default settings, and the shard count a deployment that scales the sender out
+sets: `NOTIFY_SHARDS` defaults to 1, one process sending). Once every worker holds its share of the
 shards, the whole backlog is committed in one transaction, whose NOTIFY wakes them; the
 figure is backlog ÷ (last `delivered_at` − commit). Correct when every notification ends
 `delivered` at its first attempt.
@@ -26,7 +27,6 @@ from typing import Any
 import asyncpg
 from matcher import store
 from matcher.domain.notifications import BookingFacts
-from matcher.settings import MatcherSettings
 from matcher.usecases.notifications import confirmed
 
 from bench.env import Env
@@ -34,7 +34,8 @@ from shared import migrations
 from shared.shards import SLOTS
 
 MIGRATIONS = Path(store.__file__).parent / "migrations"
-SHARDS: int = MatcherSettings.model_fields["notify_shards"].default
+# What an operator running two or more senders sets (the default, 1, is one process).
+SHARDS = 4
 PER_KEY = 5  # notifications per ordering key: each key's are sent one after another
 
 
