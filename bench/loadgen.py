@@ -156,6 +156,13 @@ async def run_open(spec: dict[str, Any], requests: list[tuple[str, bytes]]) -> d
                 conn.writer.close()
                 conn = await _connect(spec)
                 status = await conn.roundtrip(raw)
+            if status == 408 and reused:
+                # A connection opened ahead and never used within the server's header
+                # timeout (shared/server.py) was answered 408 and closed before this
+                # request was written; like any HTTP client, send again on a fresh one.
+                conn.writer.close()
+                conn = await _connect(spec)
+                status = await conn.roundtrip(raw)
         except (OSError, asyncio.IncompleteReadError) as exc:
             errors[type(exc).__name__] += 1
             conn.writer.close()

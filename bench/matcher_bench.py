@@ -275,7 +275,8 @@ async def latency(
         "decision_loop": loop,
         "target": "p99 < 50 ms",
         "met": lat.get("p99", float("inf")) < 50,
-        "correct": decided["missing"] == 0 and errors == 0,
+        # Every webhook answered 202 and every decision at the partner.
+        "correct": decided["missing"] == 0 and errors == 0 and set(sent["statuses"]) == {"202"},
     }
     print(
         f"  latency x{len(ports)} @ {rate:.0f}/s for {seconds:.0f} s: webhook -> partner"
