@@ -366,59 +366,53 @@ class Env:
         """Wait until the matcher has no undecided work and no pending notification (the
         applications topic's consumer lag is checked through the partner_notifications
         and applications tables staying still); returns the seconds waited."""
-        started = time.monotonic()
-        last = None
-        stable = 0
-        while time.monotonic() - started < timeout_s:
-            pending = await self.pool.fetchval(
-                "SELECT count(*) FROM matcher.partner_notifications WHERE status = 'pending'"
-            )
-            total = await self.pool.fetchval("SELECT count(*) FROM matcher.applications")
-            if pending == 0 and total == last:
-                stable += 1
-                if stable >= 3:
-                    return time.monotonic() - started
-            else:
-                stable = 0
-            last = total
-            await asyncio.sleep(0.5)
-        raise RuntimeError(f"the matcher did not become idle within {timeout_s} s")
+        return await self._until_quiet(
+            "SELECT (SELECT count(*) FROM matcher.partner_notifications"
+            "         WHERE status = 'pending') AS busy,"
+            "       ARRAY[(SELECT count(*) FROM matcher.applications)] AS done",
+            "the matcher",
+            timeout_s,
+        )
 
     async def stack_idle(self, timeout_s: float = 300) -> float:
-        """Wait until the matcher has no undecided work and no pending notification (the
-        applications topic's consumer lag is checked through the partner_notifications
-        and applications tables staying still) and what its decisions feed has caught up:
-        every outbox published, and the registry's and the allowance's consumers applying
-        nothing more (their `processed_events` staying still). Returns the seconds waited.
+        """`matcher_idle`, and what its decisions feed has caught up: every outbox
+        published, and the registry's and the allowance's consumers applying nothing more
+        (their `processed_events` staying still). Returns the seconds waited.
 
         Without the second half a phase measured right after a large one (the latency run
         after the ingest run's ~90,000 decisions) shared the two cores with the downstream
         services catching up on the previous phase's booking events."""
+        return await self._until_quiet(
+            "SELECT (SELECT count(*) FROM matcher.partner_notifications"
+            "         WHERE status = 'pending')"
+            "     + (SELECT count(*) FROM matcher.outbox WHERE published_at IS NULL)"
+            "     + (SELECT count(*) FROM registry.outbox WHERE published_at IS NULL)"
+            "     + (SELECT count(*) FROM allowance.outbox WHERE published_at IS NULL)"
+            "         AS busy,"
+            "       ARRAY[(SELECT count(*) FROM matcher.applications),"
+            "             (SELECT count(*) FROM registry.processed_events)"
+            "           + (SELECT count(*) FROM allowance.processed_events)] AS done",
+            "the stack",
+            timeout_s,
+        )
+
+    async def _until_quiet(self, sql: str, what: str, timeout_s: float) -> float:
+        """Poll `sql` (one row: `busy`, work waiting; `done`, counters of work done) until
+        nothing waits and the counters stood still for three polls in a row."""
         started = time.monotonic()
         last = None
         stable = 0
         while time.monotonic() - started < timeout_s:
-            row = await self.pool.fetchrow(
-                "SELECT (SELECT count(*) FROM matcher.partner_notifications"
-                "         WHERE status = 'pending') AS pending,"
-                "       (SELECT count(*) FROM matcher.outbox WHERE published_at IS NULL)"
-                "     + (SELECT count(*) FROM registry.outbox WHERE published_at IS NULL)"
-                "     + (SELECT count(*) FROM allowance.outbox WHERE published_at IS NULL)"
-                "         AS unpublished,"
-                "       (SELECT count(*) FROM matcher.applications) AS applications,"
-                "       (SELECT count(*) FROM registry.processed_events)"
-                "     + (SELECT count(*) FROM allowance.processed_events) AS applied"
-            )
-            seen = (row["applications"], row["applied"])
-            if row["pending"] == 0 and row["unpublished"] == 0 and seen == last:
+            row = await self.pool.fetchrow(sql)
+            if row["busy"] == 0 and row["done"] == last:
                 stable += 1
                 if stable >= 3:
                     return time.monotonic() - started
             else:
                 stable = 0
-            last = seen
+            last = row["done"]
             await asyncio.sleep(0.5)
-        raise RuntimeError(f"the stack did not become idle within {timeout_s} s")
+        raise RuntimeError(f"{what} did not become idle within {timeout_s} s")
 
     async def sim_notifications(self, **filters: str) -> list[dict[str, Any]]:
         r = await self.http.get(

@@ -225,13 +225,13 @@ class NotificationSender:
                     self._queued = {row.ordering_key for row in kept}
                 key_ranges = leases.ranges()
                 if key_ranges and len(self._queue) < self._concurrency_max:
-                    exclude = [*self._inflight, *self._queued, *self._delivered_keys()]
+                    exclude = [*self._queued, *self._busy_keys()]
                     rows = await store.due_notifications(
                         conn, self._prefetch_max - len(self._queue), exclude, key_ranges
                     )
                     # Sends may have started and ended while the query ran (`take`): what
                     # is in flight or delivered now is not queued again.
-                    busy = {*self._inflight, *self._delivered_keys()}
+                    busy = self._busy_keys()
                     for row in rows:
                         key = row.ordering_key
                         if key not in self._queued and key not in busy:
@@ -257,7 +257,7 @@ class NotificationSender:
         leases = self.leases
         if leases is None or self._stopping:
             return
-        busy = {*self._inflight, *self._delivered_keys()}
+        busy = self._busy_keys()
         for row in rows:
             key = row.ordering_key
             if leases.owns(row.key_hash) and key not in self._queued and key not in busy:
@@ -287,8 +287,9 @@ class NotificationSender:
         self._queue.extendleft(reversed(held))
         return wait_s
 
-    def _delivered_keys(self) -> list[str]:
-        return [d.ordering_key for d in self._delivered]
+    def _busy_keys(self) -> set[str]:
+        """Keys with a send in flight or delivered and not marked yet: not sent again."""
+        return {*self._inflight, *(d.ordering_key for d in self._delivered)}
 
     async def _flush_delivered(self, conn: asyncpg.Connection) -> None:
         done, self._delivered = self._delivered, []

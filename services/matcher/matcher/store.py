@@ -1842,6 +1842,8 @@ async def write_changes(
         outbox.NOTIFY_CHANNEL,
         NOTIFY_CHANNEL,
     )
+    if not _COMMITTED_HEADS:
+        return  # no sender in this process to hand them to
     heads: dict[str, DueNotification] = {}
     for r in rows:
         if r["seq"] is None:
@@ -1849,7 +1851,7 @@ async def write_changes(
         first = heads.get(r["ordering_key"])
         if first is None or r["seq"] < first.seq:  # two of one key: the earlier heads it
             heads[r["ordering_key"]] = DueNotification(*tuple(r)[:9])
-    if heads and _COMMITTED_HEADS:
+    if heads:
         after_commit(partial(_hand_over, list(heads.values())))
 
 

@@ -5,8 +5,7 @@ applied one at a time end, and a redelivered batch changes nothing."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,18 +47,17 @@ class Ctx:
 
 
 @pytest.fixture
-async def ctx(admin_dsn: str) -> AsyncIterator[Ctx]:
-    schema = f"t_alw_{uuid.uuid4().hex[:10]}"
+async def ctx(admin_dsn: str, make_schema: Callable[[], Awaitable[str]]) -> AsyncIterator[Ctx]:
+    """The allowance's tables in a fresh schema, so the running allowance never sees them."""
+    schema = await make_schema()
     conn = await asyncpg.connect(admin_dsn)
-    await conn.execute(f'CREATE SCHEMA "{schema}"')
-    await migrations.apply(conn, schema, MIGRATIONS)
-    pool = await create_pool(admin_dsn, schema=schema, size_min=1, size_max=4)
     try:
-        yield Ctx(pool, FixedClock(NOW))
+        await migrations.apply(conn, schema, MIGRATIONS)
     finally:
-        await pool.close()
-        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
         await conn.close()
+    pool = await create_pool(admin_dsn, schema=schema, size_min=1, size_max=4)
+    yield Ctx(pool, FixedClock(NOW))
+    await pool.close()
 
 
 def events(posting_id: str, tag: str) -> list[Event]:

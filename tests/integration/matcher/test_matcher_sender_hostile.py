@@ -36,6 +36,8 @@ from prometheus_client import REGISTRY
 from shared import migrations
 from shared.db import create_pool
 
+from .test_matcher_sender import _note
+
 pytestmark = pytest.mark.stack
 
 MIGRATIONS = Path(store.__file__).parent / "migrations"
@@ -153,19 +155,10 @@ def sender_for(pool: asyncpg.Pool, url: str, **overrides: Any) -> NotificationSe
 
 
 async def write(pool: asyncpg.Pool, key: str, n: int) -> str:
-    notification_id = str(uuid.uuid4())
-    note = store.Notification(
-        notification_id=notification_id,
-        type="booking.confirmed",
-        ordering_key=key,
-        posting_id=None,
-        application_id=None,
-        booking_id=None,
-        payload=f'{{"key": "{key}", "n": {n}}}'.encode(),
-    )
+    note = _note(key, n)
     async with pool.acquire() as conn, conn.transaction():
         await store.add_notifications(conn, [note])
-    return notification_id
+    return note.notification_id
 
 
 async def healthy_stream(pool: asyncpg.Pool, partner: Hostile, tag: str) -> list[float]:
