@@ -11,7 +11,7 @@ handful of statements, however many postings it spans.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -296,6 +296,30 @@ async def lock_postings(
     return {r["posting_id"]: PostingRow(**r) for r in rows}
 
 
+async def lock_postings_known(
+    conn: asyncpg.Connection, posting_ids: Iterable[str], application_ids: Sequence[str]
+) -> tuple[dict[str, PostingRow], set[str]]:
+    """`lock_postings`, and which of `application_ids` are recorded already (decided,
+    pending or held), read once the locks are held (migration 0013), in one round trip."""
+    ids = sorted(set(posting_ids))
+    rows = await conn.fetch(
+        "SELECT (x.posting).*, x.known_application_id"
+        " FROM lock_postings_known($1::text[], $2::text[]) AS x",
+        ids,
+        list(application_ids),
+    )
+    postings: dict[str, PostingRow] = {}
+    known: set[str] = set()
+    for r in rows:
+        fields = dict(r.items())
+        known_id = fields.pop("known_application_id")
+        if known_id is None:
+            postings[r["posting_id"]] = PostingRow(**fields)
+        else:
+            known.add(known_id)
+    return postings, known
+
+
 async def posting(conn: asyncpg.Connection, posting_id: str) -> PostingRow | None:
     """A posting's row as it is now (re-read under the caller's lock after a change)."""
     row = await conn.fetchrow("SELECT * FROM postings WHERE posting_id = $1", posting_id)
@@ -536,48 +560,87 @@ async def confirmed_bookings_in(
 
 
 @dataclass(frozen=True)
-class WeekChecks:
-    """What the overlap and weekly-cap checks of a batch read: each citizen's confirmed
-    bookings (with their posting) in the windows, and the weekly caps held now."""
+class DecisionReads:
+    """What deciding a batch reads once its postings and citizens are locked: the live
+    applications among the batch's (posting, citizen) pairs, each citizen's confirmed
+    bookings (with their posting) in the windows, the weekly caps held now, each posting's
+    next waitlist position, and which of the check-in codes proposed for each posting
+    its bookings hold already."""
 
+    live: set[tuple[str, str]]
     booked: dict[str, list[BookedOn]]
     week_caps: WeekCaps
+    queue_next: dict[str, int]
+    codes_taken: dict[str, set[str]]
 
 
-async def week_checks_in(
+async def decision_reads(
     conn: asyncpg.Connection,
-    citizen_ids: Iterable[str],
+    pairs: Iterable[tuple[str, str]],
     windows: Iterable[tuple[datetime, datetime]],
-) -> WeekChecks:
-    """`confirmed_bookings_in` and `week_caps` in one round trip, so that deciding a batch
-    still costs a fixed, small number of statements (test_matcher_batch_decisions)."""
-    ids = sorted(set(citizen_ids))
+    proposed_codes: Mapping[str, Sequence[str]],
+) -> DecisionReads:
+    """`DecisionReads` for `(posting_id, citizen_id)` pairs in one round trip, so that
+    deciding a batch costs a fixed, small number of statements
+    (test_matcher_batch_decisions). The postings are those of `proposed_codes`; a proposed
+    code is checked against the posting's codes by the unique index, so the read does not
+    grow with the posting's bookings."""
+    wanted = sorted(set(pairs))
     spans = sorted(set(windows))
+    code_pairs = [(p, c) for p, codes in proposed_codes.items() for c in codes]
     rows = await conn.fetch(
         """
-        SELECT a.citizen_id, a.posting_id, a.starts_at, a.ends_at,
-               NULL::integer AS year, NULL::integer AS hours_max
+        SELECT 'live'::text AS kind, a.posting_id, a.citizen_id, NULL::timestamptz AS starts_at,
+               NULL::timestamptz AS ends_at, NULL::bigint AS n, NULL::bigint AS m
           FROM applications a
-         WHERE a.citizen_id = ANY($1::text[]) AND a.status = 'confirmed'
-           AND EXISTS (SELECT 1 FROM unnest($2::timestamptz[], $3::timestamptz[]) AS w(s, e)
+          JOIN unnest($1::text[], $2::text[]) AS u(p, c)
+            ON a.posting_id = u.p AND a.citizen_id = u.c
+         WHERE a.status IN ('pending', 'confirmed', 'waitlisted')
+        UNION ALL
+        SELECT 'booked', a.posting_id, a.citizen_id, a.starts_at, a.ends_at, NULL, NULL
+          FROM applications a
+         WHERE a.citizen_id = ANY($2::text[]) AND a.status = 'confirmed'
+           AND EXISTS (SELECT 1 FROM unnest($3::timestamptz[], $4::timestamptz[]) AS w(s, e)
                         WHERE a.starts_at < w.e AND a.ends_at > w.s)
         UNION ALL
-        SELECT NULL, NULL, NULL, NULL, c.year, c.hours_max FROM week_caps c
+        SELECT 'cap', NULL, NULL, NULL, NULL, c.year, c.hours_max FROM week_caps c
+        UNION ALL
+        SELECT 'queue', p.posting_id, NULL, NULL, NULL, p.queue_next, NULL
+          FROM postings p WHERE p.posting_id = ANY($5::text[])
+        UNION ALL
+        SELECT 'code', a.posting_id, a.check_in_code, NULL, NULL, NULL, NULL
+          FROM applications a
+          JOIN unnest($6::text[], $7::text[]) AS u(p, c)
+            ON a.posting_id = u.p AND a.check_in_code = u.c
         """,
-        ids,
+        [p for p, _ in wanted],
+        [c for _, c in wanted],
         [s for s, _ in spans],
         [e for _, e in spans],
+        sorted(proposed_codes),
+        [p for p, _ in code_pairs],
+        [c for _, c in code_pairs],
     )
+    live: set[tuple[str, str]] = set()
     booked: dict[str, list[BookedOn]] = {}
     caps: dict[int, int] = {}
+    queue_next: dict[str, int] = {}
+    taken: dict[str, set[str]] = {}
     for r in rows:
-        if r["year"] is not None:
-            caps[int(r["year"])] = int(r["hours_max"])
-            continue
-        booked.setdefault(r["citizen_id"], []).append(
-            BookedOn(r["posting_id"], Booked(r["starts_at"], r["ends_at"]))
-        )
-    return WeekChecks(booked, WeekCaps(caps))
+        kind = r["kind"]
+        if kind == "live":
+            live.add((r["posting_id"], r["citizen_id"]))
+        elif kind == "booked":
+            booked.setdefault(r["citizen_id"], []).append(
+                BookedOn(r["posting_id"], Booked(r["starts_at"], r["ends_at"]))
+            )
+        elif kind == "cap":
+            caps[int(r["n"])] = int(r["m"])
+        elif kind == "queue":
+            queue_next[r["posting_id"]] = int(r["n"])
+        else:  # a proposed code its posting holds already (in the citizen_id column)
+            taken.setdefault(r["posting_id"], set()).add(r["citizen_id"])
+    return DecisionReads(live, booked, WeekCaps(caps), queue_next, taken)
 
 
 # --- weekly caps (the allowance's cap table) ---------------------------------------------
@@ -931,48 +994,6 @@ async def take_queue_positions_of(
     return {r["posting_id"]: int(r["first"]) for r in rows}
 
 
-@dataclass(frozen=True)
-class BookingRoom:
-    """What a posting's new bookings need: the first of the waitlist positions reserved
-    (0 when none were asked), and the check-in codes its bookings hold already."""
-
-    first_queue_pos: int
-    codes_taken: frozenset[str]
-
-
-async def reserve_for_bookings(
-    conn: asyncpg.Connection, waitlisted: dict[str, int], booked: dict[str, int]
-) -> dict[str, BookingRoom]:
-    """For a batch's decisions, in one statement: reserve `waitlisted[p]` consecutive
-    waitlist positions on each posting (as `take_queue_positions_of`) and read the check-in
-    codes of each posting that makes bookings (`booked[p] > 0`), so new codes can differ."""
-    ids = sorted(
-        {p for p, n in waitlisted.items() if n > 0} | {p for p, n in booked.items() if n > 0}
-    )
-    if not ids:
-        return {}
-    rows = await conn.fetch(
-        """
-        WITH moved AS (
-            UPDATE postings p SET queue_next = p.queue_next + u.n
-              FROM unnest($1::text[], $2::bigint[]) AS u(id, n)
-             WHERE p.posting_id = u.id AND u.n > 0
-            RETURNING p.posting_id, p.queue_next - u.n AS first)
-        SELECT u.id AS posting_id, coalesce(m.first, 0) AS first,
-               CASE WHEN u.coded THEN ARRAY(
-                   SELECT a.check_in_code FROM applications a
-                    WHERE a.posting_id = u.id AND a.check_in_code IS NOT NULL)
-               ELSE '{}'::text[] END AS codes
-          FROM unnest($1::text[], $2::bigint[], $3::bool[]) AS u(id, n, coded)
-          LEFT JOIN moved m ON m.posting_id = u.id
-        """,
-        ids,
-        [waitlisted.get(p, 0) for p in ids],
-        [booked.get(p, 0) > 0 for p in ids],
-    )
-    return {r["posting_id"]: BookingRoom(int(r["first"]), frozenset(r["codes"])) for r in rows}
-
-
 async def codes_taken(conn: asyncpg.Connection, posting_id: str) -> frozenset[str]:
     """The check-in codes a posting's bookings hold (new ones must differ)."""
     rows = await conn.fetch(
@@ -999,35 +1020,6 @@ async def draws_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list
 
 
 # --- applications -----------------------------------------------------------------------
-
-
-async def known_application_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> set[str]:
-    """Applications already recorded (decided, pending or held)."""
-    rows = await conn.fetch(
-        "SELECT application_id FROM applications WHERE application_id = ANY($1::text[])"
-        " UNION ALL"
-        " SELECT application_id FROM held_applications WHERE application_id = ANY($1::text[])",
-        list(ids),
-    )
-    return {r["application_id"] for r in rows}
-
-
-async def live_applications(
-    conn: asyncpg.Connection, pairs: Iterable[tuple[str, str]]
-) -> set[tuple[str, str]]:
-    """The `(posting_id, citizen_id)` pairs among `pairs` that hold a live application."""
-    wanted = sorted(set(pairs))
-    if not wanted:
-        return set()
-    rows = await conn.fetch(
-        "SELECT a.posting_id, a.citizen_id FROM applications a"
-        " JOIN unnest($1::text[], $2::text[]) AS u(p, c)"
-        "   ON a.posting_id = u.p AND a.citizen_id = u.c"
-        " WHERE a.status IN ('pending', 'confirmed', 'waitlisted')",
-        [p for p, _ in wanted],
-        [c for _, c in wanted],
-    )
-    return {(r["posting_id"], r["citizen_id"]) for r in rows}
 
 
 _INSERT_APPLICATIONS = """
@@ -1797,9 +1789,16 @@ _WRITE_CHANGES = f"""
                        NOT EXISTS (SELECT FROM partner_notifications e
                                     WHERE e.ordering_key = partner_notifications.ordering_key
                                       AND e.status <> 'delivered') AS head),
+         -- the waitlist positions the decisions took (read by `decision_reads` under the
+         -- posting's lock): a posting whose queue moved since is not updated, and counted
+         queue AS (UPDATE postings p SET queue_next = p.queue_next + u.n
+                     FROM unnest($29::text[], $30::bigint[], $31::bigint[]) AS u(id, first, n)
+                    WHERE p.posting_id = u.id AND p.queue_next = u.first
+                   RETURNING p.posting_id),
          wake AS (SELECT CASE WHEN cardinality($15::uuid[]) > 0 THEN pg_notify($27, '') END,
-                         CASE WHEN cardinality($20::text[]) > 0 THEN pg_notify($28, '') END)
-    SELECT notes.* FROM wake LEFT JOIN notes ON notes.head
+                         CASE WHEN cardinality($20::text[]) > 0 THEN pg_notify($28, '') END,
+                         (SELECT count(*) FROM queue) AS queues_moved)
+    SELECT notes.*, wake.queues_moved FROM wake LEFT JOIN notes ON notes.head
 """
 
 # The in-process twin of the NOTIFY: the senders of this process (`matcher.notify`) are
@@ -1828,12 +1827,16 @@ async def write_changes(
     apps: Sequence[NewApplication],
     events: tuple[list[Any], ...],
     notes: Sequence[Notification],
+    queue_taken: Mapping[str, tuple[int, int]] | None = None,
 ) -> None:
-    """Write decided applications, outbox events (`outbox.columns`) and notifications, and
-    wake the relay and the sender at commit, in one statement; the notifications that head
-    their keys are handed to this process's senders at commit (`listen_committed_heads`)."""
+    """Write decided applications, outbox events (`outbox.columns`) and notifications,
+    move each posting's waitlist past the positions taken (`queue_taken[posting_id] =
+    (first position, count)`), and wake the relay and the sender at commit, in one
+    statement; the notifications that head their keys are handed to this process's senders
+    at commit (`listen_committed_heads`)."""
     if events[0] and not conn.is_in_transaction():
         raise RuntimeError("outbox rows must be written in the transaction of the state change")
+    taken = sorted((queue_taken or {}).items())
     rows = await conn.fetch(
         _WRITE_CHANGES,
         *_application_columns(apps),
@@ -1841,7 +1844,14 @@ async def write_changes(
         *_notification_columns(notes),
         outbox.NOTIFY_CHANNEL,
         NOTIFY_CHANNEL,
+        [p for p, _ in taken],
+        [first for _, (first, _) in taken],
+        [n for _, (_, n) in taken],
     )
+    if rows[0]["queues_moved"] != len(taken):
+        # Positions are read under the posting's lock, so only a writer that skipped the
+        # lock could get here: fail the transaction rather than number a waitlist twice.
+        raise RuntimeError("a posting's waitlist moved while its decisions were made")
     if not _COMMITTED_HEADS:
         return  # no sender in this process to hand them to
     heads: dict[str, DueNotification] = {}

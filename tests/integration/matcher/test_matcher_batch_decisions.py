@@ -19,7 +19,10 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 from matcher import handlers, store
+from matcher.domain.checkin import code_of
+from matcher.domain.eligibility import Profile
 from matcher.settings import MatcherSettings
+from matcher.usecases import applications
 
 from shared.consumer import BatchHandler, EventConsumer
 from shared.db import create_pool
@@ -370,9 +373,10 @@ async def test_round_trips_of_a_batch_do_not_grow_with_its_postings(
     few = await statements(posting_ids[:2])
     many = await statements(posting_ids[2:])
     assert few == many
-    # lock, known ids, citizens, held, live applications, week checks, queue room, and the
-    # applications + events + notifications in one statement (issue 20)
-    assert many <= 8
+    # the locks with the known ids, the citizens, the held applications, one read (live
+    # applications, bookings, caps, waitlist positions, proposed codes) and one write
+    # (applications, events, notifications, the waitlists moved): issue 20
+    assert many == 5
 
 
 async def test_lock_postings_takes_each_posting_lock_known_or_not(
@@ -420,10 +424,12 @@ async def test_lock_postings_sees_a_posting_opened_while_it_waited(
     pool: asyncpg.Pool, now: datetime
 ) -> None:
     """A batch that waits for the lock of a posting being opened sees the posting once it
-    gets the lock (so its applications are decided, not held for a posting that is open):
-    proved by holding the posting's lock in one transaction, starting `store.lock_postings`
-    in a second (which must wait), inserting the posting and committing in the first, and
-    checking the second returns the new row."""
+    gets the lock (so its applications are decided, not held for a posting that is open),
+    and the applications its holder recorded (so a replay is not decided twice): proved by
+    holding the posting's lock in one transaction, starting `store.lock_postings_known` in
+    a second (which must wait), inserting the posting and holding an application in the
+    first and committing, and checking the second returns the new row and knows the
+    application."""
     posting_id = f"pst_{uuid.uuid4().hex[:16]}o"
     event = PostingPublished(
         posting_id=posting_id,
@@ -443,8 +449,11 @@ async def test_lock_postings_sees_a_posting_opened_while_it_waited(
         committed = False
         try:
             assert await store.lock_postings(opener, [posting_id]) == {}
+            application_id = "app_" + uuid.uuid4().hex[:20]
             async with batch.transaction():
-                waiting = asyncio.create_task(store.lock_postings(batch, [posting_id]))
+                waiting = asyncio.create_task(
+                    store.lock_postings_known(batch, [posting_id], [application_id, "app_other"])
+                )
 
                 async def blocked() -> bool:
                     return bool(
@@ -456,11 +465,113 @@ async def test_lock_postings_sees_a_posting_opened_while_it_waited(
 
                 await eventually(blocked, timeout_s=10, what="the batch to wait for the lock")
                 await store.insert_posting(opener, event, waitlist_max=10, now=now)
+                citizens = await store.upsert_citizens(
+                    opener,
+                    [
+                        store.CitizenIn(
+                            f"u_{application_id}",
+                            Profile("수완동", now - timedelta(days=10), date(1990, 1, 1), True),
+                            now,
+                        )
+                    ],
+                )
+                await store.hold_applications(
+                    opener,
+                    [
+                        store.HeldApplication(
+                            application_id=application_id,
+                            posting_id=posting_id,
+                            citizen_id=citizens[f"u_{application_id}"].citizen_id,
+                            webhook_id="msg_" + uuid.uuid4().hex,
+                            received_at=now,
+                            held_until=now + timedelta(minutes=5),
+                        )
+                    ],
+                    now,
+                )
                 await opening.commit()
                 committed = True
-                rows = await asyncio.wait_for(waiting, timeout=10)
+                rows, known = await asyncio.wait_for(waiting, timeout=10)
         finally:
             if not committed:  # an early failure: release the lock
                 await opening.rollback()
     assert list(rows) == [posting_id]
     assert rows[posting_id].status == "open"
+    assert known == {application_id}
+
+
+async def test_proposed_check_in_codes_that_a_posting_holds_are_never_given_twice(
+    pool: asyncpg.Pool,
+    decide: BatchHandler,
+    producer: AIOKafkaProducer,
+    matcher_ready: Matcher,
+    now: datetime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch proposes its postings' check-in codes before deciding and checks them against
+    the posting's codes in the same read (issue 20): a proposal the posting holds is
+    skipped for a spare, and when more proposals are taken than there are spares the codes
+    are drawn again against all of the posting's codes. Proved with a random source that
+    replays the numbers of codes already given: first six bookings take the codes of 0..5;
+    a batch whose proposals are 0..3 and 10 gets the code of 10 (spares suffice); a batch
+    whose proposals are all taken (0..5) gets the codes of 6 and 7 (drawn again)."""
+    numbers: list[int] = []
+    monkeypatch.setattr(applications.secrets, "randbelow", lambda _space: numbers.pop(0))
+    posting_id = f"pst_{uuid.uuid4().hex[:16]}c"
+    await _open(
+        producer, matcher_ready, now, [(posting_id, _tuesday_10h(now), 60, 1, "first_come")]
+    )
+    user = uuid.uuid4().hex[:8]
+
+    async def booked(count: int, draws: list[int], n: int) -> list[str | None]:
+        numbers[:] = draws
+        events = [_application(now, posting_id, f"u_{user}_{n}_{k}", n=n + k) for k in range(count)]
+        await _run(pool, decide, now, events)
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT application_id, check_in_code FROM applications"
+                " WHERE application_id = ANY($1::text[])",
+                [e.application_id for e in events],
+            )
+        codes = {r["application_id"]: r["check_in_code"] for r in rows}
+        return [codes[e.application_id] for e in events]
+
+    # 1 seat and 5 waitlisted: six bookings, codes of the first six proposals (of 6 + 4)
+    assert await booked(6, list(range(10)), 0) == [code_of(k) for k in range(6)]
+    # proposals 0..3 are taken, 10 is free: the spare is used, nothing drawn again
+    assert await booked(1, [0, 1, 2, 3, 10], 100) == [code_of(10)]
+    # every proposal is taken (more than the spares): drawn again against all codes
+    assert await booked(2, [0, 1, 2, 3, 4, 5, 0, 6, 7], 200) == [code_of(6), code_of(7)]
+    assert numbers == []  # every draw was used as described
+
+
+async def test_a_write_refuses_waitlist_positions_read_before_the_queue_moved(
+    pool: asyncpg.Pool, producer: AIOKafkaProducer, matcher_ready: Matcher, now: datetime
+) -> None:
+    """The waitlist positions a batch gives are read with its other reads and taken in its
+    write (`store.write_changes`, `queue_taken`): taken from the position read, the
+    posting's queue moves past them; from any other position (the queue moved in between,
+    which only a writer skipping the posting lock could do) the write fails and changes
+    nothing, so a position is never given twice."""
+    posting_id = f"pst_{uuid.uuid4().hex[:16]}q"
+    await _open(
+        producer, matcher_ready, now, [(posting_id, _tuesday_10h(now), 60, 1, "first_come")]
+    )
+    no_events: tuple[list[Any], ...] = ([], [], [], [], [])
+    async with pool.acquire() as conn:
+        first = await conn.fetchval(
+            "SELECT queue_next FROM postings WHERE posting_id = $1", posting_id
+        )
+        async with conn.transaction():
+            await store.write_changes(conn, [], no_events, [], {posting_id: (first, 3)})
+        assert (
+            await conn.fetchval("SELECT queue_next FROM postings WHERE posting_id = $1", posting_id)
+            == first + 3
+        )
+        with pytest.raises(RuntimeError, match="waitlist moved"):
+            async with conn.transaction():
+                await store.write_changes(conn, [], no_events, [], {posting_id: (first, 2)})
+        assert (
+            await conn.fetchval("SELECT queue_next FROM postings WHERE posting_id = $1", posting_id)
+            == first + 3
+        )

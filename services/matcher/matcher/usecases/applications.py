@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 # Bound of the promotion loop (each round promotes or drops at least one waiting booking).
 PROMOTION_ROUNDS_MAX = 1_000
+# Check-in codes proposed per posting beyond its candidates, for the rare proposal that
+# meets a code the posting holds (1 in ~50,000 with 5,000 bookings on the posting).
+CODE_SPARES = 4
 
 
 def _profile(event: ApplicationReceived, age_min_years: int) -> Profile:
@@ -128,8 +131,8 @@ async def decide_applications(
 ) -> None:
     """Decide a batch of applications (arrival order; any number of postings) in this
     transaction with a fixed number of statements, whatever the number of postings: one
-    lock of all the postings, one look-up of known ids, one citizen upsert, one hold of the
-    applications for unknown postings, then `decide` (one statement per step for all).
+    lock of all the postings with the look-up of known ids, one citizen upsert, one hold of
+    the applications for unknown postings, then `decide` (one read and one write for all).
 
     The outcome is the one of deciding posting by posting in posting id order: each
     posting's applications in arrival order, and a booking confirmed for an earlier
@@ -141,8 +144,10 @@ async def decide_applications(
     by_posting: dict[str, list[ApplicationReceived]] = {}
     for a in applications:
         by_posting.setdefault(a.posting_id, []).append(a)
-    rows = await store.lock_postings(conn, by_posting)
-    fresh = await _fresh_by_posting(conn, by_posting)
+    rows, known = await store.lock_postings_known(
+        conn, by_posting, [a.application_id for a in applications]
+    )
+    fresh = _fresh_by_posting(by_posting, known)
     if not fresh:
         return
     citizens = await store.upsert_citizens(
@@ -202,14 +207,11 @@ async def decide_applications(
     await decide(conn, deps, batches, now, effects)
 
 
-async def _fresh_by_posting(
-    conn: Connection, by_posting: dict[str, list[ApplicationReceived]]
+def _fresh_by_posting(
+    by_posting: dict[str, list[ApplicationReceived]], known: set[str]
 ) -> dict[str, list[ApplicationReceived]]:
-    """The applications not recorded yet, by posting in posting id order (a repeat inside
-    the batch counts once)."""
-    known = await store.known_application_ids(
-        conn, [a.application_id for apps in by_posting.values() for a in apps]
-    )
+    """The applications not recorded yet (`known`: those that are), by posting in posting id
+    order (a repeat inside the batch counts once)."""
     fresh: dict[str, list[ApplicationReceived]] = {}
     for posting_id in sorted(by_posting):
         for a in by_posting[posting_id]:
@@ -234,46 +236,51 @@ async def decide(
     if not batches:
         await effects.write(conn, now)
         return
-    decided = await _decide_in_order(conn, deps, batches)
-    waitlisted = {
-        d.posting.posting_id: sum(1 for x in d.decisions if x.outcome == "waitlisted")
-        for d in decided
+    # Each posting books at most its candidates: codes for that many are proposed up front
+    # and checked against the posting's codes in the same read as everything else.
+    proposed = {
+        b.row.posting_id: new_codes(len(b.candidates) + CODE_SPARES, (), secrets.randbelow)
+        for b in batches
     }
-    booked = {
-        d.posting.posting_id: sum(
-            1 for x in d.decisions if x.outcome in ("confirmed", "waitlisted")
-        )
-        for d in decided
-    }
-    # Waitlist positions and the codes taken, in one statement for every posting.
-    room = await store.reserve_for_bookings(conn, waitlisted, booked)
+    postings = [store.posting_view(b.row) for b in batches]
+    windows = {p.posting_id: week_window(p.shift) for p in postings}
+    # The bookings and the weekly caps are read in this transaction: the caps are the
+    # allowance's, held in `week_caps` (decision 0011).
+    reads = await store.decision_reads(
+        conn,
+        [(b.row.posting_id, c.citizen_id) for b in batches for c in b.candidates],
+        windows.values(),
+        proposed,
+    )
+    decided = _decide_in_order(deps, postings, batches, windows, reads)
     rows: list[store.NewApplication] = []
+    queue_taken: dict[str, tuple[int, int]] = {}
     for d in decided:
         posting_id = d.posting.posting_id
-        here = room.get(posting_id, store.BookingRoom(0, frozenset()))
-        codes = new_codes(booked[posting_id], here.codes_taken, secrets.randbelow)
-        rows.extend(_record(d, here.first_queue_pos, iter(codes), now, effects))
-    await effects.write(conn, now, rows)
+        waitlisted = sum(1 for x in d.decisions if x.outcome == "waitlisted")
+        booked = sum(1 for x in d.decisions if x.outcome in ("confirmed", "waitlisted"))
+        first = reads.queue_next[posting_id]
+        if waitlisted:
+            queue_taken[posting_id] = (first, waitlisted)
+        codes = [c for c in proposed[posting_id] if c not in reads.codes_taken.get(posting_id, ())]
+        if len(codes) < booked:  # more proposals met existing codes than the spares cover
+            codes = await new_check_in_codes(conn, posting_id, booked)
+        rows.extend(_record(d, first, iter(codes), now, effects))
+    await effects.write(conn, now, rows, queue_taken)
 
 
-async def _decide_in_order(
-    conn: Connection, deps: Deps, batches: Sequence[PostingBatch]
+def _decide_in_order(
+    deps: Deps,
+    postings: Sequence[PostingView],
+    batches: Sequence[PostingBatch],
+    windows: dict[str, tuple[datetime, datetime]],
+    reads: store.DecisionReads,
 ) -> list[_Decided]:
     """The domain's decisions, posting by posting in the given order (posting id order):
     each one's confirmed bookings are added to what the next ones see, as if they had been
     written in between."""
-    postings = [store.posting_view(b.row) for b in batches]
-    live = await store.live_applications(
-        conn, [(b.row.posting_id, c.citizen_id) for b in batches for c in b.candidates]
-    )
-    windows = {p.posting_id: week_window(p.shift) for p in postings}
-    # The bookings and the weekly caps in one statement: the caps are the allowance's, held
-    # in `week_caps`, read in this transaction (decision 0011).
-    checks = await store.week_checks_in(
-        conn, [c.citizen_id for b in batches for c in b.candidates], windows.values()
-    )
-    booked = checks.booked
-    policy = replace(deps.policy, week_caps=checks.week_caps)
+    booked = reads.booked
+    policy = replace(deps.policy, week_caps=reads.week_caps)
     decided: list[_Decided] = []
     for posting, batch in zip(postings, batches, strict=True):
         posting_id = posting.posting_id
@@ -292,7 +299,7 @@ async def _decide_in_order(
                     and b.booked.starts_at < window_end
                     and b.booked.ends_at > window_start
                 ),
-                has_live_application=(posting_id, c.citizen_id) in live,
+                has_live_application=(posting_id, c.citizen_id) in reads.live,
             )
             for c in batch.candidates
         ]

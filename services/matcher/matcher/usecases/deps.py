@@ -19,7 +19,7 @@ class Deps:
     """The policy, the clock, the bound of a held application's wait and the schedule of
     the notices before a booking's start. `policy` is built
     from the settings; its weekly caps are the allowance's, read per transaction
-    (`policy_now`, or with the batch's bookings in `store.week_checks_in`)."""
+    (`policy_now`, or with the batch's bookings in `store.decision_reads`)."""
 
     policy: Policy
     now: Callable[[], datetime]

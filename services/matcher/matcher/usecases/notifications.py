@@ -513,9 +513,11 @@ class Effects:
         conn: Connection,
         at: datetime,
         applications: Sequence[store.NewApplication] = (),
+        queue_taken: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
         """Write the events, the notifications and `applications` (decided in this
-        transaction) in one statement."""
+        transaction, with the waitlist positions they took: `store.write_changes`) in one
+        statement."""
         for event in self.events:
             outcome = _OUTCOME_OF.get(event.TYPE)
             if outcome is not None:
@@ -526,6 +528,7 @@ class Effects:
                 applications,
                 outbox.columns(self.events, producer=PRODUCER, occurred_at=at),
                 self.notes,
+                queue_taken,
             )
         self.events, self.notes = [], []
 
