@@ -142,6 +142,7 @@ class OutboxRelay:
         schema: str,
         batch_size_max: int = 500,
         poll_interval_ms: int = 500,
+        linger_ms: int = 0,
         retention: timedelta = timedelta(days=7),
         shards: int = 4,
     ) -> None:
@@ -151,6 +152,7 @@ class OutboxRelay:
         self._schema = schema
         self._batch_size_max = batch_size_max
         self._poll_s = poll_interval_ms / 1000
+        self._linger_s = linger_ms / 1000
         self._retention = retention
         self._shards = shards
         self._wake = asyncio.Event()
@@ -206,6 +208,8 @@ class OutboxRelay:
             wait_s = min(self._poll_s, balanced_at + REBALANCE_INTERVAL_S - loop.time())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(wait_s, 0.01))
+                if self._linger_s:  # woken by a commit: let the next ones join it
+                    await asyncio.sleep(self._linger_s)
 
     async def publish_batch(
         self, conn: asyncpg.Connection, key_ranges: list[tuple[int, int]] = ALL_KEYS

@@ -277,6 +277,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             schema=schema,
             batch_size_max=settings.outbox_batch_size_max,
             poll_interval_ms=settings.outbox_poll_interval_ms,
+            linger_ms=settings.outbox_linger_ms,
             shards=settings.outbox_shards,
         )
         consumer = EventConsumer(

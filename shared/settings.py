@@ -101,6 +101,11 @@ class ServiceSettings(BaseSettings):
     # when no NOTIFY woke it (a fallback; NOTIFY normally wakes it within milliseconds).
     outbox_batch_size_max: int = 500
     outbox_poll_interval_ms: int = 500
+    # How long the relay, woken by a commit, lets more commits gather before it publishes:
+    # one claim, produce and mark for all of them instead of one per transaction. Events
+    # feed other services' read models and sagas, which nobody waits on to the
+    # millisecond; a decision reaches the partner without a relay (docs/operations.md).
+    outbox_linger_ms: int = Field(default=50, ge=0, le=1_000)
     # Outbox relay shards (shared/shards.py): the outbox is split by the hash of the event's
     # key, and the live processes of the service share the shards (each held by one at a
     # time, so a key's events still leave in order). The most processes that publish at
