@@ -196,12 +196,12 @@ async def accept_webhook(
     # to retry, and the same webhook-id keeps the retry idempotent.
     wait_s = ctx.settings.webhook_enqueue_timeout_s
     try:
-        await asyncio.wait_for(
-            ctx.producer.send_and_wait(
+        # `asyncio.timeout`, not `wait_for`: no task of its own per webhook (issue 20's
+        # ingest profile).
+        async with asyncio.timeout(wait_s):
+            await ctx.producer.send_and_wait(
                 topics.MATCHER_APPLICATIONS, envelope.to_bytes(), key=envelope.key.encode()
-            ),
-            timeout=wait_s,
-        )
+            )
     except TimeoutError:
         raise Problem(
             503,
