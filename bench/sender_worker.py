@@ -37,6 +37,7 @@ async def main(dsn: str, schema: str, url: str, secret: str, job: str, shards: i
         poll_interval_ms=_default("notify_poll_interval_ms"),
         prefetch_max=_default("notify_prefetch_max"),
         retry_concurrency_max=_default("notify_retry_concurrency_max"),
+        mark_linger_ms=_default("notify_mark_linger_ms"),
         lock_key=job,
         shards=shards,
     )

@@ -60,6 +60,7 @@ async def start_sender(ctx: Context) -> None:
         breaker_cooldown_ms=settings.notify_breaker_cooldown_ms,
         endpoint_down_after_s=settings.notify_endpoint_down_after_s,
         shards=settings.notify_shards,
+        mark_linger_ms=settings.notify_mark_linger_ms,
     )
     ctx.provide(sender)
     await sender.start()

@@ -95,6 +95,7 @@ class NotificationSender:
         breaker_cooldown_ms: int = 10_000,
         endpoint_down_after_s: float = 300,
         shards: int = 4,
+        mark_linger_ms: int = 0,
     ) -> None:
         self._pool = pool
         self._lock_key = lock_key
@@ -109,6 +110,8 @@ class NotificationSender:
         self._backoff_cap_ms = backoff_cap_ms
         self._poll_s = poll_interval_ms / 1000
         self._wake = asyncio.Event()
+        self._mark_linger_s = mark_linger_ms / 1000
+        self._wake_due: asyncio.TimerHandle | None = None  # a wake after sends ended
         self.leases: Leases | None = None  # this process's membership and shards, while led
         self._inflight: dict[str, asyncio.Task[None]] = {}  # ordering key -> its send
         self._inflight_hash: dict[str, int] = {}  # ordering key -> its hash (its shard)
@@ -156,6 +159,9 @@ class NotificationSender:
     async def stop(self) -> None:
         """Let sends in flight finish (bounded by the HTTP timeout), mark them, stop."""
         self._stopping = True
+        if self._wake_due is not None:
+            self._wake_due.cancel()
+            self._wake_due = None
         if self._stop_taking is not None:
             self._stop_taking()
             self._stop_taking = None
@@ -325,7 +331,23 @@ class NotificationSender:
                 self._retrying -= 1
             self._inflight.pop(key, None)
             self._inflight_hash.pop(key, None)
-            self._wake.set()  # the next notification of this key may be due now
+            self._dispatch()  # the slot goes to the next queued notification at once
+            self._wake_after_send()  # the next notification of this key may be due now
+
+    def _wake_after_send(self) -> None:
+        """Wake the loop to mark what was delivered and look for what is due next, once
+        `mark_linger_ms` has let the sends ending about now end too: one mark and one query
+        for them all, not one pair per send."""
+        if not self._mark_linger_s:
+            self._wake.set()
+        elif self._wake_due is None:
+            self._wake_due = asyncio.get_running_loop().call_later(
+                self._mark_linger_s, self._wake_after_linger
+            )
+
+    def _wake_after_linger(self) -> None:
+        self._wake_due = None
+        self._wake.set()
 
     async def _attempt(self, row: DueNotification) -> None:
         assert self._http is not None

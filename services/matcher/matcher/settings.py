@@ -144,6 +144,10 @@ class MatcherSettings(ServiceSettings):
     notify_retention_days: int = 30
     # The sender is woken by NOTIFY after each commit; this poll is only the fallback.
     notify_poll_interval_ms: int = 1_000
+    # After a send ends, the sender waits this long for others to end before it marks them
+    # delivered and looks for the next due notification of their keys: one mark and one
+    # query per few milliseconds instead of a pair per send (docs/performance.md).
+    notify_mark_linger_ms: int = Field(default=10, ge=0, le=1_000)
     # Of any partner answer at most this much is read (its status is what counts); a longer
     # body is dropped with its connection, so a partner cannot fill the matcher's memory.
     notify_response_read_max_bytes: int = 4 * 1024

@@ -25,6 +25,8 @@ def short_sender(
     shards: int,
     *,
     concurrency_max: int = 16,
+    mark_linger_ms: int = 0,
+    poll_interval_ms: int = 200,
 ) -> NotificationSender:
     """A sender with short timeouts and backoffs, leasing under `job` (not the running
     matcher's sender)."""
@@ -38,9 +40,10 @@ def short_sender(
         attempts_max=10,
         backoff_base_ms=10,
         backoff_cap_ms=100,
-        poll_interval_ms=200,
+        poll_interval_ms=poll_interval_ms,
         lock_key=job,
         shards=shards,
+        mark_linger_ms=mark_linger_ms,
     )
 
 

@@ -117,16 +117,30 @@ async def _write(pool: asyncpg.Pool, keys: int, per_key: int, *, handed: bool = 
                 run_after_commit(committed)
 
 
-@pytest.mark.parametrize("handed", [False, True], ids=["queried", "handed-at-commit"])
+@pytest.mark.parametrize(
+    ("handed", "linger_ms"),
+    [(False, 0), (True, 0), (True, 10)],
+    ids=["queried", "handed-at-commit", "handed-marks-lingering"],
+)
 async def test_concurrent_sends_deliver_each_notification_once_in_order(
-    pool: asyncpg.Pool, receiver: tuple[Receiver, str], handed: bool
+    pool: asyncpg.Pool, receiver: tuple[Receiver, str], handed: bool, linger_ms: int
 ) -> None:
     """Also with the heads handed over at commit, racing the sender's own queries (a row
-    handed, sent and delivered while a query that also found it was under way)."""
+    handed, sent and delivered while a query that also found it was under way), and with
+    the marks lingering after sends (`mark_linger_ms`: a key's next notification is found
+    only after the mark)."""
     partner, url = receiver
     keys, per_key = 200, 8
     # Alone, it holds every shard; its own lease name, not the running matcher's sender's.
-    sender = short_sender(pool, url, SECRET, f"test-sender-{uuid.uuid4()}", 4, concurrency_max=32)
+    sender = short_sender(
+        pool,
+        url,
+        SECRET,
+        f"test-sender-{uuid.uuid4()}",
+        4,
+        concurrency_max=32,
+        mark_linger_ms=linger_ms,
+    )
     await sender.start()
     try:
         await _until_leading(sender)
@@ -255,3 +269,63 @@ async def test_the_due_query_probes_each_candidate_once_even_with_stale_statisti
         pages += top["Shared Hit Blocks"] + top["Shared Read Blocks"]
     assert found == 990
     assert pages < 10 * 1_000, f"{pages} pages read by four shards for 1,000 candidates"
+
+
+@pytest.mark.parametrize("linger_ms", [0, 1_000], ids=["no-linger", "linger"])
+async def test_sends_ending_within_the_linger_are_marked_together(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, linger_ms: int
+) -> None:
+    """`mark_linger_ms`: the sends that end within the linger are marked delivered by one
+    statement (and the next due looked for once), not one mark and query per send; a
+    freed slot goes to the next queued notification at once, not after the mark or the
+    poll. Proved by 10 notifications handed over at one commit to a sender with 5 slots
+    (a 5 s poll) and a partner answering key k after k × 40 ms: with a 1 s linger all 10
+    arrive within 0.8 s (the second five took the slots the first freed) and are marked
+    by one statement after the last; with no linger, sends ending 40 ms apart are marked
+    one by one."""
+    marks: list[int] = []
+    mark = store.mark_delivered
+
+    async def counted(conn: asyncpg.Connection, done: list[store.DeliveredMark]) -> None:
+        marks.append(len(done))
+        await mark(conn, done)
+
+    seen: Counter[str] = Counter()
+
+    async def slow(request: web.Request) -> web.Response:
+        body = await request.json()
+        await asyncio.sleep(int(body["key"].removeprefix("key-")) % 5 * 0.04)
+        seen[request.headers["webhook-id"]] += 1
+        return web.json_response({"status": "ok"})
+
+    monkeypatch.setattr(store, "mark_delivered", counted)
+    async with serving(slow) as url:
+        sender = short_sender(
+            pool,
+            url,
+            SECRET,
+            f"test-sender-{uuid.uuid4()}",
+            4,
+            concurrency_max=5,
+            mark_linger_ms=linger_ms,
+            poll_interval_ms=5_000,
+        )
+        await sender.start()
+        try:
+            await _until_leading(sender)
+            loop = asyncio.get_running_loop()
+            committed_at = loop.time()
+            await _write(pool, keys=10, per_key=1, handed=True)
+            while seen.total() < 10:
+                assert loop.time() - committed_at < 0.8, "freed slots waited for the loop"
+                await asyncio.sleep(0.01)
+            while sum(marks) < 10:
+                assert loop.time() - committed_at < 20, "not all marked in 20 s"
+                await asyncio.sleep(0.05)
+        finally:
+            await sender.stop()
+    assert sorted(seen.values()) == [1] * 10
+    if linger_ms:
+        assert marks == [10]
+    else:
+        assert len(marks) >= 4, f"marked in {len(marks)} statements: {marks}"
