@@ -31,6 +31,20 @@ def test_csv_results_refuse_a_bad_status_or_missing_column_by_line() -> None:
     assert violations[0].field == "body"
 
 
+def test_csv_results_read_lone_carriage_returns_and_refuse_garbage_without_raising() -> None:
+    """Line ends as a bank's export may write them (a lone \r, old Mac style) are read;
+    a body the fuzzer sent (control characters and a lone \r inside a field) is refused
+    as a bad CSV, never an exception (it was a 500: the csv module's "new-line character
+    seen in unquoted field")."""
+    lines, violations = parse_results_csv("시민ID,상태\rctz_a,성공\rctz_b,실패\r".encode())
+    assert not violations
+    assert [(x.citizen_id, x.status) for x in lines] == [("ctz_a", "paid"), ("ctz_b", "failed")]
+    garbage = b"\xc2\xad\x100\xc2\xa5\xc2\xb8\xf3\x9a\x91\xaa\x0f\r\xf1\x83\x8f\xb7"
+    lines, violations = parse_results_csv(garbage)
+    assert lines == []
+    assert violations and violations[0].code == "missing"
+
+
 def test_close_withholds_onto_the_tax_accounts_and_failed_carry_balances() -> None:
     due = ledger.payout_due(
         2024, Period(2024, 5), "ctz_a", 43_680, "m", "due", income_tax_won=1_310, local_tax_won=130

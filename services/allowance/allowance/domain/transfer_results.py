@@ -55,7 +55,13 @@ def parse_results_csv(body: bytes) -> tuple[list[ResultLine], list[Violation]]:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
         return [], [Violation("body", "the CSV is not UTF-8 text", "invalid")]
-    return parse_results_rows(list(csv.reader(io.StringIO(text))), "CSV")
+    try:
+        # newline="": the csv module reads line ends itself (a bank's file may end lines
+        # with \r\n or a lone \r; without it a lone \r in a field is an error).
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        return [], [Violation("body", f"the CSV could not be read: {exc}", "invalid")]
+    return parse_results_rows(rows, "CSV")
 
 
 def parse_results_rows(
