@@ -87,6 +87,9 @@ async def test_the_partner_lists_applies_reads_and_reconciles(
     assert note["data"]["facility_contact"] == CONTACT
     assert note["data"]["seats_left"] == 2
 
+    # Both postings reach the matcher through the registry's and the allowance's events,
+    # each relay lingering up to OUTBOX_LINGER_MS: wait for the second one too.
+    untouched = await partner_sees(system, second, status="open")
     just_before = at(published["updated_at"]) - timedelta(milliseconds=1)
     listed = await system.partner_pull.all_postings(
         status="open", updated_since=just_before.isoformat()
@@ -96,7 +99,6 @@ async def test_the_partner_lists_applies_reads_and_reconciles(
     assert all(i["status"] == "open" for i in listed)
     changed = [at(i["updated_at"]) for i in listed]
     assert changed == sorted(changed), "oldest change first"
-    untouched = await partner_sees(system, second, status="open")
     last_look = max(at(published["updated_at"]), at(untouched["updated_at"])).isoformat()
 
     now = await system.clock.get()
