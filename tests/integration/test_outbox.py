@@ -87,6 +87,11 @@ async def wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float = 30
         await asyncio.sleep(0.1)
 
 
+async def outbox_drained(pool: asyncpg.Pool) -> bool:
+    """Every outbox row of the pool's schema is published."""
+    return await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+
 async def test_relay_killed_after_broker_ack_loses_nothing_and_effects_apply_once(
     admin_dsn: str, kafka_bootstrap: str, make_schema: Any, new_topic: Any
 ) -> None:
@@ -111,13 +116,7 @@ async def test_relay_killed_after_broker_ack_loses_nothing_and_effects_apply_onc
         [sys.executable, str(HERE / "relay_process.py"), admin_dsn, schema, kafka_bootstrap, "0"]
     )
     try:
-
-        async def drained() -> bool:
-            return (
-                await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
-            )
-
-        await wait_until(drained)
+        await wait_until(lambda: outbox_drained(pool))
     finally:
         relay.kill()
         relay.wait()
@@ -205,12 +204,7 @@ async def test_transactions_committing_out_of_order_lose_no_row(
 
         await asyncio.gather(*(writer(w) for w in range(20)))
 
-        async def drained() -> bool:
-            return (
-                await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
-            )
-
-        await wait_until(drained)
+        await wait_until(lambda: outbox_drained(pool))
     finally:
         await relay.stop()
         await producer.stop()
@@ -265,12 +259,7 @@ async def test_a_lingering_relay_publishes_commits_close_together_in_one_batch(
         await asyncio.sleep(0.3)  # past its first look: it waits for a wake-up
         await write_events(pool, cls, 5)
 
-        async def drained() -> bool:
-            return (
-                await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
-            )
-
-        await wait_until(drained)
+        await wait_until(lambda: outbox_drained(pool))
     finally:
         await relay.stop()
         await producer.stop()
