@@ -11,6 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.census import Census
 from bench.env import Env
 from bench.stats import percentiles
 from shared.kafka import KafkaSecurity
@@ -199,6 +200,8 @@ async def _decided_latency(
         "slowest_stages_ms": _slowest_stages(by_app, answered, committed),
         # The tail over time: is it steady, or spikes at moments (a periodic job, GC)?
         "p99_by_second_ms": [percentiles(by_second[s]).get("p99") for s in sorted(by_second)],
+        "start": start,
+        "seconds": sorted(by_second),
     }
 
 
@@ -249,11 +252,31 @@ async def latency(
     await env.sim_reset()
     measured = await specs(postings, tag, seconds)
     batches_before = await env.decision_batches()
-    groups = await asyncio.gather(*(env.run_loadgen(s, per_port) for s in measured))
+    # Beside the load: a CPU census and a raw Kafka round trip at a low rate, to name what
+    # happened in any second whose p99 is over the floor.
+    census = Census()
+    probe_ready = asyncio.Event()
+    async with census.running():
+        probe = asyncio.create_task(
+            _roundtrip_samples(
+                env,
+                rate=PROBE_RATE,
+                seconds=seconds + 1,
+                topic="bench.probe",
+                ready=probe_ready,
+                # The broker answers a fetch as soon as a message is there; a short wait
+                # would only poll an idle topic hundreds of times a second.
+                fetch_max_wait_ms=500,
+            )
+        )
+        await asyncio.wait_for(probe_ready.wait(), timeout=60)
+        groups = await asyncio.gather(*(env.run_loadgen(s, per_port) for s in measured))
+        probe_samples = await probe
     results = [r for g in groups for r in g]
     sent = _merge(results)
     errors = sum(sum(r.get("errors", {}).values()) for r in results)
     decided = await _decided_latency(env, sent["records"], postings)
+    slow = await _slow_seconds(env, decided, postings, census, probe_samples)
     loop = _loop_stats(batches_before, await env.decision_batches(), seconds)
     lat = decided["latency_ms"]
     out = {
@@ -272,6 +295,8 @@ async def latency(
         "webhook_to_decision_commit_ms": decided["to_decision_commit_ms"],
         "slowest_1pct_stages_ms": decided["slowest_stages_ms"],
         "p99_by_second_ms": decided["p99_by_second_ms"],
+        "kafka_probe_ms": percentiles([ms for _, ms in probe_samples]),
+        "seconds_over_floor": slow,
         "decision_loop": loop,
         "target": "p99 < 50 ms",
         "met": lat.get("p99", float("inf")) < 50,
@@ -290,18 +315,157 @@ async def latency(
         f" {loop['mean_batch_ms']} ms each, busy {loop['busy_share']:.0%} of the run",
         flush=True,
     )
+    print(
+        f"    seconds over {FLOOR_P99_MS:.0f} ms: {len(slow['seconds'])} of {slow['of']}"
+        f" {slow['by_kind']}",
+        flush=True,
+    )
+    if len(slow["seconds"]) <= SLOW_SECONDS_PRINTED:
+        for second in slow["seconds"]:
+            print(
+                f"    second {second['second']}: p99 {second['p99_ms']} ms — {second['reading']}",
+                flush=True,
+            )
     await env.stack_idle()
     return out
 
 
-async def kafka_roundtrip(
-    env: Env, quick: bool, *, rate: float = 500.0, seconds: float | None = None
+# The raw Kafka round trip measured beside the latency run (messages a second: enough to
+# see a stall in any second, too few to load the machine).
+PROBE_RATE = 20.0
+# A raw round trip is 1–4 ms on this machine: one this slow means Kafka or the machine
+# stalled, whatever our pipeline did.
+PROBE_STALL_MS = 20.0
+FLOOR_P99_MS = 50.0
+# Slow seconds explained one by one on the console (all are in the results).
+SLOW_SECONDS_PRINTED = 15
+# A process group this many points of a core over its typical second is named as busier.
+BUSIER_POINTS = 15.0
+
+
+async def _slow_seconds(
+    env: Env,
+    decided: dict[str, Any],
+    postings: list[str],
+    census: Census,
+    probe: list[tuple[float, float]],
 ) -> dict[str, Any]:
-    """A raw produce -> consume round trip at the same rate (acks=all, idempotent producer,
-    like the services), on a topic of its own."""
-    seconds = seconds or (10.0 if quick else 60.0)
+    """Every second of the run whose p99 is over the floor, with what the machine, the
+    raw Kafka probe and the decision loop did in it (the applications scheduled in that
+    second, and up to 0.25 s after it, when their decisions were still being made) beside
+    the run's typical second (the median over all seconds), and a reading of which
+    figure explains it."""
+    start: float = decided["start"]
+    batches = [
+        (float(r["at"]), int(r["n"]))
+        for r in await env.pool.fetch(
+            "SELECT extract(epoch FROM decided_at)::float8 AS at, count(*) AS n"
+            " FROM matcher.applications WHERE posting_id = ANY($1) GROUP BY decided_at",
+            postings,
+        )
+    ]
+    every: dict[int, dict[str, Any]] = {}
+    for second in decided["seconds"]:
+        t0, t1 = start + second, start + second + 1.25
+        probe_max = max((ms for at, ms in probe if t0 <= at < t1), default=None)
+        in_window = [n for at, n in batches if t0 <= at < t1]
+        every[second] = {
+            "second": second,
+            "kafka_probe_max_ms": round(probe_max, 1) if probe_max is not None else None,
+            "batches": len(in_window),
+            "largest_batch": max(in_window, default=0),
+            "cpu": census.window(t0, t1),
+        }
+    typical = _typical(list(every.values()))
+    slow: list[dict[str, Any]] = []
+    for second, p99 in zip(decided["seconds"], decided["p99_by_second_ms"], strict=True):
+        if p99 is None or p99 <= FLOOR_P99_MS:
+            continue
+        entry = {"p99_ms": p99, **every[second]}
+        entry["kind"], entry["reading"] = _reading(entry, typical)
+        slow.append(entry)
+    kinds: dict[str, int] = {}
+    for entry in slow:
+        kinds[entry["kind"]] = kinds.get(entry["kind"], 0) + 1
+    return {"of": len(every), "by_kind": kinds, "typical_second": typical, "seconds": slow}
+
+
+def _typical(seconds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median second: machine busy, each group's share, the largest batch."""
+    cpus = [s["cpu"] for s in seconds if s["cpu"] is not None]
+    groups = {g for c in cpus for g in c["by_group_pct"]}
+    return {
+        "machine_busy_pct": _median([c["machine_busy_pct"] for c in cpus]),
+        "steal_pct": _median([c["steal_pct"] for c in cpus]),
+        "by_group_pct": {
+            g: _median([c["by_group_pct"].get(g, 0.0) for c in cpus]) for g in sorted(groups)
+        },
+        "largest_batch": _median([s["largest_batch"] for s in seconds]),
+        "kafka_probe_max_ms": _median(
+            [s["kafka_probe_max_ms"] for s in seconds if s["kafka_probe_max_ms"] is not None]
+        ),
+    }
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 1) if values else 0.0
+
+
+def _reading(entry: dict[str, Any], typical: dict[str, Any]) -> tuple[str, str]:
+    """Which figure explains a slow second, against the run's typical second (first match
+    wins): its kind and a sentence."""
+    probe = entry["kafka_probe_max_ms"]
+    cpu = entry["cpu"]
+    if probe is not None and probe >= PROBE_STALL_MS:
+        return "stall", (
+            f"Kafka or the machine stalled: the raw round trip beside the run took {probe} ms"
+            f" (typically {typical['kafka_probe_max_ms']} ms at most in a second)"
+        )
+    if cpu is None:
+        return "unknown", "no census (not Linux)"
+    if cpu["steal_pct"] >= typical["steal_pct"] + 10:
+        return (
+            "host",
+            f"CPU taken by the host: steal {cpu['steal_pct']} % (typically {typical['steal_pct']} %)",
+        )
+    if cpu["machine_busy_pct"] >= 0.95 * cpu["of_pct"]:
+        return (
+            "saturated",
+            f"the machine saturated: {cpu['machine_busy_pct']:.0f} of {cpu['of_pct']} % busy",
+        )
+    busier = [
+        f"{g} {pct:.0f} % (typically {typical['by_group_pct'].get(g, 0.0):.0f} %)"
+        for g, pct in cpu["by_group_pct"].items()
+        if pct >= typical["by_group_pct"].get(g, 0.0) + BUSIER_POINTS
+    ]
+    if busier:
+        return "busier", "busier than usual: " + ", ".join(busier)
+    if entry["largest_batch"] >= 2 * max(typical["largest_batch"], 1):
+        return "batch", (
+            f"a decision batch of {entry['largest_batch']} applications (typically at most"
+            f" {typical['largest_batch']:.0f} in a second): the loop fell behind for a moment"
+        )
+    return "ordinary", (
+        f"nothing out of the ordinary: the machine {cpu['machine_busy_pct']:.0f} %"
+        f" (typically {typical['machine_busy_pct']:.0f} %), the largest batch"
+        f" {entry['largest_batch']} (typically {typical['largest_batch']:.0f}) — the queue's"
+        " own tail at this utilisation"
+    )
+
+
+async def _roundtrip_samples(
+    env: Env,
+    *,
+    rate: float,
+    seconds: float,
+    topic: str,
+    ready: asyncio.Event | None = None,
+    fetch_max_wait_ms: int = 5,
+) -> list[tuple[float, float]]:
+    """Raw produce -> consume round trips at `rate` (acks=all, idempotent producer, like
+    the services) on a topic of its own: (wall-clock time sent, milliseconds) each. `ready`
+    is set once the consumer is at the end of the topic and sending starts."""
     bootstrap = env.env["KAFKA_BOOTSTRAP_SERVERS"]
-    topic = "bench.roundtrip"
     security = KafkaSecurity.from_env(env.env).client_kwargs()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security)
     await admin.start()
@@ -319,25 +483,30 @@ async def kafka_roundtrip(
         bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="latest",
-        fetch_max_wait_ms=5,
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )
     await producer.start()
     await consumer.start()
-    latencies: list[float] = []
+    samples: list[tuple[float, float]] = []
+    # perf_counter for the round trip, the wall clock to place it in the run.
+    wall_minus_perf = time.time() - time.perf_counter()
     try:
         await consumer.seek_to_end()
         total = int(rate * seconds)
 
         async def consume() -> None:
-            while len(latencies) < total:
+            while len(samples) < total:
                 batch = await consumer.getmany(timeout_ms=200)
                 now = time.perf_counter()
                 for msgs in batch.values():
                     for m in msgs:
-                        latencies.append((now - float(m.value or b"0")) * 1000)
+                        due = float(m.value or b"0")
+                        samples.append((due + wall_minus_perf, (now - due) * 1000))
 
         reader = asyncio.create_task(consume())
         await asyncio.sleep(0.5)
+        if ready is not None:
+            ready.set()
         started = time.perf_counter()
         for i in range(total):
             due = started + i / rate
@@ -349,13 +518,23 @@ async def kafka_roundtrip(
     finally:
         await producer.stop()
         await consumer.stop()
-    lat = percentiles(latencies)
+    return samples
+
+
+async def kafka_roundtrip(
+    env: Env, quick: bool, *, rate: float = 500.0, seconds: float | None = None
+) -> dict[str, Any]:
+    """A raw produce -> consume round trip at the same rate (acks=all, idempotent producer,
+    like the services), on a topic of its own."""
+    seconds = seconds or (10.0 if quick else 60.0)
+    samples = await _roundtrip_samples(env, rate=rate, seconds=seconds, topic="bench.roundtrip")
+    lat = percentiles([ms for _, ms in samples])
     print(
         f"  kafka produce->consume @ {rate:.0f}/s: p50 {lat.get('p50')} ms,"
         f" p99 {lat.get('p99')} ms, max {lat.get('max')} ms",
         flush=True,
     )
-    return {"rate_per_s": rate, "seconds": seconds, "messages": len(latencies), "ms": lat}
+    return {"rate_per_s": rate, "seconds": seconds, "messages": len(samples), "ms": lat}
 
 
 CAPACITY_P99_MS = 100.0
@@ -472,6 +651,25 @@ async def rush(env: Env, quick: bool) -> dict[str, Any]:
         posting_id,
     )
     last_received = max((i["received_at"] for i in items), default=float("nan"))
+    # When each decision batch began (its `decided_at`) and how many it decided: where the
+    # rush's time goes, against the sends.
+    batches_at = [
+        [round(r["at"] - first_sent, 3), r["n"]]
+        for r in await env.pool.fetch(
+            "SELECT extract(epoch FROM decided_at)::float8 AS at, count(*) AS n"
+            " FROM matcher.applications WHERE posting_id = $1 GROUP BY decided_at"
+            " ORDER BY decided_at",
+            posting_id,
+        )
+    ]
+    # Webhooks sent and notifications received per 100 ms: whether the partner waits on
+    # the decisions or on the sender, and when.
+    tenths = int((max(last_received, last_sent) - first_sent) * 10) + 1
+    per_100ms = [[0, 0] for _ in range(tenths)]
+    for r in sent["records"]:
+        per_100ms[int((r[1] - first_sent) * 10)][0] += 1
+    for i in items:
+        per_100ms[int((i["received_at"] - first_sent) * 10)][1] += 1
     # The last webhook's 202 (sent + its round trip): from then on the partner waits on us.
     last_answered = max(r[1] + r[2] for r in sent["records"])
     decided_s = (decided_at - first_sent) if decided_at else None
@@ -492,6 +690,8 @@ async def rush(env: Env, quick: bool) -> dict[str, Any]:
         "confirmed": confirmed_db,
         "partner_received": by_type,
         "decision_loop": loop,
+        "batches_at_s": batches_at,
+        "sent_notified_per_100ms": per_100ms,
         "target": (
             "every application answered (notified) < 2 s (aim 1.5 s, and within 250 ms of"
             " the last 202); exactly 20 confirmed"

@@ -93,6 +93,19 @@ def rows(outcome: dict[str, Any]) -> list[list[str]]:
                 _met(lat.get("met")),
             ]
         )
+    slow = r.get("latency", {}).get("seconds_over_floor", {})
+    out.append(
+        [
+            "Seconds with p99 over 50 ms @500/s (1 matcher), by reading (docs: “Reading the"
+            " slow seconds”)",
+            f"{fmt(len(slow.get('seconds', [])))} of {fmt(slow.get('of'))}: "
+            + ", ".join(f"{k} {v}" for k, v in slow.get("by_kind", {}).items()),
+            "",
+            "",
+            "(each explained in the results)",
+            "—",
+        ]
+    )
     loop = r.get("latency", {}).get("decision_loop", {})
     out.append(
         [

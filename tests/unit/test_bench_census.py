@@ -1,0 +1,77 @@
+"""The latency benchmark names what happened in each second over the floor: the census
+sums /proc samples over a window, and a slow second is read against the run's typical one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench import census as census_mod
+from bench.census import Census, Sample
+from bench.matcher_bench import _reading, _typical
+
+
+def _census() -> Census:
+    hz = census_mod.TICKS_PER_S
+    c = Census(interval_s=0.25, cores=2, available=True)
+    c.groups = {"10": "matcher worker", "20": "postgres", "30": "postgres"}
+    # One second apart: the worker used half a core, postgres 0.3 + 0.2, the machine 1.2
+    # cores busy and 0.1 stolen.
+    c.samples = [
+        Sample(100.0, (0, 0, 0), {"10": 0, "20": 0, "30": 0}),
+        Sample(101.0, (int(1.2 * hz), int(0.1 * hz), 2 * hz), {"10": hz // 2, "20": int(0.3 * hz), "30": int(0.2 * hz)}),
+    ]  # fmt: skip
+    return c
+
+
+def test_a_window_is_each_groups_share_of_a_core_and_the_machines_busy_and_steal() -> None:
+    w = _census().window(100.0, 101.0)
+    assert w is not None
+    assert w["machine_busy_pct"] == pytest.approx(120, abs=1)
+    assert w["steal_pct"] == pytest.approx(10, abs=1)
+    assert w["of_pct"] == 200
+    assert w["by_group_pct"] == {"matcher worker": 50.0, "postgres": 50.0}
+
+
+def test_a_window_without_two_samples_in_it_is_none() -> None:
+    assert _census().window(500.0, 501.0) is None
+
+
+def _second(**over: Any) -> dict[str, Any]:
+    cpu = {
+        "machine_busy_pct": 150.0,
+        "steal_pct": 0.0,
+        "of_pct": 200,
+        "by_group_pct": {"matcher worker": 45.0, "postgres": 35.0},
+    }
+    cpu.update(over.pop("cpu", {}))
+    return {"kafka_probe_max_ms": 3.0, "batches": 200, "largest_batch": 12, "cpu": cpu} | over
+
+
+def test_the_typical_second_is_the_median_of_every_second() -> None:
+    seconds = [_second(), _second(largest_batch=40), _second(cpu={"machine_busy_pct": 190.0})]
+    typical = _typical(seconds)
+    assert typical["largest_batch"] == 12
+    assert typical["machine_busy_pct"] == 150.0
+    assert typical["by_group_pct"]["matcher worker"] == 45.0
+
+
+@pytest.mark.parametrize(
+    ("second", "kind"),
+    [
+        (_second(kafka_probe_max_ms=45.0), "stall"),
+        (_second(cpu={"steal_pct": 25.0}), "host"),
+        (_second(cpu={"machine_busy_pct": 196.0}), "saturated"),
+        (_second(cpu={"by_group_pct": {"matcher worker": 45.0, "postgres": 70.0}}), "busier"),
+        (_second(largest_batch=30), "batch"),
+        (_second(), "ordinary"),
+    ],
+)
+def test_a_slow_second_is_read_by_the_first_figure_out_of_the_ordinary(
+    second: dict[str, Any], kind: str
+) -> None:
+    typical = _typical([_second()])
+    got, sentence = _reading(second, typical)
+    assert got == kind
+    assert sentence
