@@ -83,11 +83,10 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size_max: int = 500
     consumer_batch_wait_ms: int = 10
     # Records fetched ahead while a batch is applied (per topic; shared/prefetch.py): a
-    # record arriving during batch N is applied in N+1, not N+2. Off (0) by default: on
-    # the 2-core bench machine it halved the time to a decision's commit but moved the
-    # wait to the partner-notification sender in the same process, and the figure the
-    # partner sees got no better (docs/performance.md, issue 20). Try e.g. 2000 where the
-    # decision workers have cores of their own.
+    # record arriving during batch N is applied in N+1, not N+2, and a backlog is applied
+    # without waiting for a fetch between batches. On (2000) for the matcher, whose
+    # decisions someone waits for; off (0) for the read models, which linger instead
+    # (docs/performance.md, levers 7 and 16).
     consumer_prefetch_max: int = Field(default=0, ge=0)
     # How long the broker may hold a fetch to let events gather (its `fetch.max.wait.ms`,
     # with a minimum of 1 MiB so it holds). 0: every fetch returns as soon as one event is
