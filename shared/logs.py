@@ -54,13 +54,25 @@ def configure(service: str, level: str = "INFO") -> None:
 @contextlib.contextmanager
 def bind_event(envelope: Envelope) -> Iterator[None]:
     """Every line logged while handling this event carries its id and type."""
-    with structlog.contextvars.bound_contextvars(
-        event_id=str(envelope.event_id), event_type=envelope.type, event_key=envelope.key
-    ):
+    with _bound(event_id=str(envelope.event_id), event_type=envelope.type, event_key=envelope.key):
         yield
 
 
 @contextlib.contextmanager
 def bind_request(request_id: str) -> Iterator[None]:
-    with structlog.contextvars.bound_contextvars(request_id=request_id):
+    """Every line logged while serving this request carries its id."""
+    with _bound(request_id=request_id):
         yield
+
+
+@contextlib.contextmanager
+def _bound(**values: str) -> Iterator[None]:
+    """structlog's `bound_contextvars`, by the tokens its `bind_contextvars` returns: the
+    same values restored afterwards, without reading every context variable of the
+    context first (`bound_contextvars` copies the whole context to find what to restore:
+    ~4 % of a webhook's CPU in the ingest profile)."""
+    tokens = structlog.contextvars.bind_contextvars(**values)
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
