@@ -84,9 +84,11 @@ class ServiceSettings(BaseSettings):
     consumer_batch_wait_ms: int = 10
     # Records fetched ahead while a batch is applied (per topic; shared/prefetch.py): a
     # record arriving during batch N is applied in N+1, not N+2, and a backlog is applied
-    # without waiting for a fetch between batches. On (2000) for the matcher, whose
-    # decisions someone waits for; off (0) for the read models, which linger instead
-    # (docs/performance.md, levers 7 and 16).
+    # without waiting for a fetch between batches. Off (0) by default: on the 2-core bench
+    # machine it brought a rush's last notification ~0.4 s sooner but made the 500/s
+    # p99 worse (smaller, twice as many batches: the decision loop ~98 % busy, the machine
+    # ~9 points busier; docs/performance.md, levers 7 and 16). Try e.g. 2000 where the
+    # decision workers have cores of their own.
     consumer_prefetch_max: int = Field(default=0, ge=0)
     # How long the broker may hold a fetch to let events gather (its `fetch.max.wait.ms`,
     # with a minimum of 1 MiB so it holds). 0: every fetch returns as soon as one event is

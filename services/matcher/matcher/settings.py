@@ -28,12 +28,6 @@ PARTNER_TOKEN_PREFIX = PARTNER_KEY_PREFIX
 class MatcherSettings(ServiceSettings):
     service_name: str = "matcher"
     port: int = 8002
-    # The decision worker fetches ahead while it decides (shared settings,
-    # `consumer_prefetch_max`): in a rush the next records are already there when a batch
-    # ends, instead of waiting for a fetch aiokafka sends only once its buffer is empty
-    # (docs/performance.md, lever 16: the rush's last notification ~0.4 s sooner; the
-    # 500/s latency unchanged).
-    consumer_prefetch_max: int = Field(default=2_000, ge=0)
 
     # --- partner contract (BRIEF §6) ---------------------------------------------------
     # Standard Webhooks secrets (`whsec_…`) the partner signs with; comma-separated so a
