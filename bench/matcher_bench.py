@@ -377,6 +377,7 @@ async def _slow_seconds(
             "cpu": census.window(t0, t1),
         }
     typical = _typical(list(every.values()))
+    typical["p99_ms"] = _median([p for p in decided["p99_by_second_ms"] if p is not None])
     slow: list[dict[str, Any]] = []
     for second, p99 in zip(decided["seconds"], decided["p99_by_second_ms"], strict=True):
         if p99 is None or p99 <= FLOOR_P99_MS:
@@ -444,6 +445,12 @@ def _reading(entry: dict[str, Any], typical: dict[str, Any]) -> tuple[str, str]:
         return "batch", (
             f"a decision batch of {entry['largest_batch']} applications (typically at most"
             f" {typical['largest_batch']:.0f} in a second): the loop fell behind for a moment"
+        )
+    if typical.get("p99_ms", 0.0) > FLOOR_P99_MS:
+        return "ordinary", (
+            f"like most seconds of this run (their median p99 {typical['p99_ms']:.0f} ms):"
+            f" the machine {cpu['machine_busy_pct']:.0f} % busy (typically"
+            f" {typical['machine_busy_pct']:.0f} % all run), nothing else out of the ordinary"
         )
     return "ordinary", (
         f"nothing out of the ordinary: the machine {cpu['machine_busy_pct']:.0f} %"

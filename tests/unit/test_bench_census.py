@@ -75,3 +75,12 @@ def test_a_slow_second_is_read_by_the_first_figure_out_of_the_ordinary(
     got, sentence = _reading(second, typical)
     assert got == kind
     assert sentence
+
+
+def test_an_ordinary_second_of_a_run_slow_throughout_says_so() -> None:
+    typical = _typical([_second()])
+    _, alone = _reading(_second(), typical)
+    typical["p99_ms"] = 90.0  # the median second of the run is itself over the floor
+    kind, sentence = _reading(_second(), typical)
+    assert kind == "ordinary" and "most seconds of this run" in sentence
+    assert "most seconds" not in alone
