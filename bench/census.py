@@ -63,7 +63,7 @@ class Sample:
 
 @dataclass
 class Census:
-    """Samples taken while `running()`; `second(t0, t1)` sums a window of them."""
+    """Samples taken while `running()`; `window(start, end)` sums a stretch of them."""
 
     interval_s: float = 0.25
     samples: list[Sample] = field(default_factory=list)

@@ -356,14 +356,7 @@ async def _slow_seconds(
     the run's typical second (the median over all seconds), and a reading of which
     figure explains it."""
     start: float = decided["start"]
-    batches = [
-        (float(r["at"]), int(r["n"]))
-        for r in await env.pool.fetch(
-            "SELECT extract(epoch FROM decided_at)::float8 AS at, count(*) AS n"
-            " FROM matcher.applications WHERE posting_id = ANY($1) GROUP BY decided_at",
-            postings,
-        )
-    ]
+    batches = await _decision_batches(env, postings)
     every: dict[int, dict[str, Any]] = {}
     for second in decided["seconds"]:
         t0, t1 = start + second, start + second + 1.25
@@ -389,6 +382,18 @@ async def _slow_seconds(
     for entry in slow:
         kinds[entry["kind"]] = kinds.get(entry["kind"], 0) + 1
     return {"of": len(every), "by_kind": kinds, "typical_second": typical, "seconds": slow}
+
+
+async def _decision_batches(env: Env, postings: list[str]) -> list[tuple[float, int]]:
+    """The decision batches that decided these postings' applications, in order: when each
+    began (its `decided_at`, wall clock) and how many it decided."""
+    rows = await env.pool.fetch(
+        "SELECT extract(epoch FROM decided_at)::float8 AS at, count(*) AS n"
+        " FROM matcher.applications WHERE posting_id = ANY($1) GROUP BY decided_at"
+        " ORDER BY decided_at",
+        postings,
+    )
+    return [(float(r["at"]), int(r["n"])) for r in rows]
 
 
 def _typical(seconds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -661,13 +666,7 @@ async def rush(env: Env, quick: bool) -> dict[str, Any]:
     # When each decision batch began (its `decided_at`) and how many it decided: where the
     # rush's time goes, against the sends.
     batches_at = [
-        [round(r["at"] - first_sent, 3), r["n"]]
-        for r in await env.pool.fetch(
-            "SELECT extract(epoch FROM decided_at)::float8 AS at, count(*) AS n"
-            " FROM matcher.applications WHERE posting_id = $1 GROUP BY decided_at"
-            " ORDER BY decided_at",
-            posting_id,
-        )
+        [round(at - first_sent, 3), n] for at, n in await _decision_batches(env, [posting_id])
     ]
     # Webhooks sent and notifications received per 100 ms: whether the partner waits on
     # the decisions or on the sender, and when.
