@@ -625,27 +625,30 @@ async def rush(env: Env, quick: bool) -> dict[str, Any]:
         "max_requests": n,
     }
     batches_before = await env.decision_batches()
-    load = asyncio.create_task(env.run_loadgen(spec, GENERATOR_PROCESSES))
-    decided_at = None
-    give_up_at = time.time() + 180
-    while True:
-        row = await env.pool.fetchrow(
-            "SELECT (SELECT count(*) FROM matcher.applications WHERE posting_id = $1"
-            "         AND status <> 'pending') AS decided,"
-            "       (SELECT count(*) FROM matcher.partner_notifications WHERE posting_id = $1"
-            "         AND application_id IS NOT NULL AND status = 'delivered') AS notified",
-            posting_id,
-        )
-        now = time.time()
-        if decided_at is None and row["decided"] >= n:
-            decided_at = now
-        if row["notified"] >= n:
-            break
-        if load.done() and load.exception() is not None:
-            raise RuntimeError("the rush's load generator failed") from load.exception()
-        if now > give_up_at:
-            break
-        await asyncio.sleep(0.02)
+    # Where the machine's CPU went during the rush: the latency run's census.
+    census = Census()
+    async with census.running():
+        load = asyncio.create_task(env.run_loadgen(spec, GENERATOR_PROCESSES))
+        decided_at = None
+        give_up_at = time.time() + 180
+        while True:
+            row = await env.pool.fetchrow(
+                "SELECT (SELECT count(*) FROM matcher.applications WHERE posting_id = $1"
+                "         AND status <> 'pending') AS decided,"
+                "       (SELECT count(*) FROM matcher.partner_notifications WHERE posting_id = $1"
+                "         AND application_id IS NOT NULL AND status = 'delivered') AS notified",
+                posting_id,
+            )
+            now = time.time()
+            if decided_at is None and row["decided"] >= n:
+                decided_at = now
+            if row["notified"] >= n:
+                break
+            if load.done() and load.exception() is not None:
+                raise RuntimeError("the rush's load generator failed") from load.exception()
+            if now > give_up_at:
+                break
+            await asyncio.sleep(0.02)
     sent = _merge(await load)
     first_sent = min(r[1] for r in sent["records"])
     loop = _loop_stats(batches_before, await env.decision_batches(), now - first_sent)
@@ -698,6 +701,10 @@ async def rush(env: Env, quick: bool) -> dict[str, Any]:
         "decision_loop": loop,
         "batches_at_s": batches_at,
         "sent_notified_per_100ms": per_100ms,
+        # Percent of one core (the machine's busy of cores × 100; bench/census.py) from the
+        # first send to the last notification, and from the last 202 on.
+        "cpu": census.window(first_sent, last_received),
+        "cpu_after_last_202": census.window(last_answered, last_received),
         "target": (
             "every application answered (notified) < 2 s (aim 1.5 s, and within 250 ms of"
             " the last 202); exactly 20 confirmed"

@@ -137,7 +137,7 @@ def rows(outcome: dict[str, Any]) -> list[list[str]]:
             "Rush decision loop: batches, applications per batch, ms per batch",
             f"{fmt(rl.get('batches'))}, {fmt(rl.get('mean_batch_size'))},"
             f" {fmt(rl.get('mean_batch_ms'))}",
-            "",
+            _rush_cpu(ru),
             "",
             "(where the rush goes)",
             "—",
@@ -229,3 +229,14 @@ def update_docs(outcome: dict[str, Any], path: Path) -> Path:
     text = re.sub(re.escape(START) + ".*?" + re.escape(END), block, text, flags=re.S)
     DOC.write_text(text)
     return DOC
+
+
+def _rush_cpu(rush: dict[str, Any]) -> str:
+    """The machine's busy share during the rush and after its last 202 (the census)."""
+    whole, tail = rush.get("cpu"), rush.get("cpu_after_last_202")
+    if not whole:
+        return ""
+    text = f"machine {whole['machine_busy_pct']:.0f} % of {whole['of_pct']} % busy"
+    if tail:
+        text += f" ({tail['machine_busy_pct']:.0f} % after the last 202)"
+    return text

@@ -84,6 +84,7 @@ class EventConsumer:
         batch_size_max: int = 500,
         batch_wait_ms: int = 10,
         prefetch_max: int = 0,
+        prefetch_gather_ms: int = 0,
         linger_ms: int = 0,
     ) -> None:
         self.service = service
@@ -91,6 +92,7 @@ class EventConsumer:
         # Records fetched ahead of the handler per topic (shared/prefetch.py); 0 applies
         # each fetched batch inside the fetch loop instead.
         self._prefetch_max = prefetch_max
+        self._prefetch_gather_ms = prefetch_gather_ms
         self._prefetchers: list[Prefetcher] = []
         self._batch_size_max = batch_size_max
         self._batch_wait_ms = batch_wait_ms
@@ -143,6 +145,7 @@ class EventConsumer:
                 self._apply_records,
                 batch_size_max=self._batch_size_max,
                 queue_max=self._prefetch_max,
+                gather_ms=self._prefetch_gather_ms,
             )
             self._prefetchers.append(prefetcher)
 

@@ -79,8 +79,17 @@ def next_offsets(records: Iterable[Record]) -> dict[TopicPartition, OffsetAndMet
 class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
     """One topic's queue between the fetch loop (`feed`) and the applier task."""
 
-    def __init__(self, topic: str, apply: Apply, *, batch_size_max: int, queue_max: int) -> None:
+    def __init__(
+        self,
+        topic: str,
+        apply: Apply,
+        *,
+        batch_size_max: int,
+        queue_max: int,
+        gather_ms: int = 0,
+    ) -> None:
         self.topic = topic
+        self._gather_s = gather_ms / 1000
         self._apply = apply
         self._batch_size_max = batch_size_max
         self._queue_max = max(queue_max, batch_size_max)
@@ -139,6 +148,8 @@ class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
                 continue
             for records in fetched.values():
                 await self.feed(records, consumer)
+            if fetched and self._gather_s:
+                await asyncio.sleep(self._gather_s)
 
     async def _run(self) -> None:
         backoff_s = 0.1

@@ -84,12 +84,16 @@ class ServiceSettings(BaseSettings):
     consumer_batch_wait_ms: int = 10
     # Records fetched ahead while a batch is applied (per topic; shared/prefetch.py): a
     # record arriving during batch N is applied in N+1, not N+2, and a backlog is applied
-    # without waiting for a fetch between batches. Off (0) by default: on the 2-core bench
-    # machine it brought a rush's last notification ~0.4 s sooner but made the 500/s
-    # p99 worse (smaller, twice as many batches: the decision loop ~98 % busy, the machine
-    # ~9 points busier; docs/performance.md, levers 7 and 16). Try e.g. 2000 where the
-    # decision workers have cores of their own.
+    # without waiting for a fetch between batches. 0 applies each fetch inline. Off here,
+    # on for the matcher (2000, gathering 3 ms), whose decisions someone waits for; the
+    # read models gain nothing from it (docs/performance.md, levers 7, 16 and 17).
     consumer_prefetch_max: int = Field(default=0, ge=0)
+    # With fetching ahead: how long to wait after a fetch that brought records before the
+    # next, so the events of those milliseconds come back in one fetch and one batch
+    # instead of a fetch and a batch each (which, at 500/s, cost the worker and Kafka more
+    # CPU than they saved). Never after an empty fetch: an idle topic's first event is
+    # handed over at once.
+    consumer_prefetch_gather_ms: int = Field(default=0, ge=0, le=100)
     # How long the broker may hold a fetch to let events gather (its `fetch.max.wait.ms`,
     # with a minimum of 1 MiB so it holds). 0: every fetch returns as soon as one event is
     # there, for consumers on a path someone waits for (the matcher's decisions). Read

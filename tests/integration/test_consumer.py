@@ -21,7 +21,10 @@ from tests.integration.test_outbox import event_class, read_topic, wait_until
 pytestmark = pytest.mark.stack
 
 
-@pytest.mark.parametrize(("batch_size_max", "prefetch_max"), [(1, 0), (500, 0), (500, 2_000)])
+@pytest.mark.parametrize(
+    ("batch_size_max", "prefetch_max", "gather_ms"),
+    [(1, 0, 0), (500, 0, 0), (500, 2_000, 0), (500, 2_000, 3)],
+)
 async def test_redelivered_event_has_one_effect_and_poison_goes_to_dlq(
     admin_dsn: str,
     kafka_bootstrap: str,
@@ -29,6 +32,7 @@ async def test_redelivered_event_has_one_effect_and_poison_goes_to_dlq(
     new_topic: Any,
     batch_size_max: int,
     prefetch_max: int,
+    gather_ms: int,
 ) -> None:
     """On one partition: an event three times, then a message that is not an envelope, then
     an event whose handler always fails, then a good event. The good events apply once each;
@@ -58,6 +62,7 @@ async def test_redelivered_event_has_one_effect_and_poison_goes_to_dlq(
         retry_backoff_ms=10,
         batch_size_max=batch_size_max,
         prefetch_max=prefetch_max,
+        prefetch_gather_ms=gather_ms,
     )
     guard.on(cls, apply)
     broker = KafkaBroker(kafka_bootstrap, security=stack_security().faststream())
@@ -212,8 +217,8 @@ async def test_batches_apply_runs_together_and_skip_duplicates(
 async def test_fetching_ahead_through_rebalances_loses_and_repeats_nothing(
     admin_dsn: str, kafka_bootstrap: str, make_schema: Any, new_topic: Any
 ) -> None:
-    """Fetching ahead (shared/prefetch.py) with a slow handler, so records are queued when
-    the group rebalances: a second consumer joins mid-stream, then the first leaves. Every
+    """Fetching ahead (shared/prefetch.py, gathering 3 ms between fetches as the matcher
+    does) with a slow handler, so records are queued when the group rebalances: a second consumer joins mid-stream, then the first leaves. Every
     event is applied exactly once (the effects table's key would refuse a second), in
     offset order per partition, and the group's committed offsets reach each partition's
     end."""
@@ -237,7 +242,12 @@ async def test_fetching_ahead_through_rebalances_loses_and_repeats_nothing(
             )
 
         guard = EventConsumer(
-            service=service, pool=pool, producer=producer, batch_size_max=50, prefetch_max=500
+            service=service,
+            pool=pool,
+            producer=producer,
+            batch_size_max=50,
+            prefetch_max=500,
+            prefetch_gather_ms=3,
         )
         guard.on_batch(cls, apply_run)
         broker = KafkaBroker(kafka_bootstrap, security=stack_security().faststream())

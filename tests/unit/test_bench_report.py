@@ -36,3 +36,15 @@ def test_the_committed_results_render_the_table_with_every_figure(
     text = doc.read_text()
     assert "old" not in text and "before" in text and "after" in text
     assert report.table(rows) in text
+
+
+def test_the_rush_row_says_how_busy_the_machine_was() -> None:
+    """The rush's census (whole rush and after the last 202) is read into its row; a run
+    without one (not Linux, or an older results file) leaves the cell empty."""
+    cpu = {"machine_busy_pct": 183.4, "of_pct": 200}
+    tail = {"machine_busy_pct": 141.0, "of_pct": 200}
+    assert report._rush_cpu({"cpu": cpu, "cpu_after_last_202": tail}) == (
+        "machine 183 % of 200 % busy (141 % after the last 202)"
+    )
+    assert report._rush_cpu({"cpu": cpu}) == "machine 183 % of 200 % busy"
+    assert report._rush_cpu({}) == ""

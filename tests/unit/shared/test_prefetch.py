@@ -206,12 +206,14 @@ class FetchingConsumer(FakeConsumer):
     def __init__(self, fetches: list[list[Rec]]) -> None:
         super().__init__()
         self.fetches = fetches
+        self.asked_at: list[float] = []
 
     async def getmany(
         self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
     ) -> dict[TopicPartition, list[Any]]:
         from aiokafka.errors import ConsumerStoppedError
 
+        self.asked_at.append(asyncio.get_running_loop().time())
         await asyncio.sleep(0)
         if not self.fetches:
             raise ConsumerStoppedError()
@@ -232,4 +234,23 @@ async def test_fetch_forever_feeds_every_fetch_until_the_consumer_stops() -> Non
     await _settle()
     assert sorted(o for b in apply.batches for o in b) == [0, 0, 1, 2]
     assert consumer.commits[-1] == {TopicPartition(T, 0): 3, TopicPartition(T, 1): 1}
+    await p.stop()
+
+
+async def test_fetch_forever_gathers_after_a_fetch_that_brought_records() -> None:
+    """With `gather_ms`, the next fetch waits that long after one that brought records (so
+    the events of those milliseconds come back together), never after an empty one."""
+    consumer = FetchingConsumer([recs(0, 1), [], recs(0, 2)])
+    apply = Applier()
+    p = Prefetcher("t", apply, batch_size_max=100, queue_max=100, gather_ms=40)
+    await asyncio.wait_for(p.fetch_forever(recs(0, 0), consumer, timeout_ms=5), timeout=2)
+    gaps = [b - a for a, b in zip(consumer.asked_at, consumer.asked_at[1:], strict=False)]
+    assert len(gaps) == 3
+    assert gaps[0] >= 0.035  # after the fetch of offset 1
+    assert gaps[1] < 0.035  # after the empty fetch: at once
+    assert gaps[2] >= 0.035  # after the fetch of offset 2
+    for _ in range(3):
+        apply.gate.release()
+    await _settle()
+    assert sorted(o for b in apply.batches for o in b) == [0, 1, 2]
     await p.stop()
