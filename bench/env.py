@@ -106,21 +106,25 @@ class Env:
         except FileNotFoundError:
             env = {}
         down = _down_parts(self.offset)
-        if not env or down:
+        private = self.run_dir is not None
+        if not env or down or private:
             import devstack as stack
 
             print(f"bench: starting the local stack (devstack.up; down: {down})", flush=True)
             os.environ.setdefault("APP_ENV", "demo")
-            if self.run_dir is not None and set(down) == set(STACK_PORTS):
-                # The private stack starts empty, so a run's figures do not depend on how
-                # many runs came before it (tables of a million rows plan and cache
-                # differently from tables of a hundred thousand).
+            if private:
+                # The private stack is the bench's alone and starts empty and new, whatever
+                # an interrupted run left of it: a run's figures must not depend on how many
+                # runs came before it (tables of a million rows plan and cache differently
+                # from tables of a hundred thousand), nor measure processes started from
+                # older code (an interrupted run once left its services running for hours,
+                # and the next runs reused them).
                 await asyncio.to_thread(
                     stack.down, self.run_dir, wipe=True, environ=self.stack_environ
                 )
             await asyncio.to_thread(stack.up, self.run_dir, environ=self.stack_environ)
-            # Stop at the end only what was down here; the stack is shared with others.
-            self.started_parts = down if env else list(STACK_PORTS)
+            # Stop at the end only what was down here; a shared stack stays for the others.
+            self.started_parts = down if env and not private else list(STACK_PORTS)
             env = load_stack_env(self.run_dir)
         self.env = env
         if env.get("APP_ENV") not in ("test", "demo"):

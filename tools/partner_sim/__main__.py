@@ -15,7 +15,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=SIM_PORT_DEFAULT)
     args = parser.parse_args()
-    uvicorn.run(create_app(SimConfig.load()), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(
+        create_app(SimConfig.load()),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":
