@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
@@ -29,6 +28,7 @@ from fastapi import FastAPI
 from matcher.contract import check
 from pydantic import BaseModel, ConfigDict, Field
 from standardwebhooks import Webhook
+from starlette.types import Receive, Scope, Send
 
 from tools.partner_sim.config import SimConfig
 
@@ -121,14 +121,6 @@ class Receiver:
         return 200, {"status": "ok"}
 
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[
-    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
-    Awaitable[None],
-]
-
-
 class FastPath:
     """`POST /notifications` straight to the `Receiver`; everything else to FastAPI."""
 
@@ -136,12 +128,7 @@ class FastPath:
         self.app = app
         self.receiver = receiver
 
-    async def __call__(
-        self,
-        scope: Scope,
-        receive: Callable[[], Awaitable[Message]],
-        send: Callable[[Message], Awaitable[None]],
-    ) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not (
             scope["type"] == "http"
             and scope["method"] == "POST"
