@@ -36,6 +36,9 @@ BACKOFF_MAX_S = 5.0
 # How often a job looks at the live members and takes or hands over shards: the delay
 # before a dead process's shards are taken over, and before a new process gets its share.
 REBALANCE_INTERVAL_S = 1.0
+# How long a stopping job may take to mark what it did, leave and hand its connection back
+# before the stop goes on without it (its connection is then closed, so its locks go too).
+STOP_GRACE_S = 10.0
 
 
 async def keep_running(name: str, attempt: Callable[[], Awaitable[None]]) -> None:
@@ -55,6 +58,30 @@ async def keep_running(name: str, attempt: Callable[[], Awaitable[None]]) -> Non
             backoff_s = min(backoff_s * 2, BACKOFF_MAX_S)
         else:
             backoff_s = BACKOFF_START_S
+
+
+async def stop_job(task: asyncio.Task[None], name: str, grace_s: float = STOP_GRACE_S) -> None:
+    """Cancel a job and wait for its `finally` (marks, leave, connection back), at most
+    `grace_s`: a shutdown must end even if a cleanup statement never returns, and says
+    where it was left waiting."""
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=grace_s)
+    if not done:
+        frames = []
+        coro: Any = task.get_coro()
+        while coro is not None:
+            frame = getattr(coro, "cr_frame", None)
+            if frame is not None:
+                frames.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+            coro = getattr(coro, "cr_await", None)
+        log.error(
+            "%s did not stop within %.0f s of being cancelled; left waiting at %s",
+            name,
+            grace_s,
+            " > ".join(frames) or "?",
+        )
+    elif not task.cancelled() and task.exception() is not None:
+        log.error("%s ended with an error while stopping", name, exc_info=task.exception())
 
 
 class Leases:
@@ -212,4 +239,5 @@ async def lead(
                 await conn.remove_listener(channel, on_notify)
                 await leases.leave()
     finally:
-        await pool.release(conn)
+        # Bounded: on timeout asyncpg closes the connection, which releases its locks.
+        await pool.release(conn, timeout=STOP_GRACE_S)

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaProducer
 
 from shared import metrics
 from shared.events import Envelope, Event
-from shared.leader import REBALANCE_INTERVAL_S, Leases, keep_running, lead
+from shared.leader import REBALANCE_INTERVAL_S, Leases, keep_running, lead, stop_job
 from shared.shards import HASH_MAX, HASH_MIN
 
 log = logging.getLogger(__name__)
@@ -164,9 +164,7 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_job(self._task, f"outbox relay {self._schema}")
 
     def wake(self) -> None:
         self._wake.set()

@@ -7,8 +7,11 @@ variables of the same names win (so a test run can point at another stack).
 
 from __future__ import annotations
 
+import asyncio
+import sys
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -19,6 +22,57 @@ from shared.kafka import KafkaSecurity
 from shared.stackenv import client_env
 
 ROOT = Path(__file__).resolve().parents[1]
+TASK_DUMP_BEFORE_TIMEOUT_S = 20
+_session_loop: asyncio.AbstractEventLoop | None = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _remember_session_loop() -> None:
+    """The one event loop every async test runs on (session scope, pyproject.toml)."""
+    global _session_loop
+    _session_loop = asyncio.get_running_loop()
+
+
+def _await_chain(coro: object) -> list[str]:
+    """Where a suspended coroutine waits, outermost first: `Task.print_stack` shows only
+    the outermost frame, the await chain shows the statement that hangs."""
+    lines = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            lines.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return lines
+
+
+def _dump_tasks() -> None:
+    tasks = asyncio.all_tasks()
+    print(f"\n--- {len(tasks)} asyncio tasks, shortly before the timeout ---", file=sys.stderr)
+    for task in tasks:
+        print(f"{task!r}", *_await_chain(task.get_coro()), sep="\n", file=sys.stderr)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test that hangs is stopped by pytest-timeout, whose dump shows threads only: the
+    event loop waiting in `select`. Shortly before that, print where every asyncio task
+    is waiting, so a hang in CI names its await (a sender's stop, a pool's close, ...)."""
+    marker = item.get_closest_marker("timeout")
+    timeout = float(marker.args[0]) if marker and marker.args else item.config.getini("timeout")
+    timer: threading.Timer | None = None
+    loop = _session_loop
+    if loop is not None and float(timeout or 0) > TASK_DUMP_BEFORE_TIMEOUT_S:
+        timer = threading.Timer(
+            float(timeout) - TASK_DUMP_BEFORE_TIMEOUT_S,
+            lambda: loop.call_soon_threadsafe(_dump_tasks),
+        )
+        timer.daemon = True
+        timer.start()
+    try:
+        return (yield)
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 @pytest.fixture(scope="session")

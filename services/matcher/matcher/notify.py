@@ -53,7 +53,14 @@ from matcher.domain.delivery import backoff_delay_s, is_retryable, verdict
 from matcher.store import NOTIFY_CHANNEL, DeliveredMark, DueNotification, FailedAttempt
 from shared import metrics
 from shared.clock import utc_now
-from shared.leader import REBALANCE_INTERVAL_S, Leases, keep_running, lead
+from shared.leader import (
+    REBALANCE_INTERVAL_S,
+    STOP_GRACE_S,
+    Leases,
+    keep_running,
+    lead,
+    stop_job,
+)
 from shared.shards import shard_of
 from shared.webhooks import sign
 
@@ -168,12 +175,13 @@ class NotificationSender:
         inflight = list(self._inflight.values())
         if inflight:
             await asyncio.wait(inflight, timeout=self._timeout_s + 1)
-        for task in inflight:
-            task.cancel()
+            for task in inflight:
+                task.cancel()
+            # Their `finally` records the attempt and hands the connection back.
+            await asyncio.wait(inflight, timeout=STOP_GRACE_S)
         if self._task is not None:
-            self._task.cancel()  # its connection's `finally` marks what was delivered
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Its connection's `finally` marks what was delivered.
+            await stop_job(self._task, "partner notification sender")
         if self._http is not None:
             await self._http.close()
 
