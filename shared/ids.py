@@ -15,19 +15,35 @@ import uuid
 _CHUNK = 4096
 _buffer = b""
 _at = _CHUNK
-_pid = -1
+
+
+def _drop_buffer() -> None:
+    global _buffer, _at
+    _buffer, _at = b"", _CHUNK
+
+
+# A forked child must not hand out the bytes its parent will also hand out. (Asking
+# `os.getpid()` on every call instead is a system call per id: what the buffer is for.)
+os.register_at_fork(after_in_child=_drop_buffer)
+
+
+def _random16() -> bytes:
+    global _buffer, _at
+    if _at + 16 > len(_buffer):
+        _buffer, _at = os.urandom(_CHUNK), 0
+    _at += 16
+    return _buffer[_at - 16 : _at]
 
 
 def random_uuid() -> uuid.UUID:
     """A random UUID, like `uuid.uuid4()`."""
-    global _buffer, _at, _pid
-    if _at + 16 > len(_buffer) or _pid != os.getpid():
-        _buffer, _at, _pid = os.urandom(_CHUNK), 0, os.getpid()
-    raw = _buffer[_at : _at + 16]
-    _at += 16
-    return uuid.UUID(bytes=raw, version=4)
+    return uuid.UUID(bytes=_random16(), version=4)
 
 
 def random_hex() -> str:
-    """32 random hex digits (a UUID's, without dashes)."""
-    return random_uuid().hex
+    """32 random hex digits: a version-4 UUID's, without dashes (set here on the bytes,
+    as `uuid.UUID(..., version=4)` does, without building the UUID)."""
+    raw = bytearray(_random16())
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    return raw.hex()

@@ -26,3 +26,16 @@ def test_a_forked_child_draws_fresh_bytes() -> None:
     os.waitpid(pid, 0)
     child = uuid.UUID(bytes=os.read(read, 16))
     assert child != ids.random_uuid()
+
+
+def test_random_hex_is_a_version_4_uuid_without_dashes() -> None:
+    for _ in range(2_000):
+        made = uuid.UUID(hex=ids.random_hex())
+        assert made.version == 4 and made.variant == uuid.RFC_4122
+
+
+def test_random_hex_sets_the_same_bits_as_uuid() -> None:
+    for raw in (b"\x00" * 16, b"\xff" * 16, bytes(range(16))):
+        ids._buffer, ids._at = raw, 0
+        expected = uuid.UUID(bytes=raw, version=4).hex
+        assert ids.random_hex() == expected
