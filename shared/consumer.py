@@ -85,6 +85,7 @@ class EventConsumer:
         batch_wait_ms: int = 10,
         prefetch_max: int = 0,
         prefetch_gather_ms: int = 0,
+        commit_interval_ms: int = 0,
         linger_ms: int = 0,
     ) -> None:
         self.service = service
@@ -93,6 +94,7 @@ class EventConsumer:
         # each fetched batch inside the fetch loop instead.
         self._prefetch_max = prefetch_max
         self._prefetch_gather_ms = prefetch_gather_ms
+        self._commit_interval_ms = commit_interval_ms
         self._prefetchers: list[Prefetcher] = []
         self._batch_size_max = batch_size_max
         self._batch_wait_ms = batch_wait_ms
@@ -146,6 +148,7 @@ class EventConsumer:
                 batch_size_max=self._batch_size_max,
                 queue_max=self._prefetch_max,
                 gather_ms=self._prefetch_gather_ms,
+                commit_interval_ms=self._commit_interval_ms,
             )
             self._prefetchers.append(prefetcher)
 

@@ -11,8 +11,9 @@ over, so aiokafka's buffer stays empty and every partition is always in the next
 Correctness, the same as applying inline:
 * a batch's offsets are committed (explicitly, `offset + 1` per partition) only after its
   transaction committed, never the fetch position — by a task of their own, so the next
-  batch does not wait for the broker's answer; a crash redelivers from the last commit and
-  the event-id guard drops what was applied;
+  batch does not wait for the broker's answer, and at most every `commit_interval_ms` (the
+  batches of the interval in one request; at once on a revocation or a stop); a crash
+  redelivers from the last commit and the event-id guard drops what was applied;
 * per partition, records are applied in offset order (one queue, one applier);
 * on a rebalance the revoked partitions' queued records are dropped before the revocation
   completes, after the batch being applied has committed its offsets, so the new owner
@@ -87,9 +88,11 @@ class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
         batch_size_max: int,
         queue_max: int,
         gather_ms: int = 0,
+        commit_interval_ms: int = 0,
     ) -> None:
         self.topic = topic
         self._gather_s = gather_ms / 1000
+        self._commit_interval_s = commit_interval_ms / 1000
         self._apply = apply
         self._batch_size_max = batch_size_max
         self._queue_max = max(queue_max, batch_size_max)
@@ -102,6 +105,8 @@ class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
         self._task: asyncio.Task[None] | None = None
         self._to_commit: dict[TopicPartition, OffsetAndMetadata] = {}
         self._committer: asyncio.Task[None] | None = None
+        self._commit_now = asyncio.Event()
+        self._flushing = False  # someone waits in `_committed`: no more waiting to commit
         self._stopped = False
 
     @property
@@ -205,11 +210,22 @@ class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
                 await consumer.commit(offsets)
             except KafkaError as exc:  # a rebalance under way: the next owner's guard drops repeats
                 log.warning("%s: offsets not committed (%s); redelivered later", self.topic, exc)
+            if self._commit_interval_s and not (self._stopped or self._flushing):
+                # The batches applied meanwhile are committed together, in one request; a
+                # revocation or a stop (`_committed`) cuts the wait short.
+                self._commit_now.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._commit_now.wait(), self._commit_interval_s)
 
     async def _committed(self) -> None:
-        """Wait until every handed-over offset was committed (or refused)."""
-        while self._committer is not None and not self._committer.done():
-            await asyncio.shield(self._committer)
+        """Wait until every handed-over offset was committed (or refused), now."""
+        self._flushing = True
+        try:
+            while self._committer is not None and not self._committer.done():
+                self._commit_now.set()
+                await asyncio.shield(self._committer)
+        finally:
+            self._flushing = False
 
     # --- the rebalance listener (FastStream passes it to aiokafka) -------------------------
 

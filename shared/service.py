@@ -291,6 +291,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             batch_wait_ms=settings.consumer_batch_wait_ms,
             prefetch_max=settings.consumer_prefetch_max,
             prefetch_gather_ms=settings.consumer_prefetch_gather_ms,
+            commit_interval_ms=settings.consumer_commit_interval_ms,
             linger_ms=settings.consumer_linger_ms,
         )
         ctx = ServiceContext(settings, pool, producer, clock, consumer, relay)

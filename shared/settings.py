@@ -94,6 +94,12 @@ class ServiceSettings(BaseSettings):
     # CPU than they saved). Never after an empty fetch: an idle topic's first event is
     # handed over at once.
     consumer_prefetch_gather_ms: int = Field(default=0, ge=0, le=100)
+    # With fetching ahead: offsets are committed at most this often (the batches applied
+    # meanwhile in one request; at once on a rebalance or a stop). 0: after every batch. A
+    # crash redelivers at most this much more, which the event-id guard drops. At 500/s the
+    # matcher committed after each of its ~50–130 batches a second, a Kafka request each
+    # (docs/performance.md, lever 18).
+    consumer_commit_interval_ms: int = Field(default=0, ge=0, le=5_000)
     # How long the broker may hold a fetch to let events gather (its `fetch.max.wait.ms`,
     # with a minimum of 1 MiB so it holds). 0: every fetch returns as soon as one event is
     # there, for consumers on a path someone waits for (the matcher's decisions). Read

@@ -217,11 +217,12 @@ async def test_batches_apply_runs_together_and_skip_duplicates(
 async def test_fetching_ahead_through_rebalances_loses_and_repeats_nothing(
     admin_dsn: str, kafka_bootstrap: str, make_schema: Any, new_topic: Any
 ) -> None:
-    """Fetching ahead (shared/prefetch.py, gathering 3 ms between fetches as the matcher
-    does) with a slow handler, so records are queued when the group rebalances: a second consumer joins mid-stream, then the first leaves. Every
-    event is applied exactly once (the effects table's key would refuse a second), in
-    offset order per partition, and the group's committed offsets reach each partition's
-    end."""
+    """Fetching ahead (shared/prefetch.py, gathering 3 ms between fetches and committing at
+    most every 100 ms, as the matcher does) with a slow handler, so records are queued and
+    offsets wait to be committed when the group rebalances: a second consumer joins
+    mid-stream, then the first leaves. Every event is applied exactly once (the effects
+    table's key would refuse a second), in offset order per partition, and the group's
+    committed offsets reach each partition's end."""
     schema = await make_schema()
     topic = await new_topic(partitions=4)
     cls = event_class(topic)
@@ -248,6 +249,7 @@ async def test_fetching_ahead_through_rebalances_loses_and_repeats_nothing(
             batch_size_max=50,
             prefetch_max=500,
             prefetch_gather_ms=3,
+            commit_interval_ms=100,
         )
         guard.on_batch(cls, apply_run)
         broker = KafkaBroker(kafka_bootstrap, security=stack_security().faststream())

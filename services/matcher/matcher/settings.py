@@ -34,6 +34,10 @@ class MatcherSettings(ServiceSettings):
     # webhook, in every pair, with the 500/s tail within the runs' spread.
     consumer_prefetch_max: int = Field(default=2_000, ge=0)
     consumer_prefetch_gather_ms: int = Field(default=3, ge=0, le=100)
+    # The decision worker commits its offsets at most every 100 ms (lever 18: in three
+    # alternated 500/s runs the p99 fell in every pair, 70 against 101 ms on the means,
+    # and Kafka took ~4 points of a core less).
+    consumer_commit_interval_ms: int = Field(default=100, ge=0, le=5_000)
 
     # --- partner contract (BRIEF §6) ---------------------------------------------------
     # Standard Webhooks secrets (`whsec_…`) the partner signs with; comma-separated so a

@@ -575,3 +575,72 @@ async def test_a_write_refuses_waitlist_positions_read_before_the_queue_moved(
             await conn.fetchval("SELECT queue_next FROM postings WHERE posting_id = $1", posting_id)
             == first + 3
         )
+
+
+async def test_a_batch_that_waited_for_a_citizen_sees_the_booking_committed_meanwhile(
+    pool: asyncpg.Pool,
+    decide: BatchHandler,
+    producer: AIOKafkaProducer,
+    matcher_ready: Matcher,
+    now: datetime,
+) -> None:
+    """Two batches on different postings (two processes, two posting locks) for the same
+    citizen at overlapping times: the second waits for the citizen's row lock in its
+    citizens' upsert, and its read, a statement of its own taken after the wait, sees the
+    first one's booking once committed and refuses the overlap. Whoever merges the upsert
+    and the read (issue 20's "one round trip" lever) must keep this: one statement for both
+    reads with a snapshot taken before the wait and would book the citizen twice (tried:
+    the database's exclusion constraint then refuses the write, and the batch fails)."""
+    tue = _tuesday_10h(now)
+    base = uuid.uuid4().hex[:12]
+    first, second = f"pst_{base}a", f"pst_{base}b"
+    await _open(
+        producer,
+        matcher_ready,
+        now,
+        [
+            (first, tue, 120, 1, "first_come"),
+            (second, tue + timedelta(hours=1), 120, 1, "first_come"),
+        ],
+    )
+    citizen = f"u_{base}"
+    to_first = _application(now, first, citizen, n=0)
+    to_second = _application(now, second, citizen, n=1)
+    async with pool.acquire() as one, pool.acquire() as two, pool.acquire() as watcher:
+        deciding = one.transaction()
+        await deciding.start()
+        try:
+            await decide(one, _batch(now, [to_first]))  # booked; the citizen's row locked
+
+            async def decide_second() -> None:
+                async with two.transaction():
+                    await decide(two, _batch(now, [to_second]))
+
+            waiting = asyncio.create_task(decide_second())
+
+            async def blocked() -> bool:
+                return bool(
+                    await watcher.fetchval(
+                        "SELECT count(*) FROM pg_locks WHERE pid = $1 AND NOT granted",
+                        two.get_server_pid(),
+                    )
+                )
+
+            await eventually(blocked, timeout_s=10, what="the second batch to wait")
+            await deciding.commit()
+        except BaseException:
+            await deciding.rollback()
+            raise
+        await asyncio.wait_for(waiting, timeout=10)
+        decided = {
+            r["application_id"]: (r["status"], r["reason"])
+            for r in await watcher.fetch(
+                "SELECT application_id, status, reason FROM applications"
+                " WHERE application_id = ANY($1::text[])",
+                [to_first.application_id, to_second.application_id],
+            )
+        }
+    assert decided == {
+        to_first.application_id: ("confirmed", None),
+        to_second.application_id: ("rejected", "overlap"),
+    }

@@ -254,3 +254,39 @@ async def test_fetch_forever_gathers_after_a_fetch_that_brought_records() -> Non
     await _settle()
     assert sorted(o for b in apply.batches for o in b) == [0, 1, 2]
     await p.stop()
+
+
+async def test_commits_within_the_interval_go_out_together() -> None:
+    consumer, apply = FakeConsumer(), Applier()
+    p = Prefetcher("t", apply, batch_size_max=1, queue_max=10, commit_interval_ms=50)
+    await p.feed(recs(0, 0, 1, 2, 3, 4), consumer)
+    for _ in range(5):
+        apply.gate.release()
+        await _settle()
+    assert apply.batches == [[0], [1], [2], [3], [4]]
+    # The first batch's offsets at once; the four applied since wait for the interval.
+    assert consumer.commits == [{TopicPartition(T, 0): 1}]
+    await asyncio.sleep(0.1)
+    assert consumer.commits == [{TopicPartition(T, 0): 1}, {TopicPartition(T, 0): 5}]
+    await p.stop()
+
+
+async def test_a_revocation_or_a_stop_commits_at_once_whatever_the_interval() -> None:
+    consumer, apply = FakeConsumer(), Applier()
+    p = Prefetcher("t", apply, batch_size_max=1, queue_max=10, commit_interval_ms=60_000)
+    await p.feed(recs(0, 0, 1), consumer)
+    for _ in range(2):
+        apply.gate.release()
+        await _settle()
+    assert consumer.commits == [{TopicPartition(T, 0): 1}]  # offset 1's waits a minute
+    await asyncio.wait_for(p.on_partitions_revoked({TopicPartition(T, 0)}), timeout=1)
+    assert consumer.commits[-1] == {TopicPartition(T, 0): 2}
+    consumer.owned = {TopicPartition(T, 1)}
+    await p.feed(recs(1, 7, 8), consumer)
+    for _ in range(2):
+        apply.gate.release()
+        await _settle()
+    assert apply.batches == [[0], [1], [7], [8]]
+    assert consumer.commits[-1] == {TopicPartition(T, 1): 8}  # offset 8's waits a minute
+    await asyncio.wait_for(p.stop(), timeout=1)
+    assert consumer.commits[-1] == {TopicPartition(T, 1): 9}
