@@ -22,6 +22,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import Any
 
 import asyncpg
@@ -60,6 +61,19 @@ async def keep_running(name: str, attempt: Callable[[], Awaitable[None]]) -> Non
             backoff_s = BACKOFF_START_S
 
 
+def awaited_frames(task: asyncio.Task[Any]) -> list[FrameType]:
+    """Where a suspended task waits, outermost frame first, down its chain of awaits
+    (`Task.get_stack` gives only the outermost frame, not the statement that hangs)."""
+    frames: list[FrameType] = []
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            frames.append(frame)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return frames
+
+
 async def stop_job(task: asyncio.Task[None], name: str, grace_s: float = STOP_GRACE_S) -> None:
     """Cancel a job and wait for its `finally` (marks, leave, connection back), at most
     `grace_s`: a shutdown must end even if a cleanup statement never returns, and says
@@ -67,18 +81,11 @@ async def stop_job(task: asyncio.Task[None], name: str, grace_s: float = STOP_GR
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=grace_s)
     if not done:
-        frames = []
-        coro: Any = task.get_coro()
-        while coro is not None:
-            frame = getattr(coro, "cr_frame", None)
-            if frame is not None:
-                frames.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
-            coro = getattr(coro, "cr_await", None)
         log.error(
             "%s did not stop within %.0f s of being cancelled; left waiting at %s",
             name,
             grace_s,
-            " > ".join(frames) or "?",
+            " > ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in awaited_frames(task)) or "?",
         )
     elif not task.cancelled() and task.exception() is not None:
         log.error("%s ended with an error while stopping", name, exc_info=task.exception())

@@ -19,6 +19,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.kafka import KafkaSecurity
+from shared.leader import awaited_frames
 from shared.stackenv import client_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,23 +34,15 @@ async def _remember_session_loop() -> None:
     _session_loop = asyncio.get_running_loop()
 
 
-def _await_chain(coro: object) -> list[str]:
-    """Where a suspended coroutine waits, outermost first: `Task.print_stack` shows only
-    the outermost frame, the await chain shows the statement that hangs."""
-    lines = []
-    while coro is not None:
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        if frame is not None:
-            lines.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-    return lines
-
-
 def _dump_tasks() -> None:
     tasks = asyncio.all_tasks()
     print(f"\n--- {len(tasks)} asyncio tasks, shortly before the timeout ---", file=sys.stderr)
     for task in tasks:
-        print(f"{task!r}", *_await_chain(task.get_coro()), sep="\n", file=sys.stderr)
+        chain = [
+            f"  {f.f_code.co_filename}:{f.f_lineno} in {f.f_code.co_name}"
+            for f in awaited_frames(task)
+        ]
+        print(f"{task!r}", *chain, sep="\n", file=sys.stderr)
 
 
 @pytest.hookimpl(wrapper=True)

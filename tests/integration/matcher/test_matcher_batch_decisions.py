@@ -151,6 +151,16 @@ def _batch(now: datetime, events: Sequence[ApplicationReceived]) -> Batch:
     return [(e.envelope(producer="test", occurred_at=now), e) for e in events]
 
 
+async def _waits_for_a_lock(watcher: asyncpg.Connection, conn: asyncpg.Connection) -> bool:
+    """Whether `conn`'s backend is waiting for a lock (seen from another connection)."""
+    return bool(
+        await watcher.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE pid = $1 AND NOT granted",
+            conn.get_server_pid(),
+        )
+    )
+
+
 async def _run(
     pool: asyncpg.Pool, decide: BatchHandler, now: datetime, events: Sequence[ApplicationReceived]
 ) -> None:
@@ -455,15 +465,11 @@ async def test_lock_postings_sees_a_posting_opened_while_it_waited(
                     store.lock_postings_known(batch, [posting_id], [application_id, "app_other"])
                 )
 
-                async def blocked() -> bool:
-                    return bool(
-                        await watcher.fetchval(
-                            "SELECT count(*) FROM pg_locks WHERE pid = $1 AND NOT granted",
-                            batch.get_server_pid(),
-                        )
-                    )
-
-                await eventually(blocked, timeout_s=10, what="the batch to wait for the lock")
+                await eventually(
+                    lambda: _waits_for_a_lock(watcher, batch),
+                    timeout_s=10,
+                    what="the batch to wait for the lock",
+                )
                 await store.insert_posting(opener, event, waitlist_max=10, now=now)
                 citizens = await store.upsert_citizens(
                     opener,
@@ -618,15 +624,11 @@ async def test_a_batch_that_waited_for_a_citizen_sees_the_booking_committed_mean
 
             waiting = asyncio.create_task(decide_second())
 
-            async def blocked() -> bool:
-                return bool(
-                    await watcher.fetchval(
-                        "SELECT count(*) FROM pg_locks WHERE pid = $1 AND NOT granted",
-                        two.get_server_pid(),
-                    )
-                )
-
-            await eventually(blocked, timeout_s=10, what="the second batch to wait")
+            await eventually(
+                lambda: _waits_for_a_lock(watcher, two),
+                timeout_s=10,
+                what="the second batch to wait",
+            )
             await deciding.commit()
         except BaseException:
             await deciding.rollback()
