@@ -1,7 +1,9 @@
-"""A CPU census beside a benchmark: the machine's CPU (busy, steal) and each process
-group's share, sampled from /proc every quarter second, so a slow second of a run can be
-named — the machine saturated, CPU stolen by the host, one of our processes busy — instead
-of guessed at. Linux only; elsewhere it records nothing and says so."""
+"""A CPU census beside a benchmark: the machine's CPU (busy, steal), each process group's
+share and the kernel's pressure-stall counters (time some task waited for the disk or for a
+core), sampled from /proc every quarter second, so a slow second of a run can be named —
+the machine saturated, CPU stolen by the host, the disk holding writers up, one of our
+processes busy — instead of guessed at. Linux only; elsewhere it records nothing and says
+so (and without /proc/pressure, no stall figures)."""
 
 from __future__ import annotations
 
@@ -46,6 +48,32 @@ def _group(pid: str) -> str:
     return "other"
 
 
+# The JVM's just-in-time compiler threads, counted apart from the rest of Kafka: a broker
+# compiles its hot paths for its first minute or so under a new load, which is start-up
+# cost, not the cost of serving (a broker in service has run for weeks).
+JIT_THREADS = ("C1 CompilerThre", "C2 CompilerThre")
+JIT_SUFFIX = ":jit"
+
+
+def _jit_ticks(pid: str) -> int:
+    """CPU ticks of a JVM's compiler threads (/proc/<pid>/task/*)."""
+    total = 0
+    try:
+        tasks = os.listdir(PROC / pid / "task")
+    except OSError:
+        return 0
+    for tid in tasks:
+        try:
+            if not (PROC / pid / "task" / tid / "comm").read_text().startswith(JIT_THREADS):
+                continue
+            stat = (PROC / pid / "task" / tid / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
 def _machine() -> tuple[int, int, int]:
     """(busy, steal, total) jiffies of all cores since boot (/proc/stat's first line)."""
     fields = [int(x) for x in (PROC / "stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -54,11 +82,23 @@ def _machine() -> tuple[int, int, int]:
     return busy, steal, busy + steal + idle + iowait
 
 
+def _pressure(resource: str) -> int | None:
+    """Microseconds since boot in which some task waited for `resource` ("io", "cpu"):
+    /proc/pressure's `some` line (PSI; absent on kernels without it)."""
+    try:
+        first = (PROC / "pressure" / resource).read_text().split("\n", 1)[0]
+    except OSError:
+        return None
+    return int(first.rsplit("total=", 1)[1])
+
+
 @dataclass
 class Sample:
     at: float  # wall clock (time.time())
     machine: tuple[int, int, int]
     ticks: dict[str, int]  # pid -> utime + stime
+    io_wait_us: int | None = None  # PSI io "some" total
+    cpu_wait_us: int | None = None  # PSI cpu "some" total
 
 
 @dataclass
@@ -84,7 +124,13 @@ class Census:
             ticks[pid] = int(fields[11]) + int(fields[12])
             if pid not in self.groups:
                 self.groups[pid] = _group(pid)
-        return Sample(time.time(), _machine(), ticks)
+                if self.groups[pid] == "kafka":
+                    self.groups[pid + JIT_SUFFIX] = "kafka jit"
+            if self.groups[pid] == "kafka":
+                jit = _jit_ticks(pid)
+                ticks[pid] -= jit
+                ticks[pid + JIT_SUFFIX] = jit
+        return Sample(time.time(), _machine(), ticks, _pressure("io"), _pressure("cpu"))
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Census]:
@@ -126,11 +172,22 @@ class Census:
             group = self.groups.get(pid, "other")
             per_group[group] = per_group.get(group, 0.0) + (ticks - before)
         pct = 100 / (TICKS_PER_S * seconds)
+
+        def waited_ms_per_s(before: int | None, after: int | None) -> float | None:
+            if before is None or after is None:
+                return None
+            return round((after - before) / 1000 / seconds, 1)
+
         return {
             "from_s": round(first.at - start, 2),
             "seconds": round(seconds, 2),
             "machine_busy_pct": round(busy * pct, 1),
             "steal_pct": round(steal * pct, 1),
+            # Of each second, the milliseconds in which some task waited for the disk /
+            # for a core (PSI "some"): a disk stall shows in the first, a queue for the
+            # cores in the second.
+            "io_wait_ms_per_s": waited_ms_per_s(first.io_wait_us, last.io_wait_us),
+            "cpu_wait_ms_per_s": waited_ms_per_s(first.cpu_wait_us, last.cpu_wait_us),
             "of_pct": self.cores * 100,
             "by_group_pct": {
                 g: round(t * pct, 1)

@@ -205,6 +205,13 @@ async def _decided_latency(
     }
 
 
+# The latency run's warm-up. 10 s was enough for our processes but not for Kafka's JVM: its
+# JIT compiler threads still took 19–31 % of a core in the first 20 s of the measured run
+# (8–13 % over the minute), and three alternated pairs had a p99 of 58 / 132 / 197 ms
+# against 53 / 82 / 94 ms with 40 s (the compiler 3–6 % over the minute).
+WARM_UP_S = 40.0
+
+
 async def latency(
     env: Env,
     quick: bool,
@@ -213,13 +220,15 @@ async def latency(
     ports: list[int],
     rate: float = 500.0,
     seconds: float | None = None,
+    warm_up_s: float = WARM_UP_S,
 ) -> dict[str, Any]:
     """Open-loop 500 applications/s; webhook arrival -> the simulator has the decision.
 
-    Measured in steady state, as a service in use runs: first the same load for a few
-    seconds on postings of its own (connections, prepared statements and caches warm up;
-    tables hold rows), then `ANALYZE` (a database in service has current statistics; a
-    fresh one plans its first queries for empty tables), then the measured run."""
+    Measured in steady state, as a service in use runs: first the same load for
+    `warm_up_s` on postings of its own (connections, prepared statements and caches warm
+    up; tables hold rows; Kafka's JIT compiles its hot paths), then `ANALYZE` (a database
+    in service has current statistics; a fresh one plans its first queries for empty
+    tables), then the measured run."""
     seconds = seconds or (10.0 if quick else 60.0)
     secret = env.env["PARTNER_WEBHOOK_SECRET"].split(",")[0].strip()
     per_port = max(1, GENERATOR_PROCESSES // len(ports))
@@ -242,7 +251,7 @@ async def latency(
         ]
 
     warm_up = await env.publish_postings(24, 20, f"{tag}w")
-    warm_up_s = 3.0 if quick else 10.0
+    warm_up_s = 3.0 if quick else warm_up_s
     await asyncio.gather(
         *(env.run_loadgen(s, per_port) for s in await specs(warm_up, f"{tag}w", warm_up_s))
     )
@@ -341,6 +350,10 @@ FLOOR_P99_MS = 50.0
 SLOW_SECONDS_PRINTED = 15
 # A process group this many points of a core over its typical second is named as busier.
 BUSIER_POINTS = 15.0
+# Some task waiting this many ms of a second for the disk (PSI io "some") names the second
+# a disk stall: with fsync off nothing on the path waits for the disk unless the kernel
+# holds writers up (ext4's journal commit, dirty-page throttling).
+DISK_WAIT_MS = 20.0
 
 
 async def _slow_seconds(
@@ -403,6 +416,8 @@ def _typical(seconds: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "machine_busy_pct": _median([c["machine_busy_pct"] for c in cpus]),
         "steal_pct": _median([c["steal_pct"] for c in cpus]),
+        "io_wait_ms_per_s": _median([c["io_wait_ms_per_s"] or 0.0 for c in cpus]),
+        "cpu_wait_ms_per_s": _median([c["cpu_wait_ms_per_s"] or 0.0 for c in cpus]),
         "by_group_pct": {
             g: _median([c["by_group_pct"].get(g, 0.0) for c in cpus]) for g in sorted(groups)
         },
@@ -422,6 +437,12 @@ def _reading(entry: dict[str, Any], typical: dict[str, Any]) -> tuple[str, str]:
     wins): its kind and a sentence."""
     probe = entry["kafka_probe_max_ms"]
     cpu = entry["cpu"]
+    io_wait = (cpu or {}).get("io_wait_ms_per_s") or 0.0
+    if io_wait >= max(DISK_WAIT_MS, 2 * typical.get("io_wait_ms_per_s", 0.0)):
+        return "disk", (
+            f"the disk held writers up: some task waited {io_wait:.0f} ms of the second for"
+            f" it (typically {typical.get('io_wait_ms_per_s', 0.0):.0f} ms)"
+        )
     if probe is not None and probe >= PROBE_STALL_MS:
         return "stall", (
             f"Kafka or the machine stalled: the raw round trip beside the run took {probe} ms"
@@ -550,6 +571,7 @@ async def kafka_roundtrip(
 
 
 CAPACITY_P99_MS = 100.0
+CAPACITY_WARM_UP_S = 10.0
 
 
 async def capacity(env: Env, quick: bool, *, ports: list[int]) -> dict[str, Any]:
@@ -563,7 +585,14 @@ async def capacity(env: Env, quick: bool, *, ports: list[int]) -> dict[str, Any]
     rate = 500.0
     while rate <= (2_000.0 if quick else 8_000.0):
         run = await latency(
-            env, quick, tag=f"c{int(rate)}", ports=ports, rate=rate, seconds=seconds
+            env,
+            quick,
+            tag=f"c{int(rate)}",
+            ports=ports,
+            rate=rate,
+            seconds=seconds,
+            # Run after the latency runs and the rush: Kafka's JIT has long compiled.
+            warm_up_s=CAPACITY_WARM_UP_S,
         )
         kafka = await kafka_roundtrip(env, quick, rate=rate, seconds=seconds)
         p99 = run["webhook_to_partner_ms"].get("p99", float("inf"))
