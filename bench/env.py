@@ -36,6 +36,9 @@ WORKER_PORT = 8013
 # else's tests (which may kill services at random) disturb the measurement, and nothing the
 # bench does disturbs them.
 PRIVATE_OFFSET = 10_000
+# Postgres's busiest statements kept in a phase's results, and how much of each one's text.
+STATEMENTS_KEPT = 12
+STATEMENT_TEXT_KEPT = 200
 PRIVATE_RUN_DIR = Path(tempfile.gettempdir()) / "gwangsan-bench-stack"
 
 
@@ -78,6 +81,8 @@ class Env:
                 # The production shape (decision 0008): the stack's matcher serves the API
                 # only; the bench starts its decision worker beside it.
                 "MATCHER_ROLE": "api",
+                # Where Postgres spends its time, per statement (`statements_since_reset`).
+                "POSTGRES_STAT_STATEMENTS": "1",
             }
         self.run_token = uuid.uuid4().hex[:8]
         self.sim_port = SIM_PORT + self.offset
@@ -202,6 +207,38 @@ class Env:
             self.deciders[proc] = f"http://127.0.0.1:{port}"
         await self.wait_http(f"http://127.0.0.1:{port}/readyz")
         return proc
+
+    async def statements_reset(self) -> bool:
+        """Start counting Postgres's statements afresh (`pg_stat_statements`, loaded on the
+        private stack); False where the module is not loaded (a shared stack)."""
+        try:
+            await self.pool.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            await self.pool.execute("SELECT pg_stat_statements_reset()")
+        except asyncpg.PostgresError:
+            return False
+        return True
+
+    async def statements_since_reset(self, limit: int = STATEMENTS_KEPT) -> list[dict[str, Any]]:
+        """The statements Postgres spent the most time executing since `statements_reset`,
+        each with its calls, total and mean milliseconds, share of all statements' time and
+        rows, and its text (normalised by Postgres: parameters as $n; whitespace folded)."""
+        rows = await self.pool.fetch(
+            "SELECT calls, total_exec_time, mean_exec_time, rows, query,"
+            "       total_exec_time / nullif(sum(total_exec_time) OVER (), 0) AS share"
+            " FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT $1",
+            limit,
+        )
+        return [
+            {
+                "calls": r["calls"],
+                "total_ms": round(r["total_exec_time"], 1),
+                "mean_ms": round(r["mean_exec_time"], 3),
+                "share": round(r["share"] or 0.0, 3),
+                "rows": r["rows"],
+                "query": " ".join(r["query"].split())[:STATEMENT_TEXT_KEPT],
+            }
+            for r in rows
+        ]
 
     async def decision_batches(self) -> tuple[float, float, float]:
         """(batches, messages, seconds) the matcher's decision processes have applied on the

@@ -261,6 +261,7 @@ async def latency(
     await env.sim_reset()
     measured = await specs(postings, tag, seconds)
     batches_before = await env.decision_batches()
+    counting = await env.statements_reset()
     # Beside the load: a CPU census and a raw Kafka round trip at a low rate, to name what
     # happened in any second whose p99 is over the floor.
     census = Census()
@@ -281,6 +282,7 @@ async def latency(
         await asyncio.wait_for(probe_ready.wait(), timeout=60)
         groups = await asyncio.gather(*(env.run_loadgen(s, per_port) for s in measured))
         probe_samples = await probe
+    statements = await env.statements_since_reset() if counting else None
     results = [r for g in groups for r in g]
     sent = _merge(results)
     errors = sum(sum(r.get("errors", {}).values()) for r in results)
@@ -307,6 +309,9 @@ async def latency(
         "kafka_probe_ms": percentiles([ms for _, ms in probe_samples]),
         "seconds_over_floor": slow,
         "decision_loop": loop,
+        # Where Postgres spent its time in the measured run (pg_stat_statements; None
+        # when the stack does not load it).
+        "postgres_statements": statements,
         "target": "p99 < 50 ms",
         "met": lat.get("p99", float("inf")) < 50,
         # Every webhook answered 202 and every decision at the partner.
@@ -654,6 +659,7 @@ async def rush(env: Env, quick: bool) -> dict[str, Any]:
         "max_requests": n,
     }
     batches_before = await env.decision_batches()
+    counting = await env.statements_reset()
     # Where the machine's CPU went during the rush: the latency run's census.
     census = Census()
     async with census.running():
@@ -678,6 +684,8 @@ async def rush(env: Env, quick: bool) -> dict[str, Any]:
             if now > give_up_at:
                 break
             await asyncio.sleep(0.02)
+    # (The bench's own poll above is among them: one small count every 20 ms.)
+    statements = await env.statements_since_reset() if counting else None
     sent = _merge(await load)
     first_sent = min(r[1] for r in sent["records"])
     loop = _loop_stats(batches_before, await env.decision_batches(), now - first_sent)
@@ -734,6 +742,7 @@ async def rush(env: Env, quick: bool) -> dict[str, Any]:
         # first send to the last notification, and from the last 202 on.
         "cpu": census.window(first_sent, last_received),
         "cpu_after_last_202": census.window(last_answered, last_received),
+        "postgres_statements": statements,
         "target": (
             "every application answered (notified) < 2 s (aim 1.5 s, and within 250 ms of"
             " the last 202); exactly 20 confirmed"

@@ -166,6 +166,14 @@ def _stack_conf(config: StackConfig) -> str:
         "log_timezone": "'UTC'",
         "logging_collector": "off",
     }
+    if config.environ.get("POSTGRES_STAT_STATEMENTS", "") in ("1", "true", "yes"):
+        # Per-statement time and calls (`pg_stat_statements`), for the bench's figures of
+        # where Postgres spends its time; the module must be loaded at server start.
+        settings = {
+            **settings,
+            "shared_preload_libraries": "'pg_stat_statements'",
+            "pg_stat_statements.track": "'top'",
+        }
     header = "# Written by `python -m devstack up` on every start; edits are overwritten.\n"
     return header + "".join(f"{key} = {value}\n" for key, value in settings.items())
 
