@@ -55,8 +55,10 @@ JIT_THREADS = ("C1 CompilerThre", "C2 CompilerThre")
 JIT_SUFFIX = ":jit"
 
 
-def _jit_ticks(pid: str) -> int:
-    """CPU ticks of a JVM's compiler threads (/proc/<pid>/task/*)."""
+def _jit_ticks(pid: str, known: dict[str, bool]) -> int:
+    """CPU ticks of a JVM's compiler threads (/proc/<pid>/task/*). `known` remembers which
+    thread ids are compilers, so each thread's name is read once, not every sample (a
+    broker has ~100 threads; the census must stay cheap beside what it measures)."""
     total = 0
     try:
         tasks = os.listdir(PROC / pid / "task")
@@ -64,7 +66,10 @@ def _jit_ticks(pid: str) -> int:
         return 0
     for tid in tasks:
         try:
-            if not (PROC / pid / "task" / tid / "comm").read_text().startswith(JIT_THREADS):
+            if tid not in known:
+                comm = (PROC / pid / "task" / tid / "comm").read_text()
+                known[tid] = comm.startswith(JIT_THREADS)
+            if not known[tid]:
                 continue
             stat = (PROC / pid / "task" / tid / "stat").read_text()
         except OSError:
@@ -108,6 +113,7 @@ class Census:
     interval_s: float = 0.25
     samples: list[Sample] = field(default_factory=list)
     groups: dict[str, str] = field(default_factory=dict)  # pid -> group
+    jit_threads: dict[str, dict[str, bool]] = field(default_factory=dict)  # pid -> tid -> JIT?
     cores: int = os.cpu_count() or 1
     available: bool = (PROC / "stat").exists()
 
@@ -127,7 +133,7 @@ class Census:
                 if self.groups[pid] == "kafka":
                     self.groups[pid + JIT_SUFFIX] = "kafka jit"
             if self.groups[pid] == "kafka":
-                jit = _jit_ticks(pid)
+                jit = _jit_ticks(pid, self.jit_threads.setdefault(pid, {}))
                 ticks[pid] -= jit
                 ticks[pid + JIT_SUFFIX] = jit
         return Sample(time.time(), _machine(), ticks, _pressure("io"), _pressure("cpu"))
