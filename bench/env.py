@@ -463,6 +463,16 @@ class Env:
         items: list[dict[str, Any]] = r.json()["items"]
         return items
 
+    async def sim_count(self, **filters: str) -> int:
+        """How many notifications the partner simulator recorded (`posting_id`,
+        `type_prefix`): a counter it keeps, cheap to ask while a run goes on."""
+        r = await self.http.get(
+            f"http://127.0.0.1:{self.sim_port}/notifications/count", params=filters
+        )
+        r.raise_for_status()
+        count: int = r.json()["count"]
+        return count
+
     async def sim_reset(self) -> None:
         if self.sim_owned:
             await self.http.post(f"http://127.0.0.1:{self.sim_port}/control/reset")

@@ -167,12 +167,15 @@ def _stack_conf(config: StackConfig) -> str:
         "logging_collector": "off",
     }
     if config.environ.get("POSTGRES_STAT_STATEMENTS", "") in ("1", "true", "yes"):
-        # Per-statement time and calls (`pg_stat_statements`), for the bench's figures of
-        # where Postgres spends its time; the module must be loaded at server start.
+        # For the bench's figures (set on its private stack only): per-statement time and
+        # calls (`pg_stat_statements`, a module loaded at server start), and each
+        # transaction's commit time (`pg_xact_commit_timestamp`: when a decision was
+        # committed, read afterwards instead of polled for while the run goes on).
         settings = {
             **settings,
             "shared_preload_libraries": "'pg_stat_statements'",
             "pg_stat_statements.track": "'top'",
+            "track_commit_timestamp": "on",
         }
     header = "# Written by `python -m devstack up` on every start; edits are overwritten.\n"
     return header + "".join(f"{key} = {value}\n" for key, value in settings.items())

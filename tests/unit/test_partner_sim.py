@@ -53,6 +53,15 @@ async def test_notifications_are_verified_recorded_once_and_listed() -> None:
         assert (garbled.status_code, garbled.json()) == (400, {"error": "not JSON"})
         listed = (await http.get("/notifications", params={"type": "booking.waitlisted"})).json()
         assert listed["count"] == 2 and listed["duplicates"] == 1
+        posting_id = example("booking.waitlisted")["data"]["posting_id"]
+        for params, expected in [
+            ({"posting_id": posting_id, "type_prefix": "booking."}, 1),
+            ({"type_prefix": "booking."}, 2),  # the broken one has no posting id
+            ({"posting_id": posting_id, "type_prefix": "posting."}, 0),
+            ({"posting_id": "pst_other"}, 0),
+        ]:
+            counted = await http.get("/notifications/count", params=params)
+            assert counted.json() == {"count": expected}, params
         assert listed["bad_signatures"] == 1
         assert listed["items"][0]["webhook_id"] == "msg_one"
         violations = (await http.get("/contract/violations")).json()
@@ -65,6 +74,7 @@ async def test_notifications_are_verified_recorded_once_and_listed() -> None:
         await http.post("/control/reset")
         after = (await http.get("/notifications")).json()
         assert after["count"] == 0 and after["refused_during_outage"] == 0
+        assert (await http.get("/notifications/count")).json() == {"count": 0}
         assert (await http.get("/healthz")).json()["service"] == "partner_sim"
 
 

@@ -46,6 +46,9 @@ class Outage(BaseModel):
 class SimState:
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
+        # Notifications recorded, by type and posting: what a waiting benchmark polls
+        # (cheap at any size, unlike filtering `received`).
+        self.counts: dict[tuple[str, str], int] = {}
         self.repeats: list[dict[str, Any]] = []  # the dropped duplicates, same shape
         self.seen: set[str] = set()
         self.duplicates = 0
@@ -59,6 +62,7 @@ class SimState:
 
     def reset(self) -> None:
         self.received.clear()
+        self.counts.clear()
         self.repeats.clear()
         self.seen.clear()
         self.duplicates = self.bad_signatures = self.refused_during_outage = 0
@@ -111,6 +115,8 @@ class Receiver:
                 state.repeats.append(entry)
             return 200, {"status": "duplicate"}
         state.seen.add(webhook_id)
+        counted = (str(entry["type"]), str(entry["data"].get("posting_id")))
+        state.counts[counted] = state.counts.get(counted, 0) + 1
         if len(state.received) < RECEIVED_MAX:
             state.received.append(entry)
             if len(state.received) % FREEZE_EVERY == 0:
@@ -199,6 +205,18 @@ def create_app(config: SimConfig | None = None) -> FastPath:
             ),
             "bad_signatures": state.bad_signatures,
             "refused_during_outage": state.refused_during_outage,
+        }
+
+    @app.get("/notifications/count")
+    async def count(posting_id: str | None = None, type_prefix: str = "") -> dict[str, int]:
+        """How many notifications were recorded (each `webhook-id` once), of a posting and
+        of types starting with `type_prefix`: for waiting on a run without listing it."""
+        return {
+            "count": sum(
+                n
+                for (kind, posting), n in state.counts.items()
+                if kind.startswith(type_prefix) and posting_id in (None, posting)
+            )
         }
 
     @app.get("/contract/violations")
