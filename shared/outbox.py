@@ -33,7 +33,18 @@ from shared.shards import HASH_MAX, HASH_MIN
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "outbox"
+# One channel per schema: the services share one database, and a NOTIFY reaches every
+# listener of its channel, so with one channel for all every commit of any service woke
+# every service's relay to look at an outbox with nothing new in it.
+NOTIFY_CHANNEL_PREFIX = "outbox_"
+# What a writer notifies: the channel of the schema it writes in (its search_path's
+# first, where the unqualified `outbox` it inserted into lives).
+NOTIFY_SQL = "pg_notify('outbox_' || current_schema(), '')"
+
+
+def notify_channel(schema: str) -> str:
+    """The channel `schema`'s outbox writers notify at commit and its relay listens on."""
+    return NOTIFY_CHANNEL_PREFIX + schema
 
 
 async def add(
@@ -102,11 +113,7 @@ async def _insert(conn: asyncpg.Connection, items: Sequence[tuple[Event, Envelop
     """The outbox rows and one wake-up of the relay (delivered at commit), in one statement."""
     if not conn.is_in_transaction():
         raise RuntimeError("outbox rows must be written in the transaction of the state change")
-    await conn.execute(
-        f"WITH added AS ({insert_sql(1)}) SELECT pg_notify($6, '')",
-        *_columns(items),
-        NOTIFY_CHANNEL,
-    )
+    await conn.execute(f"WITH added AS ({insert_sql(1)}) SELECT {NOTIFY_SQL}", *_columns(items))
 
 
 async def backlog(conn: asyncpg.Connection) -> tuple[int, float]:
@@ -178,7 +185,7 @@ class OutboxRelay:
             self._pool,
             job=f"outbox:{self._schema}",
             shards=self._shards,
-            channel=NOTIFY_CHANNEL,
+            channel=notify_channel(self._schema),
             on_notify=self._on_notify,
             work=self._publish_loop,
         )

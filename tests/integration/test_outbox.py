@@ -266,3 +266,31 @@ async def test_a_lingering_relay_publishes_commits_close_together_in_one_batch(
     assert batches == [5]
     assert len(await read_topic(kafka_bootstrap, topic, 5)) == 5
     await pool.close()
+
+
+async def test_a_commit_wakes_only_its_own_schemas_relay(admin_dsn: str, make_schema: Any) -> None:
+    """The services share one database: a commit with outbox rows notifies its schema's
+    channel only, so it does not wake the other services' relays (with one channel for
+    all, every decision the matcher committed sent registry's and allowance's relays to
+    look at outboxes with nothing new in them)."""
+    mine, other = await make_schema(), await make_schema()
+    cls = event_class(f"x.{uuid.uuid4().hex[:6]}")
+    heard: list[str] = []
+    listener = await asyncpg.connect(admin_dsn)
+    for schema in (mine, other):
+        await listener.add_listener(
+            outbox.notify_channel(schema), lambda _c, _p, channel, _m: heard.append(channel)
+        )
+    pool = await create_pool(admin_dsn, schema=mine, size_max=2)
+    try:
+        await write_events(pool, cls, 1)
+
+        async def notified() -> bool:
+            return bool(heard)
+
+        await wait_until(notified)
+        await asyncio.sleep(0.2)  # anything else would have arrived by now
+        assert heard == [outbox.notify_channel(mine)]
+    finally:
+        await listener.close()
+        await pool.close()

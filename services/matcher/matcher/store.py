@@ -1792,11 +1792,11 @@ _WRITE_CHANGES = f"""
          -- the waitlist positions the decisions took (read by `decision_reads` under the
          -- posting's lock): a posting whose queue moved since is not updated, and counted
          queue AS (UPDATE postings p SET queue_next = p.queue_next + u.n
-                     FROM unnest($29::text[], $30::bigint[], $31::bigint[]) AS u(id, first, n)
+                     FROM unnest($28::text[], $29::bigint[], $30::bigint[]) AS u(id, first, n)
                     WHERE p.posting_id = u.id AND p.queue_next = u.first
                    RETURNING p.posting_id),
-         wake AS (SELECT CASE WHEN cardinality($15::uuid[]) > 0 THEN pg_notify($27, '') END,
-                         CASE WHEN cardinality($20::text[]) > 0 THEN pg_notify($28, '') END,
+         wake AS (SELECT CASE WHEN cardinality($15::uuid[]) > 0 THEN {outbox.NOTIFY_SQL} END,
+                         CASE WHEN cardinality($20::text[]) > 0 THEN pg_notify($27, '') END,
                          (SELECT count(*) FROM queue) AS queues_moved)
     SELECT notes.*, wake.queues_moved FROM wake LEFT JOIN notes ON notes.head
 """
@@ -1842,7 +1842,6 @@ async def write_changes(
         *_application_columns(apps),
         *events,
         *_notification_columns(notes),
-        outbox.NOTIFY_CHANNEL,
         NOTIFY_CHANNEL,
         [p for p, _ in taken],
         [first for _, (first, _) in taken],
