@@ -16,7 +16,6 @@ rows (by whoever takes the shard over): consumers drop the duplicates by event i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from shared import metrics
 from shared.events import Envelope, Event
 from shared.leader import REBALANCE_INTERVAL_S, Leases, keep_running, lead, stop_job
 from shared.shards import HASH_MAX, HASH_MIN
+from shared.waiting import wait_set
 
 log = logging.getLogger(__name__)
 
@@ -211,10 +211,9 @@ class OutboxRelay:
             if published >= self._batch_size_max:
                 continue  # more waiting: do not sleep
             wait_s = min(self._poll_s, balanced_at + REBALANCE_INTERVAL_S - loop.time())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(wait_s, 0.01))
-                if self._linger_s:  # woken by a commit: let the next ones join it
-                    await asyncio.sleep(self._linger_s)
+            # woken by a commit: let the next ones join it
+            if await wait_set(self._wake, max(wait_s, 0.01)) and self._linger_s:
+                await asyncio.sleep(self._linger_s)
 
     async def publish_batch(
         self, conn: asyncpg.Connection, key_ranges: list[tuple[int, int]] = ALL_KEYS

@@ -36,6 +36,8 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from shared.waiting import wait_set
+
 log = logging.getLogger(__name__)
 
 
@@ -214,8 +216,7 @@ class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
                 # The batches applied meanwhile are committed together, in one request; a
                 # revocation or a stop (`_committed`) cuts the wait short.
                 self._commit_now.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._commit_now.wait(), self._commit_interval_s)
+                await wait_set(self._commit_now, self._commit_interval_s)
 
     async def _committed(self) -> None:
         """Wait until every handed-over offset was committed (or refused), now."""

@@ -35,7 +35,6 @@ decision committed) and sent here after commit, signed per Standard Webhooks wit
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -62,6 +61,7 @@ from shared.leader import (
     stop_job,
 )
 from shared.shards import shard_of
+from shared.waiting import wait_set
 from shared.webhooks import sign
 
 log = logging.getLogger(__name__)
@@ -258,8 +258,7 @@ class NotificationSender:
                 if leases.leaving:
                     wait_s = min(wait_s, 0.05)  # release it as soon as its sends ended
                 wait_s = min(wait_s, balanced_at + REBALANCE_INTERVAL_S - time.monotonic())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=max(wait_s, 0.01))
+                await wait_set(self._wake, max(wait_s, 0.01))
         finally:
             self.leases = None  # nothing more is taken (`take`) until shards are held again
 
