@@ -55,6 +55,13 @@ JIT_THREADS = ("C1 CompilerThre", "C2 CompilerThre")
 JIT_SUFFIX = ":jit"
 
 
+def _cpu_ticks(stat: str) -> int:
+    """utime + stime of a process's or a thread's /proc `stat` line (after the command
+    name, which may hold spaces and parentheses)."""
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def _jit_ticks(pid: str, known: dict[str, bool]) -> int:
     """CPU ticks of a JVM's compiler threads (/proc/<pid>/task/*). `known` remembers which
     thread ids are compilers, so each thread's name is read once, not every sample (a
@@ -74,8 +81,7 @@ def _jit_ticks(pid: str, known: dict[str, bool]) -> int:
             stat = (PROC / pid / "task" / tid / "stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        total += int(fields[11]) + int(fields[12])
+        total += _cpu_ticks(stat)
     return total
 
 
@@ -126,8 +132,7 @@ class Census:
                 stat = (PROC / pid / "stat").read_text()
             except OSError:
                 continue
-            fields = stat[stat.rfind(")") + 2 :].split()
-            ticks[pid] = int(fields[11]) + int(fields[12])
+            ticks[pid] = _cpu_ticks(stat)
             if pid not in self.groups:
                 self.groups[pid] = _group(pid)
                 if self.groups[pid] == "kafka":

@@ -435,21 +435,6 @@ async def _slow_seconds(
     return {"of": len(every), "by_kind": kinds, "typical_second": typical, "seconds": slow}
 
 
-async def _last_decision_commit(env: Env, posting_id: str) -> tuple[float | None, str]:
-    """When the last of a posting's decisions was committed (wall clock), from Postgres's
-    commit timestamps (`track_commit_timestamp`, on in the bench's private stack), and
-    where the figure comes from; None where commit times are not kept."""
-    try:
-        at = await env.pool.fetchval(
-            "SELECT extract(epoch FROM max(pg_xact_commit_timestamp(xmin)))::float8"
-            " FROM matcher.applications WHERE posting_id = $1",
-            posting_id,
-        )
-    except asyncpg.PostgresError:  # track_commit_timestamp is off (a shared stack)
-        return None, "unknown"
-    return (float(at), "commit timestamps") if at is not None else (None, "unknown")
-
-
 async def _decision_batches(env: Env, postings: list[str]) -> list[tuple[float, int]]:
     """The decision batches that decided these postings' applications, in order: when each
     began (its `decided_at`, wall clock) and how many it decided."""
@@ -763,8 +748,13 @@ async def rush(env: Env, quick: bool) -> dict[str, Any]:
         per_100ms[int((i["received_at"] - first_sent) * 10)][1] += 1
     # The last webhook's 202 (sent + its round trip): from then on the partner waits on us.
     last_answered = max(r[1] + r[2] for r in sent["records"])
-    decided_at, decided_from = await _last_decision_commit(env, posting_id)
-    if decided_at is None and batches_at:
+    # All decided: the last decision's commit, where Postgres keeps commit timestamps.
+    commits = [r["committed"] for r in await _decision_times(env, [posting_id])]
+    decided_at: float | None = None
+    decided_from = "unknown"
+    if commits and None not in commits:
+        decided_at, decided_from = max(commits), "commit timestamps"
+    elif batches_at:
         decided_at, decided_from = first_sent + batches_at[-1][0], "the last batch's start"
     decided_s = (decided_at - first_sent) if decided_at else None
     notified_s = last_received - first_sent

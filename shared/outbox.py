@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 NOTIFY_CHANNEL_PREFIX = "outbox_"
 # What a writer notifies: the channel of the schema it writes in (its search_path's
 # first, where the unqualified `outbox` it inserted into lives).
-NOTIFY_SQL = "pg_notify('outbox_' || current_schema(), '')"
+NOTIFY_SQL = f"pg_notify('{NOTIFY_CHANNEL_PREFIX}' || current_schema(), '')"
 
 
 def notify_channel(schema: str) -> str:
