@@ -70,6 +70,26 @@ class Fetcher(Committer, Protocol):
 Apply = Callable[[Sequence[Any]], Awaitable[None]]
 
 
+async def poll(
+    consumer: Fetcher, topic: str, *, timeout_ms: int, max_records: int
+) -> list[Any] | None:
+    """The records of one `getmany`, or None once the consumer is stopped.
+
+    `timeout_ms` only bounds a wait in which nothing arrives: aiokafka wakes the call as
+    soon as a fetch brings records, so a long wait costs no latency and an idle consumer
+    wakes once per `timeout_ms` instead of spinning. A Kafka error is logged and the poll
+    comes back empty after 5 s, as FastStream's own loop does."""
+    try:
+        fetched = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+    except ConsumerStoppedError:
+        return None
+    except KafkaError as exc:
+        log.error("%s: fetching failed: %s", topic, exc)
+        await asyncio.sleep(5)
+        return []
+    return [record for records in fetched.values() for record in records]
+
+
 def next_offsets(records: Iterable[Record]) -> dict[TopicPartition, OffsetAndMetadata]:
     """The offsets to commit after `records` were applied: one past each partition's last."""
     last: dict[TopicPartition, int] = {}
@@ -143,20 +163,15 @@ class Prefetcher(ConsumerRebalanceListener):  # type: ignore[misc]
         in this call); the subscriber's stop cancels it."""
         await self.feed(first, consumer)
         while not self._stopped:
-            try:
-                fetched = await consumer.getmany(
-                    timeout_ms=timeout_ms, max_records=self._batch_size_max
-                )
-            except ConsumerStoppedError:
+            fetched = await poll(
+                consumer, self.topic, timeout_ms=timeout_ms, max_records=self._batch_size_max
+            )
+            if fetched is None:
                 return
-            except KafkaError as exc:  # as FastStream's loop does: log, wait, fetch again
-                log.error("%s: fetching failed: %s", self.topic, exc)
-                await asyncio.sleep(5)
-                continue
-            for records in fetched.values():
-                await self.feed(records, consumer)
-            if fetched and self._gather_s:
-                await asyncio.sleep(self._gather_s)
+            if fetched:
+                await self.feed(fetched, consumer)
+                if self._gather_s:
+                    await asyncio.sleep(self._gather_s)
 
     async def _run(self) -> None:
         backoff_s = 0.1

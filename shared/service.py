@@ -289,6 +289,7 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             transient_backoff_max_ms=settings.consumer_transient_backoff_max_ms,
             batch_size_max=settings.consumer_batch_size_max,
             batch_wait_ms=settings.consumer_batch_wait_ms,
+            poll_wait_ms=settings.consumer_poll_wait_ms,
             prefetch_max=settings.consumer_prefetch_max,
             prefetch_gather_ms=settings.consumer_prefetch_gather_ms,
             commit_interval_ms=settings.consumer_commit_interval_ms,

@@ -79,9 +79,17 @@ class ServiceSettings(BaseSettings):
     # they block the partition on purpose rather than dead-lettering good messages.
     consumer_transient_backoff_max_ms: int = 5_000
     # Messages fetched together are applied in one transaction (falling back to one at a time
-    # if any of them fails); 1 turns batching off. The wait bounds the added latency when idle.
+    # if any of them fails); 1 turns batching off.
     consumer_batch_size_max: int = 500
-    consumer_batch_wait_ms: int = 10
+    # How long FastStream's own loop waits for a topic's first records, and then sleeps
+    # after an empty poll: it only runs until the first records arrive (then the consumer
+    # polls itself, `consumer_poll_wait_ms`), so this delays an idle topic's first event
+    # after a start by at most this much, and sets how often it wakes until then.
+    consumer_batch_wait_ms: int = Field(default=200, ge=1, le=5_000)
+    # How long one poll of a consumer waits when nothing arrives. A record ends the wait at
+    # once (aiokafka wakes the poll), so this costs no latency: it is how often an idle
+    # consumer wakes. It was 10 ms, and every idle consumer woke ~50 times a second.
+    consumer_poll_wait_ms: int = Field(default=1_000, ge=10, le=30_000)
     # Records fetched ahead while a batch is applied (per topic; shared/prefetch.py): a
     # record arriving during batch N is applied in N+1, not N+2, and a backlog is applied
     # without waiting for a fetch between batches. 0 applies each fetch inline. Off here,

@@ -305,3 +305,79 @@ async def test_fetching_ahead_through_rebalances_loses_and_repeats_nothing(
     assert committed == [total // 4] * 4
     await producer.stop()
     await pool.close()
+
+
+@pytest.mark.parametrize("prefetch_max", [0, 2_000])
+async def test_an_idle_consumer_sleeps_in_its_poll_and_a_record_wakes_it_at_once(
+    admin_dsn: str,
+    kafka_bootstrap: str,
+    make_schema: Any,
+    new_topic: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    prefetch_max: int,
+) -> None:
+    """Issue 20: with a 10 ms poll, FastStream's loop (poll, then sleep as long after an
+    empty one) woke every idle consumer ~50 times a second. After its first records a
+    consumer polls itself with a long wait (5 s here): idle for 1.5 s it polls at most
+    twice, and an event sent meanwhile is applied well within the wait, because a fetch
+    that brings records ends the poll."""
+    from aiokafka import AIOKafkaConsumer
+
+    polls = 0
+    getmany = AIOKafkaConsumer.getmany
+
+    async def counted(self: AIOKafkaConsumer, *args: Any, **kwargs: Any) -> Any:
+        nonlocal polls
+        polls += 1
+        return await getmany(self, *args, **kwargs)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "getmany", counted)
+    schema = await make_schema()
+    topic = await new_topic(partitions=1)
+    cls = event_class(topic)
+    pool = await create_pool(admin_dsn, schema=schema)
+    await pool.execute("CREATE TABLE effects (n int PRIMARY KEY, at timestamptz)")
+    producer = make_producer(kafka_bootstrap, "test", stack_security())
+    await producer.start()
+
+    async def apply(conn: asyncpg.Connection, _env: Any, event: Any) -> None:
+        await conn.execute("INSERT INTO effects (n, at) VALUES ($1, clock_timestamp())", event.n)
+
+    guard = EventConsumer(
+        service=f"idle{uuid.uuid4().hex[:6]}",
+        pool=pool,
+        producer=producer,
+        poll_wait_ms=5_000,
+        prefetch_max=prefetch_max,
+    )
+    guard.on(cls, apply)
+    broker = KafkaBroker(kafka_bootstrap, security=stack_security().faststream())
+    guard.subscribe(broker)
+
+    async def send(n: int) -> None:
+        envelope = cls(key_id="k", n=n).envelope(producer="t", occurred_at=datetime.now(UTC))
+        await producer.send_and_wait(topic, envelope.to_bytes(), key=b"k")
+
+    await send(1)
+    await broker.start()
+    try:
+
+        async def applied(n: int) -> bool:
+            return await pool.fetchval("SELECT count(*) FROM effects") == n
+
+        await wait_until(lambda: applied(1))
+        await asyncio.sleep(0.5)  # the consumer is in its own poll now
+        before = polls
+        await asyncio.sleep(1.5)
+        assert polls - before <= 2, f"{polls - before} polls in 1.5 s idle"
+
+        sent_at = await pool.fetchval("SELECT clock_timestamp()")
+        await send(2)
+        await wait_until(lambda: applied(2))
+        took = await pool.fetchval("SELECT at FROM effects WHERE n = 2") - sent_at
+        assert took.total_seconds() < 1.0, f"applied {took} after it was sent"
+    finally:
+        await guard.stop()
+        await broker.stop()
+        await producer.stop()
+        await pool.close()
