@@ -238,6 +238,9 @@ async def _decided_latency(
     }
 
 
+# The brief's arrival rate for the latency run (`--rate` changes it for comparisons).
+LATENCY_RATE = 500.0
+
 # The latency run's warm-up. 10 s was enough for our processes but not for Kafka's JVM: its
 # JIT compiler threads still took 19–31 % of a core in the first 20 s of the measured run
 # (8–13 % over the minute), and three alternated pairs had a p99 of 58 / 132 / 197 ms
@@ -251,7 +254,7 @@ async def latency(
     *,
     tag: str,
     ports: list[int],
-    rate: float = 500.0,
+    rate: float = LATENCY_RATE,
     seconds: float | None = None,
     warm_up_s: float = WARM_UP_S,
 ) -> dict[str, Any]:
@@ -593,7 +596,7 @@ async def _roundtrip_samples(
 
 
 async def kafka_roundtrip(
-    env: Env, quick: bool, *, rate: float = 500.0, seconds: float | None = None
+    env: Env, quick: bool, *, rate: float = LATENCY_RATE, seconds: float | None = None
 ) -> dict[str, Any]:
     """A raw produce -> consume round trip at the same rate (acks=all, idempotent producer,
     like the services), on a topic of its own."""
@@ -615,16 +618,29 @@ CAPACITY_P99_MS = 100.0
 CAPACITY_WARM_UP_S = 10.0
 
 
+def next_capacity_rate(rate: float, held: bool, quick: bool) -> float | None:
+    """The step test's next rate after a step at `rate`, or None when it is done: from
+    500/s it doubles while the steps hold; when 500/s does not hold it halves until one
+    does (down to 62.5/s)."""
+    if held and rate >= 500.0:
+        return rate * 2 if rate * 2 <= (2_000.0 if quick else 8_000.0) else None
+    if not held and rate <= 500.0:
+        return rate / 2 if rate / 2 >= 62.5 else None
+    return None
+
+
 async def capacity(env: Env, quick: bool, *, ports: list[int]) -> dict[str, Any]:
     """A step test: the latency benchmark at 500, 1,000, 2,000, 4,000 … applications/s
     until its p99 reaches 100 ms (or an application is lost or refused); the highest rate
-    that stayed under is the capacity. The raw Kafka round trip is measured at each rate
-    beside it, so the pipeline's own share shows."""
+    that stayed under is the capacity. On a host that cannot hold 500/s it steps down
+    instead (250, 125, … /s, `next_capacity_rate`) to the first rate that holds, so a slow
+    host still gets a figure. The raw Kafka round trip is measured at each rate beside
+    it, so the pipeline's own share shows."""
     seconds = 5.0 if quick else 15.0
     steps: list[dict[str, Any]] = []
-    sustained = None
-    rate = 500.0
-    while rate <= (2_000.0 if quick else 8_000.0):
+    sustained: float | None = None
+    rate: float | None = 500.0
+    while rate is not None:
         run = await latency(
             env,
             quick,
@@ -650,10 +666,9 @@ async def capacity(env: Env, quick: bool, *, ports: list[int]) -> dict[str, Any]
                 "held": held,
             }
         )
-        if not held:
-            break
-        sustained = rate
-        rate *= 2
+        if held:
+            sustained = max(sustained or 0.0, rate)
+        rate = next_capacity_rate(rate, held, quick)
     shown = ", ".join(
         f"{step['rate_per_s']:.0f}/s p99 {step['webhook_to_partner_ms'].get('p99')} ms"
         for step in steps

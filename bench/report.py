@@ -217,12 +217,22 @@ def table(rs: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _host(machine: dict[str, Any]) -> str:
+    """The host in the table's caption: cores, CPU and how fast (bench/host.py)."""
+    text = f"{machine['cpus']} cores"
+    if machine.get("cpu_model"):
+        text += f" ({machine['cpu_model']})"
+    text += f", Python {machine['python']}"
+    if machine.get("calibration_ms") is not None:
+        text += f", host calibration {machine['calibration_ms']:,} ms (lower is faster)"
+    return text
+
+
 def update_docs(outcome: dict[str, Any], path: Path) -> Path:
     text = DOC.read_text() if DOC.exists() else f"# Performance\n\n{START}\n{END}\n"
     block = (
         f"{START}\n_Run of {outcome['started_at']} ({'quick' if outcome['quick'] else 'full'};"
-        f" `{path.relative_to(ROOT)}`), {outcome['machine']['cpus']} cores, Python"
-        f" {outcome['machine']['python']}; matcher run as"
+        f" `{path.relative_to(ROOT)}`), {_host(outcome['machine'])}; matcher run as"
         f" {outcome.get('matcher_shape', 'one process (role all)')}._\n\n"
         f"{table(rows(outcome))}\n{END}"
     )
