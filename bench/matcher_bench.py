@@ -484,6 +484,19 @@ def _reading(entry: dict[str, Any], typical: dict[str, Any]) -> tuple[str, str]:
             f"the disk held writers up: some task waited {io_wait:.0f} ms of the second for"
             f" it (typically {typical.get('io_wait_ms_per_s', 0.0):.0f} ms)"
         )
+    # A saturated second is read as such before a slow raw round trip: the probe runs on
+    # the same cores, so on a host too slow for the rate it is late every second, and
+    # "stall" would name a queue for the CPU as Kafka's (the 22:00 run's 40 "stalls").
+    if cpu is not None and cpu["steal_pct"] >= typical["steal_pct"] + 10:
+        return (
+            "host",
+            f"CPU taken by the host: steal {cpu['steal_pct']} % (typically {typical['steal_pct']} %)",
+        )
+    if cpu is not None and cpu["machine_busy_pct"] >= 0.95 * cpu["of_pct"]:
+        return (
+            "saturated",
+            f"the machine saturated: {cpu['machine_busy_pct']:.0f} of {cpu['of_pct']} % busy",
+        )
     if probe is not None and probe >= PROBE_STALL_MS:
         return "stall", (
             f"Kafka or the machine stalled: the raw round trip beside the run took {probe} ms"
@@ -491,16 +504,6 @@ def _reading(entry: dict[str, Any], typical: dict[str, Any]) -> tuple[str, str]:
         )
     if cpu is None:
         return "unknown", "no census (not Linux)"
-    if cpu["steal_pct"] >= typical["steal_pct"] + 10:
-        return (
-            "host",
-            f"CPU taken by the host: steal {cpu['steal_pct']} % (typically {typical['steal_pct']} %)",
-        )
-    if cpu["machine_busy_pct"] >= 0.95 * cpu["of_pct"]:
-        return (
-            "saturated",
-            f"the machine saturated: {cpu['machine_busy_pct']:.0f} of {cpu['of_pct']} % busy",
-        )
     busier = [
         f"{g} {pct:.0f} % (typically {typical['by_group_pct'].get(g, 0.0):.0f} %)"
         for g, pct in cpu["by_group_pct"].items()
