@@ -669,8 +669,8 @@ async def capacity(env: Env, quick: bool, *, ports: list[int]) -> dict[str, Any]
                 "held": held,
             }
         )
-        if held:
-            sustained = max(sustained or 0.0, rate)
+        if held:  # the last rate that held is the highest: up while they hold, down until one does
+            sustained = rate
         rate = next_capacity_rate(rate, held, quick)
     shown = ", ".join(
         f"{step['rate_per_s']:.0f}/s p99 {step['webhook_to_partner_ms'].get('p99')} ms"
