@@ -9,9 +9,10 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tools.api_client import http_client
 
 from .screen import CHROMIUM_ENV, CHROMIUM_FLAGS, FORMS, KOREAN_PAK, TIMEOUT_MS, open_page
 
@@ -76,7 +77,7 @@ async def facility_key(stack_env: dict[str, str], registry_url: str) -> str:
         "requires_child_safety_check": False,
     }
     headers = {"Authorization": f"Bearer {stack_env['ADMIN_TOKEN']}"}
-    async with httpx.AsyncClient(base_url=registry_url, headers=headers, timeout=30) as client:
+    async with http_client(base_url=registry_url, headers=headers) as client:
         response = await client.post("/v1/admin/facilities", json=fields)
     assert response.status_code == 201, response.text
     key: str = response.json()["api_key"]

@@ -11,12 +11,12 @@ import csv
 import io
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.integration.allowance.allowance_kit import Kit, kst, new_id
 from tests.integration.allowance.test_allowance_close import _unclosed_past_month
+from tools.api_client import http_client
 
 from .screen import check_screen, open_page
 
@@ -162,7 +162,7 @@ async def test_clerk_requests_approver_approves_and_a_failed_transfer_is_carried
         await check_screen(other, "finance-payouts-failed")
 
     # the failed net is out of payout due and waits in transfer-failed for the next close
-    async with httpx.AsyncClient(base_url=allowance_url) as http:
+    async with http_client(base_url=allowance_url) as http:
         entries = await http.get(
             "/v1/ledger",
             params={"citizen_id": failed_one, "account": "allowance_transfer_failed"},

@@ -6,10 +6,9 @@ recorded."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
-from tools.api_client import Api, Endpoints
+from tools.api_client import Api, Endpoints, http_client
 from tools.demo.play import CONCURRENCY_MAX
 from tools.demo.year import YearPlayer, make_year
 
@@ -22,8 +21,7 @@ async def test_two_months_of_the_year_are_played_and_reported(
     """Two months: each closed and marked paid (the budget set as the year sets it); the
     report by month has both months, and its attendance, draws and first-timers equal the
     play's own record."""
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+    async with http_client(timeout_s=60, connections_max=64) as http:
         api = Api(
             Endpoints.from_env(stack_env, sim_url=sim_url),
             http=http,

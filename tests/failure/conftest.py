@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tools.api_client import http_client
+
 from .scenario import SimKeeper
 
 
@@ -33,6 +35,5 @@ def failure_sim_url(failure_sim: SimKeeper) -> str:
 
 @pytest.fixture(scope="session")
 async def failure_http() -> AsyncIterator[httpx.AsyncClient]:
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
-    async with httpx.AsyncClient(timeout=10, limits=limits) as client:
+    async with http_client(timeout_s=10) as client:
         yield client

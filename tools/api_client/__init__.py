@@ -37,10 +37,11 @@ from tools.api_client.core import (
     Json,
     Surface,
     Transport,
+    http_client,
 )
 from tools.api_client.partner import PartnerPull, PartnerWebhooks, Simulator
 
-__all__ = ["ANY", "Api", "ApiError", "Endpoints", "Json", "partner"]
+__all__ = ["ANY", "Api", "ApiError", "Endpoints", "Json", "http_client", "partner"]
 
 
 class Api:
@@ -57,7 +58,7 @@ class Api:
     ) -> None:
         self.endpoints = e = endpoints
         self._owns_http = http is None
-        self.http = http or httpx.AsyncClient(timeout=timeout_s)
+        self.http = http or http_client(timeout_s=timeout_s)
         self.transport = t = Transport(self.http, concurrency_max)
         self.clock = Clock(t, e.registry_url, e.admin_token)
         self.clocks = tuple(

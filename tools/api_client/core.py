@@ -30,6 +30,24 @@ TIMEOUT_S_DEFAULT = 30.0
 PAGE_SIZE = 1000  # items asked for per page when a call reads every page
 PAGES_MAX = 1000  # bound of the pages one call reads (a million items)
 SIM_URL_DEFAULT = "http://127.0.0.1:8009"
+# The services close a connection idle for `HTTP_KEEP_ALIVE_TIMEOUT_S` (5 s by default), and
+# httpx keeps one for 5 s too: a request sent on a connection idle for just under 5 s meets
+# the server's close ("Server disconnected without sending a response", a CI failure of
+# 2026-12-07 after a test's 3.5 s sleep). Our clients drop idle connections well before.
+KEEPALIVE_EXPIRY_S = 2.0
+
+
+def http_client(
+    *, timeout_s: float = TIMEOUT_S_DEFAULT, connections_max: int = 100, **kwargs: Any
+) -> httpx.AsyncClient:
+    """An `httpx.AsyncClient` for the services: idle connections dropped after
+    `KEEPALIVE_EXPIRY_S`, up to `connections_max` kept; `kwargs` go to the client."""
+    limits = httpx.Limits(
+        max_connections=connections_max,
+        max_keepalive_connections=connections_max,
+        keepalive_expiry=KEEPALIVE_EXPIRY_S,
+    )
+    return httpx.AsyncClient(timeout=timeout_s, limits=limits, **kwargs)
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from tools import invariants
-from tools.api_client import Api, ApiError, Endpoints
+from tools.api_client import Api, ApiError, Endpoints, http_client
 from tools.demo.play import (
     CONCURRENCY_MAX,
     TRANSFER_FAILED_REASON,
@@ -279,8 +277,7 @@ async def play_and_check(
     out: Callable[[str], None] = say,
 ) -> Result:
     ends = Endpoints.from_env(env, sim_url=sim_url)
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+    async with http_client(timeout_s=30, connections_max=64) as http:
         api = Api(ends, http=http, concurrency_max=CONCURRENCY_MAX)
         plan = make_plan(seed, await api.clock.get(), size)
         outcome = await Player(api, plan, out).play()
@@ -339,8 +336,7 @@ async def play_year_and_report(env: dict[str, str], seed: int, months: int, sim_
     from tools.demo.year import play_year
 
     ends = Endpoints.from_env(env, sim_url=sim_url)
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+    async with http_client(timeout_s=60, connections_max=64) as http:
         api = Api(ends, http=http, concurrency_max=CONCURRENCY_MAX)
         result = await play_year(api, seed, months, say)
     print()

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared import topics
@@ -32,6 +31,7 @@ from shared.events import (
     PostingUpdated,
 )
 from shared.kafka import make_producer, stack_client_kwargs, stack_security
+from tools.api_client import http_client
 
 SEOUL_OFFSET = "+09:00"
 WAIT_S = 30.0
@@ -142,7 +142,7 @@ class Kit:
         self.url = env["ALLOWANCE_URL"]
         self.admin = {"Authorization": f"Bearer {env['ADMIN_TOKEN']}"}
         self.finance = {"Authorization": f"Bearer {env['FINANCE_TOKEN']}"}
-        self.http = httpx.AsyncClient(base_url=self.url, timeout=60)
+        self.http = http_client(base_url=self.url, timeout_s=60)
         self.producer = make_producer(
             env["KAFKA_BOOTSTRAP_SERVERS"], "allowance-tests", stack_security()
         )

@@ -16,6 +16,7 @@ import openpyxl
 import pytest
 
 from tests.integration.allowance.allowance_kit import Kit, kst, new_id
+from tools.api_client import http_client
 
 pytestmark = pytest.mark.stack
 
@@ -32,7 +33,7 @@ async def _staff(kit: Kit, role: str) -> tuple[str, str]:
 
 @contextlib.asynccontextmanager
 async def _console(kit: Kit, token: str) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
-    async with httpx.AsyncClient(base_url=kit.url) as http:
+    async with http_client(base_url=kit.url) as http:
         yield http, await _sign_in(http, token)
 
 
@@ -60,7 +61,7 @@ async def _approvals(kit: Kit) -> int:
 
 async def test_sign_in_refuses_wrong_revoked_and_bootstrap_tokens(kit: Kit) -> None:
     token, staff_id = await _staff(kit, "finance_clerk")
-    async with httpx.AsyncClient(base_url=kit.url) as http:
+    async with http_client(base_url=kit.url) as http:
         page = await http.get("/finance/login")
         csrf = CSRF.search(page.text)
         assert csrf

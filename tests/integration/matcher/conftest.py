@@ -18,6 +18,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.kafka import make_producer, stack_security
+from tools.api_client import http_client
 
 from .helpers import BookingsWatcher, Matcher, Simulator
 
@@ -64,8 +65,7 @@ def sim_url(stack_env: dict[str, str]) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    async with http_client(timeout_s=30, connections_max=200) as client:
         yield client
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-import httpx
 import pytest
+
+from tools.api_client import http_client
 
 pytestmark = pytest.mark.stack
 
@@ -16,7 +17,7 @@ async def test_console_page_is_served_and_calls_only_the_facility_api(
     """GET /console answers an HTML page with a restrictive CSP; every API path the page
     calls is one of the facility endpoints (the page has no API of its own), and none of
     those calls sends the key anywhere but this origin."""
-    async with httpx.AsyncClient(base_url=stack_env["REGISTRY_URL"]) as client:
+    async with http_client(base_url=stack_env["REGISTRY_URL"]) as client:
         page = await client.get("/console")
         spec = (await client.get("/openapi.json")).json()
         # the page's own assets (same origin, under /console/)
