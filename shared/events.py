@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
+import pydantic_core
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared import topics
@@ -66,6 +67,36 @@ class Event(BaseModel):
             key=self.key(),
             data=self.model_dump(mode="json"),
         )
+
+    def encode(
+        self, *, producer: str, occurred_at: datetime, event_id: uuid.UUID | None = None
+    ) -> Encoded:
+        """This event's envelope as written to a topic or the outbox: the bytes of
+        `envelope(...).to_bytes()` in one serialisation pass, without the data dict and
+        the `Envelope` validated from it (a quarter of the cost; issue 20's ingest
+        profile). The event is valid (it was validated when built) and so is the rest."""
+        key = self.key()
+        event_id = event_id or random_uuid()
+        payload = pydantic_core.to_json(
+            {
+                "event_id": event_id,
+                "type": self.TYPE,
+                "version": self.VERSION,
+                "occurred_at": occurred_at,
+                "producer": producer,
+                "key": key,
+                "data": self,
+            }
+        )
+        return Encoded(event_id, key, payload)
+
+
+class Encoded(NamedTuple):
+    """An event's envelope serialised: what a producer or an outbox row needs of it."""
+
+    event_id: uuid.UUID
+    key: str
+    payload: bytes
 
 
 _REGISTRY: dict[tuple[str, int], type[Event]] = {}

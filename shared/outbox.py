@@ -26,7 +26,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from shared import metrics
-from shared.events import Envelope, Event
+from shared.events import Encoded, Event
 from shared.leader import REBALANCE_INTERVAL_S, Leases, keep_running, lead, stop_job
 from shared.shards import HASH_MAX, HASH_MIN
 from shared.waiting import wait_set
@@ -54,15 +54,14 @@ async def add(
     producer: str,
     occurred_at: datetime,
     event_id: uuid.UUID | None = None,
-) -> Envelope:
+) -> None:
     """Write `event` to the outbox inside the caller's open transaction.
 
     Pass `event_id` derived from the cause (e.g. uuid5 of the consumed event) when the same
     cause must never produce two different events; the unique constraint then refuses it.
     """
-    envelope = event.envelope(producer=producer, occurred_at=occurred_at, event_id=event_id)
-    await _insert(conn, [(event, envelope)])
-    return envelope
+    encoded = event.encode(producer=producer, occurred_at=occurred_at, event_id=event_id)
+    await _insert(conn, [(event, encoded)])
 
 
 async def add_many(
@@ -72,7 +71,7 @@ async def add_many(
     if events:
         await _insert(
             conn,
-            [(e, e.envelope(producer=producer, occurred_at=occurred_at)) for e in events],
+            [(e, e.encode(producer=producer, occurred_at=occurred_at)) for e in events],
         )
 
 
@@ -95,21 +94,21 @@ def columns(
     events: Sequence[Event], *, producer: str, occurred_at: datetime
 ) -> tuple[list[Any], ...]:
     """The five arrays of `insert_sql` for `events` (new event ids)."""
-    items = [(e, e.envelope(producer=producer, occurred_at=occurred_at)) for e in events]
+    items = [(e, e.encode(producer=producer, occurred_at=occurred_at)) for e in events]
     return _columns(items)
 
 
-def _columns(items: Sequence[tuple[Event, Envelope]]) -> tuple[list[Any], ...]:
+def _columns(items: Sequence[tuple[Event, Encoded]]) -> tuple[list[Any], ...]:
     return (
-        [env.event_id for _, env in items],
+        [enc.event_id for _, enc in items],
         [ev.TOPIC for ev, _ in items],
-        [env.key for _, env in items],
-        [env.type for _, env in items],
-        [env.to_bytes() for _, env in items],
+        [enc.key for _, enc in items],
+        [ev.TYPE for ev, _ in items],
+        [enc.payload for _, enc in items],
     )
 
 
-async def _insert(conn: asyncpg.Connection, items: Sequence[tuple[Event, Envelope]]) -> None:
+async def _insert(conn: asyncpg.Connection, items: Sequence[tuple[Event, Encoded]]) -> None:
     """The outbox rows and one wake-up of the relay (delivered at commit), in one statement."""
     if not conn.is_in_transaction():
         raise RuntimeError("outbox rows must be written in the transaction of the state change")

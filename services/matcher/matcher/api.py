@@ -186,7 +186,7 @@ async def accept_webhook(
             received_at=received_at,
             webhook_id=webhook_id,
         )
-    envelope = event.envelope(
+    encoded = event.encode(
         producer=PRODUCER,
         occurred_at=received_at,
         event_id=uuid.uuid5(WEBHOOK_NAMESPACE, webhook_id),
@@ -200,7 +200,7 @@ async def accept_webhook(
         # ingest profile).
         async with asyncio.timeout(wait_s):
             await ctx.producer.send_and_wait(
-                topics.MATCHER_APPLICATIONS, envelope.to_bytes(), key=envelope.key.encode()
+                topics.MATCHER_APPLICATIONS, encoded.payload, key=encoded.key.encode()
             )
     except TimeoutError:
         raise Problem(

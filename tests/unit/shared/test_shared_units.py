@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -39,6 +39,86 @@ def test_every_event_round_trips_through_its_envelope_and_refuses_unknown_fields
         events.parse_event(bad)
     with pytest.raises(events.UnknownEventError):
         events.parse_event(again.model_copy(update={"type": "Nope"}))
+
+
+def _sample_events() -> list[events.Event]:
+    """Events of every shape `encode` must write as `envelope` does: nested models, fields
+    left out when empty (`exclude_if`), lists of models, dates, non-ASCII text."""
+    citizen = {
+        "partner_user_id": "karrot_1",
+        "dong": "수완동",
+        "neighbourhood_verified_at": NOW,
+        "adult_from": date(2008, 3, 2),
+        "child_safety_check": True,
+    }
+    start = NOW + timedelta(days=2)
+    return [
+        events.ApplicationReceived(
+            application_id="app_1",
+            posting_id="pst_1",
+            citizen=events.CitizenProfile(**citizen),
+            received_at=NOW,
+            webhook_id="msg_1",
+        ),
+        events.ApplicationReceived(
+            application_id="app_2",
+            posting_id="pst_1",
+            citizen=events.CitizenProfile(**citizen, display_name="김민지"),
+            received_at=NOW,
+            webhook_id="msg_2",
+        ),
+        events.PostingPublished(
+            posting_id="pst_1",
+            facility_id="fac_1",
+            facility_name="수완동 작은도서관",
+            facility_dong="수완동",
+            title="책 정리",
+            starts_at=start,
+            ends_at=start + timedelta(hours=3),
+            capacity=2,
+            selection="draw",
+            applications_close_at=start - timedelta(days=1),
+            tags=["도서관"],
+            reservation_id="rsv_1",
+        ),
+        events.DrawCompleted(
+            posting_id="pst_1",
+            algorithm="efraimidis-spirakis/hmac-sha256/v2",
+            seats=1,
+            waitlist_room=1,
+            half_weight_minutes=600,
+            window_months=3,
+            commitment="0" * 64,
+            entry_list_hash="1" * 64,
+            seed_hex="2" * 64,
+            entries=[
+                events.DrawEntry(entry_id="app_a", citizen_id="ctz_a", minutes_window=0),
+                events.DrawEntry(entry_id="app_b", citizen_id="ctz_b", minutes_window=600),
+            ],
+            confirmed=["app_b"],
+            waitlisted=["app_a"],
+            not_selected=[],
+            committed_at=NOW,
+            applications_close_at=NOW,
+            drawn_at=NOW,
+        ),
+        events.PostingClosed(posting_id="pst_1", facility_id="fac_1", closed_at=NOW),
+    ]
+
+
+@pytest.mark.parametrize("event", _sample_events(), ids=lambda e: type(e).__name__)
+def test_an_encoded_event_is_the_bytes_of_its_envelope(event: events.Event) -> None:
+    """`encode` (one serialisation pass, for the outbox and the webhook's produce) writes
+    exactly what `envelope(...).to_bytes()` does, and a consumer reads the event back."""
+    event_id = uuid.uuid4()
+    envelope = event.envelope(producer="matcher", occurred_at=NOW, event_id=event_id)
+    encoded = event.encode(producer="matcher", occurred_at=NOW, event_id=event_id)
+    assert encoded.payload == envelope.to_bytes()
+    assert (encoded.event_id, encoded.key) == (event_id, envelope.key)
+    assert events.parse_event(events.Envelope.from_bytes(encoded.payload)) == event
+    fresh = event.encode(producer="matcher", occurred_at=NOW)
+    assert fresh.event_id != event_id  # a new id when none is given
+    assert events.Envelope.from_bytes(fresh.payload).event_id == fresh.event_id
 
 
 def test_every_event_class_names_a_known_topic_and_key() -> None:
