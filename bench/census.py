@@ -28,6 +28,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("postgres", "postgres"),
     ("partner simulator", "partner_sim"),
     ("load generator", "bench.loadgen"),
+    ("ingest baseline", "bench.baseline"),
     ("bench", "-m bench"),
 )
 
@@ -162,6 +163,19 @@ class Census:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             self.samples.append(self._sample())
+
+    def cpu_seconds(self, group: str) -> float:
+        """CPU seconds `group`'s processes used from the first sample to the last (every
+        sample's processes; a process gone before the last sample is not counted)."""
+        if len(self.samples) < 2:
+            return 0.0
+        first, last = self.samples[0], self.samples[-1]
+        ticks = sum(
+            after - first.ticks.get(pid, 0)
+            for pid, after in last.ticks.items()
+            if self.groups.get(pid) == group and after > first.ticks.get(pid, 0)
+        )
+        return ticks / TICKS_PER_S
 
     def window(self, start: float, end: float) -> dict[str, object] | None:
         """The machine and every group between the samples nearest `start` and `end`:

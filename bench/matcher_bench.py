@@ -61,8 +61,18 @@ async def _closed_load(
                 "max_requests": int(seconds * 6_000) * per_port,
             }
         )
-    results = await asyncio.gather(*(env.run_loadgen(s, per_port) for s in specs))
-    return _merge([r for group in results for r in group])
+    # The served process's CPU per request beside the throughput: on a shared host the
+    # requests a second move with everything else on the machine, the CPU a request costs
+    # the process that serves it much less (the ratio of the two is the matcher's own work).
+    census = Census(interval_s=1.0)
+    async with census.running():
+        results = await asyncio.gather(*(env.run_loadgen(s, per_port) for s in specs))
+    merged = _merge([r for group in results for r in group])
+    served = sum(merged["statuses"].values())
+    group = "ingest baseline" if ports == [env.baseline_port] else "matcher api"
+    cpu_s = census.cpu_seconds(group)
+    merged["cpu_ms_per_request"] = round(cpu_s * 1000 / served, 4) if served and cpu_s else None
+    return merged
 
 
 async def ingest(env: Env, quick: bool, *, tag: str, ports: list[int]) -> dict[str, Any]:
@@ -97,6 +107,8 @@ async def ingest(env: Env, quick: bool, *, tag: str, ports: list[int]) -> dict[s
         "matcher": {k: v for k, v in matcher.items() if k != "records"},
         "baseline": {k: v for k, v in base.items() if k != "records"},
         "ratio": round(ratio, 3),
+        # the baseline's CPU per request ÷ the matcher API's (split shape: the API alone)
+        "cpu_ratio": _cpu_ratio(base, matcher),
         "target": ">= 0.60 of baseline requests/s",
         "met": ratio >= 0.60,
         "backlog_drain_s": round(drain_s, 1),
@@ -108,11 +120,20 @@ async def ingest(env: Env, quick: bool, *, tag: str, ports: list[int]) -> dict[s
         f" (p50 {matcher['latency_ms']['p50']} ms, p99 {matcher['latency_ms']['p99']} ms)"
         f" vs baseline {base['rps']:.0f} req/s (p50 {base['latency_ms']['p50']},"
         f" p99 {base['latency_ms']['p99']}) -> {ratio:.0%} (target >= 60%:"
-        f" {'met' if out['met'] else 'MISSED'}); backlog drained in {drain_s:.1f} s;"
+        f" {'met' if out['met'] else 'MISSED'}); CPU a request: matcher"
+        f" {matcher['cpu_ms_per_request']} ms, baseline {base['cpu_ms_per_request']} ms"
+        f" (ratio {out['cpu_ratio']}); backlog drained in {drain_s:.1f} s;"
         f" statuses {matcher['statuses']}",
         flush=True,
     )
     return out
+
+
+def _cpu_ratio(base: dict[str, Any], matcher: dict[str, Any]) -> float | None:
+    """The baseline's CPU per request ÷ the matcher's: 1.0 would be the matcher's own work
+    costing nothing."""
+    b, m = base.get("cpu_ms_per_request"), matcher.get("cpu_ms_per_request")
+    return round(b / m, 3) if b and m else None
 
 
 def _loop_stats(

@@ -37,6 +37,26 @@ def test_a_window_is_each_groups_share_of_a_core_and_the_machines_busy_and_steal
     assert w["cpu_wait_ms_per_s"] == pytest.approx(300, abs=0.1)
 
 
+def test_a_groups_cpu_seconds_are_its_processes_ticks_from_the_first_sample_to_the_last() -> None:
+    """The ingest run's CPU per request: a group's CPU over the whole census, processes
+    started after the first sample counted from zero."""
+    c = _census()
+    assert c.cpu_seconds("postgres") == pytest.approx(0.5)
+    assert c.cpu_seconds("matcher worker") == pytest.approx(0.5)
+    hz = census_mod.TICKS_PER_S
+    c.groups["40"] = "postgres"
+    c.samples[-1].ticks["40"] = hz // 4  # a backend opened during the run
+    assert c.cpu_seconds("postgres") == pytest.approx(0.75)
+    assert c.cpu_seconds("kafka") == 0.0
+    assert Census().cpu_seconds("postgres") == 0.0  # no samples
+
+
+def test_the_ingest_baseline_is_a_group_of_its_own() -> None:
+    """`python -m bench.baseline` is not the bench's own process (`-m bench`)."""
+    names = [name for name, _ in census_mod.GROUPS]
+    assert names.index("ingest baseline") < names.index("bench")
+
+
 def test_without_pressure_counters_a_window_has_no_wait_figures() -> None:
     c = _census()
     c.samples = [Sample(s.at, s.machine, s.ticks) for s in c.samples]  # a kernel without PSI
