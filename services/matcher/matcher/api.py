@@ -10,7 +10,6 @@ saved on it is measured.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -48,6 +47,7 @@ from matcher.schemas import (
 from matcher.settings import PRODUCER, Context, MatcherSettings, WebhookSecrets
 from matcher.usecases import notifications, partner_tokens, payees
 from shared import topics
+from shared.deadlines import within
 from shared.events import (
     ApplicationReceived,
     ApplicationWithdrawn,
@@ -196,12 +196,14 @@ async def accept_webhook(
     # to retry, and the same webhook-id keeps the retry idempotent.
     wait_s = ctx.settings.webhook_enqueue_timeout_s
     try:
-        # `asyncio.timeout`, not `wait_for`: no task of its own per webhook (issue 20's
-        # ingest profile).
-        async with asyncio.timeout(wait_s):
-            await ctx.producer.send_and_wait(
+        # `within`, not `asyncio.timeout` (a timer armed per webhook) nor `wait_for` (a
+        # task per webhook): every webhook's wait is watched by one timer (issue 20).
+        await within(
+            ctx.producer.send_and_wait(
                 topics.MATCHER_APPLICATIONS, encoded.payload, key=encoded.key.encode()
-            )
+            ),
+            wait_s,
+        )
     except TimeoutError:
         raise Problem(
             503,
