@@ -138,6 +138,8 @@ def test_webhook_signature_verifies_and_every_bad_variant_is_a_signature_error()
     body = b'{"type":"application.submitted"}'
     headers = webhooks.sign(key, "msg_1", datetime.now(UTC), body)
     assert webhooks.verify(body, headers, [other, key]) == "msg_1"
+    titled = {k.title(): v for k, v in headers.items()}  # names as a caller may write them
+    assert webhooks.verify(body, titled, [key]) == "msg_1"
     stale = webhooks.sign(key, "msg_2", datetime.now(UTC) - timedelta(minutes=6), body)
     cases = [
         (body + b" ", headers, [key]),
