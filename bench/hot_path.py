@@ -18,6 +18,7 @@ import asyncio
 import json
 import statistics
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -118,7 +119,7 @@ async def _serve(app: FastAPI, body: bytes, headers: list[tuple[bytes, bytes]]) 
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
