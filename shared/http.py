@@ -24,6 +24,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import metrics
+from shared.deadlines import within
 from shared.logs import bind_request
 from shared.problem_texts import prefers_korean
 from shared.problems import PROBLEM_JSON, Problem, unexpected
@@ -107,11 +108,16 @@ class _BodyClock:
         if self.timeout_s is None or self.done:
             return await receive()
         now = time.monotonic()
-        if self.deadline is None:
-            self.deadline = now + self.timeout_s
         try:
-            async with asyncio.timeout_at(asyncio.get_running_loop().time() + self.deadline - now):
-                message = await receive()
+            if self.deadline is None:
+                # The first chunk (most bodies' only one) under the whole bound, watched
+                # with every other request's (`within`: no timer armed per request).
+                self.deadline = now + self.timeout_s
+                message = await within(receive(), self.timeout_s)
+            else:
+                remaining = self.deadline - now
+                async with asyncio.timeout_at(asyncio.get_running_loop().time() + remaining):
+                    message = await receive()
         except TimeoutError:
             raise BodyTimeoutError from None
         if message["type"] != "http.request" or not message.get("more_body", False):
