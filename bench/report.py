@@ -79,6 +79,18 @@ def rows(outcome: dict[str, Any]) -> list[list[str]]:
                 "",
             ]
         )
+        # the ratio is the baseline's CPU a request over ours (1.0: our work is free)
+        mc, bc = _g(i, "matcher", "cpu_ms_per_request"), _g(i, "baseline", "cpu_ms_per_request")
+        out.append(
+            [
+                f"Ingest CPU ms a request, served process ({label})",
+                fmt(mc),
+                fmt(bc),
+                ratio(bc, mc),
+                "(reported)",
+                "—",
+            ]
+        )
     k = r.get("kafka_roundtrip", {})
     for key, label in (("latency", "1 matcher"), ("scale_out_latency", "2 matchers")):
         lat = r.get(key, {})

@@ -48,3 +48,18 @@ def test_the_rush_row_says_how_busy_the_machine_was() -> None:
     )
     assert report._rush_cpu({"cpu": cpu}) == "machine 183 % of 200 % busy"
     assert report._rush_cpu({}) == ""
+
+
+def test_the_ingest_cpu_row_is_the_baselines_cpu_a_request_over_ours() -> None:
+    """The served process's CPU a request, ours and the baseline's, and their ratio; an
+    older results file without the figures leaves dashes."""
+    ingest = {
+        "matcher": {"rps": 2000.0, "cpu_ms_per_request": 0.4},
+        "baseline": {"rps": 4000.0, "cpu_ms_per_request": 0.25},
+    }
+    rows = report.rows({"results": {"ingest": ingest}})
+    row = next(r for r in rows if r[0].startswith("Ingest CPU ms a request, served process (1"))
+    assert row[1:4] == ["0.4", "0.25", "0.62"]
+    old = report.rows({"results": {"ingest": {"matcher": {"rps": 1.0}, "baseline": {"rps": 1.0}}}})
+    row = next(r for r in old if r[0].startswith("Ingest CPU ms a request, served process (1"))
+    assert row[1:4] == ["—", "—", "—"]
