@@ -8,7 +8,7 @@ not UTF-8 would read as a bad signature, and is a 400 for the caller's parser to
 re-derives the timestamp through `datetime` and the signature through `sign` and base64 on
 every request: ~18 µs, about a tenth of the webhook's own work in process (issue 20's
 `bench.hot_path`); this takes less than half. `tests/unit/shared/test_webhook_verify.py`
-holds it to the library's answer on every case, in both directions.
+holds it to the library's answer on every case, in both directions (decision 0018).
 
 A replay verifies again (RELIABILITY.md trap 3): de-duplicating `webhook-id`s is the
 caller's job. Every failure is one `SignatureError`, so the caller answers 401, never 500.
