@@ -18,6 +18,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from shared import topics
 from shared.ids import random_uuid
 
+KEY_LENGTH_MAX = 200  # an envelope's key (a Kafka message key, an outbox row's)
+
 
 class Envelope(BaseModel):
     """What travels on every topic: the idempotency key, the type, and the data."""
@@ -29,7 +31,7 @@ class Envelope(BaseModel):
     version: int = Field(ge=1)
     occurred_at: AwareDatetime
     producer: str = Field(min_length=1, max_length=50)
-    key: str = Field(min_length=1, max_length=200)
+    key: str = Field(min_length=1, max_length=KEY_LENGTH_MAX)
     data: dict[str, Any]
 
     def to_bytes(self) -> bytes:
@@ -74,8 +76,12 @@ class Event(BaseModel):
         """This event's envelope as written to a topic or the outbox: the bytes of
         `envelope(...).to_bytes()` in one serialisation pass, without the data dict and
         the `Envelope` validated from it (a quarter of the cost; issue 20's ingest
-        profile). The event is valid (it was validated when built) and so is the rest."""
+        profile). The event was validated when built; of the envelope's own bounds only the
+        key's depends on it, and it is checked."""
         key = self.key()
+        if not 0 < len(key) <= KEY_LENGTH_MAX:
+            # what `Envelope` would refuse, refused here too: a consumer could not read it
+            raise ValueError(f"an event key must be 1 to {KEY_LENGTH_MAX} characters: {key!r}")
         event_id = event_id or random_uuid()
         payload = pydantic_core.to_json(
             {

@@ -121,6 +121,17 @@ def test_an_encoded_event_is_the_bytes_of_its_envelope(event: events.Event) -> N
     assert events.Envelope.from_bytes(fresh.payload).event_id == fresh.event_id
 
 
+def test_an_event_whose_key_no_envelope_could_carry_is_refused_when_encoded() -> None:
+    """`encode` skips the `Envelope` model, not its bounds: an empty or overlong key is
+    refused at the producer, not found unreadable by a consumer."""
+    for key in ("", "p" * (events.KEY_LENGTH_MAX + 1)):
+        event = events.PostingClosed(posting_id=key, facility_id="fac_1", closed_at=NOW)
+        with pytest.raises(ValueError, match="event key"):
+            event.encode(producer="registry", occurred_at=NOW)
+        with pytest.raises(pydantic.ValidationError):
+            event.envelope(producer="registry", occurred_at=NOW)
+
+
 def test_every_event_class_names_a_known_topic_and_key() -> None:
     """Each event goes to a topic of `shared.topics` and has a key field."""
     for cls in events.event_classes():
