@@ -29,7 +29,7 @@ from matcher.settings import MatcherSettings, WebhookSecrets
 
 from bench import baseline
 from shared import webhooks
-from shared.http import _new_request_id
+from shared.ids import random_hex
 from shared.service import freeze_heap
 from tools.api_client import partner
 
@@ -73,14 +73,14 @@ def _requests(n: int) -> list[tuple[bytes, list[tuple[bytes, bytes]]]]:
                 "type": "application.submitted",
                 "timestamp": now.isoformat(),
                 "data": {
-                    "application_id": f"app_hot_{i}_{_new_request_id()[:8]}",
+                    "application_id": f"app_hot_{i}_{random_hex()[:8]}",
                     "posting_id": f"pst_hot_{i % 12}",
                     "citizen": citizen,
                 },
             },
             default=str,
         ).encode()
-        signed = webhooks.sign(SECRET, f"msg_hot_{i}_{_new_request_id()[:8]}", now, body)
+        signed = webhooks.sign(SECRET, f"msg_hot_{i}_{random_hex()[:8]}", now, body)
         headers = [(k.encode(), v.encode()) for k, v in signed.items()]
         headers += [
             (b"host", b"127.0.0.1:8002"),
